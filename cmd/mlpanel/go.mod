@@ -1,0 +1,3 @@
+module github.com/mlpanel/mlpanel/cmd/mlpanel
+
+go 1.26

@@ -1,0 +1,45 @@
+// Command mlpanel runs the whole panel in one process: embedded NATS and
+// FerretDB, every service and the gateway. Ctrl-C stops it all.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/mlpanel/mlpanel/cmd/mlpanel/stack"
+	"github.com/mlpanel/mlpanel/pkg/platform/boot"
+	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+)
+
+func main() {
+	ctx, cancel := boot.SignalContext()
+	defer cancel()
+	if err := run(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "mlpanel:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	var r conf.Reader
+	cfg := stack.ConfigFromEnv(&r)
+	log := boot.Logger(r.String("LOG_LEVEL", "info"))
+	if err := r.Err(); err != nil {
+		return err
+	}
+	s, err := stack.Start(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	log.Info("mlpanel is up", "url", s.URL, "home", cfg.Home, "api", s.URL+"/openapi.yaml")
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down")
+	case why := <-s.Done():
+		log.Error("a service stopped", "why", why)
+	}
+	s.Close()
+	log.Info("stopped")
+	return nil
+}

@@ -1,0 +1,211 @@
+// Package stack starts the whole panel in one process: embedded NATS and
+// FerretDB (unless external URLs are given), every service, and the
+// gateway. `mlpanel` runs it until Ctrl-C; end-to-end tests run it too,
+// and stop and start single services to prove adoption and recovery.
+package stack
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/nats-io/nats.go"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/boot"
+	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/embedded"
+	"github.com/mlpanel/mlpanel/services/gateway"
+	"github.com/mlpanel/mlpanel/services/projects"
+)
+
+// Config is the all-in-one configuration.
+type Config struct {
+	Home        string
+	NATSURL     string // external NATS; empty runs the embedded one
+	NATSListen  string // where the embedded NATS listens
+	MongoURI    string // external MongoDB; empty runs embedded FerretDB
+	MongoListen string // where the embedded FerretDB listens
+	Projects    projects.Config
+	Gateway     gateway.Config
+}
+
+// ConfigFromEnv reads every MLPANEL_* setting the stack uses.
+func ConfigFromEnv(r *conf.Reader) Config {
+	p := projects.ConfigFromEnv(r)
+	return Config{
+		Home:        p.Home,
+		NATSURL:     r.String("NATS_URL", ""),
+		NATSListen:  r.String("NATS_LISTEN", "127.0.0.1:4222"),
+		MongoURI:    r.String("MONGO_URI", ""),
+		MongoListen: r.String("MONGO_LISTEN", "127.0.0.1:27027"),
+		Projects:    p,
+		Gateway:     gateway.ConfigFromEnv(r),
+	}
+}
+
+// Stack is a running panel.
+type Stack struct {
+	cfg   Config
+	log   *slog.Logger
+	URL   string // the gateway's base URL
+	NC    *nats.Conn
+	Mongo *mongo.Client
+
+	natsSrv *embedded.NATS
+	ferret  *embedded.FerretDB
+	ln      net.Listener
+
+	mu       sync.Mutex
+	services map[string]*running
+}
+
+type running struct {
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// Start brings everything up; on error, whatever started is stopped.
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Stack, err error) {
+	s = &Stack{cfg: cfg, log: log, services: map[string]*running{}}
+	defer func() {
+		if err != nil {
+			s.Close()
+		}
+	}()
+	if err := os.MkdirAll(cfg.Home, 0o755); err != nil {
+		return nil, fmt.Errorf("creating data home %s: %w", cfg.Home, err)
+	}
+	natsURL := cfg.NATSURL
+	if natsURL == "" {
+		if s.natsSrv, err = embedded.StartNATS(filepath.Join(cfg.Home, "nats"), cfg.NATSListen, embedded.WithLogger(log)); err != nil {
+			return nil, err
+		}
+		natsURL = s.natsSrv.ClientURL()
+		log.Info("embedded NATS with JetStream", "url", natsURL)
+	}
+	mongoURI := cfg.MongoURI
+	if mongoURI == "" {
+		if s.ferret, err = embedded.StartFerretDB(ctx, filepath.Join(cfg.Home, "ferretdb"), cfg.MongoListen, embedded.WithLogger(log)); err != nil {
+			return nil, err
+		}
+		mongoURI = s.ferret.URI()
+		log.Info("embedded FerretDB (SQLite)", "uri", mongoURI)
+	}
+	if s.NC, err = boot.NATS(natsURL, "mlpanel", log); err != nil {
+		return nil, err
+	}
+	if s.Mongo, err = boot.Mongo(ctx, mongoURI); err != nil {
+		return nil, err
+	}
+	if s.ln, err = net.Listen("tcp", cfg.Gateway.Addr); err != nil {
+		return nil, fmt.Errorf("listening on %s (MLPANEL_HTTP_ADDR): %w", cfg.Gateway.Addr, err)
+	}
+	s.URL = "http://" + s.ln.Addr().String()
+	for _, name := range serviceOrder {
+		if err := s.StartService(name); err != nil {
+			return nil, err
+		}
+	}
+	gw := gateway.New(cfg.Gateway, s.NC, log)
+	s.launch("gateway", func(ctx context.Context) error { return gw.Serve(ctx, s.ln) })
+	return s, nil
+}
+
+// serviceOrder is the order services start in and the reverse of the
+// order they stop in.
+var serviceOrder = []string{"projects"}
+
+func (s *Stack) runner(name string) (func(ctx context.Context) error, error) {
+	db := s.Mongo.Database(boot.Database)
+	switch name {
+	case "projects":
+		return func(ctx context.Context) error { return projects.Run(ctx, s.cfg.Projects, s.NC, db, s.log) }, nil
+	}
+	return nil, fmt.Errorf("no service %q", name)
+}
+
+// StartService starts one service (again).
+func (s *Stack) StartService(name string) error {
+	fn, err := s.runner(name)
+	if err != nil {
+		return err
+	}
+	s.launch(name, fn)
+	return nil
+}
+
+func (s *Stack) launch(name string, fn func(ctx context.Context) error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{cancel: cancel, done: make(chan error, 1)}
+	s.mu.Lock()
+	s.services[name] = r
+	s.mu.Unlock()
+	go func() {
+		err := fn(ctx)
+		if err != nil && !errors.Is(err, context.Canceled) {
+			s.log.Error("service stopped with an error", "service", name, "err", err)
+		}
+		r.done <- err
+	}()
+}
+
+// StopService stops one service and waits for it.
+func (s *Stack) StopService(name string) error {
+	s.mu.Lock()
+	r, ok := s.services[name]
+	delete(s.services, name)
+	s.mu.Unlock()
+	if !ok {
+		return nil
+	}
+	r.cancel()
+	return <-r.done
+}
+
+// Done reports the first service that stops by itself.
+func (s *Stack) Done() <-chan string {
+	out := make(chan string, 1)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for name, r := range s.services {
+		go func() {
+			err := <-r.done
+			r.done <- err // keep it for StopService
+			select {
+			case out <- fmt.Sprintf("%s stopped: %v", name, err):
+			default:
+			}
+		}()
+	}
+	return out
+}
+
+// Close stops the gateway, the services (each stops what it started), and
+// the embedded servers, in that order.
+func (s *Stack) Close() {
+	_ = s.StopService("gateway")
+	for i := len(serviceOrder) - 1; i >= 0; i-- {
+		_ = s.StopService(serviceOrder[i])
+	}
+	if s.ln != nil {
+		s.ln.Close()
+	}
+	if s.NC != nil {
+		_ = s.NC.Drain()
+	}
+	if s.Mongo != nil {
+		_ = s.Mongo.Disconnect(context.Background())
+	}
+	if s.ferret != nil {
+		s.ferret.Close()
+	}
+	if s.natsSrv != nil {
+		s.natsSrv.Shutdown()
+	}
+}

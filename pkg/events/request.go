@@ -1,0 +1,90 @@
+package events
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"strings"
+)
+
+// Request is what the gateway sends for every REST call: the path and
+// query parameters by name and the body as JSON (form bodies are turned
+// into a JSON object of strings first). Services decode only what they
+// need, so adding an endpoint never needs a new envelope.
+type Request struct {
+	Path  map[string]string `json:"path,omitempty"`
+	Query map[string]string `json:"query,omitempty"`
+	Body  json.RawMessage   `json:"body,omitempty"`
+	List  ListParams        `json:"list,omitempty"`
+	// Caller is the authenticated user, empty when auth is off.
+	Caller string `json:"caller,omitempty"`
+}
+
+// Param returns a path parameter, or else a query parameter.
+func (r Request) Param(name string) string {
+	if v, ok := r.Path[name]; ok {
+		return v
+	}
+	return r.Query[name]
+}
+
+// DecodeBody decodes the JSON body into v; a body that is not a JSON
+// object of the right shape is a 400 that says so. An empty body leaves v
+// as it is.
+func (r Request) DecodeBody(v any) error {
+	b := bytes.TrimSpace(r.Body)
+	if len(b) == 0 || bytes.Equal(b, []byte("null")) {
+		return nil
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return Errorf(http.StatusBadRequest, "malformed request body: %v", err)
+	}
+	return nil
+}
+
+// ListParams are the react-admin/json-server list parameters the original
+// mlpanel accepted: the window [_start, _end) and one sort key.
+type ListParams struct {
+	Start int    `json:"start,omitempty"`
+	End   int    `json:"end,omitempty"` // 0 means to the end
+	Sort  string `json:"sort,omitempty"`
+	Order string `json:"order,omitempty"` // ASC or DESC
+}
+
+// Desc reports whether the order is descending.
+func (p ListParams) Desc() bool { return strings.EqualFold(p.Order, "DESC") }
+
+// Window returns the slice bounds of the page within total items.
+func (p ListParams) Window(total int) (lo, hi int) {
+	lo, hi = p.Start, total
+	if p.End > 0 && p.End < hi {
+		hi = p.End
+	}
+	if lo > total {
+		lo = total
+	}
+	if hi < lo {
+		hi = lo
+	}
+	return lo, hi
+}
+
+// Page sorts items with less (when a sort key was asked for) and returns
+// the requested window with the true total.
+func Page[T any](items []T, p ListParams, less func(a, b T) bool) List[T] {
+	if less != nil {
+		sort.SliceStable(items, func(i, j int) bool {
+			if p.Desc() {
+				return less(items[j], items[i])
+			}
+			return less(items[i], items[j])
+		})
+	}
+	lo, hi := p.Window(len(items))
+	page := items[lo:hi]
+	if page == nil {
+		page = []T{}
+	}
+	return List[T]{Items: page, Total: len(items)}
+}

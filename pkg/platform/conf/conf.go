@@ -1,0 +1,89 @@
+// Package conf reads mlpanel settings from MLPANEL_* environment variables.
+// Every setting has a default, so an empty environment runs the embedded
+// default; a malformed value is an error at start, never a silent default.
+package conf
+
+import (
+	"fmt"
+	"os"
+	"strconv"
+	"time"
+)
+
+// Prefix starts every setting's name.
+const Prefix = "MLPANEL_"
+
+// Reader collects the first malformed value, so a service can read all its
+// settings and check once.
+type Reader struct{ err error }
+
+func (r *Reader) lookup(name string) (string, bool) {
+	v, ok := os.LookupEnv(Prefix + name)
+	return v, ok && v != ""
+}
+
+// String returns MLPANEL_<name> or def.
+func (r *Reader) String(name, def string) string {
+	if v, ok := r.lookup(name); ok {
+		return v
+	}
+	return def
+}
+
+// Int returns MLPANEL_<name> as an integer or def.
+func (r *Reader) Int(name string, def int) int {
+	v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil && r.err == nil {
+		r.err = fmt.Errorf("%s%s=%q: want an integer", Prefix, name, v)
+	}
+	if err != nil {
+		return def
+	}
+	return n
+}
+
+// Bool returns MLPANEL_<name> as a boolean (true/false/1/0) or def.
+func (r *Reader) Bool(name string, def bool) bool {
+	v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		if r.err == nil {
+			r.err = fmt.Errorf("%s%s=%q: want true or false", Prefix, name, v)
+		}
+		return def
+	}
+	return b
+}
+
+// Duration returns MLPANEL_<name> as a Go duration ("30s") or def.
+func (r *Reader) Duration(name string, def time.Duration) time.Duration {
+	v, ok := r.lookup(name)
+	if !ok {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil {
+		if r.err == nil {
+			r.err = fmt.Errorf("%s%s=%q: want a duration such as 30s", Prefix, name, v)
+		}
+		return def
+	}
+	return d
+}
+
+// Fail records an error found while checking a value.
+func (r *Reader) Fail(err error) {
+	if r.err == nil {
+		r.err = err
+	}
+}
+
+// Err is the first malformed setting, if any.
+func (r *Reader) Err() error { return r.err }

@@ -1,0 +1,153 @@
+// Package gateway is mlpanel's single HTTP entry point: it maps the REST
+// API onto the services' NATS endpoints (control plane) and proxies byte
+// streams straight to the processes that serve them (data plane).
+package gateway
+
+import (
+	"context"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+)
+
+//go:embed openapi.yaml
+var specFS embed.FS
+
+const callerKey = "mlpanel.caller"
+
+// Config is the gateway's settings.
+type Config struct {
+	Addr           string
+	MaxBody        int64         // control-plane request bodies
+	RequestTimeout time.Duration // one control-plane call
+}
+
+// ConfigFromEnv reads MLPANEL_HTTP_ADDR and friends.
+func ConfigFromEnv(r *conf.Reader) Config {
+	return Config{
+		Addr:           r.String("HTTP_ADDR", "127.0.0.1:8080"),
+		MaxBody:        int64(r.Int("MAX_BODY_BYTES", 1<<20)),
+		RequestTimeout: r.Duration("REQUEST_TIMEOUT", 60*time.Second),
+	}
+}
+
+// Gateway holds what the handlers share.
+type Gateway struct {
+	cfg Config
+	nc  *nats.Conn
+	log *slog.Logger
+}
+
+// New builds the gateway.
+func New(cfg Config, nc *nats.Conn, log *slog.Logger) *Gateway {
+	return &Gateway{cfg: cfg, nc: nc, log: log.With("service", "gateway")}
+}
+
+// Handler is the whole HTTP API.
+func (g *Gateway) Handler() http.Handler {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	e.HandleMethodNotAllowed = true
+	e.Use(gin.CustomRecovery(func(c *gin.Context, rec any) {
+		g.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", rec)
+		writeError(c, fmt.Errorf("unexpected failure: %v", rec))
+	}))
+	e.Use(g.accessLog)
+	e.NoRoute(func(c *gin.Context) {
+		writeError(c, events.Errorf(http.StatusNotFound, "no endpoint %s %s: see /openapi.yaml", c.Request.Method, c.Request.URL.Path))
+	})
+	e.NoMethod(func(c *gin.Context) {
+		writeError(c, events.Errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s: see /openapi.yaml", c.Request.Method, c.Request.URL.Path))
+	})
+	for _, rt := range controlRoutes() {
+		e.Handle(rt.method, rt.path, g.control(rt))
+	}
+	e.GET("/openapi.yaml", func(c *gin.Context) {
+		b, _ := specFS.ReadFile("openapi.yaml")
+		c.Data(http.StatusOK, "application/yaml", b)
+	})
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	return e
+}
+
+// control answers one REST call with one NATS request.
+func (g *Gateway) control(rt route) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		req, err := buildRequest(c, g.cfg.MaxBody)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), g.cfg.RequestTimeout)
+		defer cancel()
+		var reply json.RawMessage
+		if err := events.Call(ctx, g.nc, rt.subject, req, &reply); err != nil {
+			writeError(c, err)
+			return
+		}
+		if !rt.list {
+			c.Data(rt.status, "application/json; charset=utf-8", reply)
+			return
+		}
+		var page struct {
+			Items json.RawMessage `json:"items"`
+			Total int             `json:"total"`
+		}
+		if err := json.Unmarshal(reply, &page); err != nil {
+			writeError(c, fmt.Errorf("decoding list from %s: %w", rt.subject, err))
+			return
+		}
+		if len(page.Items) == 0 || string(page.Items) == "null" {
+			page.Items = json.RawMessage("[]")
+		}
+		c.Header("X-Total-Count", fmt.Sprint(page.Total))
+		c.Header("Access-Control-Expose-Headers", "X-Total-Count")
+		c.Data(rt.status, "application/json; charset=utf-8", page.Items)
+	}
+}
+
+func (g *Gateway) accessLog(c *gin.Context) {
+	start := time.Now()
+	c.Next()
+	g.log.Debug("http", "method", c.Request.Method, "path", c.Request.URL.Path,
+		"status", c.Writer.Status(), "took", time.Since(start))
+}
+
+// Run serves HTTP until ctx ends, then drains for up to 10 seconds.
+func (g *Gateway) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", g.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s (MLPANEL_HTTP_ADDR): %w", g.cfg.Addr, err)
+	}
+	return g.Serve(ctx, ln)
+}
+
+// Serve serves HTTP on ln until ctx ends.
+func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	g.log.Info("gateway listening", "addr", ln.Addr().String())
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("shutting down HTTP: %w", err)
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+)
+
+// buildRequest turns an HTTP request into the control-plane envelope.
+// JSON, url-encoded and multipart bodies are all accepted, as the original
+// mlpanel's clients sent forms.
+func buildRequest(c *gin.Context, maxBody int64) (events.Request, error) {
+	r := events.Request{Path: map[string]string{}, Query: map[string]string{}}
+	for _, p := range c.Params {
+		r.Path[p.Key] = p.Value
+	}
+	for k, v := range c.Request.URL.Query() {
+		if len(v) > 0 && !strings.HasPrefix(k, "_") {
+			r.Query[k] = v[0]
+		}
+	}
+	lp, err := listParams(c)
+	if err != nil {
+		return r, err
+	}
+	r.List = lp
+	r.Caller = c.GetString(callerKey)
+
+	if c.Request.Body == nil || c.Request.ContentLength == 0 {
+		return r, nil
+	}
+	c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+	ct, _, _ := mime.ParseMediaType(c.GetHeader("Content-Type"))
+	if ct == "multipart/form-data" {
+		if err := c.Request.ParseMultipartForm(maxBody); err != nil {
+			return r, bodyErr(err, maxBody)
+		}
+		r.Body = formJSON(c.Request.MultipartForm.Value)
+		return r, nil
+	}
+	b, err := io.ReadAll(c.Request.Body)
+	if err != nil {
+		return r, bodyErr(err, maxBody)
+	}
+	t := bytes.TrimSpace(b)
+	switch {
+	case len(t) == 0:
+		return r, nil
+	// curl -d sends JSON as a form unless told otherwise; a body that
+	// opens with '{' is JSON whatever the header says.
+	case ct == "application/x-www-form-urlencoded" && t[0] != '{':
+		vals, err := url.ParseQuery(string(t))
+		if err != nil {
+			return r, events.Errorf(http.StatusBadRequest, "malformed form body: %v", err)
+		}
+		r.Body = formJSON(vals)
+	case t[0] != '{':
+		return r, events.Errorf(http.StatusBadRequest, "the body must be a JSON object (or a form with Content-Type application/x-www-form-urlencoded)")
+	case !json.Valid(t):
+		return r, events.Errorf(http.StatusBadRequest, "malformed JSON body: check quotes, commas and braces")
+	default:
+		r.Body = t
+	}
+	return r, nil
+}
+
+func formJSON(vals map[string][]string) json.RawMessage {
+	form := map[string]string{}
+	for k, v := range vals {
+		if len(v) > 0 {
+			form[k] = v[0]
+		}
+	}
+	b, _ := json.Marshal(form)
+	return b
+}
+
+func bodyErr(err error, maxBody int64) error {
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return events.Errorf(http.StatusRequestEntityTooLarge, "request body larger than %d bytes: send less", maxBody)
+	}
+	return events.Errorf(http.StatusBadRequest, "reading request body: %v", err)
+}
+
+// listParams reads _start, _end, _sort and _order.
+func listParams(c *gin.Context) (events.ListParams, error) {
+	var lp events.ListParams
+	for _, f := range []struct {
+		name string
+		dst  *int
+	}{{"_start", &lp.Start}, {"_end", &lp.End}} {
+		v := c.Query(f.name)
+		if v == "" {
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return lp, events.Errorf(http.StatusBadRequest, "%s=%q: want a whole number >= 0", f.name, v)
+		}
+		*f.dst = n
+	}
+	if lp.End > 0 && lp.End < lp.Start {
+		return lp, events.Errorf(http.StatusBadRequest, "_end (%d) is before _start (%d)", lp.End, lp.Start)
+	}
+	lp.Sort = c.Query("_sort")
+	lp.Order = strings.ToUpper(c.Query("_order"))
+	if lp.Order != "" && lp.Order != "ASC" && lp.Order != "DESC" {
+		return lp, events.Errorf(http.StatusBadRequest, "_order=%q: want ASC or DESC", c.Query("_order"))
+	}
+	return lp, nil
+}
+
+// writeError answers {"code": "<status>", "message": ...}.
+func writeError(c *gin.Context, err error) {
+	status := events.StatusOf(err)
+	msg := err.Error()
+	if status == http.StatusInternalServerError {
+		msg = fmt.Sprintf("internal error: %v", err)
+	}
+	c.AbortWithStatusJSON(status, gin.H{"code": strconv.Itoa(status), "message": msg})
+}

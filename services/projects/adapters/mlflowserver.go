@@ -1,0 +1,77 @@
+package adapters
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+)
+
+// MLflowServers runs `mlflow server` from the project's virtualenv.
+type MLflowServers struct {
+	Mlflow  string // path of the mlflow executable
+	Host    string // interface to bind
+	Workers int
+	// Jobs enables MLflow's background job runner (GenAI jobs). It forks
+	// eight extra Python processes per server, so it is off unless asked.
+	Jobs   bool
+	client *http.Client
+}
+
+// NewMLflowServers returns the launcher.
+func NewMLflowServers(mlflow, host string, workers int, jobs bool) *MLflowServers {
+	return &MLflowServers{Mlflow: mlflow, Host: host, Workers: workers, Jobs: jobs,
+		client: &http.Client{Timeout: 2 * time.Second}}
+}
+
+func (m *MLflowServers) LogFile(p domain.Project) string { return filepath.Join(p.Path, "mlflow.log") }
+
+// Start launches the server with the project's own SQLite database and
+// served artifacts, so remote clients upload artifacts through it.
+func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
+	artifacts := filepath.Join(p.Path, "artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		return nil, err
+	}
+	args := []string{"server",
+		"--backend-store-uri", "sqlite:///" + filepath.Join(p.Path, "mlflow.db"),
+		"--serve-artifacts",
+		"--artifacts-destination", artifacts,
+		"--host", m.Host,
+		"--port", strconv.Itoa(p.Port),
+		"--workers", strconv.Itoa(max(m.Workers, 1)),
+	}
+	env := []string{"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=" + strconv.FormatBool(m.Jobs)}
+	return proc.Start(proc.Spec{Path: m.Mlflow, Args: args, Env: env, Dir: p.Path, LogFile: m.LogFile(p)})
+}
+
+// Healthy reports whether /health answers 200.
+func (m *MLflowServers) Healthy(ctx context.Context, port int) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort(m.Host, port)+"/health", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := m.client.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// hostPort is where to reach a server bound to host: a wildcard bind is
+// reached on loopback.
+func hostPort(host string, port int) string {
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "127.0.0.1"
+	}
+	return net.JoinHostPort(host, strconv.Itoa(port))
+}

@@ -1,0 +1,88 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+)
+
+// CreateInput is what a user gives to create a project.
+type CreateInput struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+	CreatedBy   string `json:"-"`
+}
+
+// Create registers a project, gives it a port for life and makes its
+// folder. The server is not started: that is run.
+func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Project, error) {
+	if err := domain.ValidateName(in.Name); err != nil {
+		return domain.Project{}, badRequest(err)
+	}
+	if err := domain.ValidateDescription(in.Description); err != nil {
+		return domain.Project{}, badRequest(err)
+	}
+	s.createMu.Lock()
+	defer s.createMu.Unlock()
+
+	all, err := s.store.All(ctx)
+	if err != nil {
+		return domain.Project{}, fmt.Errorf("creating project %s: %w", in.Name, err)
+	}
+	used := map[int]bool{}
+	for _, p := range all {
+		if p.Name == in.Name {
+			return domain.Project{}, duplicateName(in.Name)
+		}
+		used[p.Port] = true
+	}
+	port, err := s.freePort(used)
+	if err != nil {
+		return domain.Project{}, err
+	}
+	seq, err := s.store.NextSeq(ctx)
+	if err != nil {
+		return domain.Project{}, fmt.Errorf("creating project %s: %w", in.Name, err)
+	}
+	now := s.now()
+	p := domain.Project{
+		ID: strconv.FormatInt(seq, 10), Seq: seq,
+		Name: in.Name, Description: in.Description,
+		Status: domain.StatusTerminated, DesiredState: domain.DesiredStopped,
+		Port: port, CreatedBy: in.CreatedBy, CreatedAt: now, UpdatedAt: now,
+	}
+	p.Path = filepath.Join(s.cfg.Home, "projects", p.ID)
+	p.MlflowURI = s.cfg.AdvertiseURL(p)
+	if err := os.MkdirAll(filepath.Join(p.Path, "artifacts"), 0o755); err != nil {
+		return domain.Project{}, fmt.Errorf("creating folder of project %s: %w", in.Name, err)
+	}
+	if err := s.store.Insert(ctx, p); err != nil {
+		_ = os.RemoveAll(p.Path) // nothing refers to it yet
+		if errors.Is(err, ErrDuplicateName) {
+			return domain.Project{}, duplicateName(in.Name)
+		}
+		return domain.Project{}, fmt.Errorf("creating project %s: %w", in.Name, err)
+	}
+	s.publish(ctx, p, "created")
+	return p, nil
+}
+
+// freePort is the smallest port of the range that no project owns and no
+// other program listens on.
+func (s *Service) freePort(used map[int]bool) (int, error) {
+	for port := s.cfg.Ports.Lo; port <= s.cfg.Ports.Hi; port++ {
+		if !used[port] && proc.PortFree(s.cfg.Host, port) {
+			return port, nil
+		}
+	}
+	return 0, events.Errorf(http.StatusServiceUnavailable,
+		"no free port left in MLPANEL_PORT_RANGE %s: delete projects you no longer need or widen the range", s.cfg.Ports)
+}

@@ -1,0 +1,130 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+)
+
+// withProject loads the project under its lock, so every write to one
+// project happens one at a time.
+func (s *Service) withProject(ctx context.Context, ref string, fn func(p *domain.Project) error) (domain.Project, error) {
+	found, err := s.Find(ctx, ref)
+	if err != nil {
+		return domain.Project{}, err
+	}
+	unlock := s.locks.lock(found.ID)
+	defer unlock()
+	p, err := s.store.Get(ctx, found.ID) // re-read under the lock
+	if err != nil {
+		return domain.Project{}, storeErr(ref, err)
+	}
+	if err := fn(&p); err != nil {
+		return domain.Project{}, err
+	}
+	return p, nil
+}
+
+// Run asks for the tracking server to run and starts it at once; the
+// project answers "starting" and turns "running" when /health answers.
+func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
+	return s.withProject(ctx, ref, func(p *domain.Project) error {
+		switch {
+		case p.Status == domain.StatusArchived:
+			return conflict("project %s is archived: restore it with PUT /projects/%s/restore first", p.Name, p.ID)
+		case p.DesiredState == domain.DesiredRunning && p.Status != domain.StatusFailed:
+			return conflict("project %s is already %s", p.Name, p.Status)
+		}
+		p.DesiredState = domain.DesiredRunning
+		p.LastError = ""
+		r := s.runtimeOf(p.ID)
+		r.failures, r.nextStart = 0, time.Time{} // a user's run retries a failed project now
+		return s.converge(ctx, p)
+	})
+}
+
+// Terminate stops the tracking server's whole process group.
+func (s *Service) Terminate(ctx context.Context, ref string) (domain.Project, error) {
+	return s.withProject(ctx, ref, func(p *domain.Project) error {
+		if p.Status == domain.StatusArchived {
+			return nil // archived projects are terminated already
+		}
+		p.DesiredState = domain.DesiredStopped
+		return s.converge(ctx, p)
+	})
+}
+
+// Archive terminates the project and marks it archived; it stays listed.
+func (s *Service) Archive(ctx context.Context, ref string) (domain.Project, error) {
+	return s.withProject(ctx, ref, func(p *domain.Project) error {
+		if p.Status == domain.StatusArchived {
+			return conflict("project %s is already archived", p.Name)
+		}
+		p.DesiredState = domain.DesiredStopped
+		if err := s.converge(ctx, p); err != nil {
+			return err
+		}
+		p.Status = domain.StatusArchived
+		return s.save(ctx, p, "archived")
+	})
+}
+
+// Restore returns an archived project to terminated.
+func (s *Service) Restore(ctx context.Context, ref string) (domain.Project, error) {
+	return s.withProject(ctx, ref, func(p *domain.Project) error {
+		if p.Status != domain.StatusArchived {
+			return conflict("project %s is not archived (status %s): only archived projects can be restored", p.Name, p.Status)
+		}
+		p.Status = domain.StatusTerminated
+		p.LastError = ""
+		return s.save(ctx, p, "restored")
+	})
+}
+
+// Delete removes a stopped project's record and moves its files to
+// Home/trash, so a wrong click loses nothing. The port becomes free.
+func (s *Service) Delete(ctx context.Context, ref string) (domain.Project, error) {
+	s.createMu.Lock() // frees a name and a port
+	defer s.createMu.Unlock()
+	return s.withProject(ctx, ref, func(p *domain.Project) error {
+		if p.Active() {
+			return conflict("project %s is %s: terminate it with PUT /projects/%s/terminate before deleting it", p.Name, p.Status, p.ID)
+		}
+		trash := filepath.Join(s.cfg.Home, "trash")
+		if err := os.MkdirAll(trash, 0o755); err != nil {
+			return fmt.Errorf("deleting project %s: %w", p.ID, err)
+		}
+		dest := filepath.Join(trash, fmt.Sprintf("%s-%s-%s", p.ID, p.Name, s.now().Format("20060102T150405Z")))
+		moved := true
+		if err := os.Rename(p.Path, dest); err != nil {
+			if !os.IsNotExist(err) {
+				return fmt.Errorf("moving files of project %s to the trash: %w", p.ID, err)
+			}
+			moved = false
+		}
+		if err := s.store.Delete(ctx, p.ID); err != nil {
+			if moved {
+				_ = os.Rename(dest, p.Path) // keep record and files together
+			}
+			return fmt.Errorf("deleting project %s: %w", p.ID, err)
+		}
+		s.forget(p.ID)
+		if moved {
+			p.Path = dest
+		}
+		s.publish(ctx, *p, "deleted")
+		return nil
+	})
+}
+
+// Trigger asks the reconcile loop for a pass now instead of at the next tick.
+func (s *Service) Trigger() {
+	select {
+	case s.kick <- struct{}{}:
+	default:
+	}
+}

@@ -1,0 +1,143 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"regexp"
+	"strings"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+)
+
+var numericID = regexp.MustCompile(`^[0-9]+$`)
+
+// Find resolves a project by id or, since names start with a letter, by name.
+func (s *Service) Find(ctx context.Context, ref string) (domain.Project, error) {
+	if ref == "" {
+		return domain.Project{}, events.Errorf(http.StatusBadRequest, "a project id or name is required")
+	}
+	var (
+		p   domain.Project
+		err error
+	)
+	if numericID.MatchString(ref) {
+		p, err = s.store.Get(ctx, ref)
+	} else {
+		p, err = s.store.GetByName(ctx, ref)
+	}
+	if err != nil {
+		return domain.Project{}, storeErr(ref, err)
+	}
+	return p, nil
+}
+
+var sortKeys = map[string]func(a, b domain.Project) bool{
+	"id":        func(a, b domain.Project) bool { return a.Seq < b.Seq },
+	"name":      func(a, b domain.Project) bool { return a.Name < b.Name },
+	"status":    func(a, b domain.Project) bool { return a.Status < b.Status },
+	"port":      func(a, b domain.Project) bool { return a.Port < b.Port },
+	"createdAt": func(a, b domain.Project) bool { return a.CreatedAt.Before(b.CreatedAt) },
+	"updatedAt": func(a, b domain.Project) bool { return a.UpdatedAt.Before(b.UpdatedAt) },
+}
+
+// List returns one page of projects. A team has tens of projects, not
+// millions, so sorting in memory keeps the store interface small.
+func (s *Service) List(ctx context.Context, lp events.ListParams, status string) (events.List[domain.Project], error) {
+	sortKey := lp.Sort
+	if sortKey == "" {
+		sortKey = "id"
+	}
+	less, ok := sortKeys[sortKey]
+	if !ok {
+		return events.List[domain.Project]{}, events.Errorf(http.StatusBadRequest,
+			"cannot sort projects by %q: use one of id, name, status, port, createdAt, updatedAt", lp.Sort)
+	}
+	all, err := s.store.All(ctx)
+	if err != nil {
+		return events.List[domain.Project]{}, fmt.Errorf("listing projects: %w", err)
+	}
+	if status != "" {
+		kept := all[:0]
+		for _, p := range all {
+			if string(p.Status) == status {
+				kept = append(kept, p)
+			}
+		}
+		all = kept
+	}
+	return events.Page(all, lp, less), nil
+}
+
+// Health is the answer of healthcheck and ping.
+type Health struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	Pid    int    `json:"pid,omitempty"`
+	Port   int    `json:"port"`
+}
+
+// Healthcheck reports whether the server process is alive (the original's
+// healthcheck: 400 when it is not started).
+func (s *Service) Healthcheck(ctx context.Context, ref string) (Health, error) {
+	p, err := s.Find(ctx, ref)
+	if err != nil {
+		return Health{}, err
+	}
+	r := s.runtimeOf(p.ID)
+	if r.proc == nil || !r.proc.Alive() {
+		return Health{}, events.Errorf(http.StatusBadRequest,
+			"the tracking server of project %s is not running (status %s): start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
+	}
+	return Health{ID: p.ID, Status: "alive", Pid: r.proc.Pid, Port: p.Port}, nil
+}
+
+// Ping reports whether the tracking server answers HTTP.
+func (s *Service) Ping(ctx context.Context, ref string) (Health, error) {
+	p, err := s.Find(ctx, ref)
+	if err != nil {
+		return Health{}, err
+	}
+	if !s.servers.Healthy(ctx, p.Port) {
+		return Health{}, events.Errorf(http.StatusBadRequest,
+			"the tracking server of project %s does not answer on port %d (status %s)", p.Name, p.Port, p.Status)
+	}
+	return Health{ID: p.ID, Status: "ok", Port: p.Port}, nil
+}
+
+// Logs is the tail of a tracking server's log.
+type Logs struct {
+	ID    string `json:"id"`
+	Lines int    `json:"lines"`
+	Log   string `json:"log"`
+}
+
+// MaxLogLines bounds one logs call.
+const MaxLogLines = 5000
+
+// Logs returns the last n lines of the project's tracking server log.
+func (s *Service) Logs(ctx context.Context, ref string, n int) (Logs, error) {
+	if n <= 0 || n > MaxLogLines {
+		return Logs{}, events.Errorf(http.StatusBadRequest, "lines must be between 1 and %d", MaxLogLines)
+	}
+	p, err := s.Find(ctx, ref)
+	if err != nil {
+		return Logs{}, err
+	}
+	text, err := proc.Tail(s.servers.LogFile(p), n)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Logs{ID: p.ID, Lines: 0, Log: ""}, nil
+	}
+	if err != nil {
+		return Logs{}, fmt.Errorf("reading log of project %s: %w", p.ID, err)
+	}
+	count := 0
+	if text != "" {
+		count = strings.Count(text, "\n") + 1
+	}
+	return Logs{ID: p.ID, Lines: count, Log: text}, nil
+}

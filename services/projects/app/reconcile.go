@@ -1,0 +1,206 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+)
+
+// stableAfter is how long a server must run before its crash count resets.
+const stableAfter = time.Minute
+
+// healthEvery is how often a running server's /health is probed; a dead
+// process is noticed at once anyway, and probing every tick would fill
+// the server's access log.
+const healthEvery = 10 * time.Second
+
+// Supervise adopts the servers a previous run of the service left alive,
+// then converges every project every Interval (or when triggered) until
+// ctx ends. On the way out it stops every server if StopOnExit is set.
+func (s *Service) Supervise(ctx context.Context) error {
+	if err := s.adopt(ctx); err != nil {
+		return err
+	}
+	t := time.NewTicker(s.cfg.Interval)
+	defer t.Stop()
+	for {
+		s.reconcileAll(ctx)
+		select {
+		case <-ctx.Done():
+			if s.cfg.StopOnExit {
+				s.stopAll()
+			}
+			return nil
+		case <-t.C:
+		case <-s.kick:
+		}
+	}
+}
+
+// adopt takes over the live servers recorded in the store, so a restart of
+// the service never starts a second copy or leaves an orphan.
+func (s *Service) adopt(ctx context.Context) error {
+	all, err := s.store.All(ctx)
+	if err != nil {
+		return fmt.Errorf("loading projects to adopt their servers: %w", err)
+	}
+	for _, p := range all {
+		if p.Pid == 0 {
+			continue
+		}
+		if pr, ok := proc.Adopt(p.Pid, p.PidStart); ok {
+			r := s.runtimeOf(p.ID)
+			r.proc, r.startedAt = pr, s.now()
+			s.log.Info("adopted tracking server", "project", p.ID, "pid", p.Pid)
+		}
+	}
+	return nil
+}
+
+func (s *Service) reconcileAll(ctx context.Context) {
+	all, err := s.store.All(ctx)
+	if err != nil {
+		s.log.Error("reconcile: loading projects", "err", err)
+		return
+	}
+	for _, p := range all {
+		if ctx.Err() != nil {
+			return
+		}
+		unlock := s.locks.lock(p.ID)
+		cur, err := s.store.Get(ctx, p.ID)
+		if err == nil {
+			err = s.converge(ctx, &cur)
+		}
+		unlock()
+		if err != nil && ctx.Err() == nil {
+			s.log.Error("reconcile", "project", p.ID, "err", err)
+		}
+	}
+}
+
+// converge moves one project one step towards its desired state and saves
+// it if anything changed. The caller holds the project's lock.
+func (s *Service) converge(ctx context.Context, p *domain.Project) error {
+	r := s.runtimeOf(p.ID)
+	alive := r.proc != nil && r.proc.Alive()
+
+	if p.DesiredState != domain.DesiredRunning {
+		if r.proc != nil {
+			if err := r.proc.Stop(s.cfg.StopGrace); err != nil {
+				return fmt.Errorf("stopping tracking server of %s: %w", p.ID, err)
+			}
+			r.proc = nil
+		}
+		if p.Status == domain.StatusStarting || p.Status == domain.StatusRunning || p.Status == domain.StatusFailed || p.Pid != 0 {
+			p.Status, p.Pid, p.PidStart = domain.StatusTerminated, 0, 0
+			return s.save(ctx, p, "terminated")
+		}
+		return nil
+	}
+
+	if p.Status == domain.StatusFailed {
+		return nil // given up; a user's run starts over
+	}
+
+	if alive {
+		if p.Status == domain.StatusRunning && s.now().Sub(r.checkedAt) < healthEvery {
+			return nil
+		}
+		if s.servers.Healthy(ctx, p.Port) {
+			r.checkedAt = s.now()
+			if s.now().Sub(r.startedAt) > stableAfter {
+				r.failures = 0
+			}
+			if p.Status != domain.StatusRunning {
+				p.Status, p.LastError = domain.StatusRunning, ""
+				return s.save(ctx, p, "running")
+			}
+			return nil
+		}
+		if p.Status == domain.StatusStarting && s.now().Sub(r.startedAt) > s.cfg.StartTimeout {
+			_ = r.proc.Stop(s.cfg.StopGrace)
+			return s.crashed(ctx, p, r, fmt.Sprintf("the tracking server did not answer /health within %s", s.cfg.StartTimeout))
+		}
+		return nil
+	}
+
+	if r.proc != nil { // it was ours and it died
+		_ = r.proc.Stop(s.cfg.StopGrace) // its workers may still hold the port
+		r.proc = nil
+		return s.crashed(ctx, p, r, "the tracking server exited unexpectedly")
+	}
+
+	if s.now().Before(r.nextStart) {
+		return nil // backing off
+	}
+	return s.start(ctx, p, r)
+}
+
+func (s *Service) start(ctx context.Context, p *domain.Project, r *runtime) error {
+	if !proc.PortFree(s.cfg.Host, p.Port) {
+		return s.crashed(ctx, p, r, fmt.Sprintf("port %d is in use by another program: stop it or delete and re-create the project to get another port", p.Port))
+	}
+	pr, err := s.servers.Start(*p)
+	if err != nil {
+		return s.crashed(ctx, p, r, err.Error())
+	}
+	r.proc, r.startedAt = pr, s.now()
+	p.Status, p.Pid, p.PidStart = domain.StatusStarting, pr.Pid, pr.StartTime
+	return s.save(ctx, p, "starting")
+}
+
+// crashed counts a failure: backs off before the next start, and after
+// MaxFailures in a row gives up and shows the log tail.
+func (s *Service) crashed(ctx context.Context, p *domain.Project, r *runtime, reason string) error {
+	r.failures++
+	p.RestartCount++
+	p.Pid, p.PidStart = 0, 0
+	r.nextStart = s.now().Add(backoff(r.failures))
+	tail, _ := proc.Tail(s.servers.LogFile(*p), 20)
+	if r.failures >= s.cfg.MaxFailures {
+		p.Status = domain.StatusFailed
+		p.LastError = fmt.Sprintf("%s (%d times in a row); last log lines:\n%s", reason, r.failures, strings.TrimSpace(tail))
+		s.log.Warn("tracking server failed", "project", p.ID, "reason", reason)
+		return s.save(ctx, p, "failed")
+	}
+	p.Status = domain.StatusStarting
+	p.LastError = reason
+	s.log.Warn("tracking server down, restarting", "project", p.ID, "reason", reason, "attempt", r.failures, "in", backoff(r.failures))
+	return s.save(ctx, p, "")
+}
+
+// backoff doubles from 1s to at most 30s.
+func backoff(failures int) time.Duration {
+	d := time.Second << min(failures-1, 5)
+	return min(d, 30*time.Second)
+}
+
+// stopAll stops every server this service knows, in parallel, so a
+// shutdown with many projects still ends within seconds.
+func (s *Service) stopAll() {
+	s.rtMu.Lock()
+	procs := make([]*proc.Process, 0, len(s.rt))
+	for _, r := range s.rt {
+		if r.proc != nil {
+			procs = append(procs, r.proc)
+		}
+	}
+	s.rtMu.Unlock()
+	var wg sync.WaitGroup
+	for _, pr := range procs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := pr.Stop(s.cfg.StopGrace); err != nil {
+				s.log.Error("stopping tracking server", "pid", pr.Pid, "err", err)
+			}
+		}()
+	}
+	wg.Wait()
+}

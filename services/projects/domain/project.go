@@ -1,0 +1,87 @@
+// Package domain holds what a project is and the rules that do not depend
+// on how projects are stored, served or run.
+package domain
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Status is the observed state of a project's tracking server.
+type Status string
+
+const (
+	StatusTerminated Status = "terminated"
+	StatusStarting   Status = "starting"
+	StatusRunning    Status = "running"
+	StatusFailed     Status = "failed"
+	StatusArchived   Status = "archived"
+)
+
+// Desired is what the user asked for; the reconcile loop converges
+// Status towards it.
+type Desired string
+
+const (
+	DesiredRunning Desired = "running"
+	DesiredStopped Desired = "stopped"
+)
+
+// Project is one ML project: one MLflow tracking server with its own
+// SQLite database and artifact folder. Field names follow the original
+// mlpanel's JSON (camelCase).
+type Project struct {
+	ID           string    `json:"id" bson:"_id"`
+	Seq          int64     `json:"-" bson:"seq"` // numeric id, for sorting ids as numbers
+	Name         string    `json:"name" bson:"name"`
+	Description  string    `json:"description" bson:"description"`
+	Status       Status    `json:"status" bson:"status"`
+	DesiredState Desired   `json:"desiredState" bson:"desiredState"`
+	Port         int       `json:"port" bson:"port"`
+	MlflowURI    string    `json:"mlflowUri" bson:"mlflowUri"`
+	Path         string    `json:"path" bson:"path"`
+	CreatedBy    string    `json:"createdBy,omitempty" bson:"createdBy,omitempty"`
+	CreatedAt    time.Time `json:"createdAt" bson:"createdAt"`
+	UpdatedAt    time.Time `json:"updatedAt" bson:"updatedAt"`
+	LastError    string    `json:"lastError,omitempty" bson:"lastError,omitempty"`
+	RestartCount int       `json:"restartCount" bson:"restartCount"`
+	// Pid and PidStart identify the running server so a restarted service
+	// adopts it instead of starting a second copy.
+	Pid      int    `json:"pid,omitempty" bson:"pid,omitempty"`
+	PidStart uint64 `json:"-" bson:"pidStart,omitempty"`
+}
+
+var nameRule = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)
+
+// NameRule is the rule a name must satisfy, in words for error messages.
+const NameRule = "a project name starts with a letter and has at most 63 letters, digits, '_', '.' or '-'"
+
+// ValidateName checks a project name. Names start with a letter and ids
+// are numbers, so "{id}" in a path is never ambiguous.
+func ValidateName(name string) error {
+	if name == "" {
+		return fmt.Errorf("name is required: %s", NameRule)
+	}
+	if !nameRule.MatchString(name) {
+		return fmt.Errorf("invalid name %q: %s", name, NameRule)
+	}
+	return nil
+}
+
+// MaxDescription bounds a description so one record stays small.
+const MaxDescription = 4096
+
+// ValidateDescription checks a description's length.
+func ValidateDescription(d string) error {
+	if len(d) > MaxDescription {
+		return fmt.Errorf("description is %d bytes long; at most %d are allowed", len(d), MaxDescription)
+	}
+	return nil
+}
+
+// Active reports whether the server is meant to run or still runs, which
+// is when deleting or archiving must wait for a terminate.
+func (p Project) Active() bool {
+	return p.DesiredState == DesiredRunning || p.Status == StatusStarting || p.Status == StatusRunning
+}

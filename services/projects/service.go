@@ -1,0 +1,145 @@
+// Package projects wires the projects service: the use cases, their Mongo
+// store, the mlflow launcher and the NATS endpoints. main and the
+// all-in-one binary both call Run.
+package projects
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/services/projects/adapters"
+	"github.com/mlpanel/mlpanel/services/projects/app"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+	"github.com/mlpanel/mlpanel/services/projects/ports"
+)
+
+// Version is reported by $SRV.INFO.
+const Version = "0.1.0"
+
+// Config is the projects service's settings.
+type Config struct {
+	Home         string
+	Ports        proc.Range
+	Host         string // where tracking servers bind
+	AdvertHost   string // the host in mlflowUri
+	PublicURL    string // when set, mlflowUri is PublicURL/projects/<name>/mlflow
+	Mlflow       string
+	Workers      int
+	Jobs         bool
+	StartTimeout time.Duration
+	MaxFailures  int
+	StopOnExit   bool
+}
+
+// ConfigFromEnv reads the MLPANEL_* settings of the projects service.
+func ConfigFromEnv(r *conf.Reader) Config {
+	home, _ := filepath.Abs(r.String("HOME", ".mlpanel"))
+	c := Config{
+		Home:         home,
+		Host:         r.String("TRACKING_HOST", "127.0.0.1"),
+		PublicURL:    r.String("PUBLIC_URL", ""),
+		Mlflow:       r.String("MLFLOW", DefaultMlflow()),
+		Workers:      r.Int("MLFLOW_WORKERS", 1),
+		Jobs:         r.Bool("MLFLOW_JOBS", false),
+		StartTimeout: r.Duration("START_TIMEOUT", 2*time.Minute),
+		MaxFailures:  r.Int("MAX_FAILURES", 5),
+		StopOnExit:   r.Bool("STOP_ON_EXIT", true),
+	}
+	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", advertiseDefault(c.Host))
+	pr, err := proc.ParseRange(r.String("PORT_RANGE", "5000-5099"))
+	if err != nil {
+		r.Fail(fmt.Errorf("MLPANEL_PORT_RANGE: %w", err))
+	}
+	c.Ports = pr
+	return c
+}
+
+// DefaultMlflow is the mlflow of the repository's .venv, found from the
+// working directory upwards so tests in subfolders find it too.
+func DefaultMlflow() string {
+	dir, _ := os.Getwd()
+	for {
+		p := filepath.Join(dir, ".venv", "bin", "mlflow")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "mlflow"
+		}
+		dir = parent
+	}
+}
+
+func advertiseDefault(host string) string {
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return "127.0.0.1"
+	}
+	return host
+}
+
+// Run serves the projects service until ctx ends, then stops what it
+// started.
+func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) error {
+	log = log.With("service", ports.Service)
+	if _, err := os.Stat(cfg.Mlflow); err != nil {
+		return fmt.Errorf("mlflow executable %s: %w (run `make venv` or set MLPANEL_MLFLOW)", cfg.Mlflow, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("opening JetStream: %w", err)
+	}
+	if _, err := events.EnsureStream(ctx, js); err != nil {
+		return err
+	}
+	store, err := adapters.NewMongoStore(ctx, db)
+	if err != nil {
+		return err
+	}
+	svc := app.New(app.Config{
+		Home:         cfg.Home,
+		Ports:        cfg.Ports,
+		Host:         cfg.Host,
+		AdvertiseURL: cfg.advertiseURL,
+		StartTimeout: cfg.StartTimeout,
+		MaxFailures:  cfg.MaxFailures,
+		StopOnExit:   cfg.StopOnExit,
+	}, store, adapters.NewMLflowServers(cfg.Mlflow, cfg.Host, cfg.Workers, cfg.Jobs),
+		events.NewPublisher(js, "mlpanel/projects"), log)
+
+	// Adopt and converge before answering requests, so the first answer
+	// already reflects the servers that survived a restart.
+	supervised := make(chan error, 1)
+	go func() { supervised <- svc.Supervise(ctx) }()
+
+	ms, err := ports.Register(nc, svc, Version)
+	if err != nil {
+		return err
+	}
+	log.Info("projects service ready", "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
+	<-ctx.Done()
+	if err := ms.Stop(); err != nil {
+		log.Warn("stopping micro service", "err", err)
+	}
+	return <-supervised
+}
+
+func (c Config) advertiseURL(p domain.Project) string {
+	if c.PublicURL != "" {
+		return c.PublicURL + "/projects/" + p.Name + "/mlflow"
+	}
+	return "http://" + net.JoinHostPort(c.AdvertHost, strconv.Itoa(p.Port))
+}

@@ -1,0 +1,3 @@
+module github.com/mlpanel/mlpanel/services/tracking
+
+go 1.26
