@@ -73,6 +73,9 @@ func (g *Gateway) Handler() http.Handler {
 	for _, rt := range controlRoutes() {
 		e.Handle(rt.method, rt.path, g.control(rt))
 	}
+	for _, mount := range dataPlane {
+		mount(g, e)
+	}
 	e.GET("/openapi.yaml", func(c *gin.Context) {
 		b, _ := specFS.ReadFile("openapi.yaml")
 		c.Data(http.StatusOK, "application/yaml", b)

@@ -1,6 +1,10 @@
 package gateway
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/gin-gonic/gin"
+)
 
 // route maps one REST endpoint to one control-plane operation.
 type route struct {
@@ -22,6 +26,11 @@ func controlRoutes() []route {
 
 // extraRoutes is where other services' route files add theirs (init).
 var extraRoutes []route
+
+// dataPlane mounts the handlers that proxy bytes over HTTP instead of
+// riding NATS (predict, artifact downloads, the MLflow proxy); each
+// service's file adds its own in init.
+var dataPlane []func(g *Gateway, e *gin.Engine)
 
 func projectRoutes() []route {
 	const s = "mlpanel.projects."

@@ -20,8 +20,10 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/embedded"
+	"github.com/mlpanel/mlpanel/services/deployer"
 	"github.com/mlpanel/mlpanel/services/gateway"
 	"github.com/mlpanel/mlpanel/services/projects"
+	"github.com/mlpanel/mlpanel/services/tracking"
 )
 
 // Config is the all-in-one configuration.
@@ -32,6 +34,8 @@ type Config struct {
 	MongoURI    string // external MongoDB; empty runs embedded FerretDB
 	MongoListen string // where the embedded FerretDB listens
 	Projects    projects.Config
+	Tracking    tracking.Config
+	Deployer    deployer.Config
 	Gateway     gateway.Config
 }
 
@@ -45,6 +49,8 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		MongoURI:    r.String("MONGO_URI", ""),
 		MongoListen: r.String("MONGO_LISTEN", "127.0.0.1:27027"),
 		Projects:    p,
+		Tracking:    tracking.ConfigFromEnv(r),
+		Deployer:    deployer.ConfigFromEnv(r),
 		Gateway:     gateway.ConfigFromEnv(r),
 	}
 }
@@ -119,13 +125,17 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Stack, err err
 
 // serviceOrder is the order services start in and the reverse of the
 // order they stop in.
-var serviceOrder = []string{"projects"}
+var serviceOrder = []string{"projects", "tracking", "deployer"}
 
 func (s *Stack) runner(name string) (func(ctx context.Context) error, error) {
 	db := s.Mongo.Database(boot.Database)
 	switch name {
 	case "projects":
 		return func(ctx context.Context) error { return projects.Run(ctx, s.cfg.Projects, s.NC, db, s.log) }, nil
+	case "tracking":
+		return func(ctx context.Context) error { return tracking.Run(ctx, s.cfg.Tracking, s.NC, s.log) }, nil
+	case "deployer":
+		return func(ctx context.Context) error { return deployer.Run(ctx, s.cfg.Deployer, s.NC, db, s.log) }, nil
 	}
 	return nil, fmt.Errorf("no service %q", name)
 }
