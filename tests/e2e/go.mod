@@ -1,0 +1,3 @@
+module github.com/mlpanel/mlpanel/tests/e2e
+
+go 1.26
