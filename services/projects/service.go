@@ -114,6 +114,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		Ports:        cfg.Ports,
 		Host:         cfg.Host,
 		AdvertiseURL: cfg.advertiseURL,
+		InternalURL:  cfg.internalURL,
 		StartTimeout: cfg.StartTimeout,
 		MaxFailures:  cfg.MaxFailures,
 		StopOnExit:   cfg.StopOnExit,
@@ -141,5 +142,9 @@ func (c Config) advertiseURL(p domain.Project) string {
 	if c.PublicURL != "" {
 		return c.PublicURL + "/projects/" + p.Name + "/mlflow"
 	}
+	return c.internalURL(p)
+}
+
+func (c Config) internalURL(p domain.Project) string {
 	return "http://" + net.JoinHostPort(c.AdvertHost, strconv.Itoa(p.Port))
 }

@@ -52,7 +52,8 @@ type Config struct {
 	Home         string     // data home; projects live in Home/projects/<id>
 	Ports        proc.Range // tracking server ports
 	Host         string     // interface the servers bind to
-	AdvertiseURL func(p domain.Project) string
+	AdvertiseURL func(p domain.Project) string // mlflowUri
+	InternalURL  func(p domain.Project) string // internalUrl
 	StartTimeout time.Duration // how long a server may take to answer /health
 	MaxFailures  int           // consecutive crashes before a project is failed
 	StopGrace    time.Duration // SIGTERM to SIGKILL

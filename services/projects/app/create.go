@@ -61,6 +61,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Project, e
 	}
 	p.Path = filepath.Join(s.cfg.Home, "projects", p.ID)
 	p.MlflowURI = s.cfg.AdvertiseURL(p)
+	p.InternalURL = s.cfg.InternalURL(p)
 	if err := os.MkdirAll(filepath.Join(p.Path, "artifacts"), 0o755); err != nil {
 		return domain.Project{}, fmt.Errorf("creating folder of project %s: %w", in.Name, err)
 	}

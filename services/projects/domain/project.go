@@ -32,14 +32,17 @@ const (
 // SQLite database and artifact folder. Field names follow the original
 // mlpanel's JSON (camelCase).
 type Project struct {
-	ID           string    `json:"id" bson:"_id"`
-	Seq          int64     `json:"-" bson:"seq"` // numeric id, for sorting ids as numbers
-	Name         string    `json:"name" bson:"name"`
-	Description  string    `json:"description" bson:"description"`
-	Status       Status    `json:"status" bson:"status"`
-	DesiredState Desired   `json:"desiredState" bson:"desiredState"`
-	Port         int       `json:"port" bson:"port"`
-	MlflowURI    string    `json:"mlflowUri" bson:"mlflowUri"`
+	ID           string  `json:"id" bson:"_id"`
+	Seq          int64   `json:"-" bson:"seq"` // numeric id, for sorting ids as numbers
+	Name         string  `json:"name" bson:"name"`
+	Description  string  `json:"description" bson:"description"`
+	Status       Status  `json:"status" bson:"status"`
+	DesiredState Desired `json:"desiredState" bson:"desiredState"`
+	Port         int     `json:"port" bson:"port"`
+	MlflowURI    string  `json:"mlflowUri" bson:"mlflowUri"`
+	// InternalURL is where other services reach the tracking server
+	// directly; MlflowURI may instead be the gateway's public proxy.
+	InternalURL  string    `json:"internalUrl" bson:"internalUrl"`
 	Path         string    `json:"path" bson:"path"`
 	CreatedBy    string    `json:"createdBy,omitempty" bson:"createdBy,omitempty"`
 	CreatedAt    time.Time `json:"createdAt" bson:"createdAt"`
