@@ -1,0 +1,41 @@
+# mlpanel: `make run` sets up and starts the whole panel; `make test` sets up
+# and runs every test. Everything else here serves those two.
+
+GO      ?= go
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := bin
+# Every module of the go.work workspace, as package patterns.
+MODULES := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
+PY_REQS := python/requirements.txt $(wildcard python/requirements-test.txt)
+
+.PHONY: run test build venv vet fmt clean
+
+run: venv build
+	./$(BIN)/mlpanel
+
+build:
+	$(GO) build -o $(BIN)/mlpanel ./cmd/mlpanel
+	$(GO) build -o $(BIN)/ ./services/projects/cmd/projects ./services/tracking/cmd/tracking ./services/deployer/cmd/deployer ./services/gateway/cmd/gateway
+
+# The project's own virtualenv with the pinned MLflow. The stamp makes a
+# second `make` quick; changing a requirements file reinstalls.
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: $(PY_REQS)
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check $(addprefix -r ,$(PY_REQS))
+	touch $@
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet $(MODULES)
+
+test: venv vet
+	$(GO) test -count=1 -timeout 45m $(MODULES)
+
+fmt:
+	gofmt -w $$(git ls-files '*.go')
+
+clean:
+	rm -rf $(BIN)
