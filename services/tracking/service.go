@@ -5,21 +5,87 @@ package tracking
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"net/http"
+	"time"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/services/tracking/adapters"
+	"github.com/mlpanel/mlpanel/services/tracking/app"
+	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
+	"github.com/mlpanel/mlpanel/services/tracking/ports"
 )
 
+// Version is reported by $SRV.INFO.
+const Version = "0.1.0"
+
 // Config is the tracking service's settings.
-type Config struct{}
+type Config struct {
+	// Timeout bounds one operation; a list walks many MLflow pages, so it
+	// is longer than one MLflow call but shorter than the gateway's
+	// request timeout, so the caller gets this service's answer.
+	Timeout time.Duration
+	// MLflowTimeout bounds one call to a tracking server.
+	MLflowTimeout time.Duration
+	// PageSize is max_results per MLflow search page when walking lists.
+	PageSize int
+}
 
 // ConfigFromEnv reads the MLPANEL_* settings of the tracking service.
-func ConfigFromEnv(r *conf.Reader) Config { return Config{} }
+func ConfigFromEnv(r *conf.Reader) Config {
+	c := Config{
+		Timeout:       r.Duration("TRACKING_TIMEOUT", 55*time.Second),
+		MLflowTimeout: r.Duration("TRACKING_MLFLOW_TIMEOUT", 30*time.Second),
+		PageSize:      r.Int("TRACKING_PAGE_SIZE", mc.DefaultPageSize),
+	}
+	if c.PageSize < 1 || c.PageSize > 50000 {
+		r.Fail(fmt.Errorf("MLPANEL_TRACKING_PAGE_SIZE=%d: want 1 to 50000", c.PageSize))
+	}
+	return c
+}
+
+func (c Config) withDefaults() Config {
+	if c.Timeout <= 0 {
+		c.Timeout = 55 * time.Second
+	}
+	if c.MLflowTimeout <= 0 {
+		c.MLflowTimeout = 30 * time.Second
+	}
+	if c.PageSize <= 0 {
+		c.PageSize = mc.DefaultPageSize
+	}
+	return c
+}
 
 // Run serves the tracking service until ctx ends.
 func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error {
+	cfg = cfg.withDefaults()
+	log = log.With("service", ports.Service)
+	// One transport for every tracking server keeps connections alive
+	// between the many calls of one list.
+	hc := &http.Client{Timeout: cfg.MLflowTimeout, Transport: &http.Transport{
+		Proxy:               nil, // tracking servers are local or internal; never via a proxy
+		MaxIdleConnsPerHost: 8,
+		IdleConnTimeout:     90 * time.Second,
+	}}
+	clients := func(baseURL string) *mc.Client {
+		c := mc.New(baseURL, hc)
+		c.PageSize = cfg.PageSize
+		return c
+	}
+	svc := app.New(adapters.NewProjects(nc, 10*time.Second), clients, log,
+		func() int64 { return time.Now().UnixMilli() })
+	ms, err := ports.Register(nc, svc, Version, cfg.Timeout)
+	if err != nil {
+		return err
+	}
+	log.Info("tracking service ready", "page_size", cfg.PageSize)
 	<-ctx.Done()
+	if err := ms.Stop(); err != nil {
+		log.Warn("stopping micro service", "err", err)
+	}
 	return nil
 }

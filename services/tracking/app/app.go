@@ -1,0 +1,71 @@
+// Package app holds the tracking use cases: each one resolves the project,
+// checks that its tracking server runs, and reads or writes MLflow through
+// its REST API. Nothing is stored here; MLflow is the only truth.
+package app
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
+)
+
+// Project is what the tracking service needs to know of a project.
+type Project struct {
+	ID          string `json:"id"`
+	Name        string `json:"name"`
+	Status      string `json:"status"`
+	InternalURL string `json:"internalUrl"`
+}
+
+// StatusRunning is the project status whose tracking server answers.
+const StatusRunning = "running"
+
+// Projects finds projects by id or name. It returns *events.Error for the
+// known conditions (404 unknown project, 503 no projects service).
+type Projects interface {
+	Get(ctx context.Context, ref string) (Project, error)
+}
+
+// Clients makes an MLflow client for a tracking server's base URL.
+type Clients func(baseURL string) *mc.Client
+
+// Service is the tracking application.
+type Service struct {
+	projects Projects
+	clients  Clients
+	log      *slog.Logger
+	now      func() int64 // milliseconds since the epoch
+}
+
+// New builds the service.
+func New(projects Projects, clients Clients, log *slog.Logger, now func() int64) *Service {
+	return &Service{projects: projects, clients: clients, log: log, now: now}
+}
+
+// target is one resolved, running project and a client for its server.
+type target struct {
+	p Project
+	c *mc.Client
+}
+
+// open resolves ref and checks that the project's tracking server runs.
+func (s *Service) open(ctx context.Context, ref string) (target, error) {
+	ref = strings.TrimSpace(ref)
+	if ref == "" {
+		return target{}, events.Errorf(http.StatusBadRequest,
+			"project_id is required: the id or name of a project (see GET /projects)")
+	}
+	p, err := s.projects.Get(ctx, ref)
+	if err != nil {
+		return target{}, err
+	}
+	if p.Status != StatusRunning || p.InternalURL == "" {
+		return target{}, events.Errorf(http.StatusConflict,
+			"project %s is %s, not running: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
+	}
+	return target{p: p, c: s.clients(p.InternalURL)}, nil
+}
