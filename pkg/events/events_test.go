@@ -1,0 +1,159 @@
+package events_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/embedded"
+)
+
+func TestSubjectKeepsTheHierarchy(t *testing.T) {
+	cases := map[string][3]string{
+		"mlpanel.events.deployment.7.running": {"deployment", "7", "running"},
+		"mlpanel.events.project.a_b.created":  {"project", "a.b", "created"},
+		"mlpanel.events.project._.x_y":        {"project", "", "x>y"},
+		"mlpanel.events.model.m_1_.deleted":   {"model", "m 1*", "deleted"},
+	}
+	for want, in := range cases {
+		if got := events.Subject(in[0], in[1], in[2]); got != want {
+			t.Errorf("Subject(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestPageWindowAndSort(t *testing.T) {
+	items := []int{5, 3, 9, 1, 7}
+	less := func(a, b int) bool { return a < b }
+	got := events.Page(append([]int(nil), items...), events.ListParams{Start: 1, End: 3}, less)
+	if got.Total != 5 || len(got.Items) != 2 || got.Items[0] != 3 || got.Items[1] != 5 {
+		t.Fatalf("ASC window [1,3) = %+v", got)
+	}
+	got = events.Page(append([]int(nil), items...), events.ListParams{Order: "DESC"}, less)
+	if got.Items[0] != 9 || got.Items[4] != 1 {
+		t.Fatalf("DESC = %+v", got.Items)
+	}
+	got = events.Page(append([]int(nil), items...), events.ListParams{Start: 10}, less)
+	if got.Total != 5 || got.Items == nil || len(got.Items) != 0 {
+		t.Fatalf("start past the end = %+v; want an empty, non-nil page with the true total", got)
+	}
+}
+
+func startNATS(t *testing.T) *nats.Conn {
+	t.Helper()
+	srv, err := embedded.StartNATS(t.TempDir(), "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// TestRequestReply: statuses and messages survive the trip, malformed
+// requests are 400s, and a missing service is a 503 not a hang.
+func TestRequestReply(t *testing.T) {
+	nc := startNATS(t)
+	svc, err := micro.AddService(nc, micro.Config{Name: "echo", Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	type in struct {
+		Name string `json:"name"`
+	}
+	err = svc.AddEndpoint("greet", events.Handler(time.Second, func(ctx context.Context, r in) (any, error) {
+		if r.Name == "" {
+			return nil, events.Errorf(http.StatusBadRequest, "name is required")
+		}
+		if r.Name == "ghost" {
+			return nil, events.Errorf(http.StatusNotFound, "no %s here", r.Name)
+		}
+		return map[string]string{"hello": r.Name}, nil
+	}), micro.WithEndpointSubject("test.greet"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+
+	var out map[string]string
+	if err := events.Call(ctx, nc, "test.greet", in{Name: "ada"}, &out); err != nil || out["hello"] != "ada" {
+		t.Fatalf("Call = %v, %v", out, err)
+	}
+	for name, want := range map[string]int{"": 400, "ghost": 404} {
+		err := events.Call(ctx, nc, "test.greet", in{Name: name}, &out)
+		if events.StatusOf(err) != want {
+			t.Errorf("Call(%q) error %v has status %d, want %d", name, err, events.StatusOf(err), want)
+		}
+	}
+	msg, err := nc.Request("test.greet", []byte("{not json"), time.Second)
+	if err != nil || msg.Header.Get(micro.ErrorCodeHeader) != "400" {
+		t.Fatalf("malformed request: %v %v", msg, err)
+	}
+	err = events.Call(ctx, nc, "test.nobody", in{}, nil)
+	if events.StatusOf(err) != http.StatusServiceUnavailable {
+		t.Fatalf("missing service gave %v (status %d), want 503", err, events.StatusOf(err))
+	}
+}
+
+// TestPublishDeduplicates: a retried publish of the same event is stored
+// once, and the stored body is a CloudEvent carrying the entity.
+func TestPublishDeduplicates(t *testing.T) {
+	nc := startNATS(t)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	stream, err := events.EnsureStream(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := events.EnsureStream(ctx, js); err != nil {
+		t.Fatalf("ensuring the stream twice: %v", err)
+	}
+	pub := events.NewPublisher(js, "mlpanel/test")
+	ev, err := events.New("mlpanel/test", "deployment", "7", "running", map[string]string{"id": "7", "status": "running"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 3; i++ {
+		if err := pub.PublishEvent(ctx, ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	info, err := stream.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.State.Msgs != 1 {
+		t.Fatalf("stream holds %d messages after 3 publishes of one event, want 1", info.State.Msgs)
+	}
+	raw, err := stream.GetLastMsgForSubject(ctx, "mlpanel.events.deployment.7.running")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := events.Decode(raw.Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data map[string]string
+	_ = json.Unmarshal(got.Data, &data)
+	if got.ID != ev.ID || got.Type != "io.mlpanel.deployment.running" || got.Subject != "deployment/7" || data["status"] != "running" || got.Source != "mlpanel/test" {
+		t.Fatalf("stored event %+v data %v", got, data)
+	}
+	if _, err := events.Decode([]byte(`{"specversion":"0.3"}`)); err == nil {
+		t.Fatal("Decode accepted specversion 0.3")
+	}
+}
