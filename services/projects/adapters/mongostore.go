@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -54,7 +55,7 @@ func (s *MongoStore) NextSeq(ctx context.Context) (int64, error) {
 
 func (s *MongoStore) Insert(ctx context.Context, p domain.Project) error {
 	if _, err := s.projects.InsertOne(ctx, p); err != nil {
-		if mongo.IsDuplicateKeyError(err) {
+		if isDuplicate(err) {
 			return app.ErrDuplicateName
 		}
 		return fmt.Errorf("inserting project: %w", err)
@@ -85,7 +86,7 @@ func (s *MongoStore) GetByName(ctx context.Context, name string) (domain.Project
 func (s *MongoStore) Replace(ctx context.Context, p domain.Project) error {
 	res, err := s.projects.ReplaceOne(ctx, bson.D{{Key: "_id", Value: p.ID}}, p)
 	if err != nil {
-		if mongo.IsDuplicateKeyError(err) {
+		if isDuplicate(err) {
 			return app.ErrDuplicateName
 		}
 		return fmt.Errorf("saving project %s: %w", p.ID, err)
@@ -117,4 +118,11 @@ func (s *MongoStore) All(ctx context.Context) ([]domain.Project, error) {
 		return nil, fmt.Errorf("listing projects: %w", err)
 	}
 	return out, nil
+}
+
+// isDuplicate recognises a unique-index violation. FerretDB v1 on SQLite
+// reports one on update as an InternalError carrying SQLite's message
+// instead of code 11000, so both are checked.
+func isDuplicate(err error) bool {
+	return mongo.IsDuplicateKeyError(err) || strings.Contains(err.Error(), "UNIQUE constraint failed")
 }
