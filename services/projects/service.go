@@ -121,8 +121,11 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	}, store, adapters.NewMLflowServers(cfg.Mlflow, cfg.Host, cfg.Workers, cfg.Jobs),
 		events.NewPublisher(js, "mlpanel/projects"), log)
 
-	// Adopt and converge before answering requests, so the first answer
-	// already reflects the servers that survived a restart.
+	// Adopt before answering requests, so a run that arrives early never
+	// starts a second copy of a server that survived a restart.
+	if err := svc.Adopt(ctx); err != nil {
+		return err
+	}
 	supervised := make(chan error, 1)
 	go func() { supervised <- svc.Supervise(ctx) }()
 

@@ -13,6 +13,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -140,14 +141,36 @@ func (s *Stack) runner(name string) (func(ctx context.Context) error, error) {
 	return nil, fmt.Errorf("no service %q", name)
 }
 
-// StartService starts one service (again).
+// StartService starts one service (again) and returns once it answers
+// $SRV.PING, so callers never race its registration.
 func (s *Stack) StartService(name string) error {
 	fn, err := s.runner(name)
 	if err != nil {
 		return err
 	}
 	s.launch(name, fn)
-	return nil
+	return s.waitReady(name, time.Minute)
+}
+
+// waitReady pings the micro service until it answers or the service
+// stopped.
+func (s *Stack) waitReady(name string, timeout time.Duration) error {
+	s.mu.Lock()
+	r := s.services[name]
+	s.mu.Unlock()
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		if _, err := s.NC.Request("$SRV.PING."+name, nil, 500*time.Millisecond); err == nil {
+			return nil
+		}
+		select {
+		case err := <-r.done:
+			r.done <- err
+			return fmt.Errorf("service %s stopped while starting: %w", name, err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	return fmt.Errorf("service %s did not answer $SRV.PING.%s within %s", name, name, timeout)
 }
 
 func (s *Stack) launch(name string, fn func(ctx context.Context) error) {

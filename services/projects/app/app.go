@@ -49,16 +49,16 @@ type Publisher interface {
 
 // Config is what the use cases need to know about their surroundings.
 type Config struct {
-	Home         string     // data home; projects live in Home/projects/<id>
-	Ports        proc.Range // tracking server ports
-	Host         string     // interface the servers bind to
+	Home         string                        // data home; projects live in Home/projects/<id>
+	Ports        proc.Range                    // tracking server ports
+	Host         string                        // interface the servers bind to
 	AdvertiseURL func(p domain.Project) string // mlflowUri
 	InternalURL  func(p domain.Project) string // internalUrl
-	StartTimeout time.Duration // how long a server may take to answer /health
-	MaxFailures  int           // consecutive crashes before a project is failed
-	StopGrace    time.Duration // SIGTERM to SIGKILL
-	StopOnExit   bool          // stop every server when the service stops
-	Interval     time.Duration // reconcile period
+	StartTimeout time.Duration                 // how long a server may take to answer /health
+	MaxFailures  int                           // consecutive crashes before a project is failed
+	StopGrace    time.Duration                 // SIGTERM to SIGKILL
+	StopOnExit   bool                          // stop every server when the service stops
+	Interval     time.Duration                 // reconcile period
 }
 
 // Service is the projects application.

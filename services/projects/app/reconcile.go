@@ -19,13 +19,10 @@ const stableAfter = time.Minute
 // the server's access log.
 const healthEvery = 10 * time.Second
 
-// Supervise adopts the servers a previous run of the service left alive,
-// then converges every project every Interval (or when triggered) until
-// ctx ends. On the way out it stops every server if StopOnExit is set.
+// Supervise converges every project every Interval (or when triggered)
+// until ctx ends. On the way out it stops every server if StopOnExit is
+// set. Call Adopt first.
 func (s *Service) Supervise(ctx context.Context) error {
-	if err := s.adopt(ctx); err != nil {
-		return err
-	}
 	t := time.NewTicker(s.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -42,9 +39,10 @@ func (s *Service) Supervise(ctx context.Context) error {
 	}
 }
 
-// adopt takes over the live servers recorded in the store, so a restart of
-// the service never starts a second copy or leaves an orphan.
-func (s *Service) adopt(ctx context.Context) error {
+// Adopt takes over the live servers recorded in the store, so a restart of
+// the service never starts a second copy or leaves an orphan. It runs
+// before the service answers requests.
+func (s *Service) Adopt(ctx context.Context) error {
 	all, err := s.store.All(ctx)
 	if err != nil {
 		return fmt.Errorf("loading projects to adopt their servers: %w", err)
