@@ -5,22 +5,153 @@ package deployer
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/services/deployer/adapters"
+	"github.com/mlpanel/mlpanel/services/deployer/app"
+	"github.com/mlpanel/mlpanel/services/deployer/domain"
+	"github.com/mlpanel/mlpanel/services/deployer/ports"
 )
 
+// Version is reported by $SRV.INFO.
+const Version = "0.1.0"
+
 // Config is the deployer's settings.
-type Config struct{}
+type Config struct {
+	Home         string
+	Mlflow       string
+	Ports        proc.Range // MLPANEL_DEPLOY_PORT_RANGE
+	Host         string     // where local model servers bind
+	AdvertHost   string     // the host in a local deployment's url
+	Workers      int
+	StartTimeout time.Duration
+	MaxFailures  int
+	// StopOnExit stops local model servers when the service stops. Off,
+	// a restarted deployer adopts them.
+	StopOnExit bool
+	GCP        adapters.GCPConfig
+}
 
 // ConfigFromEnv reads the MLPANEL_* settings of the deployer.
-func ConfigFromEnv(r *conf.Reader) Config { return Config{} }
+func ConfigFromEnv(r *conf.Reader) Config {
+	home, _ := filepath.Abs(r.String("HOME", ".mlpanel"))
+	c := Config{
+		Home:         home,
+		Mlflow:       r.String("MLFLOW", defaultMlflow()),
+		Host:         r.String("DEPLOY_HOST", "127.0.0.1"),
+		Workers:      r.Int("DEPLOY_WORKERS", 1),
+		StartTimeout: r.Duration("DEPLOY_START_TIMEOUT", 3*time.Minute),
+		MaxFailures:  r.Int("DEPLOY_MAX_FAILURES", 5),
+		StopOnExit:   r.Bool("DEPLOY_STOP_ON_EXIT", true),
+		GCP: adapters.GCPConfig{
+			Project:      r.String("GCP_PROJECT", ""),
+			Zone:         r.String("GCP_ZONE", "us-central1-a"),
+			MachineType:  r.String("GCP_MACHINE_TYPE", "e2-standard-2"),
+			Image:        r.String("GCP_IMAGE", "projects/cos-cloud/global/images/family/cos-stable"),
+			ServingImage: r.String("GCP_SERVING_IMAGE", "ghcr.io/mlflow/mlflow:v3.6.0"),
+			Network:      r.String("GCP_NETWORK", "global/networks/default"),
+			ServingPort:  r.Int("GCP_SERVING_PORT", 8080),
+			Firewall:     r.String("GCP_FIREWALL_RULE", "mlpanel-model-serving"),
+			Tag:          r.String("GCP_NETWORK_TAG", "mlpanel-model-serving"),
+			Endpoint:     r.String("GCP_ENDPOINT", ""),
+			StartTimeout: r.Duration("GCP_START_TIMEOUT", 15*time.Minute),
+			PollEvery:    r.Duration("GCP_POLL_INTERVAL", 5*time.Second),
+		},
+	}
+	c.AdvertHost = r.String("DEPLOY_ADVERTISE_HOST", advertiseDefault(c.Host))
+	pr, err := proc.ParseRange(r.String("DEPLOY_PORT_RANGE", "6000-6099"))
+	if err != nil {
+		r.Fail(fmt.Errorf("MLPANEL_DEPLOY_PORT_RANGE: %w", err))
+	}
+	c.Ports = pr
+	return c
+}
+
+// defaultMlflow is the mlflow of the repository's .venv, found from the
+// working directory upwards so tests in subfolders find it too.
+func defaultMlflow() string {
+	dir, _ := os.Getwd()
+	for {
+		p := filepath.Join(dir, ".venv", "bin", "mlflow")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "mlflow"
+		}
+		dir = parent
+	}
+}
+
+func advertiseDefault(host string) string {
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return "127.0.0.1"
+	}
+	return host
+}
 
 // Run serves the deployer until ctx ends.
 func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) error {
+	log = log.With("service", ports.Service)
+	if _, err := os.Stat(cfg.Mlflow); err != nil {
+		return fmt.Errorf("mlflow executable %s: %w (run `make venv` or set MLPANEL_MLFLOW)", cfg.Mlflow, err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("opening JetStream: %w", err)
+	}
+	if _, err := events.EnsureStream(ctx, js); err != nil {
+		return err
+	}
+	backends := map[domain.Type]app.Backend{
+		domain.TypeLocal: &adapters.Local{
+			Mlflow: cfg.Mlflow, Home: cfg.Home, Host: cfg.Host, Advert: cfg.AdvertHost,
+			Ports: cfg.Ports, Workers: cfg.Workers,
+		},
+	}
+	if cfg.GCP.Project != "" {
+		gcp, err := adapters.NewGCP(ctx, cfg.GCP, cfg.Home, log)
+		if err != nil {
+			return err
+		}
+		defer gcp.Close()
+		backends[domain.TypeGCP] = gcp
+	}
+	svc := app.New(app.Config{
+		StartTimeout: cfg.StartTimeout,
+		MaxFailures:  cfg.MaxFailures,
+		StopOnExit:   cfg.StopOnExit,
+	}, adapters.NewMongoStore(db), adapters.Projects{NC: nc}, adapters.NewRegistry(), backends,
+		events.NewPublisher(js, "mlpanel/deployer"), log)
+
+	// Adopt before answering requests, so the first answer already
+	// reflects the servers that survived a restart.
+	if err := svc.Adopt(ctx); err != nil {
+		return err
+	}
+	supervised := make(chan error, 1)
+	go func() { supervised <- svc.Supervise(ctx) }()
+
+	ms, err := ports.Register(nc, svc, Version)
+	if err != nil {
+		return err
+	}
+	log.Info("deployer ready", "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
 	<-ctx.Done()
-	return nil
+	if err := ms.Stop(); err != nil {
+		log.Warn("stopping micro service", "err", err)
+	}
+	return <-supervised
 }

@@ -1,0 +1,169 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/services/deployer/app"
+	"github.com/mlpanel/mlpanel/services/deployer/domain"
+)
+
+// Local runs `mlflow models serve` on this machine, one process group per
+// deployment, on a port of its range.
+type Local struct {
+	Mlflow  string     // the mlflow executable
+	Home    string     // data home; logs go to Home/deployments/<id>/
+	Host    string     // interface the servers bind to
+	Advert  string     // host in the deployment's url
+	Ports   proc.Range // MLPANEL_DEPLOY_PORT_RANGE
+	Workers int
+
+	mu   sync.Mutex
+	held map[int]string // port -> deployment id, for servers this run knows
+}
+
+// Dir is the deployment's folder under the data home.
+func (l *Local) Dir(d domain.Deployment) string {
+	return filepath.Join(l.Home, "deployments", d.ID)
+}
+
+func (l *Local) LogFile(d domain.Deployment) string { return filepath.Join(l.Dir(d), "server.log") }
+
+// TrackingURI is the project's server as this machine reaches it.
+func (l *Local) TrackingURI(p app.Project) string { return p.InternalURL }
+
+// Start picks a port (the deployment's previous one when it is free, so
+// its url rarely changes) and launches the server without a shell.
+func (l *Local) Start(_ context.Context, t app.Target, _ func(domain.Stage)) (app.Server, error) {
+	d := t.Deployment
+	if err := os.MkdirAll(l.Dir(d), 0o755); err != nil {
+		return nil, fmt.Errorf("creating folder of deployment %s: %w", d.ID, err)
+	}
+	port, err := l.reserve(d)
+	if err != nil {
+		return nil, err
+	}
+	args := []string{"models", "serve",
+		"-m", d.ModelURI,
+		"--env-manager", "local",
+		"-h", l.Host,
+		"-p", strconv.Itoa(port),
+		"-w", strconv.Itoa(max(l.Workers, 1)),
+	}
+	env := []string{
+		"MLFLOW_TRACKING_URI=" + t.TrackingURI,
+		"GIT_PYTHON_REFRESH=quiet",
+	}
+	p, err := proc.Start(proc.Spec{Path: l.Mlflow, Args: args, Env: env, Dir: l.Dir(d), LogFile: l.LogFile(d)})
+	if err != nil {
+		l.release(port)
+		return nil, err
+	}
+	return l.server(d.ID, p, port), nil
+}
+
+// Adopt re-attaches to a server by pid and start time.
+func (l *Local) Adopt(_ context.Context, d domain.Deployment) (app.Server, bool) {
+	p, ok := proc.Adopt(d.Pid, d.PidStart)
+	if !ok || d.Port == 0 {
+		return nil, false
+	}
+	l.mu.Lock()
+	if l.held == nil {
+		l.held = map[int]string{}
+	}
+	l.held[d.Port] = d.ID
+	l.mu.Unlock()
+	return l.server(d.ID, p, d.Port), true
+}
+
+func (l *Local) server(id string, p *proc.Process, port int) *localServer {
+	host := l.Advert
+	return &localServer{l: l, p: p, port: port, host: host,
+		url:    "http://" + net.JoinHostPort(host, strconv.Itoa(port)),
+		client: &http.Client{Timeout: 2 * time.Second}}
+}
+
+func (l *Local) reserve(d domain.Deployment) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held == nil {
+		l.held = map[int]string{}
+	}
+	try := func(port int) bool {
+		if owner, ok := l.held[port]; (ok && owner != d.ID) || !proc.PortFree(l.Host, port) {
+			return false
+		}
+		l.held[port] = d.ID
+		return true
+	}
+	if d.Port >= l.Ports.Lo && d.Port <= l.Ports.Hi && try(d.Port) {
+		return d.Port, nil
+	}
+	for port := l.Ports.Lo; port <= l.Ports.Hi; port++ {
+		if try(port) {
+			return port, nil
+		}
+	}
+	return 0, &app.Permanent{Err: events.Errorf(http.StatusServiceUnavailable,
+		"no free port left in MLPANEL_DEPLOY_PORT_RANGE %s: stop or delete deployments you no longer need, or widen the range", l.Ports)}
+}
+
+func (l *Local) release(port int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	delete(l.held, port)
+}
+
+type localServer struct {
+	l      *Local
+	p      *proc.Process
+	port   int
+	host   string
+	url    string
+	client *http.Client
+}
+
+func (s *localServer) Alive(context.Context) bool { return s.p.Alive() }
+func (s *localServer) Local() bool                { return true }
+
+func (s *localServer) Ready(ctx context.Context) bool { return ping(ctx, s.client, s.url) }
+
+func (s *localServer) Stop(context.Context) error {
+	err := s.p.Stop(10 * time.Second)
+	if err == nil {
+		s.l.release(s.port)
+	}
+	return err
+}
+
+func (s *localServer) Apply(d *domain.Deployment) {
+	d.Host, d.Port, d.URL = s.host, s.port, s.url
+	d.Pid, d.PidStart = s.p.Pid, s.p.StartTime
+	d.InstanceName = ""
+}
+
+// ping reports whether a model server's /ping answers 200.
+func ping(ctx context.Context, c *http.Client, base string) bool {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/ping", nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}

@@ -1,0 +1,128 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/http"
+	"strings"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/services/deployer/domain"
+)
+
+// Get returns a deployment that is not deleted.
+func (s *Service) Get(ctx context.Context, id string) (domain.Deployment, error) {
+	d, err := s.store.Get(ctx, id)
+	if err != nil {
+		return domain.Deployment{}, storeErr(id, err)
+	}
+	if d.Deleted() {
+		return domain.Deployment{}, notFound(id)
+	}
+	return d, nil
+}
+
+var sortKeys = map[string]func(a, b domain.Deployment) bool{
+	"id":         func(a, b domain.Deployment) bool { return a.Seq < b.Seq },
+	"project_id": func(a, b domain.Deployment) bool { return a.ProjectID < b.ProjectID },
+	"model_id":   func(a, b domain.Deployment) bool { return a.ModelID < b.ModelID },
+	"status":     func(a, b domain.Deployment) bool { return a.Status < b.Status },
+	"type":       func(a, b domain.Deployment) bool { return a.Type < b.Type },
+	"created_at": func(a, b domain.Deployment) bool { return a.CreatedAt.Before(b.CreatedAt) },
+	"updated_at": func(a, b domain.Deployment) bool { return a.UpdatedAt.Before(b.UpdatedAt) },
+}
+
+// Filter narrows a list; empty fields match everything.
+type Filter struct {
+	ProjectID string
+	ModelID   string
+	Status    string
+	Type      string
+}
+
+// List returns one page of the deployments that are not deleted.
+func (s *Service) List(ctx context.Context, lp events.ListParams, f Filter) (events.List[domain.Deployment], error) {
+	key := lp.Sort
+	if key == "" {
+		key = "id"
+	}
+	less, ok := sortKeys[key]
+	if !ok {
+		return events.List[domain.Deployment]{}, events.Errorf(http.StatusBadRequest,
+			"cannot sort deployments by %q: use one of id, project_id, model_id, status, type, created_at, updated_at", lp.Sort)
+	}
+	all, err := s.store.All(ctx)
+	if err != nil {
+		return events.List[domain.Deployment]{}, fmt.Errorf("listing deployments: %w", err)
+	}
+	kept := all[:0]
+	for _, d := range all {
+		if d.Deleted() ||
+			(f.ProjectID != "" && d.ProjectID != f.ProjectID) ||
+			(f.ModelID != "" && d.ModelID != f.ModelID) ||
+			(f.Status != "" && string(d.Status) != f.Status) ||
+			(f.Type != "" && string(d.Type) != f.Type) {
+			continue
+		}
+		kept = append(kept, d)
+	}
+	return events.Page(kept, lp, less), nil
+}
+
+// Health is the answer of ping.
+type Health struct {
+	ID     string `json:"id"`
+	Status string `json:"status"`
+	URL    string `json:"url"`
+}
+
+// Ping reports whether the model server answers /ping (the original's
+// ping: 400 when it does not).
+func (s *Service) Ping(ctx context.Context, id string) (Health, error) {
+	d, err := s.Get(ctx, id)
+	if err != nil {
+		return Health{}, err
+	}
+	srv := s.serverOf(d.ID)
+	if srv == nil || !srv.Ready(ctx) {
+		return Health{}, events.Errorf(http.StatusBadRequest,
+			"the model server of deployment %s does not answer (status %s)", d.ID, d.Status)
+	}
+	return Health{ID: d.ID, Status: "ok", URL: d.URL}, nil
+}
+
+// Logs is the tail of a deployment's log.
+type Logs struct {
+	ID    string `json:"id"`
+	Lines int    `json:"lines"`
+	Log   string `json:"log"`
+}
+
+// MaxLogLines bounds one logs call.
+const MaxLogLines = 5000
+
+// Logs returns the last n lines of the deployment's log.
+func (s *Service) Logs(ctx context.Context, id string, n int) (Logs, error) {
+	if n <= 0 || n > MaxLogLines {
+		return Logs{}, events.Errorf(http.StatusBadRequest, "lines must be between 1 and %d", MaxLogLines)
+	}
+	d, err := s.Get(ctx, id)
+	if err != nil {
+		return Logs{}, err
+	}
+	text, err := proc.Tail(s.backends[d.Type].LogFile(d), n)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Logs{ID: d.ID}, nil
+	}
+	if err != nil {
+		return Logs{}, fmt.Errorf("reading log of deployment %s: %w", d.ID, err)
+	}
+	count := 0
+	if text != "" {
+		count = strings.Count(text, "\n") + 1
+	}
+	return Logs{ID: d.ID, Lines: count, Log: text}, nil
+}

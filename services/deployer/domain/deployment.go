@@ -1,0 +1,124 @@
+// Package domain holds what a deployment is and the rules that do not
+// depend on how deployments are stored or where their model servers run.
+package domain
+
+import (
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// Type is where a deployment's model server runs.
+type Type string
+
+const (
+	TypeLocal Type = "local" // `mlflow models serve` on this machine
+	TypeGCP   Type = "gcp"   // a Compute Engine instance of its own
+)
+
+// ParseType checks a deployment type; empty means local, as in the
+// original mlpanel.
+func ParseType(s string) (Type, error) {
+	switch Type(s) {
+	case "", TypeLocal:
+		return TypeLocal, nil
+	case TypeGCP:
+		return TypeGCP, nil
+	}
+	return "", fmt.Errorf("invalid type %q: use local or gcp", s)
+}
+
+// Status is the observed state of a deployment's model server.
+type Status string
+
+const (
+	StatusPending  Status = "pending"  // recorded, not started yet
+	StatusStarting Status = "starting" // launched (or being created), /ping not answering yet
+	StatusRunning  Status = "running"  // /ping answers
+	StatusStopping Status = "stopping"
+	StatusStopped  Status = "stopped"
+	StatusFailed   Status = "failed" // gave up after repeated crashes, or a cloud error
+	StatusDeleted  Status = "deleted"
+)
+
+// Desired is what the user asked for; the reconcile loop converges Status
+// towards it. DesiredDeleted is final: nothing ever starts it again.
+type Desired string
+
+const (
+	DesiredRunning Desired = "running"
+	DesiredStopped Desired = "stopped"
+	DesiredDeleted Desired = "deleted"
+)
+
+// Stage is a step of a start that takes long (a cloud instance), published
+// as progress events while the status stays "starting".
+type Stage string
+
+const (
+	StageCreatingInstance Stage = "creating-instance"
+	StageWaitingForIP     Stage = "waiting-for-ip"
+	StageWaitingForServer Stage = "waiting-for-server"
+)
+
+// Deployment is one registered model version served as a prediction
+// endpoint. JSON names follow the original mlpanel (snake_case).
+type Deployment struct {
+	ID        string `json:"id" bson:"_id"`
+	Seq       int64  `json:"-" bson:"seq"`
+	ProjectID string `json:"project_id" bson:"projectId"`
+	ModelID   string `json:"model_id" bson:"modelId"` // the registered model's name
+	Version   string `json:"version" bson:"version"`  // resolved version number
+	Alias     string `json:"alias,omitempty" bson:"alias,omitempty"`
+	ModelURI  string `json:"model_uri" bson:"modelUri"`
+	// InputColumns are the names of the model's input signature, when it
+	// has one: the gateway turns {"data": rows} into a dataframe with them.
+	InputColumns []string  `json:"input_columns,omitempty" bson:"inputColumns,omitempty"`
+	Type         Type      `json:"type" bson:"type"`
+	DesiredState Desired   `json:"desired_state" bson:"desiredState"`
+	Status       Status    `json:"status" bson:"status"`
+	Stage        Stage     `json:"stage,omitempty" bson:"stage,omitempty"`
+	Host         string    `json:"host,omitempty" bson:"host,omitempty"`
+	Port         int       `json:"port,omitempty" bson:"port,omitempty"`
+	URL          string    `json:"url,omitempty" bson:"url,omitempty"`
+	InstanceName string    `json:"instance_name,omitempty" bson:"instanceName,omitempty"`
+	Error        string    `json:"error,omitempty" bson:"error,omitempty"`
+	RestartCount int       `json:"restart_count" bson:"restartCount"`
+	CreatedBy    string    `json:"created_by,omitempty" bson:"createdBy,omitempty"`
+	CreatedAt    time.Time `json:"created_at" bson:"createdAt"`
+	UpdatedAt    time.Time `json:"updated_at" bson:"updatedAt"`
+	// Pid and PidStart identify a local model server so a restarted
+	// deployer adopts it instead of starting a second copy.
+	Pid      int    `json:"pid,omitempty" bson:"pid,omitempty"`
+	PidStart uint64 `json:"-" bson:"pidStart,omitempty"`
+}
+
+// ModelURI is the registry URI `mlflow models serve` resolves against the
+// project's tracking server.
+func ModelURI(model, version string) string { return "models:/" + model + "/" + version }
+
+// Deleted reports whether the deployment was deleted; it is hidden and
+// never runs again.
+func (d Deployment) Deleted() bool {
+	return d.DesiredState == DesiredDeleted || d.Status == StatusDeleted
+}
+
+// Live reports whether a model server may exist for it.
+func (d Deployment) Live() bool {
+	return d.Status == StatusStarting || d.Status == StatusRunning || d.Status == StatusStopping
+}
+
+var versionRule = regexp.MustCompile(`^[1-9][0-9]{0,9}$`)
+
+// IsVersionNumber tells a version number from an alias.
+func IsVersionNumber(s string) bool { return versionRule.MatchString(s) }
+
+var aliasRule = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_-]{0,254}$`)
+
+// ValidateVersion checks a version or alias before it goes into a URL.
+func ValidateVersion(s string) error {
+	if s == "" || IsVersionNumber(s) || aliasRule.MatchString(s) {
+		return nil
+	}
+	return fmt.Errorf("invalid version %q: give a version number (1, 2, ...), an alias, or nothing for the latest", s)
+}

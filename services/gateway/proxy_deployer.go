@@ -1,0 +1,340 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats.go"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+)
+
+func init() { dataPlane = append(dataPlane, mountPredict) }
+
+// DefaultPredictMaxBytes bounds one predict body unless
+// MLPANEL_PREDICT_MAX_BYTES says otherwise.
+const DefaultPredictMaxBytes = 32 << 20
+
+// predictProxy streams predict calls straight to the deployment's model
+// server (/invocations). It learns endpoints from the deployer over NATS
+// and keeps them fresh from the deployment events.
+type predictProxy struct {
+	g       *Gateway
+	max     int64
+	client  *http.Client
+	mu      sync.Mutex
+	cache   map[string]deployEndpoint
+	watched bool
+}
+
+// deployEndpoint is the part of a deployment the proxy needs.
+type deployEndpoint struct {
+	ID           string   `json:"id"`
+	Status       string   `json:"status"`
+	URL          string   `json:"url"`
+	InputColumns []string `json:"input_columns"`
+	deleted      bool
+}
+
+func mountPredict(g *Gateway, e *gin.Engine) {
+	var r conf.Reader
+	max := int64(r.Int("PREDICT_MAX_BYTES", DefaultPredictMaxBytes))
+	if err := r.Err(); err != nil || max <= 0 {
+		g.log.Warn("MLPANEL_PREDICT_MAX_BYTES is malformed; using the default", "err", err, "default", DefaultPredictMaxBytes)
+		max = DefaultPredictMaxBytes
+	}
+	p := &predictProxy{g: g, max: max, cache: map[string]deployEndpoint{},
+		client: &http.Client{Transport: &http.Transport{
+			MaxIdleConnsPerHost:   32,
+			IdleConnTimeout:       90 * time.Second,
+			ResponseHeaderTimeout: 5 * time.Minute, // a big batch may take long
+		}}}
+	p.watch()
+	e.POST("/deployments/:id/predict", p.handle)
+}
+
+// watch keeps the cache in step with deployment events. They are plain
+// NATS messages too, so a core subscription sees them without a consumer.
+// If it cannot subscribe, every predict asks the deployer.
+func (p *predictProxy) watch() {
+	_, err := p.g.nc.Subscribe(events.SubjectPrefix+".deployment.>", func(m *nats.Msg) {
+		ev, err := events.Decode(m.Data)
+		if err != nil {
+			return
+		}
+		var ep deployEndpoint
+		if json.Unmarshal(ev.Data, &ep) != nil || ep.ID == "" {
+			return
+		}
+		ep.deleted = ep.Status == "deleted"
+		p.mu.Lock()
+		p.cache[ep.ID] = ep
+		p.mu.Unlock()
+	})
+	if err != nil {
+		p.g.log.Warn("not following deployment events; predict asks the deployer every time", "err", err)
+		return
+	}
+	p.watched = true
+}
+
+func (p *predictProxy) forget(id string) {
+	p.mu.Lock()
+	delete(p.cache, id)
+	p.mu.Unlock()
+}
+
+// endpoint is the deployment's endpoint, from the cache or the deployer.
+func (p *predictProxy) endpoint(ctx context.Context, id string) (deployEndpoint, error) {
+	p.mu.Lock()
+	ep, ok := p.cache[id]
+	p.mu.Unlock()
+	if ok && p.watched {
+		if ep.deleted {
+			return ep, events.Errorf(http.StatusNotFound, "deployment %q not found: list deployments with GET /deployments", id)
+		}
+		return ep, nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := events.Call(ctx, p.g.nc, "mlpanel.deployer.get", events.Request{Path: map[string]string{"id": id}}, &ep); err != nil {
+		return ep, err
+	}
+	p.mu.Lock()
+	p.cache[id] = ep
+	p.mu.Unlock()
+	return ep, nil
+}
+
+func (p *predictProxy) handle(c *gin.Context) {
+	id := c.Param("id")
+	ep, err := p.endpoint(c.Request.Context(), id)
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	if ep.Status != "running" || ep.URL == "" {
+		writeError(c, events.Errorf(http.StatusConflict,
+			"deployment %s is %s, not running: start it with PUT /deployments/%s/run", id, ep.Status, id))
+		return
+	}
+	if c.Request.ContentLength > p.max {
+		writeError(c, tooLarge(p.max))
+		return
+	}
+	lim := &limitedBody{r: c.Request.Body, left: p.max}
+	body, ct, err := adaptPredictBody(lim, c.GetHeader("Content-Type"), ep.InputColumns)
+	if err != nil {
+		if lim.over {
+			err = tooLarge(p.max)
+		}
+		writeError(c, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(c.Request.Context(), 10*time.Minute)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL+"/invocations", body)
+	if err != nil {
+		writeError(c, fmt.Errorf("building predict request: %w", err))
+		return
+	}
+	req.Header.Set("Content-Type", ct)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		if lim.over {
+			writeError(c, tooLarge(p.max))
+			return
+		}
+		// The cached endpoint may be stale (a missed event): ask again.
+		p.forget(id)
+		if fresh, ferr := p.endpoint(c.Request.Context(), id); ferr == nil && fresh.Status != "running" {
+			writeError(c, events.Errorf(http.StatusConflict, "deployment %s is %s, not running: start it with PUT /deployments/%s/run", id, fresh.Status, id))
+			return
+		}
+		writeError(c, events.Errorf(http.StatusBadGateway, "the model server of deployment %s did not answer: %v", id, err))
+		return
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode >= 400 {
+		writeError(c, modelServerError(resp))
+		return
+	}
+	c.Status(resp.StatusCode)
+	if v := resp.Header.Get("Content-Type"); v != "" {
+		c.Header("Content-Type", v)
+	}
+	if _, err := io.Copy(c.Writer, resp.Body); err != nil {
+		p.g.log.Warn("streaming a prediction", "deployment", id, "err", err)
+	}
+}
+
+func tooLarge(max int64) error {
+	return events.Errorf(http.StatusRequestEntityTooLarge,
+		"predict body larger than %d bytes (MLPANEL_PREDICT_MAX_BYTES): send smaller batches", max)
+}
+
+// modelServerError turns MLflow's {"error_code", "message"} into ours,
+// keeping the status for a client error.
+func modelServerError(resp *http.Response) error {
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var me struct {
+		ErrorCode string `json:"error_code"`
+		Message   string `json:"message"`
+	}
+	msg := strings.TrimSpace(string(raw))
+	if json.Unmarshal(raw, &me) == nil && me.Message != "" {
+		msg = me.Message
+	}
+	if resp.StatusCode < 500 {
+		return events.Errorf(resp.StatusCode, "the model rejected the input: %s", msg)
+	}
+	return events.Errorf(http.StatusBadGateway, "the model server failed (HTTP %d): %s", resp.StatusCode, msg)
+}
+
+// limitedBody reads at most left bytes and remembers when there were more.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+var errTooLarge = errors.New("predict body too large")
+
+func (l *limitedBody) Read(b []byte) (int, error) {
+	if l.left <= 0 {
+		// One more byte tells a body of exactly the limit from a larger one.
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			l.over = true
+			return 0, errTooLarge
+		}
+		return 0, io.EOF
+	}
+	if int64(len(b)) > l.left {
+		b = b[:l.left]
+	}
+	n, err := l.r.Read(b)
+	l.left -= int64(n)
+	return n, err
+}
+
+// mlflowKeys are the top-level keys /invocations accepts.
+var mlflowKeys = map[string]bool{"dataframe_split": true, "dataframe_records": true, "instances": true, "inputs": true}
+
+// adaptPredictBody passes MLflow's own formats through as a stream and
+// converts the original mlpanel's {"data": rows} (JSON or a form field)
+// into a format MLflow accepts.
+func adaptPredictBody(r io.Reader, contentType string, columns []string) (io.Reader, string, error) {
+	ct, _, _ := mime.ParseMediaType(contentType)
+	switch ct {
+	case "application/x-www-form-urlencoded", "multipart/form-data":
+		raw, err := io.ReadAll(r)
+		if err != nil {
+			return nil, "", events.Errorf(http.StatusBadRequest, "reading predict body: %v", err)
+		}
+		data, err := formData(raw, contentType)
+		if err != nil {
+			return nil, "", err
+		}
+		return convertData(data, columns)
+	case "", "application/json":
+	default:
+		return r, contentType, nil // text/csv and the like go as they are
+	}
+	br := bufio.NewReaderSize(r, 4096)
+	head, _ := br.Peek(4096)
+	if firstKey(head) != "data" {
+		return br, "application/json", nil
+	}
+	raw, err := io.ReadAll(br)
+	if err != nil {
+		return nil, "", events.Errorf(http.StatusBadRequest, "reading predict body: %v", err)
+	}
+	var body map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &body); err != nil {
+		return nil, "", events.Errorf(http.StatusBadRequest, "malformed JSON predict body: %v", err)
+	}
+	for k := range body {
+		if mlflowKeys[k] {
+			return bytes.NewReader(raw), "application/json", nil // MLflow's own format after all
+		}
+	}
+	return convertData(body["data"], columns)
+}
+
+// firstKey is the first key of a JSON object, read from its first bytes.
+func firstKey(head []byte) string {
+	t := bytes.TrimLeft(head, " \t\r\n")
+	if len(t) == 0 || t[0] != '{' {
+		return ""
+	}
+	t = bytes.TrimLeft(t[1:], " \t\r\n")
+	if len(t) == 0 || t[0] != '"' {
+		return ""
+	}
+	end := bytes.IndexByte(t[1:], '"')
+	if end < 0 {
+		return ""
+	}
+	return string(t[1 : 1+end])
+}
+
+func formData(raw []byte, contentType string) (json.RawMessage, error) {
+	var v string
+	if strings.HasPrefix(contentType, "multipart/") {
+		req, _ := http.NewRequest(http.MethodPost, "/", bytes.NewReader(raw))
+		req.Header.Set("Content-Type", contentType)
+		if err := req.ParseMultipartForm(int64(len(raw)) + 1024); err != nil {
+			return nil, events.Errorf(http.StatusBadRequest, "malformed multipart predict body: %v", err)
+		}
+		v = req.FormValue("data")
+	} else {
+		vals, err := url.ParseQuery(string(raw))
+		if err != nil {
+			return nil, events.Errorf(http.StatusBadRequest, "malformed form predict body: %v", err)
+		}
+		v = vals.Get("data")
+	}
+	if v == "" {
+		return nil, events.Errorf(http.StatusBadRequest, `a form predict body needs a "data" field holding a JSON list of rows`)
+	}
+	return json.RawMessage(v), nil
+}
+
+// convertData turns rows into MLflow's input: a list of lists becomes a
+// dataframe with the model's input columns (or plain inputs when it has
+// none), a list of objects becomes dataframe records.
+func convertData(data json.RawMessage, columns []string) (io.Reader, string, error) {
+	var rows []json.RawMessage
+	if err := json.Unmarshal(data, &rows); err != nil || len(rows) == 0 {
+		return nil, "", events.Errorf(http.StatusBadRequest,
+			`"data" must be a non-empty JSON list of rows, e.g. {"data": [[1.0, 2.0]]}; or send one of MLflow's formats (dataframe_split, dataframe_records, instances, inputs)`)
+	}
+	var out any
+	switch first := bytes.TrimSpace(rows[0]); {
+	case len(first) > 0 && first[0] == '{':
+		out = map[string]any{"dataframe_records": data}
+	case len(first) > 0 && first[0] == '[' && len(columns) > 0:
+		out = map[string]any{"dataframe_split": map[string]any{"columns": columns, "data": data}}
+	default:
+		out = map[string]any{"inputs": data}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, "", fmt.Errorf("encoding predict body: %w", err)
+	}
+	return bytes.NewReader(b), "application/json", nil
+}
