@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -55,6 +56,9 @@ func runMain(m *testing.M) int {
 	// Ports away from a panel the developer may be running.
 	panelCfg.Projects.Ports = proc.Range{Lo: 15100, Hi: 15139}
 	panelCfg.Projects.Mlflow = filepath.Join(repoRoot, ".venv", "bin", "mlflow")
+	// Stopping the projects service leaves its servers running, as a crash
+	// would, so tests can prove adoption; cleanup terminates them.
+	panelCfg.Projects.StopOnExit = false
 	configureServices(&panelCfg, home)
 
 	level := "warn"
@@ -68,6 +72,7 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	terminateAll()
 	panel.Close()
 	return code
 }
@@ -244,3 +249,25 @@ func mlflowAPI(t testing.TB, p project, method, path string, body any) response 
 	raw, _ := io.ReadAll(resp.Body)
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
 }
+
+// terminateAll stops every project's server through the API, so no
+// process outlives the test binary.
+func terminateAll() {
+	resp, err := http.Get(panel.URL + "/projects")
+	if err != nil {
+		return
+	}
+	defer resp.Body.Close()
+	var ps []project
+	_ = json.NewDecoder(resp.Body).Decode(&ps)
+	for _, p := range ps {
+		req, _ := http.NewRequest(http.MethodPut, panel.URL+"/projects/"+p.ID+"/terminate", nil)
+		if r, err := http.DefaultClient.Do(req); err == nil {
+			r.Body.Close()
+		}
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+func atoi(s string) (int, error) { return strconv.Atoi(s) }

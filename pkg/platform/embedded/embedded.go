@@ -3,11 +3,15 @@
 // the MongoDB. Both keep their data under a directory, so a restart on the
 // same directory sees the same streams and collections.
 //
-// FerretDB v1 is not MongoDB. Known gaps that matter to callers (see the
-// tests for what is proven to work): no multi-document transactions, no
-// change streams, no replica set (so no retryable writes or causal
-// consistency), and two concurrent conditional updates of one document are
-// not serialised. Every entity must therefore have a single in-process writer.
+// FerretDB v1 is not MongoDB. Gaps that matter to callers (the tests show
+// what does work): no transactions, change streams, TTL or partial indexes,
+// arrayFilters, positional "$" updates, pipeline updates, $expr, $lookup,
+// $facet, collations, findAndModify projections or Decimal128 (it drops the
+// connection). Concurrent read-modify-write updates of one document lose
+// writes (even $inc), so every entity needs a single in-process writer. A
+// unique index violated by an update (not an insert or upsert) comes back as
+// InternalError "UNIQUE constraint failed", which mongo.IsDuplicateKeyError
+// does not recognise.
 package embedded
 
 import (

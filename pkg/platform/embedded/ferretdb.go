@@ -67,8 +67,9 @@ func StartFerretDB(ctx context.Context, dir, addr string, opts ...Option) (*Ferr
 		_ = db.Run(runCtx) // always nil; it returns when runCtx is cancelled
 	}()
 
-	// The listener is bound already, so a dial proves the accept loop is up
-	// rather than waiting for it; it fails only if Run died at once.
+	// New has bound the listener, so this dial succeeds at once; it keeps the
+	// "returns once it accepts connections" promise should FerretDB ever bind
+	// lazily in Run, and checks the URI we hand out.
 	hostPort, err := f.hostPort()
 	if err == nil {
 		var c net.Conn
@@ -97,8 +98,8 @@ func (f *FerretDB) URI() string { return f.db.MongoDBURI() }
 
 // Close stops the listener, closes the SQLite databases and waits for all of
 // it, so the same dir can be reopened. FerretDB gives still-open client
-// connections up to 3 s to go away (and logs a warning for each one it cuts),
-// so disconnect the mongo clients first.
+// connections up to 3 s to go away before cutting them, so disconnect the
+// mongo clients first or Close takes those 3 s.
 func (f *FerretDB) Close() {
 	f.cancel()
 	<-f.done

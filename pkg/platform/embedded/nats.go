@@ -55,6 +55,7 @@ func StartNATS(dir, addr string, opts ...Option) (*NATS, error) {
 	}
 	log := &natsLogger{l: cfg.logger.With("component", "nats")}
 	srv.SetLoggerV2(log, false, false, false)
+	n := &NATS{srv: srv}
 	go srv.Start()
 
 	// Start reports a bind or JetStream failure only through Fatalf, so poll
@@ -62,15 +63,15 @@ func StartNATS(dir, addr string, opts ...Option) (*NATS, error) {
 	deadline := time.Now().Add(natsReadyTimeout)
 	for !srv.ReadyForConnections(50 * time.Millisecond) {
 		if msg := log.fatal.Load(); msg != nil {
-			srv.Shutdown()
+			n.Shutdown()
 			return nil, fmt.Errorf("starting embedded NATS on %s (store %s): %s", addr, dir, *msg)
 		}
 		if time.Now().After(deadline) {
-			srv.Shutdown()
+			n.Shutdown()
 			return nil, fmt.Errorf("starting embedded NATS on %s (store %s): not ready for connections after %s", addr, dir, natsReadyTimeout)
 		}
 	}
-	return &NATS{srv: srv}, nil
+	return n, nil
 }
 
 // ClientURL is the nats:// URL clients connect to.

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -76,7 +77,7 @@ func (s *Service) reconcileAll(ctx context.Context) {
 			err = s.converge(ctx, &cur)
 		}
 		unlock()
-		if err != nil && ctx.Err() == nil {
+		if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotFound) { // deleted meanwhile
 			s.log.Error("reconcile", "project", p.ID, "err", err)
 		}
 	}
