@@ -5,7 +5,6 @@ package gateway
 
 import (
 	"context"
-	"embed"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,13 +15,11 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/nats-io/nats.go"
+	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 )
-
-//go:embed openapi.yaml
-var specFS embed.FS
 
 const callerKey = "mlpanel.caller"
 
@@ -46,12 +43,13 @@ func ConfigFromEnv(r *conf.Reader) Config {
 type Gateway struct {
 	cfg Config
 	nc  *nats.Conn
+	db  *mongo.Database // users, tokens, members and audit: the gateway's own collections
 	log *slog.Logger
 }
 
 // New builds the gateway.
-func New(cfg Config, nc *nats.Conn, log *slog.Logger) *Gateway {
-	return &Gateway{cfg: cfg, nc: nc, log: log.With("service", "gateway")}
+func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gateway {
+	return &Gateway{cfg: cfg, nc: nc, db: db, log: log.With("service", "gateway")}
 }
 
 // Handler is the whole HTTP API.
@@ -63,7 +61,10 @@ func (g *Gateway) Handler() http.Handler {
 		g.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", rec)
 		writeError(c, fmt.Errorf("unexpected failure: %v", rec))
 	}))
-	e.Use(g.accessLog)
+	e.Use(g.observe()...)   // observe.go: request IDs, access log, metrics
+	e.Use(g.specCheck())    // validate.go: requests and responses against the OpenAPI document
+	e.Use(g.authenticate)   // auth.go: who calls, and may they
+	e.Use(g.auditMutations) // audit.go: every mutating call recorded
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, events.Errorf(http.StatusNotFound, "no endpoint %s %s: see /openapi.yaml", c.Request.Method, c.Request.URL.Path))
 	})
@@ -76,11 +77,10 @@ func (g *Gateway) Handler() http.Handler {
 	for _, mount := range dataPlane {
 		mount(g, e)
 	}
-	e.GET("/openapi.yaml", func(c *gin.Context) {
-		b, _ := specFS.ReadFile("openapi.yaml")
-		c.Data(http.StatusOK, "application/yaml", b)
-	})
-	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	g.mountDocs(e) // docs.go: /openapi.yaml, /openapi.json, /docs
+	g.mountOps(e)  // observe.go: /healthz, /readyz, /metrics
+	g.mountAuth(e) // auth.go: users, tokens, members
+	g.mountAudit(e)
 	return e
 }
 
@@ -118,13 +118,6 @@ func (g *Gateway) control(rt route) gin.HandlerFunc {
 		c.Header("Access-Control-Expose-Headers", "X-Total-Count")
 		c.Data(rt.status, "application/json; charset=utf-8", page.Items)
 	}
-}
-
-func (g *Gateway) accessLog(c *gin.Context) {
-	start := time.Now()
-	c.Next()
-	g.log.Debug("http", "method", c.Request.Method, "path", c.Request.URL.Path,
-		"status", c.Writer.Status(), "took", time.Since(start))
 }
 
 // Run serves HTTP until ctx ends, then drains for up to 10 seconds.

@@ -11,7 +11,7 @@ import (
 // The tracking routes mount beside the others without gin conflicts
 // (e.g. /runs/:id/restore next to /runs/:id/metrics/*key).
 func TestTrackingRoutesMount(t *testing.T) {
-	g := New(Config{MaxBody: 1 << 20}, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	g := New(Config{MaxBody: 1 << 20}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	h := g.Handler()
 	// Without NATS nothing answers, but an unknown route is a 404 from
 	// gin and a known one is not.

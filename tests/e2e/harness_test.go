@@ -72,6 +72,12 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
+	if v := panel.Gateway.SpecViolations(); len(v) > 0 {
+		fmt.Fprintf(os.Stderr, "FAIL: %d requests or responses did not match the OpenAPI document:\n%s\n", len(v), strings.Join(v, "\n"))
+		if code == 0 {
+			code = 1
+		}
+	}
 	terminateAll()
 	panel.Close()
 	return code

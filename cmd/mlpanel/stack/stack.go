@@ -60,7 +60,8 @@ func ConfigFromEnv(r *conf.Reader) Config {
 type Stack struct {
 	cfg   Config
 	log   *slog.Logger
-	URL   string // the gateway's base URL
+	URL     string // the gateway's base URL
+	Gateway *gateway.Gateway
 	NC    *nats.Conn
 	Mongo *mongo.Client
 
@@ -119,8 +120,8 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Stack, err err
 			return nil, err
 		}
 	}
-	gw := gateway.New(cfg.Gateway, s.NC, log)
-	s.launch("gateway", func(ctx context.Context) error { return gw.Serve(ctx, s.ln) })
+	s.Gateway = gateway.New(cfg.Gateway, s.NC, s.Mongo.Database(boot.Database), log)
+	s.launch("gateway", func(ctx context.Context) error { return s.Gateway.Serve(ctx, s.ln) })
 	return s, nil
 }
 

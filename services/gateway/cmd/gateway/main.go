@@ -1,5 +1,5 @@
 // Command gateway runs the HTTP gateway as its own process against
-// MLPANEL_NATS_URL.
+// MLPANEL_NATS_URL and MLPANEL_MONGO_URI (users, tokens, members, audit).
 package main
 
 import (
@@ -25,6 +25,7 @@ func run(ctx context.Context) error {
 	var r conf.Reader
 	cfg := gateway.ConfigFromEnv(&r)
 	natsURL := r.String("NATS_URL", "nats://127.0.0.1:4222")
+	mongoURI := r.String("MONGO_URI", "mongodb://127.0.0.1:27017")
 	log := boot.Logger(r.String("LOG_LEVEL", "info"))
 	if err := r.Err(); err != nil {
 		return err
@@ -34,5 +35,10 @@ func run(ctx context.Context) error {
 		return err
 	}
 	defer nc.Drain()
-	return gateway.New(cfg, nc, log).Run(ctx)
+	mc, err := boot.Mongo(ctx, mongoURI)
+	if err != nil {
+		return err
+	}
+	defer mc.Disconnect(context.Background())
+	return gateway.New(cfg, nc, mc.Database(boot.Database), log).Run(ctx)
 }
