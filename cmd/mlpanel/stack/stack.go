@@ -58,12 +58,12 @@ func ConfigFromEnv(r *conf.Reader) Config {
 
 // Stack is a running panel.
 type Stack struct {
-	cfg   Config
-	log   *slog.Logger
+	cfg     Config
+	log     *slog.Logger
 	URL     string // the gateway's base URL
 	Gateway *gateway.Gateway
-	NC    *nats.Conn
-	Mongo *mongo.Client
+	NC      *nats.Conn
+	Mongo   *mongo.Client
 
 	natsSrv *embedded.NATS
 	ferret  *embedded.FerretDB
