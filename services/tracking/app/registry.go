@@ -97,6 +97,7 @@ func (s *Service) CreateRegisteredModel(ctx context.Context, project string, in 
 			}
 		}
 	}
+	version.ModelID = domain.LoggedModelID(version.Source)
 	var tags []mc.Tag
 	for k, v := range in.Tags {
 		tags = append(tags, mc.Tag{Key: k, Value: v})

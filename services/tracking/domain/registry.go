@@ -166,3 +166,13 @@ func SortKeys[T any](m map[string]func(a, b T) bool) string {
 	sort.Strings(keys)
 	return strings.Join(keys, ", ")
 }
+
+// LoggedModelID is the logged model id of an MLflow 3 source URI
+// models:/m-<id> (MLflow wants it beside such a source), or "".
+func LoggedModelID(source string) string {
+	id, ok := strings.CutPrefix(source, "models:/")
+	if !ok || !strings.HasPrefix(id, "m-") || strings.Contains(id, "/") {
+		return ""
+	}
+	return id
+}

@@ -64,9 +64,12 @@ func (c *Client) DeleteRegisteredModel(ctx context.Context, name string) error {
 
 // VersionInput is what model-versions/create takes.
 type VersionInput struct {
-	Name        string `json:"name"`
-	Source      string `json:"source"`
-	RunID       string `json:"run_id,omitempty"`
+	Name   string `json:"name"`
+	Source string `json:"source"`
+	RunID  string `json:"run_id,omitempty"`
+	// ModelID is the MLflow 3 logged model (m-<id>) a models:/m-<id>
+	// source names; MLflow requires it for such sources.
+	ModelID     string `json:"model_id,omitempty"`
 	Description string `json:"description,omitempty"`
 	Tags        []Tag  `json:"tags,omitempty"`
 }
