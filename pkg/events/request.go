@@ -19,6 +19,23 @@ type Request struct {
 	List  ListParams        `json:"list,omitempty"`
 	// Caller is the authenticated user, empty when auth is off.
 	Caller string `json:"caller,omitempty"`
+	// Restricted lists hold only what the caller may see: projects the
+	// caller created or whose ids are in Visible.
+	Restricted bool     `json:"restricted,omitempty"`
+	Visible    []string `json:"visible,omitempty"`
+}
+
+// Sees reports whether a restricted caller may see a project.
+func (r Request) Sees(projectID, createdBy string) bool {
+	if !r.Restricted || (createdBy != "" && createdBy == r.Caller) {
+		return true
+	}
+	for _, id := range r.Visible {
+		if id == projectID {
+			return true
+		}
+	}
+	return false
 }
 
 // Param returns a path parameter, or else a query parameter.

@@ -47,7 +47,8 @@ var sortKeys = map[string]func(a, b domain.Project) bool{
 
 // List returns one page of projects. A team has tens of projects, not
 // millions, so sorting in memory keeps the store interface small.
-func (s *Service) List(ctx context.Context, lp events.ListParams, status string) (events.List[domain.Project], error) {
+func (s *Service) List(ctx context.Context, r events.Request) (events.List[domain.Project], error) {
+	lp, status := r.List, r.Query["status"]
 	sortKey := lp.Sort
 	if sortKey == "" {
 		sortKey = "id"
@@ -61,15 +62,13 @@ func (s *Service) List(ctx context.Context, lp events.ListParams, status string)
 	if err != nil {
 		return events.List[domain.Project]{}, fmt.Errorf("listing projects: %w", err)
 	}
-	if status != "" {
-		kept := all[:0]
-		for _, p := range all {
-			if string(p.Status) == status {
-				kept = append(kept, p)
-			}
+	kept := all[:0]
+	for _, p := range all {
+		if (status == "" || string(p.Status) == status) && r.Sees(p.ID, p.CreatedBy) {
+			kept = append(kept, p)
 		}
-		all = kept
 	}
+	all = kept
 	return events.Page(all, lp, less), nil
 }
 

@@ -37,9 +37,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 		return nil, fmt.Errorf("adding micro service %s: %w", Service, err)
 	}
 	ops := map[string]op{
-		"list": func(ctx context.Context, r events.Request) (any, error) {
-			return svc.List(ctx, r.List, r.Query["status"])
-		},
+		"list": func(ctx context.Context, r events.Request) (any, error) { return svc.List(ctx, r) },
 		"get": func(ctx context.Context, r events.Request) (any, error) { return svc.Find(ctx, r.Param("id")) },
 		"create": func(ctx context.Context, r events.Request) (any, error) {
 			var in app.CreateInput
