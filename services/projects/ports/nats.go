@@ -38,7 +38,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 	}
 	ops := map[string]op{
 		"list": func(ctx context.Context, r events.Request) (any, error) { return svc.List(ctx, r) },
-		"get": func(ctx context.Context, r events.Request) (any, error) { return svc.Find(ctx, r.Param("id")) },
+		"get":  func(ctx context.Context, r events.Request) (any, error) { return svc.Find(ctx, r.Param("id")) },
 		"create": func(ctx context.Context, r events.Request) (any, error) {
 			var in app.CreateInput
 			if err := r.DecodeBody(&in); err != nil {
