@@ -141,22 +141,20 @@ func TestComposeHealthAndRestart(t *testing.T) {
 			t.Errorf("%s: no restart policy", name)
 		}
 	}
+	code := codeSettings(t, repoRoot(t))
 	for _, name := range appServices {
 		s := p.Services[name]
 		dep, ok := s.DependsOn["nats"]
 		if !ok || dep.Condition != types.ServiceConditionHealthy {
 			t.Errorf("%s: want depends_on nats with condition service_healthy, got %+v", name, s.DependsOn)
 		}
-		if usesMongo(name) {
+		if _, usesMongo := serviceSettings(code, name)["MONGO_URI"]; usesMongo {
 			if dep, ok := s.DependsOn["mongo"]; !ok || dep.Condition != types.ServiceConditionHealthy {
-				t.Errorf("%s: want depends_on mongo with condition service_healthy", name)
+				t.Errorf("%s reads MLPANEL_MONGO_URI: want depends_on mongo with condition service_healthy", name)
 			}
 		}
 	}
 }
-
-// usesMongo tells the services that own collections.
-func usesMongo(service string) bool { return service == "projects" || service == "deployer" }
 
 // TestComposeInfrastructure: Mongo is a replica set with its data on a
 // volume, NATS runs JetStream with its store on a volume.
@@ -262,9 +260,21 @@ func TestComposeSettings(t *testing.T) {
 			}
 		}
 
-		// Container wiring: the defaults (127.0.0.1) would not work here.
+		// A loopback default is the container itself: unreachable from
+		// other containers, and reaching nothing in them.
+		for _, name := range sortedKeys(reads) {
+			for _, r := range reads[name] {
+				if loopback(r.Default) {
+					if _, set := env(service, name); !set {
+						t.Errorf("%s reads MLPANEL_%s with the loopback default %q (%s:%d): compose must set it",
+							service, name, r.Default, r.File, r.Line)
+					}
+					break
+				}
+			}
+		}
 		wantHost(t, p, service, "NATS_URL", "nats", "4222")
-		if usesMongo(service) {
+		if _, usesMongo := reads["MONGO_URI"]; usesMongo {
 			wantHost(t, p, service, "MONGO_URI", "mongo", "27017")
 			if u, _ := env(service, "MONGO_URI"); !strings.Contains(u, "replicaSet=") {
 				t.Errorf("%s: MLPANEL_MONGO_URI %q does not name the replica set", service, u)
@@ -304,6 +314,11 @@ func TestComposeSettings(t *testing.T) {
 	if pv.Source != dv.Source || pv.ReadOnly || dv.ReadOnly {
 		t.Errorf("projects and deployer must share one writable volume at %s, got %q and %q", home, pv.Source, dv.Source)
 	}
+}
+
+// loopback reports whether a default names this host only.
+func loopback(v string) bool {
+	return strings.Contains(v, "127.0.0.1") || strings.Contains(v, "localhost") || strings.Contains(v, "[::1]")
 }
 
 func wantEnv(t *testing.T, p *types.Project, service, name, want string) {

@@ -1,0 +1,307 @@
+package deployments
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServicesAsSeparateProcesses runs the team-server shape without
+// Docker: nats-server and FerretDB as their own processes, each service
+// built from its own main and started as its own process, wired only by
+// MLPANEL_NATS_URL and MLPANEL_MONGO_URI. It then drives the gateway over
+// HTTP with real MLflow servers from the repository's .venv.
+func TestServicesAsSeparateProcesses(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: builds six binaries and runs real MLflow servers")
+	}
+	root := repoRoot(t)
+	if _, err := os.Stat(filepath.Join(root, ".venv", "bin", "mlflow")); err != nil {
+		t.Skipf("no .venv/bin/mlflow (%v): run `make venv`, the projects service runs real MLflow servers", err)
+	}
+	c := newCluster(t, root, buildBinaries(t, root))
+	c.startInfra()
+	c.startService("projects", "projects")
+	if deployer := c.spawn("deployer", "deployer"); !c.answers(deployer, "deployer", 60*time.Second) {
+		t.Logf("the deployer does not answer $SRV.PING; deploy steps will skip:\n%s", deployer.tail(10))
+	}
+	c.startService("gateway", "gateway")
+
+	var project map[string]any
+	t.Run("projects", func(t *testing.T) { project = projectLifecycle(c.in(t)) })
+	if project == nil {
+		t.Fatal("no running project: the remaining steps need one")
+	}
+	id := fmt.Sprint(project["id"])
+	if !t.Run("tracking", func(t *testing.T) { trackingQueueGroup(c.in(t), id) }) {
+		return
+	}
+	t.Run("train-deploy-predict", func(t *testing.T) { trainDeployPredict(c.in(t), project) })
+}
+
+// projectLifecycle creates a project, runs it, and checks that its
+// tracking server, started by the projects process, answers.
+func projectLifecycle(c *cluster) map[string]any {
+	t := c.t
+	name := fmt.Sprintf("mp-%d", time.Now().UnixNano()%1e6)
+	r := c.must(http.MethodPost, "/projects", map[string]string{"name": name, "description": "multi-process test"}, http.StatusCreated)
+	var p map[string]any
+	r.decode(t, &p)
+	id := fmt.Sprint(p["id"])
+	c.must(http.MethodPut, "/projects/"+id+"/run", nil, http.StatusOK)
+	p = c.waitStatus("/projects/"+id, "running", 3*time.Minute)
+	if pid, ok := p["pid"].(float64); ok && pid > 0 {
+		c.adopt(int(pid))
+	}
+	uri, _ := p["mlflowUri"].(string)
+	if uri == "" {
+		t.Fatalf("running project has no mlflowUri: %v", p)
+	}
+	resp, err := http.Get(strings.TrimRight(uri, "/") + "/health")
+	if err != nil {
+		t.Fatalf("the project's tracking server at %s: %v", uri, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("%s/health: status %d", uri, resp.StatusCode)
+	}
+	// The list goes through the gateway and NATS to the projects process.
+	var list []map[string]any
+	c.must(http.MethodGet, "/projects", nil, http.StatusOK).decode(t, &list)
+	found := false
+	for _, q := range list {
+		found = found || fmt.Sprint(q["id"]) == id
+	}
+	if !found {
+		t.Fatalf("GET /projects does not list %s", id)
+	}
+	return p
+}
+
+// trackingQueueGroup starts two tracking processes and checks that they
+// share the load, and that stopping or killing one under load loses no
+// request that the other could serve.
+func trackingQueueGroup(c *cluster, projectID string) {
+	t := c.t
+	one := c.spawn("tracking-1", "tracking")
+	if !c.answers(one, "tracking", 20*time.Second) {
+		t.Skipf("the tracking service does not register on NATS (issue 3 not landed?):\n%s", one.tail(10))
+	}
+	two := c.startService("tracking", "tracking-2")
+	path := "/experiments?project_id=" + projectID
+
+	// Each request goes to one member of the queue group at random: with
+	// 40 requests, an idle instance would mean no load sharing.
+	before := c.requestsByInstance("tracking")
+	for range 40 {
+		c.must(http.MethodGet, path, nil, http.StatusOK)
+	}
+	after := c.requestsByInstance("tracking")
+	if len(after) != 2 {
+		t.Fatalf("$SRV.STATS.tracking: %d instances answered, want 2: %v", len(after), after)
+	}
+	for id, n := range after {
+		if n-before[id] == 0 {
+			t.Errorf("tracking instance %s served none of 40 requests: the instances do not share the load (%v)", id, after)
+		}
+	}
+	t.Logf("requests per tracking instance: %v", after)
+
+	// A graceful stop (SIGTERM: what docker stop and a rolling upgrade do)
+	// should drain: in-flight requests finish, new ones go to the other
+	// instance.
+	var gaps []string
+	lost := c.underLoad(path, func() { one.stop(syscall.SIGTERM, 30*time.Second) })
+	gaps = append(gaps, classify(t, "stopping one tracking instance (SIGTERM)", lost,
+		"every main's `defer nc.Drain()` returns at once and the process exits before the drain ends: wait for the connection to close (ClosedHandler) before returning")...)
+
+	// A crash (SIGKILL): the NATS server drops the dead member at once, so
+	// new requests reach the survivor; a request already delivered to the
+	// dead member gets no reply, and events.Call does not retry.
+	c.startService("tracking", "tracking-3")
+	lost = c.underLoad(path, func() { two.stop(syscall.SIGKILL, 5*time.Second) })
+	gaps = append(gaps, classify(t, "killing one tracking instance (SIGKILL)", lost,
+		"events.Call should retry idempotent (GET) requests on no-responders and after a per-attempt timeout shorter than the deadline")...)
+
+	// The survivor serves alone.
+	c.must(http.MethodGet, path, nil, http.StatusOK)
+	if n := len(c.instances("tracking", "PING")); n != 1 {
+		t.Errorf("%d tracking instances answer $SRV.PING after stopping two of three, want 1", n)
+	}
+	if len(gaps) > 0 {
+		t.Skipf("KNOWN GAP (set strictFailover to make this fail):\n%s", strings.Join(gaps, "\n"))
+	}
+}
+
+// strictFailover makes requests lost to a stopped or killed instance fail
+// the test. It is off until the two fixes named in the skip message land
+// (boot: wait for the NATS drain; events.Call: retry idempotent requests):
+// until then such losses are reported as a skip, and any other failure
+// (a 503 while an instance was alive, a 500, a broken connection) fails.
+const strictFailover = false
+
+// classify fails the test for lost requests that are not the known gap
+// (a 504 after the gateway's deadline: the reply never came), and returns
+// the known-gap ones as a report, or fails for them too when strict.
+func classify(t *testing.T, what string, lost []string, fix string) []string {
+	t.Helper()
+	var timeouts, others []string
+	for _, l := range lost {
+		if strings.Contains(l, "status 504") {
+			timeouts = append(timeouts, l)
+		} else {
+			others = append(others, l)
+		}
+	}
+	if len(others) > 0 {
+		t.Errorf("%s: %d requests failed that the other instance could serve:\n%s", what, len(others), strings.Join(others, "\n"))
+	}
+	if len(timeouts) == 0 {
+		return nil
+	}
+	report := fmt.Sprintf("%s lost %d in-flight requests (504 after MLPANEL_REQUEST_TIMEOUT):\n%s\nfix: %s",
+		what, len(timeouts), strings.Join(timeouts, "\n"), fix)
+	if strictFailover {
+		t.Error(report)
+		return nil
+	}
+	t.Log(report)
+	return []string{report}
+}
+
+// answers reports whether an instance of service answers $SRV.PING within
+// timeout; false also when p exits.
+func (c *cluster) answers(p *process, service string, timeout time.Duration) bool {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) && !p.exited() {
+		if len(c.instances(service, "PING")) > 0 {
+			return true
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	return false
+}
+
+// underLoad fires GET path from 4 workers, runs disrupt after 1.5 s, keeps
+// firing for 5 s more, and returns every failed request.
+func (c *cluster) underLoad(path string, disrupt func()) []string {
+	const workers = 4
+	var (
+		mu     sync.Mutex
+		failed []string
+		total  int
+	)
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+				began := time.Now()
+				r, err := c.do(ctx, http.MethodGet, path, nil)
+				cancel()
+				mu.Lock()
+				total++
+				switch {
+				case err != nil:
+					failed = append(failed, fmt.Sprintf("worker %d request %d: %v after %s", w, i, err, time.Since(began).Round(time.Millisecond)))
+				case r.Status != http.StatusOK:
+					failed = append(failed, fmt.Sprintf("worker %d request %d: status %d after %s: %s", w, i, r.Status, time.Since(began).Round(time.Millisecond), r.Body))
+				}
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(1500 * time.Millisecond)
+	disrupt()
+	time.Sleep(5 * time.Second)
+	close(stop)
+	wg.Wait()
+	sort.Strings(failed)
+	c.t.Logf("under load: %d requests, %d failed", total, len(failed))
+	return failed
+}
+
+// irisRows are three flowers, one of each species.
+var irisRows = [][]float64{{5.1, 3.5, 1.4, 0.2}, {6.2, 2.9, 4.3, 1.3}, {7.7, 3.0, 6.1, 2.3}}
+
+// trainDeployPredict trains the example against the project's tracking
+// server, finds the run through the gateway (tracking process), deploys the
+// registered model (deployer process) and predicts through the gateway.
+func trainDeployPredict(c *cluster, project map[string]any) {
+	t := c.t
+	id := fmt.Sprint(project["id"])
+	uri := fmt.Sprint(project["mlflowUri"])
+	if len(c.instances("deployer", "PING")) == 0 {
+		t.Skip("no deployer answers $SRV.PING (issue 4 not landed?)")
+	}
+	const model = "iris-multiprocess"
+	out := c.python([]string{"MLFLOW_TRACKING_URI=" + uri},
+		filepath.Join(c.root, "examples", "train.py"), "--experiment", "multiprocess", "--model-name", model, "--epochs", "3")
+	runID := valueAfter(out, "run_id=")
+	version := valueAfter(out, "version=")
+	if runID == "" || version == "" {
+		t.Fatalf("examples/train.py printed no run_id= and version=:\n%s", out)
+	}
+
+	// The run, listed by the tracking process through the gateway.
+	runs := c.must(http.MethodGet, "/runs?project_id="+id, nil, http.StatusOK)
+	if !strings.Contains(string(runs.Body), runID) {
+		t.Fatalf("GET /runs?project_id=%s does not list run %s: %s", id, runID, runs.Body)
+	}
+
+	// The deployment, served by a model server the deployer process starts.
+	var d map[string]any
+	c.must(http.MethodPost, "/deployments", map[string]any{"project_id": id, "model_id": model, "type": "local"}, http.StatusAccepted).decode(t, &d)
+	depID := fmt.Sprint(d["id"])
+	if fmt.Sprint(d["version"]) != version {
+		t.Errorf("deployment of %s has version %v, want the one just registered, %s", model, d["version"], version)
+	}
+	d = c.waitStatus("/deployments/"+depID, "running", 4*time.Minute)
+	if pid, ok := d["pid"].(float64); ok && pid > 0 {
+		c.adopt(int(pid))
+	}
+	cols, _ := d["input_columns"].([]any)
+	if len(cols) != 4 {
+		t.Fatalf("deployment input_columns %v: want the 4 iris measurements", d["input_columns"])
+	}
+	var pred struct {
+		Predictions []any `json:"predictions"`
+	}
+	c.must(http.MethodPost, "/deployments/"+depID+"/predict",
+		map[string]any{"dataframe_split": map[string]any{"columns": cols, "data": irisRows}}, http.StatusOK).decode(t, &pred)
+	if len(pred.Predictions) != len(irisRows) {
+		t.Fatalf("predictions %v: want one per row of %v", pred.Predictions, irisRows)
+	}
+	t.Logf("run %s, model %s v%s, predictions %v", runID, model, version, pred.Predictions)
+
+	c.must(http.MethodDelete, "/deployments/"+depID, nil, http.StatusOK)
+	c.must(http.MethodGet, "/deployments/"+depID, nil, http.StatusNotFound)
+}
+
+// valueAfter returns the word after prefix on the last line that has it.
+func valueAfter(out, prefix string) string {
+	lines := strings.Split(out, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if j := strings.Index(lines[i], prefix); j >= 0 {
+			v, _, _ := strings.Cut(lines[i][j+len(prefix):], " ")
+			return strings.TrimSpace(v)
+		}
+	}
+	return ""
+}
