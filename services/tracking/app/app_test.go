@@ -1,0 +1,168 @@
+package app
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
+)
+
+type fakeProjects map[string]Project
+
+func (f fakeProjects) Get(_ context.Context, ref string) (Project, error) {
+	for _, p := range f {
+		if p.ID == ref || p.Name == ref {
+			return p, nil
+		}
+	}
+	return Project{}, events.Errorf(http.StatusNotFound, "project %q not found", ref)
+}
+
+func newService(projects fakeProjects, timeout time.Duration) *Service {
+	hc := &http.Client{Timeout: timeout}
+	return New(projects, func(u string) *mc.Client { return mc.New(u, hc) },
+		slog.New(slog.NewTextHandler(io.Discard, nil)), func() int64 { return 42 })
+}
+
+func expectStatus(t *testing.T, err error, status int, want string) {
+	t.Helper()
+	if events.StatusOf(err) != status || !strings.Contains(err.Error(), want) {
+		t.Fatalf("got %v (status %d), want %d saying %q", err, events.StatusOf(err), status, want)
+	}
+}
+
+func TestProjectResolution(t *testing.T) {
+	svc := newService(fakeProjects{
+		"1": {ID: "1", Name: "stopped", Status: "terminated", InternalURL: "http://127.0.0.1:1"},
+		"2": {ID: "2", Name: "starting", Status: "starting", InternalURL: "http://127.0.0.1:1"},
+	}, time.Second)
+	ctx := context.Background()
+	_, err := svc.GetRun(ctx, "", "r")
+	expectStatus(t, err, http.StatusBadRequest, "project_id is required")
+	_, err = svc.GetRun(ctx, "ghost", "r")
+	expectStatus(t, err, http.StatusNotFound, "not found")
+	_, err = svc.GetRun(ctx, "stopped", "r")
+	expectStatus(t, err, http.StatusConflict, "start it with PUT /projects/1/run")
+	_, err = svc.ListExperiments(ctx, ExperimentQuery{Project: "2"}, events.ListParams{})
+	expectStatus(t, err, http.StatusConflict, "start it with PUT /projects/2/run")
+}
+
+func TestTrackingServerFailures(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+
+	block := make(chan struct{})
+	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-block }))
+	defer slow.Close()
+	defer close(block)
+
+	broken := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.WriteHeader(http.StatusInternalServerError)
+		io.WriteString(w, `{"error_code": "INTERNAL_ERROR", "message": "database is locked"}`)
+	}))
+	defer broken.Close()
+
+	svc := newService(fakeProjects{
+		"1": {ID: "1", Name: "gone", Status: "running", InternalURL: closed},
+		"2": {ID: "2", Name: "slow", Status: "running", InternalURL: slow.URL},
+		"3": {ID: "3", Name: "broken", Status: "running", InternalURL: broken.URL},
+	}, 100*time.Millisecond)
+	ctx := context.Background()
+	_, err = svc.GetExperiment(ctx, "gone", "1")
+	expectStatus(t, err, http.StatusBadGateway, "cannot be reached")
+	_, err = svc.GetExperiment(ctx, "slow", "1")
+	expectStatus(t, err, http.StatusGatewayTimeout, "did not answer in time")
+	_, err = svc.GetExperiment(ctx, "broken", "1")
+	expectStatus(t, err, http.StatusBadGateway, "database is locked")
+}
+
+func TestMLflowErrorCodes(t *testing.T) {
+	answers := map[string]struct {
+		status int
+		body   string
+	}{
+		"/api/2.0/mlflow/runs/get":                 {404, `{"error_code": "RESOURCE_DOES_NOT_EXIST", "message": "Run with id=x not found"}`},
+		"/api/2.0/mlflow/experiments/get":          {400, `{"error_code": "INVALID_PARAMETER_VALUE", "message": "Invalid experiment ID 'abc'"}`},
+		"/api/2.0/mlflow/experiments/create":       {400, `{"error_code": "RESOURCE_ALREADY_EXISTS", "message": "Experiment 'e' already exists."}`},
+		"/api/2.0/mlflow/registered-models/get":    {403, `{"error_code": "PERMISSION_DENIED", "message": "no"}`},
+		"/api/2.0/mlflow/registered-models/search": {404, `not json`},
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		a, ok := answers[r.URL.Path]
+		if !ok {
+			t.Errorf("unexpected %s", r.URL.Path)
+			w.WriteHeader(500)
+			return
+		}
+		w.WriteHeader(a.status)
+		io.WriteString(w, a.body)
+	}))
+	defer srv.Close()
+	svc := newService(fakeProjects{"1": {ID: "1", Name: "p", Status: "running", InternalURL: srv.URL}}, time.Second)
+	ctx := context.Background()
+
+	_, err := svc.GetRun(ctx, "p", "x")
+	expectStatus(t, err, http.StatusNotFound, "Run with id=x not found")
+	_, err = svc.GetExperiment(ctx, "p", "abc")
+	expectStatus(t, err, http.StatusBadRequest, "Invalid experiment ID 'abc'")
+	_, err = svc.CreateExperiment(ctx, "p", ExperimentInput{Name: "e"}, "")
+	expectStatus(t, err, http.StatusConflict, "already exists")
+	_, err = svc.GetRegisteredModel(ctx, "p", "m")
+	expectStatus(t, err, http.StatusForbidden, "no")
+	_, err = svc.ListRegisteredModels(ctx, "p", "", events.ListParams{})
+	expectStatus(t, err, http.StatusBadGateway, "is it an MLflow 3 server")
+}
+
+// Input checks answer before any MLflow call.
+func TestBadInput(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		t.Errorf("MLflow called: %s", r.URL)
+	}))
+	defer srv.Close()
+	svc := newService(fakeProjects{"1": {ID: "1", Name: "p", Status: "running", InternalURL: srv.URL}}, time.Second)
+	ctx := context.Background()
+	cases := []struct {
+		err  error
+		want string
+	}{
+		{second(svc.CreateExperiment(ctx, "p", ExperimentInput{Name: "  "}, "")), "name is required"},
+		{second(svc.CreateExperiment(ctx, "p", ExperimentInput{Name: "e", Tags: map[string]string{"mlpanel.created_at": "1"}}, "")), "mlpanel's own"},
+		{second(svc.ListExperiments(ctx, ExperimentQuery{Project: "p", View: "sideways"}, events.ListParams{})), "view="},
+		{second(svc.ListRuns(ctx, RunQuery{Project: "p"}, events.ListParams{Sort: "colour"})), "cannot sort runs"},
+		{second(svc.ListArtifacts(ctx, "p", "r", "../x", events.ListParams{})), "unsafe artifact path"},
+		{second(svc.ListArtifacts(ctx, "p", "", "", events.ListParams{})), "run_id is required"},
+		{second(svc.LocateArtifact(ctx, "p", "r", "")), "path is required"},
+		{second(svc.LocateArtifact(ctx, "p", "r", "%2e%2e/x")), "unsafe artifact path"},
+		{second(svc.MetricHistory(ctx, "p", "r", "/", events.ListParams{})), "metric key is required"},
+		{second(svc.CreateRegisteredModel(ctx, "p", ModelInput{})), "name is required"},
+		{second(svc.CreateRegisteredModel(ctx, "p", ModelInput{Name: "m", ArtifactPath: "model"})), "needs run_id"},
+		{second(svc.GetModelVersion(ctx, "p", "", "1")), "model_id is required"},
+		{second(svc.GetModelVersion(ctx, "p", "m", "01")), "version number"},
+		{second(svc.SetAlias(ctx, "p", "m", "1", " ")), "alias is required"},
+	}
+	for _, c := range cases {
+		expectStatus(t, c.err, http.StatusBadRequest, c.want)
+	}
+}
+
+func second[T any](_ T, err error) error { return err }
+
+func TestSplitClauses(t *testing.T) {
+	got := splitClauses("metrics.acc DESC, params.`a,b` ASC ,, start_time")
+	want := []string{"metrics.acc DESC", "params.`a,b` ASC", "start_time"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Fatalf("%q", got)
+	}
+}
