@@ -25,7 +25,16 @@ func init() {
 	serviceConfigurers = append(serviceConfigurers, func(cfg *stack.Config, home string) {
 		cfg.Deployer.Home = home
 		cfg.Deployer.Mlflow = filepath.Join(repoRoot, ".venv", "bin", "mlflow")
-		cfg.Deployer.Ports = proc.Range{Lo: 15200, Hi: 15229}
+		cfg.Deployer.Ports = proc.Range{Lo: 15200, Hi: 15219}
+		// Two e2e runs at once (developers side by side) would hand out
+		// the same tracking ports; E2E_PROJECT_PORTS moves this run's.
+		if v := os.Getenv("E2E_PROJECT_PORTS"); v != "" {
+			r, err := proc.ParseRange(v)
+			if err != nil {
+				panic("E2E_PROJECT_PORTS: " + err.Error())
+			}
+			cfg.Projects.Ports = r
+		}
 		cfg.Deployer.Workers = 1
 		cfg.Deployer.MaxFailures = 5
 		// Stopping the deployer leaves model servers running, as a crash
@@ -239,8 +248,8 @@ func TestDeployLocal(t *testing.T) {
 		t.Fatalf("input_columns %v: want the 4 iris measurements", d.InputColumns)
 	}
 	d = waitDeployment(t, d.ID, "running", 4*time.Minute)
-	if d.Port < 15200 || d.Port > 15229 || d.URL != fmt.Sprintf("http://127.0.0.1:%d", d.Port) || d.Pid == 0 {
-		t.Fatalf("running deployment %+v: want a port in 15200-15229, its url and a pid", d)
+	if d.Port < 15200 || d.Port > 15219 || d.URL != fmt.Sprintf("http://127.0.0.1:%d", d.Port) || d.Pid == 0 {
+		t.Fatalf("running deployment %+v: want a port in 15200-15219, its url and a pid", d)
 	}
 	expect(t, call(t, http.MethodGet, "/deployments/"+d.ID+"/ping", nil), http.StatusOK)
 
@@ -267,7 +276,7 @@ func TestDeployLocal(t *testing.T) {
 	}
 	for name, tc := range map[string]struct {
 		body any
-		ct  []string
+		ct   []string
 	}{
 		"dataframe_split":   {map[string]any{"dataframe_split": map[string]any{"columns": cols, "data": irisRows}}, nil},
 		"dataframe_records": {map[string]any{"dataframe_records": records}, nil},
@@ -399,4 +408,104 @@ func depGroupAlive(pgid int) bool {
 		return false
 	}
 	return true
+}
+
+// TestDeployAdoption: a restarted deployer adopts the model servers that
+// kept running, instead of starting second copies.
+func TestDeployAdoption(t *testing.T) {
+	f := depSetup(t)
+	d := createDeployment(t, map[string]any{"project_id": f.project.ID, "model_id": f.model, "version": f.version, "type": "local"})
+	d = waitDeployment(t, d.ID, "running", 4*time.Minute)
+	want := depPredictions(t, d.ID, map[string]any{"data": irisRows})
+
+	if err := panel.StopService("deployer"); err != nil {
+		t.Fatalf("stopping the deployer: %v", err)
+	}
+	if !depGroupAlive(d.Pid) {
+		t.Fatalf("model server %d died with the deployer", d.Pid)
+	}
+	// The data plane does not need the deployer: predict goes on.
+	if got := depPredictions(t, d.ID, map[string]any{"data": irisRows}); !reflect.DeepEqual(got, want) {
+		t.Errorf("predictions without the deployer %v, want %v", got, want)
+	}
+	if err := panel.StartService("deployer"); err != nil {
+		t.Fatalf("starting the deployer: %v", err)
+	}
+	time.Sleep(3 * time.Second) // a few reconcile passes
+	again := getDeployment(t, d.ID)
+	if again.Status != "running" || again.Pid != d.Pid || again.RestartCount != d.RestartCount {
+		t.Fatalf("after the deployer's restart %+v, want the same server %d still running", again, d.Pid)
+	}
+	expect(t, call(t, http.MethodGet, "/deployments/"+d.ID+"/ping", nil), http.StatusOK)
+	if got := depPredictions(t, d.ID, map[string]any{"data": irisRows}); !reflect.DeepEqual(got, want) {
+		t.Errorf("predictions after adoption %v, want %v", got, want)
+	}
+	// The adopted server is supervised: stop ends it.
+	expect(t, call(t, http.MethodPut, "/deployments/"+d.ID+"/stop", nil), http.StatusOK)
+	waitDeployment(t, d.ID, "stopped", time.Minute)
+	if depGroupAlive(d.Pid) {
+		t.Fatalf("adopted server %d survived the stop", d.Pid)
+	}
+}
+
+// TestDeployBadInput: every known mistake has its status and a message
+// that says what to do; none is a 500.
+func TestDeployBadInput(t *testing.T) {
+	f := depSetup(t)
+	p := f.project
+	idle := createProject(t, "deploy-idle")
+	for name, tc := range map[string]struct {
+		body   any
+		ct     []string
+		status int
+		want   string
+	}{
+		"unknown project":     {map[string]any{"project_id": "999999", "model_id": f.model}, nil, 404, "not found"},
+		"unknown model":       {map[string]any{"project_id": p.ID, "model_id": "no-such-model"}, nil, 404, "no-such-model"},
+		"unknown version":     {map[string]any{"project_id": p.ID, "model_id": f.model, "version": "9999"}, nil, 404, "no version 9999"},
+		"unknown alias":       {map[string]any{"project_id": p.ID, "model_id": f.model, "version": "champion-x"}, nil, 404, "champion-x"},
+		"invalid version":     {map[string]any{"project_id": p.ID, "model_id": f.model, "version": "1/../2"}, nil, 400, "invalid version"},
+		"invalid type":        {map[string]any{"project_id": p.ID, "model_id": f.model, "type": "k8s"}, nil, 400, "invalid type"},
+		"no project":          {map[string]any{"model_id": f.model}, nil, 400, "project_id"},
+		"no model":            {map[string]any{"project_id": p.ID}, nil, 400, "model_id"},
+		"project not running": {map[string]any{"project_id": idle.ID, "model_id": f.model}, nil, 409, "/run"},
+		"malformed body":      {`{"project_id": `, nil, 400, "JSON"},
+		"numeric ids in form": {"project_id=" + p.ID + "&model_id=no-such-model&version=1", []string{"application/x-www-form-urlencoded"}, 404, "no-such-model"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := call(t, http.MethodPost, "/deployments", tc.body, tc.ct...)
+			expect(t, r, tc.status)
+			if !strings.Contains(r.Message(), tc.want) {
+				t.Fatalf("message %q, want it to mention %q", r.Message(), tc.want)
+			}
+		})
+	}
+	for _, c := range []struct{ method, path string }{
+		{http.MethodGet, "/deployments/999999"},
+		{http.MethodPut, "/deployments/999999/run"},
+		{http.MethodPut, "/deployments/999999/stop"},
+		{http.MethodDelete, "/deployments/999999"},
+		{http.MethodGet, "/deployments/999999/ping"},
+		{http.MethodGet, "/deployments/999999/logs"},
+		{http.MethodPost, "/deployments/999999/predict"},
+	} {
+		expect(t, call(t, c.method, c.path, map[string]any{"data": irisRows}), http.StatusNotFound)
+	}
+	expect(t, call(t, http.MethodGet, "/deployments?_sort=nope", nil), http.StatusBadRequest)
+
+	// An alias resolves to its version, and the deployment keeps both.
+	r := mlflowAPI(t, p, http.MethodPost, "registered-models/alias", map[string]string{"name": f.model, "alias": "champion", "version": f.version})
+	expect(t, r, http.StatusOK)
+	r = call(t, http.MethodPost, "/deployments", map[string]any{"project_id": p.Name, "model_id": f.model, "version": "champion"})
+	expect(t, r, http.StatusAccepted)
+	var d deployment
+	r.JSON(t, &d)
+	t.Cleanup(func() { deleteDeploymentQuietly(d.ID) })
+	if d.Version != f.version || d.Alias != "champion" || d.ProjectID != p.ID {
+		t.Fatalf("deployed by alias: %+v, want version %s of project %s", d, f.version, p.ID)
+	}
+	// Deleting before it runs: a deleted deployment never runs.
+	expect(t, call(t, http.MethodDelete, "/deployments/"+d.ID, nil), http.StatusOK)
+	expect(t, call(t, http.MethodPut, "/deployments/"+d.ID+"/run", nil), http.StatusNotFound)
+	expect(t, call(t, http.MethodDelete, "/deployments/"+d.ID, nil), http.StatusNotFound)
 }

@@ -62,6 +62,9 @@ func (l *Local) Start(_ context.Context, t app.Target, _ func(domain.Stage)) (ap
 	env := []string{
 		"MLFLOW_TRACKING_URI=" + t.TrackingURI,
 		"GIT_PYTHON_REFRESH=quiet",
+		// mlflow runs `bash -c "exec uvicorn ..."`: uvicorn must be on
+		// PATH, and it lives beside mlflow in the virtualenv.
+		"PATH=" + VenvPath(l.Mlflow),
 	}
 	p, err := proc.Start(proc.Spec{Path: l.Mlflow, Args: args, Env: env, Dir: l.Dir(d), LogFile: l.LogFile(d)})
 	if err != nil {
@@ -150,6 +153,15 @@ func (s *localServer) Apply(d *domain.Deployment) {
 	d.Host, d.Port, d.URL = s.host, s.port, s.url
 	d.Pid, d.PidStart = s.p.Pid, s.p.StartTime
 	d.InstanceName = ""
+}
+
+// VenvPath is PATH with the folder of the mlflow executable first.
+func VenvPath(mlflow string) string {
+	dir := filepath.Dir(mlflow)
+	if !filepath.IsAbs(mlflow) {
+		return os.Getenv("PATH")
+	}
+	return dir + string(os.PathListSeparator) + os.Getenv("PATH")
 }
 
 // ping reports whether a model server's /ping answers 200.

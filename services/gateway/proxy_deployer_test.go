@@ -1,0 +1,77 @@
+package gateway
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+)
+
+func TestAdaptPredictBody(t *testing.T) {
+	cols := []string{"a", "b"}
+	for name, tc := range map[string]struct {
+		body, ct string
+		cols     []string
+		want     string // expected JSON, or the body itself when passed through
+		wantCT   string
+	}{
+		"split passes through":   {`{"dataframe_split": {"data": [[1, 2]]}}`, "application/json", cols, `{"dataframe_split": {"data": [[1, 2]]}}`, "application/json"},
+		"inputs passes through":  {` {"inputs": [[1, 2]]}`, "application/json; charset=utf-8", cols, ` {"inputs": [[1, 2]]}`, "application/json"},
+		"csv passes through":     {"a,b\n1,2\n", "text/csv", cols, "a,b\n1,2\n", "text/csv"},
+		"data with columns":      {`{"data": [[1, 2]]}`, "application/json", cols, `{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}`, "application/json"},
+		"data without columns":   {`{"data": [[1, 2]]}`, "", nil, `{"inputs": [[1, 2]]}`, "application/json"},
+		"data as records":        {`{"data": [{"a": 1, "b": 2}]}`, "application/json", cols, `{"dataframe_records": [{"a": 1, "b": 2}]}`, "application/json"},
+		"data first, then split": {`{"data": 1, "dataframe_split": {"data": [[1, 2]]}}`, "application/json", cols, `{"data": 1, "dataframe_split": {"data": [[1, 2]]}}`, "application/json"},
+		"form data":              {`data=[[1,2]]`, "application/x-www-form-urlencoded", cols, `{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}`, "application/json"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r, ct, err := adaptPredictBody(strings.NewReader(tc.body), tc.ct, tc.cols)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(r)
+			if ct != tc.wantCT && !strings.HasPrefix(tc.ct, tc.wantCT) {
+				t.Errorf("content type %q, want %q", ct, tc.wantCT)
+			}
+			if !jsonEqual(got, []byte(tc.want)) && string(got) != tc.want {
+				t.Errorf("body %s, want %s", got, tc.want)
+			}
+		})
+	}
+	for name, body := range map[string]string{
+		"data not rows": `{"data": "x"}`,
+		"data empty":    `{"data": []}`,
+		"broken json":   `{"data": [[1, 2]`,
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, _, err := adaptPredictBody(strings.NewReader(body), "application/json", cols)
+			if events.StatusOf(err) != http.StatusBadRequest {
+				t.Fatalf("error %v, want a 400", err)
+			}
+		})
+	}
+}
+
+func TestLimitedBody(t *testing.T) {
+	l := &limitedBody{r: strings.NewReader("12345"), left: 5}
+	if b, err := io.ReadAll(l); err != nil || string(b) != "12345" || l.over {
+		t.Fatalf("exactly the limit: %q %v over=%v", b, err, l.over)
+	}
+	l = &limitedBody{r: strings.NewReader("123456"), left: 5}
+	if _, err := io.ReadAll(l); err == nil || !l.over {
+		t.Fatalf("over the limit: err %v over=%v", err, l.over)
+	}
+}
+
+func jsonEqual(a, b []byte) bool {
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	xa, _ := json.Marshal(x)
+	ya, _ := json.Marshal(y)
+	return string(xa) == string(ya)
+}
