@@ -1,9 +1,73 @@
 package gateway
 
-import "github.com/gin-gonic/gin"
+import (
+	"context"
+	"net/http"
+	"time"
 
-// auditMutations records every mutating call.
-func (g *Gateway) auditMutations(c *gin.Context) { c.Next() }
+	"github.com/gin-gonic/gin"
 
-// mountAudit serves GET /audit.
-func (g *Gateway) mountAudit(e *gin.Engine) {}
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/services/gateway/access"
+)
+
+// auditMutations records every mutating call after it is answered: who,
+// what, which project, when, and the result.
+func (g *Gateway) auditMutations(c *gin.Context) {
+	c.Next()
+	if g.access == nil || !mutating(c.Request.Method, c.FullPath()) {
+		return
+	}
+	user := c.GetString(callerKey)
+	if user == "" {
+		user = "anonymous" // auth is off or the call was refused before we knew
+	}
+	e := access.Entry{
+		ID: access.NewID(), Time: g.now(), User: user,
+		Method: c.Request.Method, Path: c.Request.URL.Path, Route: c.FullPath(),
+		Project: c.GetString(projectKey), Status: c.Writer.Status(),
+		RequestID: c.Writer.Header().Get("X-Request-ID"), Remote: c.ClientIP(),
+	}
+	// The caller has its answer; the record must not die with its context.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 5*time.Second)
+	defer cancel()
+	if err := g.access.Record(ctx, e); err != nil {
+		g.log.Error("recording audit entry", "err", err, "path", e.Path)
+	}
+}
+
+// mountAudit serves GET /audit (admins only, see policy.go).
+func (g *Gateway) mountAudit(e *gin.Engine) {
+	e.GET("/audit", g.withAccess(func(c *gin.Context) (int, any, error) {
+		lp, err := listParams(c)
+		if err != nil {
+			return 0, nil, err
+		}
+		q := access.AuditQuery{User: c.Query("user"), Skip: int64(lp.Start)}
+		if lp.End > 0 {
+			q.Limit = int64(lp.End - lp.Start)
+		}
+		if ref := c.Query("project_id"); ref != "" {
+			p, err := g.projects.get(c, ref)
+			if err != nil {
+				return 0, nil, err
+			}
+			q.Project = p.ID
+		}
+		for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
+			if v := c.Query(name); v != "" {
+				t, err := time.Parse(time.RFC3339, v)
+				if err != nil {
+					return 0, nil, events.Errorf(http.StatusBadRequest, "%s=%q: want an RFC 3339 time such as 2026-01-31T12:00:00Z", name, v)
+				}
+				*dst = t
+			}
+		}
+		entries, total, err := g.access.Audit(c, q)
+		if err != nil {
+			return 0, nil, err
+		}
+		setTotal(c, int(total))
+		return http.StatusOK, entries, nil
+	}))
+}

@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -19,6 +21,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/services/gateway/access"
 )
 
 const callerKey = "mlpanel.caller"
@@ -28,6 +31,14 @@ type Config struct {
 	Addr           string
 	MaxBody        int64         // control-plane request bodies
 	RequestTimeout time.Duration // one control-plane call
+	// SpecCheck validates every request and response against the OpenAPI
+	// document and records mismatches (SpecViolations); for tests and
+	// staging, as it buffers bodies to check them.
+	SpecCheck bool
+	// Auth requires a token on every call but health and docs, and checks
+	// the caller's role. Off for `make run` on localhost, on for teams.
+	Auth       bool
+	AdminToken string // the first admin's token; else one is printed once
 }
 
 // ConfigFromEnv reads MLPANEL_HTTP_ADDR and friends.
@@ -36,20 +47,54 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		Addr:           r.String("HTTP_ADDR", "127.0.0.1:8080"),
 		MaxBody:        int64(r.Int("MAX_BODY_BYTES", 1<<20)),
 		RequestTimeout: r.Duration("REQUEST_TIMEOUT", 60*time.Second),
+		SpecCheck:      r.Bool("SPEC_CHECK", false),
+		Auth:           r.Bool("AUTH", false),
+		AdminToken:     r.String("ADMIN_TOKEN", ""),
 	}
 }
 
 // Gateway holds what the handlers share.
 type Gateway struct {
-	cfg Config
-	nc  *nats.Conn
-	db  *mongo.Database // users, tokens, members and audit: the gateway's own collections
-	log *slog.Logger
+	cfg      Config
+	nc       *nats.Conn
+	db       *mongo.Database // users, tokens, members and audit: the gateway's own collections
+	log      *slog.Logger
+	access   *access.Store // nil until Serve has prepared it
+	projects *projectCache
+	stderr   io.Writer // where the first admin token is printed
+	now      func() time.Time
 }
 
 // New builds the gateway.
 func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gateway {
-	return &Gateway{cfg: cfg, nc: nc, db: db, log: log.With("service", "gateway")}
+	return &Gateway{cfg: cfg, nc: nc, db: db, log: log.With("service", "gateway"),
+		projects: newProjectCache(nc), stderr: os.Stderr,
+		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
+}
+
+// prepare opens the gateway's own store, makes sure a team server has an
+// admin, and starts following project events for the cache.
+func (g *Gateway) prepare(ctx context.Context) error {
+	if g.db == nil {
+		return errors.New("the gateway needs MongoDB for users, tokens and audit (MLPANEL_MONGO_URI)")
+	}
+	st, err := access.NewStore(ctx, g.db)
+	if err != nil {
+		return err
+	}
+	g.access = st
+	if err := g.projects.watch(); err != nil {
+		return fmt.Errorf("following project events: %w", err)
+	}
+	if g.cfg.Auth {
+		if err := g.bootstrapAdmin(ctx); err != nil {
+			return fmt.Errorf("creating the first admin: %w", err)
+		}
+		g.log.Info("auth is ON: every call but health and docs needs a token")
+	} else {
+		g.log.Warn("auth is OFF: anyone who reaches the gateway may do anything (set MLPANEL_AUTH=true on a shared server)")
+	}
+	return nil
 }
 
 // Handler is the whole HTTP API.
@@ -131,7 +176,20 @@ func (g *Gateway) Run(ctx context.Context) error {
 
 // Serve serves HTTP on ln until ctx ends.
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{Handler: g.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	if err := g.prepare(ctx); err != nil {
+		return err
+	}
+	defer g.projects.stop()
+	// No ReadTimeout or WriteTimeout: they would cut gigabyte artifact
+	// uploads and downloads through the data plane. Control-plane calls get
+	// a per-request deadline instead (observe.go, deadlines); slow headers
+	// and idle keep-alive connections are bounded here for everyone.
+	srv := &http.Server{
+		Handler:           g.Handler(),
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		ErrorLog:          slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	}
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	g.log.Info("gateway listening", "addr", ln.Addr().String())

@@ -36,6 +36,9 @@ func buildRequest(c *gin.Context, maxBody int64) (events.Request, error) {
 	}
 	r.List = lp
 	r.Caller = c.GetString(callerKey)
+	if v, ok := c.Get(visibleKey); ok {
+		r.Restricted, r.Visible = true, v.([]string)
+	}
 
 	if c.Request.Body == nil || c.Request.ContentLength == 0 {
 		return r, nil

@@ -1,0 +1,241 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"sort"
+	"strconv"
+
+	"github.com/gin-gonic/gin"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/services/gateway/access"
+)
+
+// mountAuth serves users, tokens and project members. They are the
+// gateway's own data, so these handlers answer without NATS.
+func (g *Gateway) mountAuth(e *gin.Engine) {
+	e.GET("/me", g.withAccess(g.me))
+	e.GET("/users", g.withAccess(g.listUsers))
+	e.POST("/users", g.withAccess(g.createUser))
+	e.GET("/users/:name", g.withAccess(g.getUser))
+	e.DELETE("/users/:name", g.withAccess(g.deleteUser))
+	e.GET("/users/:name/tokens", g.withAccess(g.listTokens))
+	e.POST("/users/:name/tokens", g.withAccess(g.createToken))
+	e.DELETE("/users/:name/tokens/:token", g.withAccess(g.deleteToken))
+	e.GET("/projects/:id/members", g.withAccess(g.listMembers))
+	e.PUT("/projects/:id/members/:user", g.withAccess(g.setMember))
+	e.DELETE("/projects/:id/members/:user", g.withAccess(g.removeMember))
+}
+
+// withAccess answers 503 until the store is ready and writes errors the
+// usual way.
+func (g *Gateway) withAccess(h func(c *gin.Context) (int, any, error)) gin.HandlerFunc {
+	return func(c *gin.Context) {
+		if g.access == nil {
+			writeError(c, events.Errorf(http.StatusServiceUnavailable, "the gateway is still starting: try again"))
+			return
+		}
+		status, v, err := h(c)
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		c.JSON(status, v)
+	}
+}
+
+func (g *Gateway) me(c *gin.Context) (int, any, error) {
+	if !g.cfg.Auth {
+		return http.StatusOK, gin.H{"name": "", "admin": true, "auth": false}, nil
+	}
+	u, err := g.access.User(c, c.GetString(callerKey))
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, gin.H{"name": u.Name, "admin": u.Admin, "auth": true}, nil
+}
+
+func (g *Gateway) listUsers(c *gin.Context) (int, any, error) {
+	us, err := g.access.Users(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	lp, err := listParams(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	page := events.Page(us, lp, func(a, b access.User) bool { return a.Name < b.Name })
+	setTotal(c, page.Total)
+	return http.StatusOK, page.Items, nil
+}
+
+type userInput struct {
+	Name  string `json:"name"`
+	Admin bool   `json:"admin"`
+}
+
+func (g *Gateway) createUser(c *gin.Context) (int, any, error) {
+	var in userInput
+	if err := decodeBody(c, g.cfg.MaxBody, &in); err != nil {
+		return 0, nil, err
+	}
+	if err := access.ValidateUserName(in.Name); err != nil {
+		return 0, nil, events.Errorf(http.StatusBadRequest, "%v", err)
+	}
+	u := access.User{Name: in.Name, Admin: in.Admin, CreatedAt: g.now()}
+	if err := g.access.CreateUser(c, u); errors.Is(err, access.ErrDuplicate) {
+		return 0, nil, events.Errorf(http.StatusConflict, "user %q already exists", in.Name)
+	} else if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, u, nil
+}
+
+func (g *Gateway) getUser(c *gin.Context) (int, any, error) {
+	u, err := g.access.User(c, c.Param("name"))
+	if errors.Is(err, access.ErrNotFound) {
+		return 0, nil, events.Errorf(http.StatusNotFound, "user %q not found: list users with GET /users", c.Param("name"))
+	}
+	return http.StatusOK, u, err
+}
+
+func (g *Gateway) deleteUser(c *gin.Context) (int, any, error) {
+	name := c.Param("name")
+	if name == c.GetString(callerKey) {
+		return 0, nil, events.Errorf(http.StatusConflict, "you cannot delete yourself: ask another admin")
+	}
+	err := g.access.DeleteUser(c, name)
+	if errors.Is(err, access.ErrNotFound) {
+		return 0, nil, events.Errorf(http.StatusNotFound, "user %q not found", name)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, gin.H{"name": name, "deleted": true}, nil
+}
+
+func (g *Gateway) listTokens(c *gin.Context) (int, any, error) {
+	if _, _, err := g.getUser(c); err != nil {
+		return 0, nil, err
+	}
+	ts, err := g.access.Tokens(c, c.Param("name"))
+	if err != nil {
+		return 0, nil, err
+	}
+	setTotal(c, len(ts))
+	return http.StatusOK, ts, nil
+}
+
+// createToken makes a token and shows its secret this once.
+func (g *Gateway) createToken(c *gin.Context) (int, any, error) {
+	if _, _, err := g.getUser(c); err != nil {
+		return 0, nil, err
+	}
+	var in struct {
+		Name string `json:"name"`
+	}
+	if err := decodeBody(c, g.cfg.MaxBody, &in); err != nil {
+		return 0, nil, err
+	}
+	if len(in.Name) > 200 {
+		return 0, nil, events.Errorf(http.StatusBadRequest, "token name is longer than 200 characters")
+	}
+	secret := access.NewSecret()
+	t := access.Token{ID: access.NewID(), User: c.Param("name"), Name: in.Name, Hash: access.HashSecret(secret), CreatedAt: g.now()}
+	if err := g.access.AddToken(c, t); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, gin.H{"id": t.ID, "user": t.User, "name": t.Name, "createdAt": t.CreatedAt,
+		"token": secret, "note": "the token is shown only now: store it"}, nil
+}
+
+func (g *Gateway) deleteToken(c *gin.Context) (int, any, error) {
+	err := g.access.DeleteToken(c, c.Param("name"), c.Param("token"))
+	if errors.Is(err, access.ErrNotFound) {
+		return 0, nil, events.Errorf(http.StatusNotFound, "user %q has no token %q", c.Param("name"), c.Param("token"))
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, gin.H{"id": c.Param("token"), "deleted": true}, nil
+}
+
+// listMembers lists a project's members, its creator first as owner.
+func (g *Gateway) listMembers(c *gin.Context) (int, any, error) {
+	p, err := g.projects.get(c, c.Param("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	ms, err := g.access.Members(c, p.ID)
+	if err != nil {
+		return 0, nil, err
+	}
+	sort.Slice(ms, func(i, j int) bool { return ms[i].User < ms[j].User })
+	if p.CreatedBy != "" {
+		ms = append([]access.Member{{Project: p.ID, User: p.CreatedBy, Role: access.Owner}}, ms...)
+	}
+	setTotal(c, len(ms))
+	return http.StatusOK, ms, nil
+}
+
+func (g *Gateway) setMember(c *gin.Context) (int, any, error) {
+	p, err := g.projects.get(c, c.Param("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	var in struct {
+		Role string `json:"role"`
+	}
+	if err := decodeBody(c, g.cfg.MaxBody, &in); err != nil {
+		return 0, nil, err
+	}
+	role, err := access.ParseRole(in.Role)
+	if err != nil {
+		return 0, nil, events.Errorf(http.StatusBadRequest, "%v", err)
+	}
+	user := c.Param("user")
+	if _, err := g.access.User(c, user); errors.Is(err, access.ErrNotFound) {
+		return 0, nil, events.Errorf(http.StatusNotFound, "user %q not found: an admin creates users with POST /users", user)
+	} else if err != nil {
+		return 0, nil, err
+	}
+	if user == p.CreatedBy {
+		return 0, nil, events.Errorf(http.StatusConflict, "%s created project %s and always owns it", user, p.Name)
+	}
+	m := access.Member{Project: p.ID, User: user, Role: role}
+	if err := g.access.SetMember(c, m); err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, m, nil
+}
+
+func (g *Gateway) removeMember(c *gin.Context) (int, any, error) {
+	p, err := g.projects.get(c, c.Param("id"))
+	if err != nil {
+		return 0, nil, err
+	}
+	err = g.access.RemoveMember(c, p.ID, c.Param("user"))
+	if errors.Is(err, access.ErrNotFound) {
+		return 0, nil, events.Errorf(http.StatusNotFound, "%s is not a member of project %s", c.Param("user"), p.Name)
+	}
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusOK, gin.H{"project_id": p.ID, "user": c.Param("user"), "deleted": true}, nil
+}
+
+func setTotal(c *gin.Context, n int) {
+	c.Header("X-Total-Count", strconv.Itoa(n))
+	c.Header("Access-Control-Expose-Headers", "X-Total-Count")
+}
+
+// decodeBody reads a JSON or form body into v through the same rules as
+// control-plane calls.
+func decodeBody(c *gin.Context, max int64, v any) error {
+	r, err := buildRequest(c, max)
+	if err != nil {
+		return err
+	}
+	return r.DecodeBody(v)
+}

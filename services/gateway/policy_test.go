@@ -1,0 +1,53 @@
+package gateway
+
+import (
+	"net/http"
+	"testing"
+)
+
+func TestRequirement(t *testing.T) {
+	cases := []struct {
+		method, route string
+		want          need
+	}{
+		{"GET", "/healthz", public},
+		{"GET", "/openapi.json", public},
+		{"GET", "/projects", signedIn},
+		{"POST", "/projects", signedIn},
+		{"GET", "/projects/:id", projRead},
+		{"GET", "/projects/:id/logs", projRead},
+		{"PUT", "/projects/:id/run", projOwn},
+		{"DELETE", "/projects/:id", projOwn},
+		{"PUT", "/projects/:id/members/:user", projOwn},
+		{"GET", "/experiments", projRead},
+		{"POST", "/experiments", projWrite},
+		{"DELETE", "/runs/:id", projWrite},
+		{"POST", "/deployments", projWrite},
+		{"POST", "/deployments/:id/predict", projRead},
+		{"PUT", "/deployments/:id/stop", projWrite},
+		{"GET", "/users", adminOnly},
+		{"POST", "/users/:name/tokens", selfOrAdmin},
+		{"GET", "/audit", adminOnly},
+		{"GET", "/some/new/route", adminOnly},
+	}
+	for _, c := range cases {
+		if got := requirement(c.method, c.route); got != c.want {
+			t.Errorf("requirement(%s %s) = %d, want %d", c.method, c.route, got, c.want)
+		}
+	}
+}
+
+func TestMLflowNeed(t *testing.T) {
+	if mlflowNeed(http.MethodPost, "/api/2.0/mlflow/runs/search") != projRead {
+		t.Error("runs/search is a read")
+	}
+	if mlflowNeed(http.MethodPost, "/api/2.0/mlflow/runs/log-batch") != projWrite {
+		t.Error("log-batch is a write")
+	}
+	if mlflowNeed(http.MethodPut, "/api/2.0/mlflow-artifacts/artifacts/1/x/model.pkl") != projWrite {
+		t.Error("an artifact upload is a write")
+	}
+	if mlflowNeed(http.MethodGet, "/api/2.0/mlflow-artifacts/artifacts/1/x/model.pkl") != projRead {
+		t.Error("an artifact download is a read")
+	}
+}
