@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -118,7 +119,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		StartTimeout: cfg.StartTimeout,
 		MaxFailures:  cfg.MaxFailures,
 		StopOnExit:   cfg.StopOnExit,
-	}, store, adapters.NewMLflowServers(cfg.Mlflow, cfg.Host, cfg.Workers, cfg.Jobs),
+	}, store, cfg.servers(),
 		events.NewPublisher(js, "mlpanel/projects"), log)
 
 	// Adopt before answering requests, so a run that arrives early never
@@ -139,6 +140,16 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		log.Warn("stopping micro service", "err", err)
 	}
 	return <-supervised
+}
+
+func (c Config) servers() *adapters.MLflowServers {
+	s := adapters.NewMLflowServers(c.Mlflow, c.Host, c.Workers, c.Jobs)
+	if ip := net.ParseIP(c.AdvertHost); ip == nil || !(ip.IsLoopback() || ip.IsPrivate()) {
+		// A host name (a compose service, say): MLflow's defaults would
+		// refuse it, so list it beside loopback.
+		s.AllowedHosts = strings.Join([]string{c.AdvertHost, c.AdvertHost + ":*", "localhost", "localhost:*", "127.0.0.1", "127.0.0.1:*"}, ",")
+	}
+	return s
 }
 
 func (c Config) advertiseURL(p domain.Project) string {

@@ -20,8 +20,12 @@ type MLflowServers struct {
 	Workers int
 	// Jobs enables MLflow's background job runner (GenAI jobs). It forks
 	// eight extra Python processes per server, so it is off unless asked.
-	Jobs   bool
-	client *http.Client
+	Jobs bool
+	// AllowedHosts is passed to --allowed-hosts when set: MLflow rejects
+	// Host headers other than loopback and private IPs, and other
+	// containers reach a team server's tracking servers by host name.
+	AllowedHosts string
+	client       *http.Client
 }
 
 // NewMLflowServers returns the launcher.
@@ -46,6 +50,9 @@ func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
 		"--host", m.Host,
 		"--port", strconv.Itoa(p.Port),
 		"--workers", strconv.Itoa(max(m.Workers, 1)),
+	}
+	if m.AllowedHosts != "" {
+		args = append(args, "--allowed-hosts", m.AllowedHosts)
 	}
 	env := []string{"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=" + strconv.FormatBool(m.Jobs)}
 	return proc.Start(proc.Spec{Path: m.Mlflow, Args: args, Env: env, Dir: p.Path, LogFile: m.LogFile(p)})
