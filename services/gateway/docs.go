@@ -1,8 +1,16 @@
 package gateway
 
 import (
+	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/hex"
+	"fmt"
+	"mime"
 	"net/http"
+	"path"
+	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -10,10 +18,144 @@ import (
 //go:embed openapi.yaml
 var specFS embed.FS
 
-// mountDocs serves the OpenAPI document.
+// swaggerUIFS holds the few files of the npm package swagger-ui-dist that
+// /docs needs, committed so `go build` works without npm; the test
+// TestSwaggerUIMatchesNPM and swaggerui/verify.sh check they equal the
+// version pinned in swaggerui/package-lock.json.
+//
+//go:embed swaggerui/dist
+var swaggerUIFS embed.FS
+
+// docsPage is Swagger UI's page. Links are relative to /docs, so the page
+// also works behind a proxy that mounts the panel under a prefix; the
+// document is read from the same origin, nothing from elsewhere.
+const docsPage = `<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>mlpanel API</title>
+<link rel="stylesheet" href="docs/swagger-ui.css">
+<link rel="icon" type="image/png" href="docs/favicon-32x32.png">
+</head>
+<body>
+<div id="swagger-ui"></div>
+<script src="docs/swagger-ui-bundle.js" charset="utf-8"></script>
+<script src="docs/init.js" charset="utf-8"></script>
+</body>
+</html>
+`
+
+// docsInit starts Swagger UI. It is a file of its own, not inline, so the
+// page's Content-Security-Policy can forbid inline script. validatorUrl
+// null stops Swagger UI from asking an outside validator for a badge.
+const docsInit = `window.onload = function () {
+  window.ui = SwaggerUIBundle({
+    url: new URL("openapi.json", window.location.href).href,
+    dom_id: "#swagger-ui",
+    deepLinking: true,
+    validatorUrl: null,
+    presets: [SwaggerUIBundle.presets.apis],
+    layout: "BaseLayout"
+  });
+};
+`
+
+// docsCSP keeps the docs page to its own origin: Swagger UI's styles set
+// inline style attributes and its icons are data: URLs.
+const docsCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+
+// docsAsset is one file under /docs/, with what it takes to serve it
+// with validators (ETag) so browsers revalidate cheaply.
+type docsAsset struct {
+	body        []byte
+	contentType string
+	etag        string
+}
+
+var docsAssets = sync.OnceValues(func() (map[string]docsAsset, error) {
+	assets := map[string]docsAsset{}
+	add := func(name string, body []byte) {
+		ct := mime.TypeByExtension(path.Ext(name))
+		if ct == "" {
+			ct = "text/plain; charset=utf-8" // LICENSE, NOTICE
+		}
+		sum := sha256.Sum256(body)
+		assets[name] = docsAsset{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
+	}
+	entries, err := swaggerUIFS.ReadDir("swaggerui/dist")
+	if err != nil {
+		return nil, fmt.Errorf("listing the embedded Swagger UI: %w", err)
+	}
+	for _, e := range entries {
+		b, err := swaggerUIFS.ReadFile("swaggerui/dist/" + e.Name())
+		if err != nil {
+			return nil, fmt.Errorf("reading the embedded Swagger UI file %s: %w", e.Name(), err)
+		}
+		add(e.Name(), b)
+	}
+	add("init.js", []byte(docsInit))
+	return assets, nil
+})
+
+// specJSON is the document as JSON, converted once from the YAML.
+var specJSON = sync.OnceValues(func() ([]byte, error) {
+	doc, err := loadSpec()
+	if err != nil {
+		return nil, err
+	}
+	b, err := doc.MarshalJSON()
+	if err != nil {
+		return nil, fmt.Errorf("encoding the OpenAPI document as JSON: %w", err)
+	}
+	return b, nil
+})
+
+// mountDocs serves the OpenAPI document and Swagger UI.
 func (g *Gateway) mountDocs(e *gin.Engine) {
 	e.GET("/openapi.yaml", func(c *gin.Context) {
-		b, _ := specFS.ReadFile("openapi.yaml")
+		b, err := specFS.ReadFile("openapi.yaml")
+		if err != nil {
+			writeError(c, fmt.Errorf("reading the embedded OpenAPI document: %w", err))
+			return
+		}
 		c.Data(http.StatusOK, "application/yaml", b)
+	})
+	e.GET("/openapi.json", func(c *gin.Context) {
+		b, err := specJSON()
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		c.Data(http.StatusOK, "application/json", b)
+	})
+	e.GET("/docs", func(c *gin.Context) {
+		c.Header("Content-Security-Policy", docsCSP)
+		c.Header("X-Content-Type-Options", "nosniff")
+		c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(docsPage))
+	})
+	e.GET("/docs/*file", func(c *gin.Context) {
+		name := path.Clean(c.Param("file"))[1:]
+		if name == "" {
+			// /docs/ would resolve the page's relative links one level too deep.
+			c.Redirect(http.StatusMovedPermanently, "../docs")
+			return
+		}
+		assets, err := docsAssets()
+		if err != nil {
+			writeError(c, err)
+			return
+		}
+		a, ok := assets[name]
+		if !ok {
+			c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"code": "404", "message": fmt.Sprintf("no Swagger UI file %q: open /docs", name)})
+			return
+		}
+		h := c.Writer.Header()
+		h.Set("Content-Type", a.contentType)
+		h.Set("ETag", a.etag)
+		h.Set("X-Content-Type-Options", "nosniff")
+		// Pinned files change only with a new binary; revalidate daily.
+		h.Set("Cache-Control", "public, max-age=86400")
+		http.ServeContent(c.Writer, c.Request, name, time.Time{}, bytes.NewReader(a.body))
 	})
 }

@@ -1,15 +1,313 @@
 package gateway
 
 import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
 	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 )
 
-// observe returns the middleware that identifies and measures requests.
-func (g *Gateway) observe() []gin.HandlerFunc { return nil }
+// RequestIDHeader carries a request's ID in both directions.
+const RequestIDHeader = "X-Request-ID"
 
-// mountOps serves the operational endpoints.
+const (
+	requestIDKey = "mlpanel.request_id"
+	loggerKey    = "mlpanel.logger"
+)
+
+type requestIDCtxKey struct{}
+
+// opsState is what the hooks in observe.go, validate.go and docs.go keep
+// per Gateway: one metrics registry and one list of spec violations, built
+// once even though Handler() may be called more than once (Serve calls it,
+// tests call it). It lives beside the Gateway rather than in it because
+// gateway.go is shared with the other hook owners; a field there would be
+// the tidier home.
+type opsState struct {
+	reg      *prometheus.Registry
+	requests *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+	inFlight prometheus.Gauge
+	spec     *specRecorder
+}
+
+var opsStates sync.Map // *Gateway -> *opsState
+
+func (g *Gateway) ops() *opsState {
+	if s, ok := opsStates.Load(g); ok {
+		return s.(*opsState)
+	}
+	s, _ := opsStates.LoadOrStore(g, newOpsState())
+	return s.(*opsState)
+}
+
+func newOpsState() *opsState {
+	s := &opsState{
+		reg: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mlpanel_http_requests_total",
+			Help: "HTTP requests the gateway answered, by route pattern, method and status.",
+		}, []string{"route", "method", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "mlpanel_http_request_duration_seconds",
+			Help: "Time from receiving a request to the handler's return, by route pattern and method. Streams count until their last byte.",
+			// From a cached control-plane answer to a multi-minute stream.
+			Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300, 1800},
+		}, []string{"route", "method"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mlpanel_http_requests_in_flight",
+			Help: "HTTP requests being served now.",
+		}),
+		spec: &specRecorder{},
+	}
+	s.reg.MustRegister(s.requests, s.latency, s.inFlight,
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return s
+}
+
+// Registry is the gateway's Prometheus registry, served at /metrics; other
+// gateway code may register its own collectors on it.
+func (g *Gateway) Registry() *prometheus.Registry { return g.ops().reg }
+
+// observe returns the middleware that identifies and measures requests:
+// request ID and request-scoped logger first (so everything after can log
+// with it), then deadlines, then the access log and metrics around the rest.
+func (g *Gateway) observe() []gin.HandlerFunc {
+	s := g.ops()
+	return []gin.HandlerFunc{g.identify, g.deadlines, func(c *gin.Context) { g.measure(c, s) }}
+}
+
+// identify honours a caller's X-Request-ID (so a client or proxy in front
+// can follow one call through the logs) or makes one, and hands it on in
+// the response header, the gin context and the request's context.
+func (g *Gateway) identify(c *gin.Context) {
+	id := c.GetHeader(RequestIDHeader)
+	if !validRequestID(id) {
+		id = newRequestID()
+	}
+	c.Set(requestIDKey, id)
+	c.Set(loggerKey, g.log.With("request_id", id))
+	c.Header(RequestIDHeader, id)
+	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDCtxKey{}, id))
+	c.Next()
+}
+
+// validRequestID accepts what a proxy or client would reasonably send and
+// refuses what could forge log lines or bloat every record.
+func validRequestID(id string) bool {
+	if id == "" || len(id) > 128 {
+		return false
+	}
+	for _, r := range id {
+		if r < 0x21 || r > 0x7e {
+			return false
+		}
+	}
+	return true
+}
+
+func newRequestID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b[:])
+}
+
+// RequestID is the ID of the request c is serving.
+func RequestID(c *gin.Context) string { return c.GetString(requestIDKey) }
+
+// RequestIDFrom is the request ID a request's context carries, for code
+// that has a context but no gin.Context; "" outside a request.
+func RequestIDFrom(ctx context.Context) string {
+	id, _ := ctx.Value(requestIDCtxKey{}).(string)
+	return id
+}
+
+// logFor is the logger for everything done on behalf of c: every line it
+// writes carries the request ID. Handlers should log with it, not g.log.
+func (g *Gateway) logFor(c *gin.Context) *slog.Logger {
+	if l, ok := c.Get(loggerKey); ok {
+		if lg, ok := l.(*slog.Logger); ok {
+			return lg
+		}
+	}
+	return g.log
+}
+
+// streamRoute reports whether a route pattern carries byte streams (the
+// data plane): their bodies may be gigabytes and take as long as they take,
+// so they get no overall deadline and no body validation.
+func streamRoute(pattern string) bool {
+	return pattern == "/deployments/:id/predict" ||
+		pattern == "/artifacts/content" ||
+		strings.HasPrefix(pattern, "/projects/:id/mlflow")
+}
+
+// Timeouts of the HTTP server. The server itself has no ReadTimeout and no
+// WriteTimeout, because those would cut multi-gigabyte uploads and
+// downloads through the data plane; control-plane calls instead get a
+// per-request deadline (deadlines), and idle keep-alive connections and
+// slow headers are bounded for everyone.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 2 * time.Minute
+	// bodyGrace is how long a control-plane request may take to send its
+	// (small) body and receive its answer on top of the call itself.
+	bodyGrace = 30 * time.Second
+)
+
+// deadlines bounds a control-plane request's whole life on the connection,
+// so a client that trickles its body or never reads the answer cannot hold
+// a connection and a goroutine for ever. Streams are exempt (see Serve).
+func (g *Gateway) deadlines(c *gin.Context) {
+	if streamRoute(c.FullPath()) {
+		c.Next()
+		return
+	}
+	d := g.cfg.RequestTimeout
+	if d <= 0 {
+		d = 60 * time.Second
+	}
+	// The read deadline must outlast the handler: net/http's background
+	// read after the body treats an expired deadline as a gone client and
+	// cancels the request's context.
+	at := time.Now().Add(d + bodyGrace)
+	rc := http.NewResponseController(c.Writer)
+	// Recorders in tests and HTTP/2 may not support deadlines; the call is
+	// then simply not bounded here, as before.
+	if err := rc.SetReadDeadline(at); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		g.logFor(c).Debug("setting read deadline", "err", err)
+	}
+	if err := rc.SetWriteDeadline(at); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		g.logFor(c).Debug("setting write deadline", "err", err)
+	}
+	c.Next()
+}
+
+// measure writes the access log line and the metrics of one request.
+func (g *Gateway) measure(c *gin.Context, s *opsState) {
+	start := time.Now()
+	s.inFlight.Inc()
+	defer s.inFlight.Dec()
+	c.Next()
+
+	elapsed := time.Since(start)
+	status := c.Writer.Status()
+	// The route pattern, not the path, keeps label cardinality bounded.
+	route := c.FullPath()
+	if route == "" {
+		route = "unmatched"
+	}
+	s.requests.WithLabelValues(route, c.Request.Method, strconv.Itoa(status)).Inc()
+	s.latency.WithLabelValues(route, c.Request.Method).Observe(elapsed.Seconds())
+
+	level := slog.LevelInfo
+	switch {
+	case status >= 500:
+		level = slog.LevelError
+	case opsRoute(route):
+		// Probes and scrapes every few seconds would drown the log.
+		level = slog.LevelDebug
+	}
+	attrs := []slog.Attr{
+		slog.String("method", c.Request.Method),
+		slog.String("path", c.Request.URL.Path),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Int("bytes", max(c.Writer.Size(), 0)),
+		slog.Duration("duration", elapsed),
+		slog.String("remote", c.ClientIP()),
+	}
+	if caller := c.GetString(callerKey); caller != "" {
+		attrs = append(attrs, slog.String("caller", caller))
+	}
+	if len(c.Errors) > 0 {
+		attrs = append(attrs, slog.String("errors", c.Errors.String()))
+	}
+	g.logFor(c).LogAttrs(c.Request.Context(), level, "http request", attrs...)
+}
+
+func opsRoute(route string) bool {
+	return route == "/healthz" || route == "/readyz" || route == "/metrics"
+}
+
+// readyTimeout bounds each readiness check so a hung dependency makes
+// /readyz answer 503 quickly instead of hanging the prober.
+const readyTimeout = 2 * time.Second
+
+// mountOps serves the operational endpoints: liveness, readiness and
+// Prometheus metrics.
 func (g *Gateway) mountOps(e *gin.Engine) {
+	// Liveness: the process serves HTTP. Dependencies do not matter here,
+	// or an orchestrator would restart the gateway for a database outage.
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", g.ready)
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g.ops().reg, promhttp.HandlerOpts{
+		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
+	})))
+}
+
+// ready answers 200 when NATS is connected and MongoDB answers a ping, and
+// 503 naming each one that is not, so the gateway is taken out of a load
+// balancer while it could not serve.
+func (g *Gateway) ready(c *gin.Context) {
+	checks := map[string]string{}
+	failed := []string{}
+	if err := g.natsReady(); err != nil {
+		checks["nats"] = err.Error()
+		failed = append(failed, "nats: "+err.Error())
+	} else {
+		checks["nats"] = "ok"
+	}
+	if err := g.mongoReady(c.Request.Context()); err != nil {
+		checks["mongodb"] = err.Error()
+		failed = append(failed, "mongodb: "+err.Error())
+	} else {
+		checks["mongodb"] = "ok"
+	}
+	if len(failed) > 0 {
+		g.logFor(c).Warn("not ready", "checks", checks)
+		c.AbortWithStatusJSON(http.StatusServiceUnavailable, gin.H{
+			"code":    strconv.Itoa(http.StatusServiceUnavailable),
+			"message": "not ready: " + strings.Join(failed, "; "),
+			"checks":  checks,
+		})
+		return
+	}
+	c.JSON(http.StatusOK, gin.H{"status": "ready", "checks": checks})
+}
+
+func (g *Gateway) natsReady() error {
+	if g.nc == nil {
+		return errors.New("no connection configured")
+	}
+	if !g.nc.IsConnected() {
+		return fmt.Errorf("connection is %s", g.nc.Status())
+	}
+	return nil
+}
+
+func (g *Gateway) mongoReady(ctx context.Context) error {
+	if g.db == nil {
+		return errors.New("no database configured")
+	}
+	ctx, cancel := context.WithTimeout(ctx, readyTimeout)
+	defer cancel()
+	if err := g.db.Client().Ping(ctx, readpref.Primary()); err != nil {
+		return fmt.Errorf("ping: %w", err)
+	}
+	return nil
 }
