@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -252,6 +253,47 @@ func TestTrackingRunsPaging(t *testing.T) {
 		t.Fatalf("after restore: total %d, want %d", total, n)
 	}
 	trkExpectError(t, call(t, http.MethodPut, "/runs/"+victim+"/restore?project_id="+f.p.ID, nil), http.StatusConflict, "not deleted")
+
+	// A metric key with a slash, and a value JSON cannot hold as a number.
+	expect(t, mlflowAPI(t, f.p, http.MethodPost, "runs/log-batch", map[string]any{
+		"run_id": ids[0],
+		"metrics": []map[string]any{
+			{"key": "train/loss", "value": 0.5, "timestamp": 1700000000001, "step": 0},
+			{"key": "train/loss", "value": "NaN", "timestamp": 1700000000002, "step": 1},
+			{"key": "train/loss", "value": 0.25, "timestamp": 1700000000003, "step": 2},
+		},
+	}), http.StatusOK)
+	r = trkGet(t, "/runs/"+ids[0]+"/metrics/train/loss", trkQ("project_id", f.p.ID), http.StatusOK)
+	var hist []map[string]any
+	r.JSON(t, &hist)
+	if len(hist) != 3 || hist[0]["value"] != 0.5 || hist[1]["value"] != "NaN" || hist[2]["step"] != float64(2) || hist[0]["key"] != "train/loss" {
+		t.Fatalf("train/loss history %s", r.Body)
+	}
+	trkGet(t, "/runs/"+ids[0], trkQ("project_id", f.p.ID), http.StatusOK) // the NaN latest value encodes too
+
+	// An artifact whose name needs escaping, uploaded through the served store.
+	run := trkMLflowRun(t, f.p, ids[1])
+	put, _ := http.NewRequest(http.MethodPut, f.p.MlflowURI+"/api/2.0/mlflow-artifacts/artifacts/"+
+		strings.TrimPrefix(run.Info.ArtifactURI, "mlflow-artifacts:/")+"/notes/a%20b%26c.txt", strings.NewReader("hello, space"))
+	resp, err := http.DefaultClient.Do(put)
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("uploading an artifact: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	notes, _ := trkList[trkArtifact](t, "/artifacts", trkQ("project_id", f.p.ID, "run_id", ids[1], "path", "notes"))
+	if len(notes) != 1 || notes[0].Path != "notes/a b&c.txt" || notes[0].Size != int64(len("hello, space")) {
+		t.Fatalf("notes/ holds %s", trkJSON(notes))
+	}
+	r = trkGet(t, "/artifacts/content", trkQ("project_id", f.p.ID, "run_id", ids[1], "path", "notes/a b&c.txt"), http.StatusOK)
+	if string(r.Body) != "hello, space" || r.Header.Get("Content-Type") != "text/plain; charset=utf-8" ||
+		r.Header.Get("Content-Disposition") != `inline; filename="a b&c.txt"` {
+		t.Fatalf("download: %q %v", r.Body, r.Header)
+	}
+	// A deleted run's artifacts are gone with it.
+	expect(t, call(t, http.MethodDelete, "/runs/"+ids[1]+"?project_id="+f.p.ID, nil), http.StatusOK)
+	trkExpectError(t, trkGet(t, "/artifacts/content", trkQ("project_id", f.p.ID, "run_id", ids[1], "path", "notes/a b&c.txt"), http.StatusNotFound), http.StatusNotFound, "deleted")
+	trkExpectError(t, trkGet(t, "/artifacts", trkQ("project_id", f.p.ID, "run_id", ids[1]), http.StatusNotFound), http.StatusNotFound, "deleted")
+	expect(t, call(t, http.MethodPut, "/runs/"+ids[1]+"/restore?project_id="+f.p.ID, nil), http.StatusOK)
 
 	// Experiments list with more experiments than a page, windowed.
 	exps, total := trkList[trkExperiment](t, "/experiments", trkQ("project_id", f.p.ID))

@@ -3,7 +3,6 @@ package e2e
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"net/url"
 	"os"
@@ -301,5 +300,3 @@ func trkMustFind[T any](t *testing.T, items []T, what string, match func(T) bool
 	}
 	return it
 }
-
-var _ = fmt.Sprintf
