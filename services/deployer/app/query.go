@@ -41,6 +41,8 @@ type Filter struct {
 	ModelID   string
 	Status    string
 	Type      string
+	// Sees narrows the list for a restricted caller; nil sees everything.
+	Sees func(projectID string) bool
 }
 
 // List returns one page of the deployments that are not deleted.
@@ -64,7 +66,8 @@ func (s *Service) List(ctx context.Context, lp events.ListParams, f Filter) (eve
 			(f.ProjectID != "" && d.ProjectID != f.ProjectID) ||
 			(f.ModelID != "" && d.ModelID != f.ModelID) ||
 			(f.Status != "" && string(d.Status) != f.Status) ||
-			(f.Type != "" && string(d.Type) != f.Type) {
+			(f.Type != "" && string(d.Type) != f.Type) ||
+			(f.Sees != nil && !f.Sees(d.ProjectID)) {
 			continue
 		}
 		kept = append(kept, d)

@@ -41,6 +41,10 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 			return svc.List(ctx, r.List, app.Filter{
 				ProjectID: r.Query["project_id"], ModelID: r.Query["model_id"],
 				Status: r.Query["status"], Type: r.Query["type"],
+				// A deployment is visible with its project; the project's
+				// creator is the projects service's to know, so a
+				// restricted caller sees the projects listed in Visible.
+				Sees: func(projectID string) bool { return r.Sees(projectID, "") },
 			})
 		},
 		"get": byID(svc.Get),
