@@ -220,7 +220,7 @@ func pythonPredictions(t *testing.T, p project, model, version string) []any {
 m = mlflow.pyfunc.load_model("models:/%s/%s")
 cols = m.metadata.get_input_schema().input_names()
 pred = m.predict(pd.DataFrame(%s, columns=cols))
-print("PRED=" + json.dumps([p.item() if hasattr(p, "item") else p for p in pred]))`, model, version, rows),
+print("PRED=" + json.dumps([p.item() if hasattr(p, "item") else p for p in pred], separators=(",", ":")))`, model, version, rows),
 		"MLFLOW_TRACKING_URI="+p.MlflowURI)
 	var pred []any
 	if err := json.Unmarshal([]byte(depLine(t, out, "PRED=")), &pred); err != nil {

@@ -135,15 +135,18 @@ func (s *Service) convergeDown(ctx context.Context, d *domain.Deployment, r *run
 			}
 		}
 		srv := r.srv
-		s.background(d.ID, r, nil, func(bctx context.Context) error { return srv.Stop(bctx) }, func(cur *domain.Deployment, err error) error {
+		s.background(d.ID, r, nil, func(bctx context.Context) error { return srv.Stop(bctx) }, func(ctx context.Context, cur *domain.Deployment, err error) error {
 			if err != nil {
 				r.nextStart = s.now().Add(10 * time.Second)
 				cur.Error = "stopping the model server: " + err.Error()
 				s.log.Warn("stopping model server", "deployment", cur.ID, "err", err)
-				return s.save(s.ctx, cur, "")
+				return s.save(ctx, cur, "")
 			}
 			r.srv, r.nextStart = nil, time.Time{}
-			return s.converge(s.ctx, cur)
+			if s.ctx.Err() != nil {
+				return nil // shutting down: the next run converges it
+			}
+			return s.converge(ctx, cur)
 		})
 		return nil
 	}
@@ -222,24 +225,27 @@ func (s *Service) start(ctx context.Context, d *domain.Deployment, r *runtime) e
 		var err error
 		srv, err = b.Start(bctx, target, func(st domain.Stage) { s.progress(id, st) })
 		return err
-	}, func(cur *domain.Deployment, err error) error {
+	}, func(ctx context.Context, cur *domain.Deployment, err error) error {
 		var perm *Permanent
 		switch {
 		case err != nil && s.ctx.Err() != nil:
 			return nil // shutting down; the next run starts it again
 		case err != nil && cur.DesiredState != domain.DesiredRunning:
-			return s.converge(s.ctx, cur) // cancelled by a stop or delete
+			return s.converge(ctx, cur) // cancelled by a stop or delete
 		case errors.As(err, &perm):
-			return s.fail(s.ctx, cur, r, perm.Error())
+			return s.fail(ctx, cur, r, perm.Error())
 		case err != nil:
-			return s.crashed(s.ctx, cur, r, err.Error())
+			return s.crashed(ctx, cur, r, err.Error())
 		}
 		r.srv, r.startedAt, r.checkedAt = srv, s.now(), time.Time{}
 		srv.Apply(cur)
-		if err := s.save(s.ctx, cur, ""); err != nil {
+		if err := s.save(ctx, cur, ""); err != nil {
 			return err
 		}
-		return s.converge(s.ctx, cur)
+		if s.ctx.Err() != nil {
+			return nil
+		}
+		return s.converge(ctx, cur)
 	})
 	return nil
 }
@@ -247,7 +253,10 @@ func (s *Service) start(ctx context.Context, d *domain.Deployment, r *runtime) e
 // background runs work outside the deployment's lock, then calls done
 // under the lock with the record as it is by then. A deployment has at
 // most one background step at a time.
-func (s *Service) background(id string, r *runtime, cancelSlot *context.CancelFunc, work func(ctx context.Context) error, done func(cur *domain.Deployment, err error) error) {
+func (s *Service) background(id string, r *runtime, cancelSlot *context.CancelFunc, work func(ctx context.Context) error, done func(ctx context.Context, cur *domain.Deployment, err error) error) {
+	if s.ctx.Err() != nil {
+		return // shutting down: the next run of the service converges it
+	}
 	bctx, cancel := context.WithCancel(s.ctx)
 	r.busy = true
 	if cancelSlot != nil {
@@ -261,12 +270,16 @@ func (s *Service) background(id string, r *runtime, cancelSlot *context.CancelFu
 		unlock := s.locks.lock(id)
 		defer unlock()
 		r.busy, r.cancel = false, nil
-		cur, gerr := s.store.Get(s.ctx, id)
+		// The outcome is recorded even while the service shuts down, so a
+		// server that did start is known (and adopted) next time.
+		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer dcancel()
+		cur, gerr := s.store.Get(dctx, id)
 		if gerr != nil {
 			s.log.Error("reloading deployment after a background step", "deployment", id, "err", gerr)
 			return
 		}
-		if derr := done(&cur, err); derr != nil && s.ctx.Err() == nil {
+		if derr := done(dctx, &cur, err); derr != nil {
 			s.log.Error("finishing a background step", "deployment", id, "err", derr)
 		}
 		s.trigger()
