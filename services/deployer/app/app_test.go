@@ -80,10 +80,14 @@ type fakeServer struct {
 }
 
 func (f *fakeServer) Alive(context.Context) bool { return f.alive.Load() && !f.stopped.Load() }
-func (f *fakeServer) Ready(context.Context) bool { return f.ready.Load() && f.Alive(context.Background()) }
+func (f *fakeServer) Ready(context.Context) bool {
+	return f.ready.Load() && f.Alive(context.Background())
+}
 func (f *fakeServer) Stop(context.Context) error { f.stopped.Store(true); return nil }
-func (f *fakeServer) Apply(d *domain.Deployment) { d.URL, d.Host, d.Port = "http://127.0.0.1:1", "127.0.0.1", 1 }
-func (f *fakeServer) Local() bool                { return true }
+func (f *fakeServer) Apply(d *domain.Deployment) {
+	d.URL, d.Host, d.Port = "http://127.0.0.1:1", "127.0.0.1", 1
+}
+func (f *fakeServer) Local() bool { return true }
 
 type fakeBackend struct {
 	mu      sync.Mutex
@@ -116,8 +120,8 @@ func (b *fakeBackend) count() int {
 	return len(b.servers)
 }
 func (b *fakeBackend) Adopt(context.Context, domain.Deployment) (Server, bool) { return nil, false }
-func (b *fakeBackend) TrackingURI(p Project) string                          { return p.InternalURL }
-func (b *fakeBackend) LogFile(domain.Deployment) string                      { return "/nonexistent/log" }
+func (b *fakeBackend) TrackingURI(p Project) string                            { return p.InternalURL }
+func (b *fakeBackend) LogFile(domain.Deployment) string                        { return "/nonexistent/log" }
 
 type recPub struct {
 	mu    sync.Mutex
