@@ -108,8 +108,8 @@ func (g *Gateway) Handler() http.Handler {
 	}))
 	e.Use(g.observe()...)   // observe.go: request IDs, access log, metrics
 	e.Use(g.specCheck())    // validate.go: requests and responses against the OpenAPI document
+	e.Use(g.auditMutations) // audit.go: every mutating call recorded, refused ones too
 	e.Use(g.authenticate)   // auth.go: who calls, and may they
-	e.Use(g.auditMutations) // audit.go: every mutating call recorded
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, events.Errorf(http.StatusNotFound, "no endpoint %s %s: see /openapi.yaml", c.Request.Method, c.Request.URL.Path))
 	})

@@ -132,5 +132,28 @@ func writeError(c *gin.Context, err error) {
 	if status == http.StatusInternalServerError {
 		msg = fmt.Sprintf("internal error: %v", err)
 	}
-	c.AbortWithStatusJSON(status, gin.H{"code": strconv.Itoa(status), "message": msg})
+	body := gin.H{"code": strconv.Itoa(status), "message": msg}
+	if c.FullPath() == mlflowRoute {
+		// MLflow clients read error_code; without it they report INTERNAL_ERROR.
+		body["error_code"] = mlflowErrorCode(status)
+	}
+	c.AbortWithStatusJSON(status, body)
+}
+
+func mlflowErrorCode(status int) string {
+	switch status {
+	case http.StatusUnauthorized:
+		return "UNAUTHENTICATED"
+	case http.StatusForbidden:
+		return "PERMISSION_DENIED"
+	case http.StatusNotFound:
+		return "RESOURCE_DOES_NOT_EXIST"
+	case http.StatusBadRequest:
+		return "INVALID_PARAMETER_VALUE"
+	case http.StatusConflict:
+		return "INVALID_STATE"
+	case http.StatusBadGateway, http.StatusServiceUnavailable, http.StatusGatewayTimeout:
+		return "TEMPORARILY_UNAVAILABLE"
+	}
+	return "INTERNAL_ERROR"
 }

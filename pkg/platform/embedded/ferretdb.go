@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/FerretDB/FerretDB/ferretdb"
@@ -40,18 +41,33 @@ func StartFerretDB(ctx context.Context, dir, addr string, opts ...Option) (*Ferr
 	if err != nil {
 		return nil, fmt.Errorf("starting embedded FerretDB: %w", err)
 	}
+	// FerretDB hands the unescaped path to SQLite as a URI, where these
+	// characters end or change the path: data would land somewhere else.
+	if strings.ContainsAny(abs, "?#%") {
+		return nil, fmt.Errorf("starting embedded FerretDB: dir %q must not contain '?', '#' or '%%'", abs)
+	}
 	// The SQLite handler refuses a missing directory.
 	if err := os.MkdirAll(abs, 0o750); err != nil {
 		return nil, fmt.Errorf("starting embedded FerretDB: %w", err)
 	}
-	// Built as a URL so that unusual characters in dir are escaped; the
-	// handler wants the trailing slash.
+	// The handler wants a file: URL with a trailing slash.
 	sqliteURL := (&url.URL{Scheme: "file", Path: filepath.ToSlash(abs) + "/"}).String()
 
-	// New opens the SQLite backend and binds the listener; an occupied port
-	// or a bad directory fails here, not later in Run.
+	listen := net.JoinHostPort(host, port)
+	// ferretdb.New leaks its SQLite backend when the port is taken, and a
+	// debug build of it (which -race implies) then panics in a finalizer,
+	// killing the test binary. So report a taken port before calling it.
+	if port != "0" {
+		l, err := net.Listen("tcp", listen)
+		if err != nil {
+			return nil, fmt.Errorf("starting embedded FerretDB: %w", err)
+		}
+		_ = l.Close()
+	}
+
+	// New opens the SQLite backend and binds the listener.
 	db, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: net.JoinHostPort(host, port)},
+		Listener:  ferretdb.ListenerConfig{TCP: listen},
 		Logger:    cfg.logger.With("component", "ferretdb"),
 		Handler:   "sqlite",
 		SQLiteURL: sqliteURL,
