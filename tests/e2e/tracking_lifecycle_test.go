@@ -49,12 +49,12 @@ func TestTrackingExperimentLifecycle(t *testing.T) {
 	}
 
 	// A form body, as the original's clients sent, with project_id in it.
-	r = call(t, http.MethodPost, "/experiments", url.Values{"project_id": {f.p.ID}, "name": {"trk-form"}, "description": {"from a form"}}.Encode(),
+	r = call(t, http.MethodPost, "/experiments", url.Values{"project_id": {f.p.ID}, "name": {"trk-form"}, "description": {"from a form"}, "user_id": {"ann"}}.Encode(),
 		"application/x-www-form-urlencoded")
 	expect(t, r, http.StatusCreated)
 	var form trkExperiment
 	r.JSON(t, &form)
-	if form.Name != "trk-form" || form.Description != "from a form" {
+	if form.Name != "trk-form" || form.Description != "from a form" || form.UserID != "ann" {
 		t.Fatalf("form-made %+v", form)
 	}
 

@@ -192,6 +192,7 @@ type trkExperiment struct {
 	CreationTime          int64             `json:"creation_time"`
 	LastUpdateTime        int64             `json:"last_update_time"`
 	Tags                  map[string]string `json:"tags"`
+	UserID                string            `json:"user_id"`
 	RunCount              int               `json:"run_count"`
 	CreatedThroughMlpanel bool              `json:"created_through_mlpanel"`
 }

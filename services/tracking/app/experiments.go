@@ -116,6 +116,9 @@ type ExperimentInput struct {
 	Description      string            `json:"description"`
 	ArtifactLocation string            `json:"artifact_location"`
 	Tags             map[string]string `json:"tags"`
+	// UserID names the creator when auth is off (the original's form
+	// field); an authenticated caller wins over it.
+	UserID string `json:"user_id"`
 }
 
 // CreateExperiment creates an experiment and records that mlpanel made it
@@ -137,6 +140,9 @@ func (s *Service) CreateExperiment(ctx context.Context, project string, in Exper
 		tags = append(tags, mc.Tag{Key: k, Value: v})
 	}
 	tags = append(tags, mc.Tag{Key: domain.CreatedAtTag, Value: strconv.FormatInt(s.now(), 10)})
+	if caller == "" {
+		caller = strings.TrimSpace(in.UserID)
+	}
 	if caller != "" {
 		tags = append(tags, mc.Tag{Key: domain.CreatedByTag, Value: caller})
 	}
