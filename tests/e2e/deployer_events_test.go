@@ -133,7 +133,7 @@ func TestDeployEventsDurable(t *testing.T) {
 	// The stream's own record of this deployment is the truth.
 	var truth []events.Event
 	oc, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.Subject("deployment", d.ID, "*")},
+		FilterSubjects: []string{events.SubjectPrefix + ".deployment." + d.ID + ".*"},
 	})
 	if err != nil {
 		t.Fatal(err)
