@@ -137,7 +137,7 @@ func (g *Gateway) mountDocs(e *gin.Engine) {
 		name := path.Clean(c.Param("file"))[1:]
 		if name == "" {
 			// /docs/ would resolve the page's relative links one level too deep.
-			c.Redirect(http.StatusMovedPermanently, "../docs")
+			c.Redirect(http.StatusMovedPermanently, "/docs")
 			return
 		}
 		assets, err := docsAssets()

@@ -164,10 +164,12 @@ func streamRoute(pattern string) bool {
 const (
 	readHeaderTimeout = 10 * time.Second
 	idleTimeout       = 2 * time.Minute
-	// bodyGrace is how long a control-plane request may take to send its
-	// (small) body and receive its answer on top of the call itself.
-	bodyGrace = 30 * time.Second
 )
+
+// bodyGrace is how long a control-plane request may take to send its
+// (small) body and receive its answer on top of the call itself (a
+// variable so tests need not wait half a minute).
+var bodyGrace = 30 * time.Second
 
 // deadlines bounds a control-plane request's whole life on the connection,
 // so a client that trickles its body or never reads the answer cannot hold

@@ -1,0 +1,321 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// syncBuffer is a log sink that handlers on many goroutines may share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) Reset() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.Reset()
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// lines decodes the JSON log lines written so far.
+func (s *syncBuffer) lines(t *testing.T) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(s.String()), "\n") {
+		if l == "" {
+			continue
+		}
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("log line %q: %v", l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// testGateway builds a gateway that logs JSON at debug level into logs.
+func testGateway(t *testing.T, cfg Config, nc *nats.Conn, db *mongo.Database) (*Gateway, *gin.Engine, *syncBuffer) {
+	t.Helper()
+	if cfg.MaxBody == 0 {
+		cfg.MaxBody = 1 << 20
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	logs := &syncBuffer{}
+	g := New(cfg, nc, db, slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	return g, g.Handler().(*gin.Engine), logs
+}
+
+// startNATS runs an in-process NATS server for one test and connects.
+func startNATS(t *testing.T) *nats.Conn {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go srv.Start()
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready")
+	}
+	t.Cleanup(srv.Shutdown)
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func serve(h http.Handler, method, path string, body io.Reader, header ...string) *httptest.ResponseRecorder {
+	r := httptest.NewRequest(method, path, body)
+	for i := 0; i+1 < len(header); i += 2 {
+		r.Header.Set(header[i], header[i+1])
+	}
+	w := httptest.NewRecorder()
+	h.ServeHTTP(w, r)
+	return w
+}
+
+var hexID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+func TestRequestIDHonouredOrMade(t *testing.T) {
+	_, e, _ := testGateway(t, Config{}, nil, nil)
+
+	w := serve(e, http.MethodGet, "/healthz", nil, RequestIDHeader, "abc-123.from_proxy")
+	if got := w.Header().Get(RequestIDHeader); got != "abc-123.from_proxy" {
+		t.Errorf("incoming ID not honoured: %q", got)
+	}
+	w = serve(e, http.MethodGet, "/healthz", nil)
+	if got := w.Header().Get(RequestIDHeader); !hexID.MatchString(got) {
+		t.Errorf("made ID %q, want 32 hex digits", got)
+	}
+	for _, bad := range []string{"has space", "new\nline", strings.Repeat("x", 129), "ünïcode"} {
+		w = serve(e, http.MethodGet, "/healthz", nil, RequestIDHeader, bad)
+		if got := w.Header().Get(RequestIDHeader); !hexID.MatchString(got) {
+			t.Errorf("ID %q was kept as %q; want a fresh one", bad, got)
+		}
+	}
+	// Unknown routes get one too (NoRoute runs the global middleware).
+	w = serve(e, http.MethodGet, "/nope", nil)
+	if w.Code != http.StatusNotFound || !hexID.MatchString(w.Header().Get(RequestIDHeader)) {
+		t.Errorf("/nope: %d, ID %q", w.Code, w.Header().Get(RequestIDHeader))
+	}
+}
+
+// Every line logged for a request, by handlers and by the access log,
+// carries its request ID.
+func TestRequestScopedLogger(t *testing.T) {
+	g, e, logs := testGateway(t, Config{}, nil, nil)
+	e.GET("/test/log", func(c *gin.Context) {
+		if RequestID(c) == "" || RequestIDFrom(c.Request.Context()) != RequestID(c) {
+			t.Errorf("request ID missing from gin or request context: %q, %q", RequestID(c), RequestIDFrom(c.Request.Context()))
+		}
+		g.logFor(c).Info("inside the handler")
+		c.String(http.StatusTeapot, "ok")
+	})
+	logs.Reset() // only this request's lines
+	w := serve(e, http.MethodGet, "/test/log?x=1", nil, RequestIDHeader, "req-42")
+	if w.Code != http.StatusTeapot {
+		t.Fatalf("status %d", w.Code)
+	}
+	var sawHandler, sawAccess bool
+	for _, l := range logs.lines(t) {
+		if l["request_id"] != "req-42" {
+			t.Errorf("log line without the request ID: %v", l)
+		}
+		switch l["msg"] {
+		case "inside the handler":
+			sawHandler = true
+		case "http request":
+			sawAccess = true
+			if l["route"] != "/test/log" || l["path"] != "/test/log" || l["status"] != float64(418) || l["method"] != "GET" {
+				t.Errorf("access log line: %v", l)
+			}
+			if _, ok := l["duration"]; !ok {
+				t.Errorf("access log without duration: %v", l)
+			}
+		}
+	}
+	if !sawHandler || !sawAccess {
+		t.Errorf("handler line %v, access line %v in:\n%s", sawHandler, sawAccess, logs.String())
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	g, e, _ := testGateway(t, Config{}, nil, nil)
+	serve(e, http.MethodGet, "/healthz", nil)
+	serve(e, http.MethodGet, "/healthz", nil)
+	serve(e, http.MethodGet, "/no/such/thing/42", nil)
+	w := serve(e, http.MethodGet, "/metrics", nil)
+	if w.Code != http.StatusOK {
+		t.Fatalf("/metrics: %d %s", w.Code, w.Body)
+	}
+	if ct := w.Header().Get("Content-Type"); !strings.HasPrefix(ct, "text/plain") {
+		t.Errorf("content type %q", ct)
+	}
+	body := w.Body.String()
+	for _, want := range []string{
+		`mlpanel_http_requests_total{method="GET",route="/healthz",status="200"} 2`,
+		// Unknown paths share one label value, so scanners cannot blow up the series count.
+		`mlpanel_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`mlpanel_http_request_duration_seconds_bucket{method="GET",route="/healthz",le="0.005"}`,
+		`mlpanel_http_request_duration_seconds_count{method="GET",route="/healthz"} 2`,
+		"mlpanel_http_requests_in_flight 1", // the scrape itself
+		"go_goroutines",
+		"process_start_time_seconds",
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
+	}
+	if strings.Contains(body, "/no/such/thing") {
+		t.Error("a raw path became a label value")
+	}
+	// A second Handler() (Serve builds one) shares the registry rather than
+	// registering the collectors twice.
+	e2 := g.Handler()
+	if w := serve(e2, http.MethodGet, "/metrics", nil); !strings.Contains(w.Body.String(), `route="/healthz",status="200"} 2`) {
+		t.Errorf("second handler has its own counters:\n%s", w.Body)
+	}
+}
+
+func TestReadyz(t *testing.T) {
+	t.Run("nothing configured", func(t *testing.T) {
+		_, e, _ := testGateway(t, Config{}, nil, nil)
+		w := serve(e, http.MethodGet, "/readyz", nil)
+		if w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d", w.Code)
+		}
+		var body struct {
+			Code    string            `json:"code"`
+			Message string            `json:"message"`
+			Checks  map[string]string `json:"checks"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &body); err != nil {
+			t.Fatal(err)
+		}
+		if body.Code != "503" || !strings.Contains(body.Message, "nats") || !strings.Contains(body.Message, "mongodb") {
+			t.Errorf("body %+v", body)
+		}
+	})
+	t.Run("NATS up, MongoDB unreachable", func(t *testing.T) {
+		nc := startNATS(t)
+		// A port nothing listens on: connection refused at once.
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addr := ln.Addr().String()
+		ln.Close()
+		client, err := mongo.Connect(options.Client().ApplyURI("mongodb://" + addr).SetServerSelectionTimeout(300 * time.Millisecond))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = client.Disconnect(t.Context()) })
+		_, e, _ := testGateway(t, Config{}, nc, client.Database("mlpanel"))
+		start := time.Now()
+		w := serve(e, http.MethodGet, "/readyz", nil)
+		if w.Code != http.StatusServiceUnavailable {
+			t.Fatalf("status %d: %s", w.Code, w.Body)
+		}
+		if elapsed := time.Since(start); elapsed > readyTimeout+time.Second {
+			t.Errorf("readyz took %s", elapsed)
+		}
+		msg := w.Body.String()
+		if !strings.Contains(msg, "mongodb: ping") || strings.Contains(msg, "nats:") {
+			t.Errorf("want only MongoDB named: %s", msg)
+		}
+		var body struct {
+			Checks map[string]string `json:"checks"`
+		}
+		_ = json.Unmarshal(w.Body.Bytes(), &body)
+		if body.Checks["nats"] != "ok" {
+			t.Errorf("checks %v", body.Checks)
+		}
+	})
+	t.Run("NATS down", func(t *testing.T) {
+		nc := startNATS(t)
+		nc.Close()
+		g := &Gateway{nc: nc}
+		if err := g.natsReady(); err == nil || !strings.Contains(err.Error(), "CLOSED") {
+			t.Errorf("natsReady on a closed connection: %v", err)
+		}
+	})
+}
+
+func TestStreamRoutes(t *testing.T) {
+	for route, want := range map[string]bool{
+		"/deployments/:id/predict":   true,
+		"/artifacts/content":         true,
+		"/projects/:id/mlflow/*path": true,
+		"/projects/:id":              false,
+		"/projects/:id/logs":         false,
+		"/artifacts":                 false,
+	} {
+		if got := streamRoute(route); got != want {
+			t.Errorf("streamRoute(%q) = %v", route, got)
+		}
+	}
+}
+
+// A control-plane client that trickles its body is cut off after the
+// call's deadline plus bodyGrace; the server itself has no ReadTimeout.
+func TestControlPlaneDeadline(t *testing.T) {
+	old := bodyGrace
+	bodyGrace = 200 * time.Millisecond
+	t.Cleanup(func() { bodyGrace = old })
+	_, e, _ := testGateway(t, Config{RequestTimeout: 300 * time.Millisecond}, nil, nil)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Announce 100 bytes, send 2, then stall.
+	fmt.Fprintf(conn, "POST /projects HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{\"")
+	start := time.Now()
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err == nil {
+		// The handler gave up reading the body and answered; fine too, as
+		// long as it did so by the deadline.
+		resp.Body.Close()
+	}
+	if elapsed := time.Since(start); elapsed > 3*time.Second {
+		t.Errorf("stalled body held the connection for %s", elapsed)
+	}
+}
