@@ -450,4 +450,3 @@ func sameYAML(a, b *yaml.Node) bool {
 	}
 	return reflect.DeepEqual(va, vb)
 }
-
