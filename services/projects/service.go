@@ -160,5 +160,5 @@ func (c Config) advertiseURL(p domain.Project) string {
 }
 
 func (c Config) internalURL(p domain.Project) string {
-	return "http://" + net.JoinHostPort(c.AdvertHost, strconv.Itoa(p.Port))
+	return "http://" + net.JoinHostPort(c.AdvertHost, strconv.Itoa(p.Port)) + adapters.PathPrefix(p)
 }

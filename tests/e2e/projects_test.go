@@ -39,8 +39,8 @@ func TestProjectLifecycle(t *testing.T) {
 	if p.Status != "terminated" || p.Port < 15100 || p.Port > 15139 {
 		t.Fatalf("new project %+v: want status terminated and a port in 15100-15139", p)
 	}
-	if p.MlflowURI != fmt.Sprintf("http://127.0.0.1:%d", p.Port) {
-		t.Fatalf("mlflowUri %q does not name the project's port %d", p.MlflowURI, p.Port)
+	if want := fmt.Sprintf("http://127.0.0.1:%d/projects/%s/mlflow", p.Port, p.ID); p.MlflowURI != want {
+		t.Fatalf("mlflowUri %q, want %q", p.MlflowURI, want)
 	}
 
 	r := call(t, http.MethodPut, "/projects/"+p.ID+"/run", nil)
@@ -56,6 +56,13 @@ func TestProjectLifecycle(t *testing.T) {
 
 	expect(t, call(t, http.MethodGet, "/projects/lifecycle/ping", nil), http.StatusOK)
 	expect(t, call(t, http.MethodGet, "/projects/lifecycle/healthcheck", nil), http.StatusOK)
+
+	// MLflow's own web UI and its API, through the gateway's proxy.
+	ui := call(t, http.MethodGet, "/projects/lifecycle/mlflow/", nil)
+	if ui.Status != http.StatusOK || !strings.Contains(strings.ToLower(string(ui.Body)), "<html") {
+		t.Fatalf("MLflow UI through the proxy: %d %.200s", ui.Status, ui.Body)
+	}
+	expect(t, call(t, http.MethodGet, "/projects/lifecycle/mlflow/ajax-api/2.0/mlflow/experiments/search?max_results=5", nil), http.StatusOK)
 
 	out := python(t, logRunScript, "MLFLOW_TRACKING_URI="+p.MlflowURI)
 	runID := lastValue(t, out, "run_id=")

@@ -50,6 +50,9 @@ func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
 		"--host", m.Host,
 		"--port", strconv.Itoa(p.Port),
 		"--workers", strconv.Itoa(max(m.Workers, 1)),
+		// Everything, the web UI included, is served under the same path
+		// as the gateway's proxy, so the UI works through the panel too.
+		"--static-prefix", PathPrefix(p),
 	}
 	if m.AllowedHosts != "" {
 		args = append(args, "--allowed-hosts", m.AllowedHosts)
@@ -58,11 +61,15 @@ func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
 	return proc.Start(proc.Spec{Path: m.Mlflow, Args: args, Env: env, Dir: p.Path, LogFile: m.LogFile(p)})
 }
 
+// PathPrefix is where a project's tracking server serves everything:
+// /projects/<id>/mlflow, the same path the gateway proxies.
+func PathPrefix(p domain.Project) string { return "/projects/" + p.ID + "/mlflow" }
+
 // Healthy reports whether /health answers 200.
-func (m *MLflowServers) Healthy(ctx context.Context, port int) bool {
+func (m *MLflowServers) Healthy(ctx context.Context, p domain.Project) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort(m.Host, port)+"/health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort(m.Host, p.Port)+PathPrefix(p)+"/health", nil)
 	if err != nil {
 		return false
 	}

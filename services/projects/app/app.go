@@ -36,8 +36,8 @@ var (
 type Servers interface {
 	// Start launches the tracking server of p (files under p.Path, port p.Port).
 	Start(p domain.Project) (*proc.Process, error)
-	// Healthy reports whether the server on port answers /health.
-	Healthy(ctx context.Context, port int) bool
+	// Healthy reports whether the server of p answers /health.
+	Healthy(ctx context.Context, p domain.Project) bool
 	// LogFile is where the server of p writes its output.
 	LogFile(p domain.Project) string
 }

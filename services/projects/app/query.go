@@ -101,7 +101,7 @@ func (s *Service) Ping(ctx context.Context, ref string) (Health, error) {
 	if err != nil {
 		return Health{}, err
 	}
-	if !s.servers.Healthy(ctx, p.Port) {
+	if !s.servers.Healthy(ctx, p) {
 		return Health{}, events.Errorf(http.StatusBadRequest,
 			"the tracking server of project %s does not answer on port %d (status %s)", p.Name, p.Port, p.Status)
 	}

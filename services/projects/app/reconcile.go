@@ -111,7 +111,7 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 		if p.Status == domain.StatusRunning && s.now().Sub(r.checkedAt) < healthEvery {
 			return nil
 		}
-		if s.servers.Healthy(ctx, p.Port) {
+		if s.servers.Healthy(ctx, *p) {
 			r.checkedAt = s.now()
 			if s.now().Sub(r.startedAt) > stableAfter {
 				r.failures = 0
