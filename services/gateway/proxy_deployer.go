@@ -70,6 +70,9 @@ func mountPredict(g *Gateway, e *gin.Engine) {
 // NATS messages too, so a core subscription sees them without a consumer.
 // If it cannot subscribe, every predict asks the deployer.
 func (p *predictProxy) watch() {
+	if p.g.nc == nil {
+		return // a gateway built without NATS (route tests)
+	}
 	_, err := p.g.nc.Subscribe(events.SubjectPrefix+".deployment.>", func(m *nats.Msg) {
 		ev, err := events.Decode(m.Data)
 		if err != nil {
