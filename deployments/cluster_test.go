@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,16 +49,64 @@ type clusterState struct {
 
 	mu     sync.Mutex
 	procs  []*process
-	groups []int // process groups the services started (tracking and model servers)
+	groups map[int]string // process groups the services started (tracking and model servers)
 	nc     *nats.Conn
 }
 
 // adopt records a process group a service started for the test, so that
 // one left behind by a failed stop is still ended at cleanup.
-func (c *cluster) adopt(pgid int) {
+func (c *cluster) adopt(pgid int, what string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.groups = append(c.groups, pgid)
+	if c.groups == nil {
+		c.groups = map[int]string{}
+	}
+	c.groups[pgid] = what
+}
+
+// groupAlive reports whether any process of the group still runs. A
+// zombie does not count: a leader whose parent (the service) has just
+// exited waits for init to reap it, yet signal 0 still reaches it.
+func groupAlive(pgid int) bool {
+	if pgid <= 0 || syscall.Kill(-pgid, 0) != nil {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...: comm may hold spaces, so split
+		// after its closing parenthesis.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 3 && f[2] == strconv.Itoa(pgid) && f[0] != "Z" {
+			return true
+		}
+	}
+	return false
+}
+
+// waitGroupGone waits up to d for the group to end.
+func waitGroupGone(pgid int, d time.Duration) bool {
+	deadline := time.Now().Add(d)
+	for groupAlive(pgid) {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return true
 }
 
 // in is the cluster as seen by a subtest: its helpers fail that subtest.
@@ -71,6 +120,8 @@ type process struct {
 	log  string
 	done chan struct{}
 	err  error // the exit, once done is closed
+	// stopNote says how stop went, for the failure report.
+	stopNote string
 }
 
 // buildBinaries compiles every process of the cluster in one `go build`
@@ -99,8 +150,20 @@ func buildBinaries(t *testing.T, root string) string {
 }
 
 func newCluster(t *testing.T, root, bin string) *cluster {
-	c := &cluster{t: t, clusterState: &clusterState{root: root, bin: bin, home: t.TempDir(), logs: t.TempDir()}}
-	// Registered after the TempDirs, so it runs before they are removed.
+	// The logs outlive a failed test, for a look at what went wrong.
+	logs, err := os.MkdirTemp("", "mlpanel-multiprocess-logs-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("process logs kept in %s", logs)
+			return
+		}
+		_ = os.RemoveAll(logs)
+	})
+	c := &cluster{t: t, clusterState: &clusterState{root: root, bin: bin, home: t.TempDir(), logs: logs}}
+	// Registered after the TempDir, so it runs before the home is removed.
 	t.Cleanup(c.stopAll)
 	return c
 }
@@ -172,12 +235,15 @@ func (p *process) stop(sig syscall.Signal, grace time.Duration) {
 	if p.exited() {
 		return
 	}
+	began := time.Now()
 	_ = p.cmd.Process.Signal(sig)
 	select {
 	case <-p.done:
+		p.stopNote = fmt.Sprintf("%s: exited (%v) %s after %v", p.name, p.err, time.Since(began).Round(time.Millisecond), sig)
 	case <-time.After(grace):
 		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
 		<-p.done
+		p.stopNote = fmt.Sprintf("%s: still running %s after %v: killed", p.name, grace, sig)
 	}
 }
 
@@ -214,13 +280,18 @@ func (c *cluster) stopAll() {
 	c.mu.Lock()
 	groups := c.groups
 	c.mu.Unlock()
-	for _, g := range groups {
-		if syscall.Kill(-g, 0) == nil {
-			c.t.Errorf("process group %d outlived the service that started it", g)
+	for g, what := range groups {
+		if !waitGroupGone(g, 5*time.Second) {
+			c.t.Errorf("%s (process group %d) outlived the service that started it", what, g)
 			_ = syscall.Kill(-g, syscall.SIGKILL)
 		}
 	}
 	if c.t.Failed() {
+		for _, p := range procs {
+			if p.stopNote != "" {
+				c.t.Log(p.stopNote)
+			}
+		}
 		for _, p := range procs {
 			c.t.Logf("--- last lines of %s (%s):\n%s", p.name, p.log, p.tail(30))
 		}

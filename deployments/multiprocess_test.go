@@ -59,7 +59,7 @@ func projectLifecycle(c *cluster) map[string]any {
 	c.must(http.MethodPut, "/projects/"+id+"/run", nil, http.StatusOK)
 	p = c.waitStatus("/projects/"+id, "running", 3*time.Minute)
 	if pid, ok := p["pid"].(float64); ok && pid > 0 {
-		c.adopt(int(pid))
+		c.adopt(int(pid), "the tracking server of project "+id)
 	}
 	uri, _ := p["mlflowUri"].(string)
 	if uri == "" {
@@ -273,8 +273,9 @@ func trainDeployPredict(c *cluster, project map[string]any) {
 		t.Errorf("deployment of %s has version %v, want the one just registered, %s", model, d["version"], version)
 	}
 	d = c.waitStatus("/deployments/"+depID, "running", 4*time.Minute)
-	if pid, ok := d["pid"].(float64); ok && pid > 0 {
-		c.adopt(int(pid))
+	pid, _ := d["pid"].(float64)
+	if pid > 0 {
+		c.adopt(int(pid), "the model server of deployment "+depID)
 	}
 	cols, _ := d["input_columns"].([]any)
 	if len(cols) != 4 {
@@ -290,8 +291,13 @@ func trainDeployPredict(c *cluster, project map[string]any) {
 	}
 	t.Logf("run %s, model %s v%s, predictions %v", runID, model, version, pred.Predictions)
 
+	// Delete stops the model server; the deployer does that in the
+	// background, so give it the time a stop may take.
 	c.must(http.MethodDelete, "/deployments/"+depID, nil, http.StatusOK)
 	c.must(http.MethodGet, "/deployments/"+depID, nil, http.StatusNotFound)
+	if !waitGroupGone(int(pid), time.Minute) {
+		t.Errorf("the model server of deleted deployment %s (process group %d) still runs after a minute", depID, int(pid))
+	}
 }
 
 // valueAfter returns the word after prefix on the last line that has it.
