@@ -18,6 +18,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
 )
 
 // RequestIDHeader carries a request's ID in both directions.
@@ -88,7 +90,7 @@ func (g *Gateway) Registry() *prometheus.Registry { return g.ops().reg }
 // with it), then deadlines, then the access log and metrics around the rest.
 func (g *Gateway) observe() []gin.HandlerFunc {
 	s := g.ops()
-	return []gin.HandlerFunc{g.identify, g.deadlines, func(c *gin.Context) { g.measure(c, s) }}
+	return []gin.HandlerFunc{g.identify, func(c *gin.Context) { g.measure(c, s) }, g.limits}
 }
 
 // identify honours a caller's X-Request-ID (so a client or proxy in front
@@ -171,13 +173,22 @@ const (
 // variable so tests need not wait half a minute).
 var bodyGrace = 30 * time.Second
 
-// deadlines bounds a control-plane request's whole life on the connection,
-// so a client that trickles its body or never reads the answer cannot hold
-// a connection and a goroutine for ever. Streams are exempt (see Serve).
-func (g *Gateway) deadlines(c *gin.Context) {
+// limits bounds a control-plane request's body and its whole life on the
+// connection, so a client that sends too much, trickles its body or never
+// reads the answer cannot hold memory, a connection and a goroutine. The
+// body limit covers every handler, not just those that remember to apply
+// one. Streams are exempt (see Serve); their handlers bound what they must.
+func (g *Gateway) limits(c *gin.Context) {
 	if streamRoute(c.FullPath()) {
 		c.Next()
 		return
+	}
+	if max := g.cfg.MaxBody; max > 0 && c.Request.Body != nil && c.Request.Body != http.NoBody {
+		if c.Request.ContentLength > max {
+			writeError(c, events.Errorf(http.StatusRequestEntityTooLarge, "request body of %d bytes is larger than %d (MLPANEL_MAX_BODY_BYTES): send less", c.Request.ContentLength, max))
+			return
+		}
+		c.Request.Body = http.MaxBytesReader(c.Writer, c.Request.Body, max)
 	}
 	d := g.cfg.RequestTimeout
 	if d <= 0 {

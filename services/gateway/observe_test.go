@@ -319,3 +319,44 @@ func TestControlPlaneDeadline(t *testing.T) {
 		t.Errorf("stalled body held the connection for %s", elapsed)
 	}
 }
+
+// The body limit covers every control-plane handler, declared or chunked;
+// data-plane streams are left to their own handlers.
+func TestBodyLimit(t *testing.T) {
+	_, e, _ := testGateway(t, Config{MaxBody: 64}, nil, nil)
+	e.POST("/test/echo", func(c *gin.Context) {
+		b, err := io.ReadAll(c.Request.Body)
+		if err != nil {
+			c.String(http.StatusRequestEntityTooLarge, "cut at %d: %v", len(b), err)
+			return
+		}
+		c.String(http.StatusOK, "%d", len(b))
+	})
+	big := strings.Repeat("x", 65)
+	// Declared too large: refused before any handler reads.
+	w := serve(e, http.MethodPost, "/test/echo", strings.NewReader(big))
+	if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), `"code":"413"`) || !strings.Contains(w.Body.String(), "larger than 64") {
+		t.Errorf("declared: %d %s", w.Code, w.Body)
+	}
+	// Chunked: the handler's read fails at the limit.
+	r := httptest.NewRequest(http.MethodPost, "/test/echo", io.MultiReader(strings.NewReader(big)))
+	r.ContentLength = -1
+	w = httptest.NewRecorder()
+	e.ServeHTTP(w, r)
+	if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), "too large") {
+		t.Errorf("chunked: %d %s", w.Code, w.Body)
+	}
+	// Within the limit: untouched.
+	if w := serve(e, http.MethodPost, "/test/echo", strings.NewReader(big[:64])); w.Code != http.StatusOK || w.Body.String() != "64" {
+		t.Errorf("within: %d %s", w.Code, w.Body)
+	}
+	// A control-plane route answers 413 in the error format.
+	r = httptest.NewRequest(http.MethodPost, "/projects", io.MultiReader(strings.NewReader(`{"name": "`+big+`"}`)))
+	r.ContentLength = -1
+	r.Header.Set("Content-Type", "application/json")
+	w = httptest.NewRecorder()
+	e.ServeHTTP(w, r)
+	if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), `"code":"413"`) {
+		t.Errorf("control plane: %d %s", w.Code, w.Body)
+	}
+}
