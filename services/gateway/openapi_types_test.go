@@ -1,0 +1,116 @@
+package gateway
+
+import (
+	"encoding/json"
+	"reflect"
+	"slices"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mlpanel/mlpanel/services/projects/app"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+)
+
+// jsonFields are the JSON names of a struct's fields, each with whether
+// it is always present (no omitempty).
+func jsonFields(t reflect.Type) map[string]bool {
+	out := map[string]bool{}
+	for f := range t.Fields() {
+		if !f.IsExported() {
+			continue
+		}
+		tag := f.Tag.Get("json")
+		name, opts, _ := strings.Cut(tag, ",")
+		if name == "-" {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		out[name] = !strings.Contains(opts, "omitempty")
+	}
+	return out
+}
+
+// The projects schemas and the Go types the projects service answers
+// with have the same fields, and the same ones are always present: code
+// and document cannot drift apart unnoticed.
+func TestProjectSchemasMatchTheCode(t *testing.T) {
+	doc, err := loadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		schema   string
+		v        any
+		response bool // the answer: required = always present
+	}{
+		{"Project", domain.Project{}, true},
+		{"ProjectHealth", app.Health{}, true},
+		{"ProjectLogs", app.Logs{}, true},
+		{"ProjectCreate", app.CreateInput{}, false},
+		{"ProjectUpdate", app.UpdateInput{}, false},
+	} {
+		ref := doc.Components.Schemas[c.schema]
+		if ref == nil || ref.Value == nil {
+			t.Errorf("no schema %s", c.schema)
+			continue
+		}
+		s := ref.Value
+		fields := jsonFields(reflect.TypeOf(c.v))
+		var props []string
+		for p := range s.Properties {
+			props = append(props, p)
+			if _, ok := fields[p]; !ok {
+				t.Errorf("schema %s has %q, which %T does not", c.schema, p, c.v)
+			}
+		}
+		for f, always := range fields {
+			if !slices.Contains(props, f) {
+				t.Errorf("%T has %q, which schema %s does not", c.v, f, c.schema)
+			}
+			if c.response && always != slices.Contains(s.Required, f) {
+				t.Errorf("%s.%s: always present in %T is %v, required in the schema is %v", c.schema, f, c.v, always, !always)
+			}
+		}
+	}
+
+	// A real project, as the service encodes it, validates.
+	now := time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC)
+	p := domain.Project{ID: "3", Seq: 3, Name: "churn", Description: "d", Status: domain.StatusRunning,
+		DesiredState: domain.DesiredRunning, Port: 5002, MlflowURI: "http://127.0.0.1:5002",
+		InternalURL: "http://127.0.0.1:5002", Path: "/data/projects/3", CreatedBy: "ana",
+		CreatedAt: now, UpdatedAt: now, LastError: "", RestartCount: 1, Pid: 4242, PidStart: 99}
+	raw, _ := json.Marshal(p)
+	var v any
+	_ = json.Unmarshal(raw, &v)
+	if err := doc.Components.Schemas["Project"].Value.VisitJSON(v); err != nil {
+		t.Errorf("a real project does not match the schema: %v", err)
+	}
+	// Every status and desired state the code knows is in the enums.
+	statuses := []domain.Status{domain.StatusTerminated, domain.StatusStarting, domain.StatusRunning, domain.StatusFailed, domain.StatusArchived}
+	var enum []string
+	for _, e := range doc.Components.Schemas["ProjectStatus"].Value.Enum {
+		enum = append(enum, e.(string))
+	}
+	var code []string
+	for _, s := range statuses {
+		code = append(code, string(s))
+	}
+	sort.Strings(enum)
+	sort.Strings(code)
+	if !slices.Equal(enum, code) {
+		t.Errorf("ProjectStatus enum %v, code %v", enum, code)
+	}
+	// The name rule is the same rule.
+	pattern := doc.Components.Schemas["ProjectName"].Value.Pattern
+	for _, name := range []string{"churn", "a", "9lives", "has space", strings.Repeat("a", 63), strings.Repeat("a", 64), "x.y-z_1"} {
+		codeOK := domain.ValidateName(name) == nil
+		specOK := doc.Components.Schemas["ProjectName"].Value.VisitJSON(name) == nil
+		if codeOK != specOK {
+			t.Errorf("name %q: code says %v, schema (%s) says %v", name, codeOK, pattern, specOK)
+		}
+	}
+}
