@@ -9,7 +9,7 @@ BIN     := bin
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 PY_REQS := python/requirements.txt $(wildcard python/requirements-test.txt)
 
-.PHONY: run test build venv vet fmt clean
+.PHONY: run test bench build venv vet fmt clean
 
 run: venv build
 	./$(BIN)/mlpanel
@@ -33,6 +33,10 @@ vet:
 
 test: venv vet
 	$(GO) test -vet=off -count=1 -timeout 45m $(MODULES)
+
+# Benchmarks print ratios against a baseline measured in the same run.
+bench: venv
+	$(GO) test -run '^$$' -bench . -benchtime 20x ./tests/e2e/
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')
