@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/keyed"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -74,7 +75,7 @@ type Service struct {
 	// ports. locks serialises every write to one project, because
 	// FerretDB on SQLite does not apply concurrent updates atomically.
 	createMu sync.Mutex
-	locks    keyedMutex
+	locks    keyed.Mutex
 
 	rtMu sync.Mutex
 	rt   map[string]*runtime // by project id
@@ -86,8 +87,7 @@ type Service struct {
 type runtime struct {
 	proc      *proc.Process
 	startedAt time.Time
-	failures  int // consecutive crashes; reset after a stable run
-	nextStart time.Time
+	crashes   proc.Crashes
 	checkedAt time.Time // last /health that answered; running servers are probed every healthEvery
 }
 
@@ -147,25 +147,4 @@ func (s *Service) publish(ctx context.Context, p domain.Project, change string) 
 		// The record is the truth; a lost event is logged, never a failed call.
 		s.log.Error("publishing project event", "project", p.ID, "change", change, "err", err)
 	}
-}
-
-// keyedMutex is one mutex per key, created on demand.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*sync.Mutex
-}
-
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*sync.Mutex{}
-	}
-	l, ok := k.m[key]
-	if !ok {
-		l = &sync.Mutex{}
-		k.m[key] = l
-	}
-	k.mu.Unlock()
-	l.Lock()
-	return l.Unlock
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"time"
 
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -17,7 +16,7 @@ func (s *Service) withProject(ctx context.Context, ref string, fn func(p *domain
 	if err != nil {
 		return domain.Project{}, err
 	}
-	unlock := s.locks.lock(found.ID)
+	unlock := s.locks.Lock(found.ID)
 	defer unlock()
 	p, err := s.store.Get(ctx, found.ID) // re-read under the lock
 	if err != nil {
@@ -42,7 +41,7 @@ func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
 		p.DesiredState = domain.DesiredRunning
 		p.LastError = ""
 		r := s.runtimeOf(p.ID)
-		r.failures, r.nextStart = 0, time.Time{} // a user's run retries a failed project now
+		r.crashes.Reset() // a user's run retries a failed project now
 		return s.converge(ctx, p)
 	})
 }

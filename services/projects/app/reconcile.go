@@ -12,9 +12,6 @@ import (
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
-// stableAfter is how long a server must run before its crash count resets.
-const stableAfter = time.Minute
-
 // healthEvery is how often a running server's /health is probed; a dead
 // process is noticed at once anyway, and probing every tick would fill
 // the server's access log.
@@ -71,7 +68,7 @@ func (s *Service) reconcileAll(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		unlock := s.locks.lock(p.ID)
+		unlock := s.locks.Lock(p.ID)
 		cur, err := s.store.Get(ctx, p.ID)
 		if err == nil {
 			err = s.converge(ctx, &cur)
@@ -113,8 +110,8 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 		}
 		if s.servers.Healthy(ctx, *p) {
 			r.checkedAt = s.now()
-			if s.now().Sub(r.startedAt) > stableAfter {
-				r.failures = 0
+			if s.now().Sub(r.startedAt) > proc.StableAfter {
+				r.crashes.Reset()
 			}
 			if p.Status != domain.StatusRunning {
 				p.Status, p.LastError = domain.StatusRunning, ""
@@ -135,7 +132,7 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 		return s.crashed(ctx, p, r, "the tracking server exited unexpectedly")
 	}
 
-	if s.now().Before(r.nextStart) {
+	if !r.crashes.Ready(s.now()) {
 		return nil // backing off
 	}
 	return s.start(ctx, p, r)
@@ -157,27 +154,20 @@ func (s *Service) start(ctx context.Context, p *domain.Project, r *runtime) erro
 // crashed counts a failure: backs off before the next start, and after
 // MaxFailures in a row gives up and shows the log tail.
 func (s *Service) crashed(ctx context.Context, p *domain.Project, r *runtime, reason string) error {
-	r.failures++
+	wait := r.crashes.Record(s.now())
 	p.RestartCount++
 	p.Pid, p.PidStart = 0, 0
-	r.nextStart = s.now().Add(backoff(r.failures))
 	tail, _ := proc.Tail(s.servers.LogFile(*p), 20)
-	if r.failures >= s.cfg.MaxFailures {
+	if r.crashes.Count >= s.cfg.MaxFailures {
 		p.Status = domain.StatusFailed
-		p.LastError = fmt.Sprintf("%s (%d times in a row); last log lines:\n%s", reason, r.failures, strings.TrimSpace(tail))
+		p.LastError = fmt.Sprintf("%s (%d times in a row); last log lines:\n%s", reason, r.crashes.Count, strings.TrimSpace(tail))
 		s.log.Warn("tracking server failed", "project", p.ID, "reason", reason)
 		return s.save(ctx, p, "failed")
 	}
 	p.Status = domain.StatusStarting
 	p.LastError = reason
-	s.log.Warn("tracking server down, restarting", "project", p.ID, "reason", reason, "attempt", r.failures, "in", backoff(r.failures))
+	s.log.Warn("tracking server down, restarting", "project", p.ID, "reason", reason, "attempt", r.crashes.Count, "in", wait)
 	return s.save(ctx, p, "")
-}
-
-// backoff doubles from 1s to at most 30s.
-func backoff(failures int) time.Duration {
-	d := time.Second << min(failures-1, 5)
-	return min(d, 30*time.Second)
 }
 
 // stopAll stops every server this service knows, in parallel, so a

@@ -33,7 +33,7 @@ func (s *Service) Update(ctx context.Context, ref string, in UpdateInput) (domai
 	if err != nil {
 		return domain.Project{}, err
 	}
-	unlock := s.locks.lock(p.ID)
+	unlock := s.locks.Lock(p.ID)
 	defer unlock()
 	if p, err = s.store.Get(ctx, p.ID); err != nil {
 		return domain.Project{}, storeErr(ref, err)
