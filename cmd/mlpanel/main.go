@@ -4,22 +4,13 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"os"
 
 	"github.com/mlpanel/mlpanel/cmd/mlpanel/stack"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 )
 
-func main() {
-	ctx, cancel := boot.SignalContext()
-	defer cancel()
-	if err := run(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "mlpanel:", err)
-		os.Exit(1)
-	}
-}
+func main() { boot.Main("mlpanel", run) }
 
 func run(ctx context.Context) error {
 	var r conf.Reader
