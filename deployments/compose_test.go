@@ -2,6 +2,8 @@ package deployments
 
 import (
 	"context"
+	"go/parser"
+	"go/token"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -207,16 +209,46 @@ func requireVolume(t *testing.T, p *types.Project, service, target string) types
 }
 
 // serviceSettings are the settings a service's binary reads: its own folder
-// (service code and cmd/<name>/main.go) and the shared pkg/ code.
+// (service code and cmd/<name>/main.go) and the shared pkg/ code, except
+// that pkg/'s MLPANEL_MONGO_URI counts only for a service with state (one
+// whose code imports the Mongo driver): the shared connect code reads it
+// only for those.
 func serviceSettings(all []setting, service string) map[string][]setting {
 	out := map[string][]setting{}
+	stateful := importsMongo(service)
 	for _, s := range all {
 		f := filepath.ToSlash(s.File)
-		if strings.HasPrefix(f, "services/"+service+"/") || strings.HasPrefix(f, "pkg/") {
+		own := strings.HasPrefix(f, "services/"+service+"/")
+		shared := strings.HasPrefix(f, "pkg/") && (s.Name != "MONGO_URI" || stateful)
+		if own || shared {
 			out[s.Name] = append(out[s.Name], s)
 		}
 	}
 	return out
+}
+
+// importsMongo reports whether any non-test Go file of the service imports
+// the MongoDB driver.
+func importsMongo(service string) bool {
+	wd, _ := os.Getwd()
+	dir := filepath.Join(filepath.Dir(wd), "services", service)
+	found := false
+	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || found || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
+		if err != nil {
+			return nil
+		}
+		for _, imp := range f.Imports {
+			if strings.HasPrefix(strings.Trim(imp.Path.Value, `"`), "go.mongodb.org/mongo-driver") {
+				found = true
+			}
+		}
+		return nil
+	})
+	return found
 }
 
 // TestComposeSettings: every MLPANEL_ setting a service reads is set in

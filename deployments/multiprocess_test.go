@@ -195,9 +195,10 @@ func (c *cluster) answers(p *process, service string, timeout time.Duration) boo
 func (c *cluster) underLoad(path string, disrupt func()) []string {
 	const workers = 4
 	var (
-		mu     sync.Mutex
-		failed []string
-		total  int
+		mu      sync.Mutex
+		failed  []string
+		total   int
+		slowest time.Duration // a retried request shows here
 	)
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
@@ -215,8 +216,10 @@ func (c *cluster) underLoad(path string, disrupt func()) []string {
 				began := time.Now()
 				r, err := c.do(ctx, http.MethodGet, path, nil)
 				cancel()
+				took := time.Since(began)
 				mu.Lock()
 				total++
+				slowest = max(slowest, took)
 				switch {
 				case err != nil:
 					failed = append(failed, fmt.Sprintf("worker %d request %d: %v after %s", w, i, err, time.Since(began).Round(time.Millisecond)))
@@ -233,7 +236,7 @@ func (c *cluster) underLoad(path string, disrupt func()) []string {
 	close(stop)
 	wg.Wait()
 	sort.Strings(failed)
-	c.t.Logf("under load: %d requests, %d failed", total, len(failed))
+	c.t.Logf("under load: %d requests, %d failed, slowest %s", total, len(failed), slowest.Round(time.Millisecond))
 	return failed
 }
 
