@@ -44,6 +44,7 @@ type predictProxy struct {
 type deployEndpoint struct {
 	ID           string   `json:"id"`
 	Status       string   `json:"status"`
+	DesiredState string   `json:"desired_state"`
 	URL          string   `json:"url"`
 	InputColumns []string `json:"input_columns"`
 	deleted      bool
@@ -82,7 +83,8 @@ func (p *predictProxy) watch() {
 		if json.Unmarshal(ev.Data, &ep) != nil || ep.ID == "" {
 			return
 		}
-		ep.deleted = ep.Status == "deleted"
+		// A deletion hides the deployment at once, while its server stops.
+		ep.deleted = ep.Status == "deleted" || ep.DesiredState == "deleted"
 		p.mu.Lock()
 		p.cache[ep.ID] = ep
 		p.mu.Unlock()

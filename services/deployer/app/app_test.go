@@ -294,3 +294,25 @@ func join(s []string) string {
 	}
 	return out
 }
+
+// A delete while the start still runs in the background wins: the server
+// that comes up is stopped and the deployment never runs.
+func TestDeleteDuringStart(t *testing.T) {
+	s, b, _, _ := newTestService(t, 5)
+	ctx := context.Background()
+	b.startFn = func() error { time.Sleep(200 * time.Millisecond); return nil }
+	d, err := s.Create(ctx, CreateInput{ProjectID: "1", ModelID: "m"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Delete(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(ctx, d.ID); events.StatusOf(err) != http.StatusNotFound {
+		t.Fatalf("run after delete: %v, want 404", err)
+	}
+	waitStatus(t, s, d.ID, domain.StatusDeleted)
+	if b.count() == 1 && !b.last().stopped.Load() {
+		t.Fatal("the server started during the delete survived it")
+	}
+}

@@ -38,7 +38,7 @@ func (s *Service) Run(ctx context.Context, id string) (domain.Deployment, error)
 		if d.Status == domain.StatusFailed {
 			d.Status = domain.StatusPending
 		}
-		return s.converge(ctx, d)
+		return s.want(ctx, d)
 	})
 }
 
@@ -47,7 +47,7 @@ func (s *Service) Run(ctx context.Context, id string) (domain.Deployment, error)
 func (s *Service) Stop(ctx context.Context, id string) (domain.Deployment, error) {
 	return s.withDeployment(ctx, id, func(d *domain.Deployment) error {
 		d.DesiredState = domain.DesiredStopped
-		return s.converge(ctx, d)
+		return s.want(ctx, d)
 	})
 }
 
@@ -56,6 +56,16 @@ func (s *Service) Stop(ctx context.Context, id string) (domain.Deployment, error
 func (s *Service) Delete(ctx context.Context, id string) (domain.Deployment, error) {
 	return s.withDeployment(ctx, id, func(d *domain.Deployment) error {
 		d.DesiredState = domain.DesiredDeleted
-		return s.converge(ctx, d)
+		return s.want(ctx, d)
 	})
+}
+
+// want records a new desired state, then converges. The record is saved
+// first because converge may leave the work to a background step (a start
+// in flight), and that step must find what the user asked for.
+func (s *Service) want(ctx context.Context, d *domain.Deployment) error {
+	if err := s.save(ctx, d, ""); err != nil {
+		return err
+	}
+	return s.converge(ctx, d)
 }
