@@ -302,6 +302,15 @@ func (c *cluster) stopAll() {
 // own process, and waits until both accept connections.
 func (c *cluster) startInfra() {
 	c.t.Helper()
+	// A leftover server of an interrupted run would answer in place of
+	// ours, so a fixed port in use is an error, not something to wait for.
+	for _, port := range []int{natsPort, mongoPort, gatewayPort} {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+		if err != nil {
+			c.t.Fatalf("port %d is in use (%v): is a process of an interrupted run still there? `ss -ltnp | grep %d` finds it", port, err, port)
+		}
+		ln.Close()
+	}
 	store := filepath.Join(c.home, "nats")
 	natsd := c.spawn("nats", "nats-server", "-a", "127.0.0.1", "-p", fmt.Sprint(natsPort), "-js", "-sd", store)
 	c.waitTCP(natsd, fmt.Sprintf("127.0.0.1:%d", natsPort), 20*time.Second)
