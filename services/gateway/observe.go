@@ -153,10 +153,17 @@ func (g *Gateway) logFor(c *gin.Context) *slog.Logger {
 // data plane): their bodies may be gigabytes and take as long as they take,
 // so they get no overall deadline and no body validation.
 func streamRoute(pattern string) bool {
-	return pattern == "/deployments/:id/predict" ||
-		pattern == "/artifacts/content" ||
-		strings.HasPrefix(pattern, "/projects/:id/mlflow")
+	for _, p := range streamPatterns {
+		if pattern == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(pattern, p)) {
+			return true
+		}
+	}
+	return false
 }
+
+// streamPatterns are the data plane's route patterns; one ending in "/"
+// covers everything under it.
+var streamPatterns = []string{"/deployments/:id/predict", "/artifacts/content", "/projects/:id/mlflow/"}
 
 // Timeouts of the HTTP server. The server itself has no ReadTimeout and no
 // WriteTimeout, because those would cut multi-gigabyte uploads and
@@ -207,6 +214,8 @@ func (g *Gateway) limits(c *gin.Context) {
 	if err := rc.SetWriteDeadline(at); err != nil && !errors.Is(err, http.ErrNotSupported) {
 		g.logFor(c).Debug("setting write deadline", "err", err)
 	}
+	// Both deadlines end with this request: net/http resets them before
+	// the next one on a keep-alive connection (TestDeadlineDoesNotLeak...).
 	c.Next()
 }
 

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -358,5 +359,43 @@ func TestBodyLimit(t *testing.T) {
 	e.ServeHTTP(w, r)
 	if w.Code != http.StatusRequestEntityTooLarge || !strings.Contains(w.Body.String(), `"code":"413"`) {
 		t.Errorf("control plane: %d %s", w.Code, w.Body)
+	}
+}
+
+// A control-plane call's write deadline does not outlive it: a stream
+// that follows on the same keep-alive connection is not cut.
+func TestDeadlineDoesNotLeakToNextRequest(t *testing.T) {
+	oldGrace, oldPatterns := bodyGrace, streamPatterns
+	bodyGrace = 100 * time.Millisecond
+	streamPatterns = append(slices.Clone(streamPatterns), "/test/stream")
+	t.Cleanup(func() { bodyGrace, streamPatterns = oldGrace, oldPatterns })
+	_, e, _ := testGateway(t, Config{RequestTimeout: 100 * time.Millisecond}, nil, nil)
+	e.GET("/test/stream", func(c *gin.Context) {
+		c.Status(http.StatusOK)
+		for i := 0; i < 6; i++ { // 600ms in all, well past the 200ms deadline
+			if _, err := c.Writer.Write(bytes.Repeat([]byte("x"), 1024)); err != nil {
+				return
+			}
+			c.Writer.Flush()
+			time.Sleep(100 * time.Millisecond)
+		}
+	})
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	client := srv.Client() // one keep-alive connection for both calls
+	resp, err := client.Get(srv.URL + "/healthz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	resp, err = client.Get(srv.URL + "/test/stream")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil || n != 6*1024 {
+		t.Errorf("stream cut after %d bytes: %v", n, err)
 	}
 }
