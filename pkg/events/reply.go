@@ -88,7 +88,7 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) err
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	msg, err := nc.RequestWithContext(ctx, subject, body)
+	msg, err := requestRetryingNoResponders(ctx, nc, subject, body)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return Errorf(http.StatusServiceUnavailable, "no service answers %s: is it running?", subject)
@@ -111,4 +111,26 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) err
 		return fmt.Errorf("decoding reply from %s: %w", subject, err)
 	}
 	return nil
+}
+
+// noResponderGrace is how long a call waits for a service that has no
+// instance subscribed: long enough to ride out a restart or a rolling
+// upgrade. Nobody received the request, so sending it again is safe.
+const noResponderGrace = 5 * time.Second
+
+func requestRetryingNoResponders(ctx context.Context, nc *nats.Conn, subject string, body []byte) (*nats.Msg, error) {
+	deadline := time.Now().Add(noResponderGrace)
+	wait := 50 * time.Millisecond
+	for {
+		msg, err := nc.RequestWithContext(ctx, subject, body)
+		if !errors.Is(err, nats.ErrNoResponders) || time.Now().Add(wait).After(deadline) {
+			return msg, err
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(wait):
+		}
+		wait = min(wait*2, time.Second)
+	}
 }
