@@ -55,6 +55,12 @@ func runMain(m *testing.M) int {
 	panelCfg.Gateway.Addr = "127.0.0.1:0"
 	// Ports away from a panel the developer may be running.
 	panelCfg.Projects.Ports = proc.Range{Lo: 15100, Hi: 15139}
+	if v := os.Getenv("E2E_PROJECT_PORTS"); v != "" { // for parallel runs on one machine
+		if panelCfg.Projects.Ports, err = proc.ParseRange(v); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
 	panelCfg.Projects.Mlflow = filepath.Join(repoRoot, ".venv", "bin", "mlflow")
 	// Stopping the projects service leaves its servers running, as a crash
 	// would, so tests can prove adoption; cleanup terminates them.

@@ -36,8 +36,8 @@ with mlflow.start_run() as run:
 // same data.
 func TestProjectLifecycle(t *testing.T) {
 	p := createProject(t, "lifecycle")
-	if p.Status != "terminated" || p.Port < 15100 || p.Port > 15139 {
-		t.Fatalf("new project %+v: want status terminated and a port in 15100-15139", p)
+	if r := panelCfg.Projects.Ports; p.Status != "terminated" || p.Port < r.Lo || p.Port > r.Hi {
+		t.Fatalf("new project %+v: want status terminated and a port in %s", p, r)
 	}
 	if want := fmt.Sprintf("http://127.0.0.1:%d/projects/%s/mlflow", p.Port, p.ID); p.MlflowURI != want {
 		t.Fatalf("mlflowUri %q, want %q", p.MlflowURI, want)
