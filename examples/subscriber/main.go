@@ -90,7 +90,7 @@ func follow(ctx context.Context, url, durable, filter string, fromStart, asJSON 
 	}
 	log.Printf("following %s as %s", filter, durable)
 	for ctx.Err() == nil {
-		batch, err := cons.Fetch(10, jetstream.FetchMaxWait(2*time.Second), jetstream.FetchContext(ctx))
+		batch, err := cons.Fetch(10, jetstream.FetchMaxWait(2*time.Second))
 		if err != nil {
 			if ctx.Err() != nil {
 				return ctx.Err()

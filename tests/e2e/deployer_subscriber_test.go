@@ -2,8 +2,8 @@ package e2e
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/json"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -27,13 +27,19 @@ func TestExampleSubscriber(t *testing.T) {
 		t.Fatalf("building the example subscriber: %v\n%s", err, out)
 	}
 	nats := panel.NC.ConnectedUrl()
+	var stderr bytes.Buffer // the subscriber's log, for failures
+	defer func() {
+		if t.Failed() {
+			t.Logf("subscriber log:\n%s", stderr.String())
+		}
+	}()
 	start := func() (*exec.Cmd, <-chan map[string]any) {
 		cmd := exec.Command(bin, "-nats", nats, "-durable", "e2e-example", "-json")
 		stdout, err := cmd.StdoutPipe()
 		if err != nil {
 			t.Fatal(err)
 		}
-		cmd.Stderr = io.Discard
+		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
 			t.Fatal(err)
 		}
