@@ -118,6 +118,7 @@ func (g *Gateway) specCheck() gin.HandlerFunc {
 		rec.add(err.Error())
 		return func(c *gin.Context) { c.Next() }
 	}
+	g.log.Info("spec check is ON: every request and response is checked against the OpenAPI document (MLPANEL_SPEC_CHECK)")
 	return func(c *gin.Context) {
 		pattern := c.FullPath()
 		if pattern == "" || specSkipped(pattern) {
