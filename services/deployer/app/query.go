@@ -56,6 +56,14 @@ func (s *Service) List(ctx context.Context, lp events.ListParams, f Filter) (eve
 		return events.List[domain.Deployment]{}, events.Errorf(http.StatusBadRequest,
 			"cannot sort deployments by %q: use one of id, project_id, model_id, status, type, created_at, updated_at", lp.Sort)
 	}
+	if f.ProjectID != "" && !domain.IsVersionNumber(f.ProjectID) {
+		// A project's name: deployments record its id.
+		p, err := s.projects.Get(ctx, f.ProjectID)
+		if err != nil {
+			return events.List[domain.Deployment]{}, err
+		}
+		f.ProjectID = p.ID
+	}
 	all, err := s.store.All(ctx)
 	if err != nil {
 		return events.List[domain.Deployment]{}, fmt.Errorf("listing deployments: %w", err)
