@@ -121,15 +121,16 @@ func trackingQueueGroup(c *cluster, projectID string) {
 	var gaps []string
 	lost := c.underLoad(path, func() { one.stop(syscall.SIGTERM, 30*time.Second) })
 	gaps = append(gaps, classify(t, "stopping one tracking instance (SIGTERM)", lost,
-		"every main's `defer nc.Drain()` returns at once and the process exits before the drain ends: wait for the connection to close (ClosedHandler) before returning")...)
+		"boot.Conns.Close calls nc.Drain, which returns at once, so the process exits before the drain ends: wait for the connection to close (ClosedHandler) before returning")...)
 
 	// A crash (SIGKILL): the NATS server drops the dead member at once, so
 	// new requests reach the survivor; a request already delivered to the
-	// dead member gets no reply, and events.Call does not retry.
+	// dead member gets no reply, which events.Call cannot tell from a slow
+	// one.
 	c.startService("tracking", "tracking-3")
 	lost = c.underLoad(path, func() { two.stop(syscall.SIGKILL, 5*time.Second) })
 	gaps = append(gaps, classify(t, "killing one tracking instance (SIGKILL)", lost,
-		"events.Call should retry idempotent (GET) requests on no-responders and after a per-attempt timeout shorter than the deadline")...)
+		"events.Call retries no-responders only: the gateway should send GETs through a call that also retries an attempt without a reply after a share of the deadline")...)
 
 	// The survivor serves alone.
 	c.must(http.MethodGet, path, nil, http.StatusOK)
@@ -143,7 +144,7 @@ func trackingQueueGroup(c *cluster, projectID string) {
 
 // strictFailover makes requests lost to a stopped or killed instance fail
 // the test. It is off until the two fixes named in the skip message land
-// (boot: wait for the NATS drain; events.Call: retry idempotent requests):
+// (boot: wait for the NATS drain; gateway: retry reads that got no reply):
 // until then such losses are reported as a skip, and any other failure
 // (a 503 while an instance was alive, a 500, a broken connection) fails.
 const strictFailover = false
