@@ -341,15 +341,14 @@ func opError(op *computepb.Operation) error {
 // apiErr logs a Compute Engine error and classifies it: a client error
 // (quota, permission, not found, bad request) cannot be retried away.
 func (g *GCP) apiErr(d domain.Deployment, what string, err error) error {
-	var perm *app.Permanent
 	msg := err.Error()
-	if ae, ok := apierror.FromError(err); ok && ae.Reason() == "" {
-		if ge, ok := ae.Unwrap().(*googleapi.Error); ok && ge.Message != "" {
-			msg = fmt.Sprintf("Compute Engine error %d: %s", ge.Code, ge.Message)
-		}
+	var ge *googleapi.Error
+	if errors.As(err, &ge) && ge.Message != "" {
+		msg = fmt.Sprintf("Compute Engine answered %d: %s", ge.Code, ge.Message)
 	}
 	out := fmt.Errorf("%s: %s", what, msg)
 	g.logf(d, "%v", out)
+	var perm *app.Permanent
 	code := httpCode(err)
 	if errors.As(err, &perm) || (code >= 400 && code < 500 && code != http.StatusTooManyRequests) {
 		return &app.Permanent{Err: out}
