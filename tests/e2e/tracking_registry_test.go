@@ -56,6 +56,13 @@ func TestTrackingRegistry(t *testing.T) {
 	trkExpectError(t, post(map[string]any{"name": name, "run_id": f.exampleRun, "artifact_path": "../model"}), http.StatusBadRequest, "..")
 	trkExpectError(t, post(map[string]any{"name": name, "run_id": "0123456789abcdef0123456789abcdef"}), http.StatusNotFound, "not found")
 
+	// A source MLflow refuses leaves no empty model behind.
+	r = post(map[string]any{"name": "trk-bad-source", "source": "file:///etc"})
+	if r.Status != http.StatusBadRequest && r.Status != http.StatusNotFound {
+		t.Fatalf("bad source: status %d, want 400 or 404; body %s", r.Status, r.Body)
+	}
+	trkGet(t, "/registered-models/trk-bad-source", pq(), http.StatusNotFound)
+
 	versions, total := trkList[trkVersion](t, "/model-versions", pq("model_id", name))
 	if total != 3 || len(versions) != 3 || versions[0].ID != name+"/1" || versions[2].ID != name+"/3" {
 		t.Fatalf("versions %s (total %d)", trkJSON(versions), total)

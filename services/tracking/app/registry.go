@@ -103,6 +103,7 @@ func (s *Service) CreateRegisteredModel(ctx context.Context, project string, in 
 		tags = append(tags, mc.Tag{Key: k, Value: v})
 	}
 	_, err = t.c.CreateRegisteredModel(ctx, name, in.Description, tags)
+	createdModel := err == nil
 	switch {
 	case err == nil:
 	case mc.IsCode(err, mc.CodeAlreadyExists) && version.Source != "":
@@ -116,6 +117,13 @@ func (s *Service) CreateRegisteredModel(ctx context.Context, project string, in 
 	if version.Source != "" {
 		v, err := t.c.CreateModelVersion(ctx, version)
 		if err != nil {
+			if createdModel {
+				// Leave no empty model behind a rejected source: the
+				// caller asked for a version, not for the model alone.
+				if derr := t.c.DeleteRegisteredModel(ctx, name); derr != nil {
+					s.log.Warn("removing the model a failed registration created", "model", name, "err", derr)
+				}
+			}
 			return domain.RegisteredModel{}, t.mlflowErr(err)
 		}
 		mv := domain.NewModelVersion(t.p.ID, v, nil)
