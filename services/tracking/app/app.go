@@ -64,8 +64,22 @@ func (s *Service) open(ctx context.Context, ref string) (target, error) {
 		return target{}, err
 	}
 	if p.Status != StatusRunning || p.InternalURL == "" {
-		return target{}, events.Errorf(http.StatusConflict,
-			"project %s is %s, not running: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
+		return target{}, notRunning(p)
 	}
 	return target{p: p, c: s.clients(p.InternalURL)}, nil
+}
+
+// notRunning says what to do about a project whose tracking server does
+// not run; every variant names the call that starts it.
+func notRunning(p Project) error {
+	switch p.Status {
+	case "archived":
+		return events.Errorf(http.StatusConflict,
+			"project %s is archived: restore it with PUT /projects/%s/restore, then start it with PUT /projects/%s/run", p.Name, p.ID, p.ID)
+	case "starting":
+		return events.Errorf(http.StatusConflict,
+			"project %s is starting, not running yet: wait until GET /projects/%s says running (start it with PUT /projects/%s/run if it stops)", p.Name, p.ID, p.ID)
+	}
+	return events.Errorf(http.StatusConflict,
+		"project %s is %s, not running: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
 }

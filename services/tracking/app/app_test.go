@@ -43,6 +43,7 @@ func TestProjectResolution(t *testing.T) {
 	svc := newService(fakeProjects{
 		"1": {ID: "1", Name: "stopped", Status: "terminated", InternalURL: "http://127.0.0.1:1"},
 		"2": {ID: "2", Name: "starting", Status: "starting", InternalURL: "http://127.0.0.1:1"},
+		"3": {ID: "3", Name: "archived", Status: "archived"},
 	}, time.Second)
 	ctx := context.Background()
 	_, err := svc.GetRun(ctx, "", "r")
@@ -53,6 +54,8 @@ func TestProjectResolution(t *testing.T) {
 	expectStatus(t, err, http.StatusConflict, "start it with PUT /projects/1/run")
 	_, err = svc.ListExperiments(ctx, ExperimentQuery{Project: "2"}, events.ListParams{})
 	expectStatus(t, err, http.StatusConflict, "start it with PUT /projects/2/run")
+	_, err = svc.GetRun(ctx, "archived", "r")
+	expectStatus(t, err, http.StatusConflict, "restore it with PUT /projects/3/restore, then start it with PUT /projects/3/run")
 }
 
 func TestTrackingServerFailures(t *testing.T) {
