@@ -1,0 +1,61 @@
+package main
+
+import (
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/micro"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/embedded"
+)
+
+func TestHTTP(t *testing.T) {
+	status := http.StatusOK
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(status) }))
+	defer srv.Close()
+	if err := run([]string{"http", srv.URL + "/healthz"}); err != nil {
+		t.Fatalf("healthy server: %v", err)
+	}
+	status = http.StatusServiceUnavailable
+	if err := run([]string{"http", srv.URL + "/healthz"}); err == nil {
+		t.Fatal("a 503 passed the check")
+	}
+}
+
+// TestNATS: the check passes only while an instance of the named micro
+// service answers $SRV.PING on MLPANEL_NATS_URL.
+func TestNATS(t *testing.T) {
+	ns, err := embedded.StartNATS(t.TempDir(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ns.Shutdown()
+	t.Setenv("MLPANEL_NATS_URL", ns.ClientURL())
+	if err := run([]string{"nats", "projects"}); err == nil {
+		t.Fatal("passed with no service running")
+	}
+	nc, err := nats.Connect(ns.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	svc, err := micro.AddService(nc, micro.Config{Name: "projects", Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"nats", "projects"}); err != nil {
+		t.Fatalf("service running: %v", err)
+	}
+	if err := run([]string{"nats", "tracking"}); err == nil {
+		t.Fatal("passed for another service than the one running")
+	}
+	_ = svc.Stop()
+	if err := run([]string{"nats", "projects"}); err == nil {
+		t.Fatal("passed after the service stopped")
+	}
+	if err := run([]string{"tcp", "x"}); err == nil {
+		t.Fatal("an unknown check passed")
+	}
+}
