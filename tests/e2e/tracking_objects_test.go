@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"net/url"
@@ -56,6 +57,7 @@ func TestTrackingExampleObjects(t *testing.T) {
 		}
 		var got trkRun
 		trkGet(t, "/runs/"+f.exampleRun, pq(), http.StatusOK).JSON(t, &got)
+		got.Outputs, runs[0].Outputs = trkCompact(got.Outputs), trkCompact(runs[0].Outputs)
 		want := trkMLflowRun(t, f.p, f.exampleRun)
 		want.ID, want.ProjectID = f.exampleRun, f.p.ID
 		if !reflect.DeepEqual(got, want) || !reflect.DeepEqual(runs[0], want) {
@@ -100,9 +102,39 @@ func TestTrackingExampleObjects(t *testing.T) {
 		for _, a := range top {
 			types[a.Path] = a.Type
 		}
-		if total != 2 || types["model"] != "Model" || types["reports"] != "Folder" {
-			t.Fatalf("top level %s (total %d): want model (Model) and reports (Folder)", trkJSON(top), total)
+		// The run's own folders, and the MLflow 3 logged model that
+		// log_model(name="model") stored beside them.
+		run := trkMLflowRun(t, f.p, f.exampleRun)
+		var outputs struct {
+			ModelOutputs []struct {
+				ModelID string `json:"model_id"`
+			} `json:"model_outputs"`
 		}
+		json.Unmarshal(run.Outputs, &outputs)
+		if len(outputs.ModelOutputs) != 1 {
+			t.Fatalf("the example's run outputs %s: want one logged model", run.Outputs)
+		}
+		logged := "@models/" + outputs.ModelOutputs[0].ModelID
+		if total != 3 || types["model"] != "Model" || types["reports"] != "Folder" || types[logged] != "Model" {
+			t.Fatalf("top level %s (total %d): want model (Model), reports (Folder) and %s (Model)", trkJSON(top), total, logged)
+		}
+		lm := trkMustFind(t, top, logged, func(a trkArtifact) bool { return a.Path == logged })
+		if lm.Name != "model" || lm.LoggedModelID != outputs.ModelOutputs[0].ModelID {
+			t.Fatalf("logged model entry %+v", lm)
+		}
+		inLogged, _ := trkList[trkArtifact](t, "/artifacts", pq("run_id", f.exampleRun, "path", logged))
+		trkMustFind(t, inLogged, "the logged model's MLmodel", func(a trkArtifact) bool { return a.Path == logged+"/MLmodel" && a.Type == "File" })
+		r := trkGet(t, "/artifacts/content", pq("run_id", f.exampleRun, "path", logged+"/MLmodel"), http.StatusOK)
+		direct, err := http.Get(f.p.MlflowURI + "/ajax-api/2.0/mlflow/logged-models/" + lm.LoggedModelID + "/artifacts/files?artifact_file_path=MLmodel")
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, _ := io.ReadAll(direct.Body)
+		direct.Body.Close()
+		if string(r.Body) != string(want) || r.Header.Get("Content-Length") != strconv.Itoa(len(want)) {
+			t.Fatalf("logged model's MLmodel: %d bytes, MLflow serves %d", len(r.Body), len(want))
+		}
+		trkExpectError(t, trkGet(t, "/artifacts", pq("run_id", f.exampleRun, "path", "@models/m-0000"), http.StatusNotFound), http.StatusNotFound, "logged no model")
 		reports, _ := trkList[trkArtifact](t, "/artifacts", pq("run_id", f.exampleRun, "path", "reports"))
 		got := map[string]string{}
 		for _, a := range reports {

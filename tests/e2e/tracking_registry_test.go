@@ -50,6 +50,18 @@ func TestTrackingRegistry(t *testing.T) {
 		t.Fatalf("POST with source %s", trkJSON(m))
 	}
 
+	// From a run's MLflow 3 logged model, by its path in the artifact listing.
+	top, _ := trkList[trkArtifact](t, "/artifacts", pq("run_id", f.exampleRun))
+	lm := trkMustFind(t, top, "the logged model", func(a trkArtifact) bool { return a.LoggedModelID != "" })
+	r = post(map[string]any{"name": "trk-logged", "run_id": f.exampleRun, "artifact_path": lm.Path})
+	expect(t, r, http.StatusCreated)
+	var logged trkModel
+	r.JSON(t, &logged)
+	if logged.CreatedVersion == nil || logged.CreatedVersion.Source != "models:/"+lm.LoggedModelID {
+		t.Fatalf("registered from the logged model: %s", trkJSON(logged))
+	}
+	expect(t, call(t, http.MethodDelete, "/registered-models/trk-logged?project_id="+f.p.ID, nil), http.StatusOK)
+
 	trkExpectError(t, post(map[string]any{"name": name}), http.StatusConflict, "already exists")
 	trkExpectError(t, post(map[string]any{"run_id": f.exampleRun}), http.StatusBadRequest, "name is required")
 	trkExpectError(t, post(map[string]any{"name": name, "run_id": f.exampleRun, "artifact_path": "reports"}), http.StatusBadRequest, "no MLmodel")

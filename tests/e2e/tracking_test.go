@@ -227,15 +227,17 @@ type trkRun struct {
 		Params  []trkKV     `json:"params"`
 		Tags    []trkKV     `json:"tags"`
 	} `json:"data"`
+	Outputs json.RawMessage `json:"outputs"`
 }
 
 type trkArtifact struct {
-	ID    string `json:"id"`
-	RunID string `json:"run_id"`
-	Path  string `json:"path"`
-	Name  string `json:"name"`
-	Type  string `json:"type"`
-	Size  int64  `json:"size"`
+	ID            string `json:"id"`
+	RunID         string `json:"run_id"`
+	Path          string `json:"path"`
+	Name          string `json:"name"`
+	Type          string `json:"type"`
+	Size          int64  `json:"size"`
+	LoggedModelID string `json:"logged_model_id"`
 }
 
 type trkVersion struct {
@@ -275,7 +277,18 @@ func trkMLflowRun(t *testing.T, p project, id string) trkRun {
 	r := mlflowAPI(t, p, http.MethodGet, "runs/get?run_id="+id, nil)
 	expect(t, r, http.StatusOK)
 	r.JSON(t, &got)
+	got.Run.Outputs = trkCompact(got.Run.Outputs)
 	return got.Run
+}
+
+// trkCompact drops the white space MLflow indents its JSON with, so raw
+// parts compare with what mlpanel re-encodes.
+func trkCompact(raw json.RawMessage) json.RawMessage {
+	var b bytes.Buffer
+	if len(raw) == 0 || json.Compact(&b, raw) != nil {
+		return raw
+	}
+	return b.Bytes()
 }
 
 func trkJSON(v any) string {

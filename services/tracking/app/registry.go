@@ -147,7 +147,18 @@ func (t target) modelSource(ctx context.Context, r domain.Run, p string) (string
 	if err != nil {
 		return "", err
 	}
-	isModel, err := t.isModel(ctx, r.ID, p)
+	tr, rel, modelsDir, err := t.resolve(r, p)
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case modelsDir || (tr.modelID != "" && rel != ""):
+		return "", badRequest("artifact_path %q is not a model folder: give %s/<model id> or a folder of the run's artifacts", p, domain.LoggedModelsDir)
+	case tr.modelID != "":
+		// An MLflow 3 logged model: register it by its own URI.
+		return "models:/" + tr.modelID, nil
+	}
+	isModel, err := t.isModel(ctx, tr, rel)
 	if err != nil {
 		return "", err
 	}

@@ -30,6 +30,40 @@ type Artifact struct {
 	Name         string `json:"name"` // the last path element
 	Type         string `json:"type"`
 	Size         int64  `json:"size"` // bytes; 0 for folders
+	// LoggedModelID is set on the entries of MLflow 3 logged models (see
+	// LoggedModelsDir).
+	LoggedModelID string `json:"logged_model_id,omitempty"`
+}
+
+// LoggedModelsDir is the virtual folder under which a run's MLflow 3
+// logged models appear in its artifact listing: log_model(name=...)
+// stores a model beside the run's artifacts (models:/m-<id>), so without
+// it the model would not show. A real artifact folder cannot start with
+// '@' in practice; the root listing shows each logged model as
+// "@models/<model id>", typed Model.
+const LoggedModelsDir = "@models"
+
+// SplitLoggedModelPath tells whether p lies in LoggedModelsDir, and if so
+// which logged model (empty for the folder itself) and which path inside
+// it (empty for its root).
+func SplitLoggedModelPath(p string) (modelID, inside string, ok bool) {
+	if p == LoggedModelsDir {
+		return "", "", true
+	}
+	rest, found := strings.CutPrefix(p, LoggedModelsDir+"/")
+	if !found {
+		return "", "", false
+	}
+	modelID, inside, _ = strings.Cut(rest, "/")
+	return modelID, inside, true
+}
+
+// LoggedModelPath is the artifact path of a file inside a logged model.
+func LoggedModelPath(modelID, inside string) string {
+	if inside == "" {
+		return LoggedModelsDir + "/" + modelID
+	}
+	return LoggedModelsDir + "/" + modelID + "/" + inside
 }
 
 // ArtifactSortKeys are the _sort values of artifact listings.
