@@ -133,3 +133,30 @@ func TestRunSortKeys(t *testing.T) {
 		}
 	}
 }
+
+func TestLoggedModelPaths(t *testing.T) {
+	for p, want := range map[string][3]string{
+		"@models":               {"", "", "true"},
+		"@models/m-1":           {"m-1", "", "true"},
+		"@models/m-1/MLmodel":   {"m-1", "MLmodel", "true"},
+		"@models/m-1/a/b.txt":   {"m-1", "a/b.txt", "true"},
+		"models/m-1":            {"", "", "false"},
+		"@modelsx/m-1":          {"", "", "false"},
+		"reports/@models/m-1/x": {"", "", "false"},
+	} {
+		id, inside, ok := SplitLoggedModelPath(p)
+		if id != want[0] || inside != want[1] || (ok != (want[2] == "true")) {
+			t.Errorf("SplitLoggedModelPath(%q) = %q, %q, %v", p, id, inside, ok)
+		}
+	}
+	if LoggedModelPath("m-1", "") != "@models/m-1" || LoggedModelPath("m-1", "MLmodel") != "@models/m-1/MLmodel" {
+		t.Fatal("LoggedModelPath")
+	}
+	r := mc.Run{Outputs: []byte(`{"model_outputs": [{"model_id": "m-1", "step": 0}, {"model_id": "m-2"}, {"model_id": "m-1", "step": 3}]}`)}
+	if got := r.ModelOutputs(); len(got) != 2 || got[0] != "m-1" || got[1] != "m-2" {
+		t.Fatalf("ModelOutputs %v", got)
+	}
+	if got := (mc.Run{}).ModelOutputs(); len(got) != 0 {
+		t.Fatalf("no outputs: %v", got)
+	}
+}
