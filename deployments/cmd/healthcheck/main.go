@@ -10,6 +10,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -65,17 +66,60 @@ func checkHTTP(ctx context.Context, url string) error {
 	return nil
 }
 
-// checkNATS asks the micro framework's PING endpoint of the service. With
-// several replicas any one answering passes: NATS has no way to address
-// "the instance in this container" without knowing its generated id.
+// checkNATS asks every instance of the service for its $SRV.INFO. An
+// instance that sets the micro metadata "host" to its host name (in a
+// container: the container's) is matched to this container, so with
+// several replicas each container checks its own; a service that does not
+// set it passes when any instance answers.
 func checkNATS(ctx context.Context, url, service string) error {
 	nc, err := nats.Connect(url, nats.Name("healthcheck"), nats.Timeout(timeout))
 	if err != nil {
 		return fmt.Errorf("connecting to NATS at %s: %w", url, err)
 	}
 	defer nc.Close()
-	if _, err := nc.RequestWithContext(ctx, "$SRV.PING."+service, nil); err != nil {
-		return fmt.Errorf("service %s does not answer $SRV.PING on %s: %w", service, url, err)
+	inbox := nats.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return fmt.Errorf("subscribing to %s: %w", inbox, err)
+	}
+	if err := nc.PublishRequest("$SRV.INFO."+service, inbox, nil); err != nil {
+		return fmt.Errorf("asking $SRV.INFO.%s: %w", service, err)
+	}
+	host, _ := os.Hostname()
+	answered, tagged := 0, false
+	// The first answer may take a while (a busy service); the others come
+	// right after it when they come at all.
+	wait := timeout - 500*time.Millisecond
+	for {
+		if dl, ok := ctx.Deadline(); ok {
+			wait = min(wait, time.Until(dl))
+		}
+		msg, err := sub.NextMsg(wait)
+		if err != nil {
+			break
+		}
+		wait = 300 * time.Millisecond
+		var info struct {
+			ID       string            `json:"id"`
+			Metadata map[string]string `json:"metadata"`
+		}
+		// Only a micro INFO counts (not, say, a no-responders status).
+		if json.Unmarshal(msg.Data, &info) != nil || info.ID == "" {
+			continue
+		}
+		answered++
+		if h, ok := info.Metadata["host"]; ok {
+			tagged = true
+			if h == host {
+				return nil
+			}
+		}
+	}
+	switch {
+	case answered == 0:
+		return fmt.Errorf("no instance of service %s answers $SRV.INFO on %s", service, url)
+	case tagged:
+		return fmt.Errorf("%d instance(s) of %s answer, none on this host (%s)", answered, service, host)
 	}
 	return nil
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"testing"
 
 	"github.com/nats-io/nats.go"
@@ -51,6 +52,24 @@ func TestNATS(t *testing.T) {
 	if err := run([]string{"nats", "tracking"}); err == nil {
 		t.Fatal("passed for another service than the one running")
 	}
+	// A replica that names its host: only the container on that host passes.
+	host, _ := os.Hostname()
+	other, err := micro.AddService(nc, micro.Config{Name: "deployer", Version: "0.0.1", Metadata: map[string]string{"host": "elsewhere"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"nats", "deployer"}); err == nil {
+		t.Fatal("passed for an instance on another host")
+	}
+	mine, err := micro.AddService(nc, micro.Config{Name: "deployer", Version: "0.0.1", Metadata: map[string]string{"host": host}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := run([]string{"nats", "deployer"}); err != nil {
+		t.Fatalf("an instance on this host runs: %v", err)
+	}
+	_ = mine.Stop()
+	_ = other.Stop()
 	_ = svc.Stop()
 	if err := run([]string{"nats", "projects"}); err == nil {
 		t.Fatal("passed after the service stopped")
