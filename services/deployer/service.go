@@ -40,7 +40,11 @@ type Config struct {
 	// StopOnExit stops local model servers when the service stops. Off,
 	// a restarted deployer adopts them.
 	StopOnExit bool
-	GCP        adapters.GCPConfig
+	// KeepServersOnExit, when set, is asked at exit instead of StopOnExit:
+	// a panel embedded in tests keeps its servers for one restart to prove
+	// adoption, and still leaves no orphan when it closes.
+	KeepServersOnExit func() bool
+	GCP               adapters.GCPConfig
 }
 
 // ConfigFromEnv reads the MLPANEL_* settings of the deployer.
@@ -132,7 +136,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	svc := app.New(app.Config{
 		StartTimeout: cfg.StartTimeout,
 		MaxFailures:  cfg.MaxFailures,
-		StopOnExit:   cfg.StopOnExit,
+		StopOnExit:   cfg.stopOnExit,
 	}, adapters.NewMongoStore(db), adapters.Projects{NC: nc}, adapters.NewRegistry(), backends,
 		events.NewPublisher(js, "mlpanel/deployer"), log)
 
@@ -154,4 +158,11 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		log.Warn("stopping micro service", "err", err)
 	}
 	return <-supervised
+}
+
+func (c Config) stopOnExit() bool {
+	if c.KeepServersOnExit != nil {
+		return !c.KeepServersOnExit()
+	}
+	return c.StopOnExit
 }

@@ -9,6 +9,7 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -37,10 +38,11 @@ func init() {
 		}
 		cfg.Deployer.Workers = 1
 		cfg.Deployer.MaxFailures = 5
-		// Stopping the deployer leaves model servers running, as a crash
-		// would, so the adoption test can prove itself; every test
-		// deletes its deployments when it ends.
-		cfg.Deployer.StopOnExit = false
+		// Stopping the deployer stops its model servers, so none outlives
+		// the tests, except while the adoption test asks it to leave
+		// them running, as a crash would.
+		cfg.Deployer.StopOnExit = true
+		cfg.Deployer.KeepServersOnExit = depKeepServers.Load
 		// The gateway reads its predict limit when it mounts its routes.
 		os.Setenv("MLPANEL_PREDICT_MAX_BYTES", fmt.Sprint(depPredictLimit))
 	})
@@ -69,6 +71,9 @@ type deployment struct {
 	CreatedAt    string   `json:"created_at"`
 	UpdatedAt    string   `json:"updated_at"`
 }
+
+// depKeepServers makes a stopping deployer leave its model servers.
+var depKeepServers atomic.Bool
 
 // depFixture is one running project with the example model registered,
 // shared by the deployer tests (MLflow servers take long to start).
@@ -422,7 +427,10 @@ func TestDeployAdoption(t *testing.T) {
 	d = waitDeployment(t, d.ID, "running", 4*time.Minute)
 	want := depPredictions(t, d.ID, map[string]any{"data": irisRows})
 
-	if err := panel.StopService("deployer"); err != nil {
+	depKeepServers.Store(true)
+	err := panel.StopService("deployer")
+	depKeepServers.Store(false)
+	if err != nil {
 		t.Fatalf("stopping the deployer: %v", err)
 	}
 	if !depGroupAlive(d.Pid) {

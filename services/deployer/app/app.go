@@ -105,9 +105,11 @@ type Publisher interface {
 type Config struct {
 	StartTimeout time.Duration // how long a server may take to answer /ping after its start
 	MaxFailures  int           // consecutive crashes before a deployment fails
-	StopOnExit   bool          // stop local model servers when the service stops
-	Interval     time.Duration // reconcile period
-	HealthEvery  time.Duration // how often a running server is checked
+	// StopOnExit is asked when the service stops: true stops the local
+	// model servers, false leaves them for the next run to adopt.
+	StopOnExit  func() bool
+	Interval    time.Duration // reconcile period
+	HealthEvery time.Duration // how often a running server is checked
 }
 
 // Service is the deployer application.

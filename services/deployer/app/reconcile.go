@@ -52,7 +52,7 @@ func (s *Service) Supervise(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.bg.Wait()
-			if s.cfg.StopOnExit {
+			if s.cfg.StopOnExit == nil || s.cfg.StopOnExit() {
 				s.stopAllLocal()
 			}
 			return nil
