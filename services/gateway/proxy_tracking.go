@@ -22,6 +22,7 @@ import (
 func init() {
 	dataPlane = append(dataPlane, func(g *Gateway, e *gin.Engine) {
 		e.GET("/artifacts/content", g.artifactContent)
+		e.HEAD("/artifacts/content", g.artifactContent)
 	})
 }
 
@@ -55,6 +56,17 @@ func (g *Gateway) artifactContent(c *gin.Context) {
 	cancel()
 	if err != nil {
 		writeError(c, err)
+		return
+	}
+	if c.Request.Method == http.MethodHead {
+		// The listing's size and the name's type are the answer; no bytes
+		// need to move.
+		h := c.Writer.Header()
+		h.Set("Content-Type", loc.ContentType)
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("Content-Disposition", disposition(loc.ContentType, loc.Name))
+		h.Set("Content-Length", strconv.FormatInt(loc.Size, 10))
+		c.Status(http.StatusOK)
 		return
 	}
 	up, err := http.NewRequestWithContext(c.Request.Context(), http.MethodGet, loc.URL, nil)

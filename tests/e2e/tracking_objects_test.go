@@ -172,6 +172,13 @@ func TestTrackingExampleObjects(t *testing.T) {
 					r.Header.Get("Content-Type"), r.Header.Get("Content-Length"), c.ctype, len(want))
 			}
 		}
+		// HEAD answers the same headers without the bytes.
+		csvBytes := trkMLflowBytes(t, f.p, f.exampleRun, "reports/data/predictions.csv")
+		head := call(t, http.MethodHead, "/artifacts/content?"+pq("run_id", f.exampleRun, "path", "reports/data/predictions.csv").Encode(), nil)
+		if head.Status != http.StatusOK || len(head.Body) != 0 || head.Header.Get("Content-Length") != strconv.Itoa(len(csvBytes)) ||
+			head.Header.Get("Content-Type") != "text/csv; charset=utf-8" {
+			t.Fatalf("HEAD: %d %v %d bytes", head.Status, head.Header, len(head.Body))
+		}
 		// A folder is listed, not downloaded; a missing file is a 404.
 		trkExpectError(t, trkGet(t, "/artifacts/content", pq("run_id", f.exampleRun, "path", "reports/data"), http.StatusBadRequest), http.StatusBadRequest, "is a folder")
 		trkExpectError(t, trkGet(t, "/artifacts/content", pq("run_id", f.exampleRun, "path", "reports/nope.txt"), http.StatusNotFound), http.StatusNotFound, "no artifact")
