@@ -32,6 +32,10 @@ const (
 	deployPorts   = "15330-15349"
 )
 
+// adminToken is the first admin's token (MLPANEL_ADMIN_TOKEN) the test
+// calls the gateway with.
+const adminToken = "multiprocess-test-admin-token"
+
 // cluster is the panel as separate OS processes: nats-server, FerretDB,
 // and each service built from its own main.
 type cluster struct {
@@ -187,6 +191,9 @@ func (c *cluster) env() []string {
 		"MLPANEL_DEPLOY_PORT_RANGE="+deployPorts,
 		// A lost request shows as a 504 after this, not after a minute.
 		"MLPANEL_REQUEST_TIMEOUT=20s",
+		// Auth on, as in docker-compose.yml.
+		"MLPANEL_AUTH=true",
+		"MLPANEL_ADMIN_TOKEN="+adminToken,
 		"MLPANEL_LOG_LEVEL=info",
 		"GIT_PYTHON_REFRESH=quiet",
 	)
@@ -469,6 +476,7 @@ func (c *cluster) do(ctx context.Context, method, path string, body any) (httpRe
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	req.Header.Set("Authorization", "Bearer "+adminToken)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		return httpResult{}, err

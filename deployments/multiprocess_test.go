@@ -51,6 +51,15 @@ func TestServicesAsSeparateProcesses(t *testing.T) {
 // tracking server, started by the projects process, answers.
 func projectLifecycle(c *cluster) map[string]any {
 	t := c.t
+	// Auth is on, as on a team server: no token, no answer.
+	resp, err := http.Get(c.url("/projects"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("GET /projects without a token: status %d, want 401 (MLPANEL_AUTH=true)", resp.StatusCode)
+	}
 	name := fmt.Sprintf("mp-%d", time.Now().UnixNano()%1e6)
 	r := c.must(http.MethodPost, "/projects", map[string]string{"name": name, "description": "multi-process test"}, http.StatusCreated)
 	var p map[string]any
@@ -65,7 +74,7 @@ func projectLifecycle(c *cluster) map[string]any {
 	if uri == "" {
 		t.Fatalf("running project has no mlflowUri: %v", p)
 	}
-	resp, err := http.Get(strings.TrimRight(uri, "/") + "/health")
+	resp, err = http.Get(strings.TrimRight(uri, "/") + "/health")
 	if err != nil {
 		t.Fatalf("the project's tracking server at %s: %v", uri, err)
 	}
