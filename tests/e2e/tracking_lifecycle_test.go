@@ -58,6 +58,11 @@ func TestTrackingExperimentLifecycle(t *testing.T) {
 		t.Fatalf("form-made %+v", form)
 	}
 
+	// MLflow's experiment filter passes through.
+	byFilter, total := trkList[trkExperiment](t, "/experiments", trkQ("project_id", f.p.ID, "filter", "name LIKE 'trk-f%'"))
+	if total != 1 || byFilter[0].ID != form.ID {
+		t.Fatalf("filter name LIKE 'trk-f%%': %s", trkJSON(byFilter))
+	}
 	trkExpectError(t, call(t, http.MethodPost, "/experiments?project_id="+f.p.ID, map[string]string{"name": "trk-made"}), http.StatusConflict, "already exists")
 	trkExpectError(t, call(t, http.MethodPost, "/experiments?project_id="+f.p.ID, map[string]string{"description": "no name"}), http.StatusBadRequest, "name is required")
 	trkExpectError(t, call(t, http.MethodPost, "/experiments?project_id="+f.p.ID, map[string]any{"name": 5}), http.StatusBadRequest, "malformed")

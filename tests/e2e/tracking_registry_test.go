@@ -75,6 +75,10 @@ func TestTrackingRegistry(t *testing.T) {
 	}
 	trkGet(t, "/registered-models/trk-bad-source", pq(), http.StatusNotFound)
 
+	byFilter, n := trkList[trkModel](t, "/registered-models", pq("filter", "name LIKE 'trk-reg%'"))
+	if n != 1 || byFilter[0].ID != name {
+		t.Fatalf("filter name LIKE 'trk-reg%%': %s", trkJSON(byFilter))
+	}
 	versions, total := trkList[trkVersion](t, "/model-versions", pq("model_id", name))
 	if total != 3 || len(versions) != 3 || versions[0].ID != name+"/1" || versions[2].ID != name+"/3" {
 		t.Fatalf("versions %s (total %d)", trkJSON(versions), total)
