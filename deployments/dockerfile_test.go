@@ -142,6 +142,8 @@ func TestDockerfiles(t *testing.T) {
 				t.Errorf("the final stage runs as %q: want a non-root USER", user)
 			}
 
+			known := byName(codeSettings(t, root))
+			built := map[string]bool{} // binaries that go build writes to /out/
 			names := map[string]bool{}
 			for _, st := range stages {
 				for _, in := range st.Steps {
@@ -171,11 +173,35 @@ func TestDockerfiles(t *testing.T) {
 							if st, err := os.Stat(pkg); err != nil || !st.IsDir() {
 								t.Errorf("line %d: go build %s: no such package directory", in.Line, m[1])
 							}
+							built[filepath.Base(m[1])] = true
+						}
+					case "env":
+						// ENV KEY VALUE pairs: a misspelt setting would be
+						// ignored silently.
+						for i := 0; i+1 < len(in.Args); i += 2 {
+							if name, ok := strings.CutPrefix(in.Args[i], "MLPANEL_"); ok && len(known[name]) == 0 {
+								t.Errorf("line %d: ENV %s is no setting the code reads", in.Line, in.Args[i])
+							}
 						}
 					}
 				}
 				if st.Name != "" {
 					names[st.Name] = true
+				}
+			}
+
+			// The entrypoint and the compose healthcheck run binaries this
+			// Dockerfile builds (the final stage copies /out/ to /usr/local/bin).
+			for _, in := range final.Steps {
+				if in.Cmd == "entrypoint" && len(in.Args) > 0 {
+					if bin, ok := strings.CutPrefix(in.Args[0], "/usr/local/bin/"); !ok || !built[bin] {
+						t.Errorf("line %d: ENTRYPOINT %s is not a binary this Dockerfile builds (%v)", in.Line, in.Args[0], built)
+					}
+				}
+			}
+			if hc := s.HealthCheck; hc != nil && len(hc.Test) > 1 {
+				if bin, ok := strings.CutPrefix(hc.Test[1], "/usr/local/bin/"); ok && !built[bin] {
+					t.Errorf("the compose healthcheck runs %s, which this Dockerfile does not build (%v)", hc.Test[1], built)
 				}
 			}
 
