@@ -41,7 +41,6 @@ type trkFixture struct {
 	emptyExp   string // external experiment without runs
 	firstStart int64
 	lastEnd    int64
-	runningAt  int64 // start of the run still running
 }
 
 var (
@@ -68,30 +67,25 @@ print("empty=" + empty)
 func trkSetup(t *testing.T) *trkFixture {
 	t.Helper()
 	trkOnce.Do(func() {
-		f := &trkFixture{modelName: "trk-iris"}
-		ok := t.Run("setup", func(t *testing.T) {
-			f.p = runningProject(t, "trk-main")
-			out := trkExample(t, f.p, "--experiment", "trk-example", "--model-name", f.modelName, "--epochs", "5")
-			f.exampleRun = trkLine(t, out, "run_id=")
-			out = python(t, trkTimedScript, "MLFLOW_TRACKING_URI="+f.p.MlflowURI)
-			f.timedExp = trkLine(t, out, "timed=")
-			f.emptyExp = trkLine(t, out, "empty=")
-			f.firstStart, f.lastEnd, f.runningAt = 1600000000000, 1600000300000, 1600000200000
-			var run struct {
-				Run struct {
-					Info struct {
-						ExperimentID string `json:"experiment_id"`
-					} `json:"info"`
-				} `json:"run"`
+		// The first test builds it; if that fails (t.Fatal ends the
+		// goroutine, the deferred call still runs), every later test says
+		// so instead of reading a half-built fixture.
+		built := false
+		defer func() {
+			if !built {
+				trkErr = "the tracking fixture failed to build in " + t.Name() + "; see its output"
 			}
-			mlflowAPI(t, f.p, http.MethodGet, "runs/get?run_id="+f.exampleRun, nil).JSON(t, &run)
-			f.exampleExp = run.Run.Info.ExperimentID
-		})
-		if ok {
-			trk = f
-		} else {
-			trkErr = "the tracking fixture failed to build; see the first test's setup output"
-		}
+		}()
+		f := &trkFixture{modelName: "trk-iris"}
+		f.p = runningProject(t, "trk-main")
+		out := trkExample(t, f.p, "--experiment", "trk-example", "--model-name", f.modelName, "--epochs", "5")
+		f.exampleRun = trkLine(t, out, "run_id=")
+		out = python(t, trkTimedScript, "MLFLOW_TRACKING_URI="+f.p.MlflowURI)
+		f.timedExp = trkLine(t, out, "timed=")
+		f.emptyExp = trkLine(t, out, "empty=")
+		f.firstStart, f.lastEnd = 1600000000000, 1600000300000
+		f.exampleExp = trkMLflowRun(t, f.p, f.exampleRun).Info.ExperimentID
+		trk, built = f, true
 	})
 	if trk == nil {
 		t.Fatal(trkErr)
