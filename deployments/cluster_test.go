@@ -407,11 +407,18 @@ func (c *cluster) instances(service, verb string) []json.RawMessage {
 	if err := c.nc.PublishRequest("$SRV."+verb+"."+service, inbox, nil); err != nil {
 		c.t.Fatalf("$SRV.%s.%s: %v", verb, service, err)
 	}
+	// Generous windows: on a loaded 2-core CI machine an instance busy with
+	// requests may answer late, and a missed one fails the load checks.
 	var out []json.RawMessage
+	wait := 3 * time.Second
 	for {
-		msg, err := sub.NextMsg(500 * time.Millisecond)
+		msg, err := sub.NextMsg(wait)
 		if err != nil {
 			return out
+		}
+		wait = time.Second
+		if len(msg.Data) == 0 { // a no-responders status, not an instance
+			continue
 		}
 		out = append(out, json.RawMessage(msg.Data))
 	}
