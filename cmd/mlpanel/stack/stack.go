@@ -79,11 +79,11 @@ type running struct {
 }
 
 // Start brings everything up; on error, whatever started is stopped.
-func Start(ctx context.Context, cfg Config, log *slog.Logger) (s *Stack, err error) {
-	s = &Stack{cfg: cfg, log: log, services: map[string]*running{}}
+func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err error) {
+	s := &Stack{cfg: cfg, log: log, services: map[string]*running{}}
 	defer func() {
 		if err != nil {
-			s.Close()
+			s.Close() // s, not the nil the error path returns
 		}
 	}()
 	if err := os.MkdirAll(cfg.Home, 0o755); err != nil {
