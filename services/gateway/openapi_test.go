@@ -301,6 +301,10 @@ func mergeSpec(dir string) ([]byte, []string, error) {
 			if control[m.key+" "+p.key] {
 				// buildRequest and events.Call answer these for any call.
 				add("400", "BadRequest")
+				// A call that names a project or an entity finds it first.
+				if namesEntity(components, p.val, m.val) {
+					add("404", "NotFound")
+				}
 				if mapGet(m.val, "requestBody") != nil {
 					add("413", "PayloadTooLarge")
 				}
@@ -356,6 +360,21 @@ func addRequestIDHeader(resp *yaml.Node) {
 	if mapGet(h, "X-Request-ID") == nil {
 		mapSet(h, "X-Request-ID", refNode("#/components/headers/XRequestID"))
 	}
+}
+
+// namesEntity reports whether an operation has a path parameter or a
+// project_id query parameter, directly or through a $ref to components.
+func namesEntity(components, item, op *yaml.Node) bool {
+	params := append(seqItems(mapGet(item, "parameters")), seqItems(mapGet(op, "parameters"))...)
+	for _, p := range params {
+		if ref := scalar(mapGet(p, "$ref")); ref != "" {
+			p = mapGet(mapGet(components, "parameters"), strings.TrimPrefix(ref, "#/components/parameters/"))
+		}
+		if scalar(mapGet(p, "in")) == "path" || (scalar(mapGet(p, "in")) == "query" && scalar(mapGet(p, "name")) == "project_id") {
+			return true
+		}
+	}
+	return false
 }
 
 func sortResponses(resps *yaml.Node) {

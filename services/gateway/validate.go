@@ -142,8 +142,14 @@ func (g *Gateway) specCheck() gin.HandlerFunc {
 		stream := streamRoute(pattern)
 		params := map[string]string{}
 		for _, p := range c.Params {
-			// A catch-all's value starts with the slash before it.
-			params[p.Key] = strings.TrimPrefix(p.Value, "/")
+			// A catch-all's value starts with the slash before it; at the
+			// root (/projects/x/mlflow/) that slash is all there is, and
+			// the template's {path} is still matched.
+			if v := strings.TrimPrefix(p.Value, "/"); v != "" {
+				params[p.Key] = v
+			} else {
+				params[p.Key] = p.Value
+			}
 		}
 		opts := &openapi3filter.Options{
 			AuthenticationFunc:    openapi3filter.NoopAuthenticationFunc,

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"strings"
 	"sync"
@@ -213,5 +214,32 @@ func TestSpecRecorderIsBounded(t *testing.T) {
 	v := r.snapshot()
 	if len(v) != maxViolations+1 || v[maxViolations] != "… and 5 more" || len(v[0]) > maxViolationText+len("…") {
 		t.Errorf("%d entries, last %q, first %d long", len(v), v[len(v)-1], len(v[0]))
+	}
+}
+
+// The root of a catch-all (/projects/1/mlflow/) still fills {path}.
+func TestSpecCheckCatchAllRoot(t *testing.T) {
+	mlflow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/html")
+		_, _ = w.Write([]byte("<html>MLflow</html>"))
+	}))
+	t.Cleanup(mlflow.Close)
+	g, e, f := specGateway(t, true)
+	p := validProject()
+	p["status"], p["internalUrl"], p["mlflowUri"] = "running", mlflow.URL, mlflow.URL
+	f.set("get", fakeReply{body: p})
+	// A real server: the reverse proxy needs a real connection.
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+	resp, err := http.Get(srv.URL + "/projects/1/mlflow/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("proxy answered %d", resp.StatusCode)
+	}
+	if v := g.SpecViolations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
 	}
 }
