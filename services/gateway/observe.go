@@ -104,6 +104,8 @@ func (g *Gateway) identify(c *gin.Context) {
 	c.Set(requestIDKey, id)
 	c.Set(loggerKey, g.log.With("request_id", id))
 	c.Header(RequestIDHeader, id)
+	// Proxied calls (MLflow, model servers) carry it upstream too.
+	c.Request.Header.Set(RequestIDHeader, id)
 	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDCtxKey{}, id))
 	c.Next()
 }

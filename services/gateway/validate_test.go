@@ -220,6 +220,9 @@ func TestSpecRecorderIsBounded(t *testing.T) {
 // The root of a catch-all (/projects/1/mlflow/) still fills {path}.
 func TestSpecCheckCatchAllRoot(t *testing.T) {
 	mlflow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get(RequestIDHeader) == "" {
+			t.Error("the proxied call lacks the request ID")
+		}
 		w.Header().Set("Content-Type", "text/html")
 		_, _ = w.Write([]byte("<html>MLflow</html>"))
 	}))
