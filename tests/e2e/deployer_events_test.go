@@ -129,21 +129,7 @@ func TestDeployEventsDurable(t *testing.T) {
 	got := fl.mine(d.ID)
 
 	// The stream's own record of this deployment is the truth.
-	var truth []events.Event
-	oc, err := js.OrderedConsumer(ctx, events.StreamName, jetstream.OrderedConsumerConfig{
-		FilterSubjects: []string{events.SubjectPrefix + ".deployment." + d.ID + ".*"},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for len(truth) < len(got)+1 {
-		msg, err := oc.Next(jetstream.FetchMaxWait(2 * time.Second))
-		if err != nil {
-			break
-		}
-		ev, _ := events.Decode(msg.Data())
-		truth = append(truth, ev)
-	}
+	truth := depStreamEvents(t, d.ID, len(got)+1)
 	if len(truth) != len(got) {
 		t.Fatalf("follower got %d events %v, the stream holds %d %v", len(got), types(got), len(truth), types(truth))
 	}
@@ -182,3 +168,32 @@ func TestDeployEventsDurable(t *testing.T) {
 }
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
+
+// depStreamEvents reads what the stream holds for one deployment, in
+// order, up to max events.
+func depStreamEvents(t *testing.T, id string, max int) []events.Event {
+	t.Helper()
+	js, err := jetstream.New(panel.NC)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oc, err := js.OrderedConsumer(context.Background(), events.StreamName, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{events.SubjectPrefix + ".deployment." + id + ".*"},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []events.Event
+	for len(out) < max {
+		msg, err := oc.Next(jetstream.FetchMaxWait(2 * time.Second))
+		if err != nil {
+			break
+		}
+		ev, err := events.Decode(msg.Data())
+		if err != nil {
+			t.Fatalf("undecodable event on %s: %v", msg.Subject(), err)
+		}
+		out = append(out, ev)
+	}
+	return out
+}

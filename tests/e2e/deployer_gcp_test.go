@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"encoding/json"
 	"net/http"
 	"path/filepath"
 	"reflect"
@@ -53,6 +54,21 @@ func TestDeployGCP(t *testing.T) {
 	fw, ok := depGCE.Firewall(panelCfg.Deployer.GCP.Firewall)
 	if !ok || !slices.Contains(fw.GetTargetTags(), panelCfg.Deployer.GCP.Tag) {
 		t.Fatalf("firewall rule %s: %v", panelCfg.Deployer.GCP.Firewall, fw)
+	}
+
+	// The slow start was published stage by stage.
+	var stages []string
+	for _, ev := range depStreamEvents(t, d.ID, 50) {
+		if strings.HasSuffix(ev.Type, ".progress") {
+			var dd deployment
+			if err := json.Unmarshal(ev.Data, &dd); err != nil {
+				t.Fatal(err)
+			}
+			stages = append(stages, dd.Stage)
+		}
+	}
+	if strings.Join(stages, ",") != "creating-instance,waiting-for-ip,waiting-for-server" {
+		t.Errorf("progress events %v, want creating-instance, waiting-for-ip, waiting-for-server", stages)
 	}
 
 	want := pythonPredictions(t, f.project, f.model, f.version)
