@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/keyed"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
 
@@ -128,7 +130,7 @@ type Service struct {
 	// one deployment, because FerretDB on SQLite does not apply
 	// concurrent updates atomically.
 	createMu sync.Mutex
-	locks    keyedMutex
+	locks    keyed.Mutex
 
 	rtMu sync.Mutex
 	rt   map[string]*runtime
@@ -143,8 +145,8 @@ type runtime struct {
 	busy      bool               // a start or stop runs in the background
 	cancel    context.CancelFunc // cancels a background start
 	startedAt time.Time
-	failures  int
-	nextStart time.Time
+	crashes   proc.Crashes
+	stopRetry time.Time // after a failed stop, no new attempt before this
 	checkedAt time.Time
 }
 
@@ -207,25 +209,4 @@ func (s *Service) publish(ctx context.Context, d domain.Deployment, change strin
 		// The record is the truth; a lost event is logged, never a failed call.
 		s.log.Error("publishing deployment event", "deployment", d.ID, "change", change, "err", err)
 	}
-}
-
-// keyedMutex is one mutex per key, created on demand.
-type keyedMutex struct {
-	mu sync.Mutex
-	m  map[string]*sync.Mutex
-}
-
-func (k *keyedMutex) lock(key string) func() {
-	k.mu.Lock()
-	if k.m == nil {
-		k.m = map[string]*sync.Mutex{}
-	}
-	l, ok := k.m[key]
-	if !ok {
-		l = &sync.Mutex{}
-		k.m[key] = l
-	}
-	k.mu.Unlock()
-	l.Lock()
-	return l.Unlock
 }

@@ -83,7 +83,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 	if version != "" && !domain.IsVersionNumber(version) {
 		d.Alias = version
 	}
-	unlock := s.locks.lock(d.ID)
+	unlock := s.locks.Lock(d.ID)
 	defer unlock()
 	if err := s.store.Insert(ctx, d); err != nil {
 		return domain.Deployment{}, fmt.Errorf("creating deployment: %w", err)

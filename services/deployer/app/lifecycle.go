@@ -2,7 +2,6 @@ package app
 
 import (
 	"context"
-	"time"
 
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
@@ -10,7 +9,7 @@ import (
 // withDeployment loads a deployment that is not deleted under its lock,
 // so every write to one deployment happens one at a time.
 func (s *Service) withDeployment(ctx context.Context, id string, fn func(d *domain.Deployment) error) (domain.Deployment, error) {
-	unlock := s.locks.lock(id)
+	unlock := s.locks.Lock(id)
 	defer unlock()
 	d, err := s.store.Get(ctx, id)
 	if err != nil {
@@ -34,7 +33,7 @@ func (s *Service) Run(ctx context.Context, id string) (domain.Deployment, error)
 		d.DesiredState = domain.DesiredRunning
 		d.Error = ""
 		r := s.runtimeOf(d.ID)
-		r.failures, r.nextStart = 0, time.Time{} // a user's run retries a failed deployment now
+		r.crashes.Reset() // a user's run retries a failed deployment now
 		if d.Status == domain.StatusFailed {
 			d.Status = domain.StatusPending
 		}

@@ -12,9 +12,6 @@ import (
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
 
-// stableAfter is how long a server must run before its crash count resets.
-const stableAfter = time.Minute
-
 // Adopt takes over the model servers an earlier run of the deployer left
 // alive, so a restart never starts a second copy or leaves an orphan. ctx
 // is the service's life: background starts and stops run under it.
@@ -77,7 +74,7 @@ func (s *Service) reconcileAll(ctx context.Context) {
 		if d.Status == domain.StatusDeleted {
 			continue
 		}
-		unlock := s.locks.lock(d.ID)
+		unlock := s.locks.Lock(d.ID)
 		cur, err := s.store.Get(ctx, d.ID)
 		if err == nil {
 			err = s.converge(ctx, &cur)
@@ -91,7 +88,7 @@ func (s *Service) reconcileAll(ctx context.Context) {
 
 // serverOf is the deployment's current server, if any.
 func (s *Service) serverOf(id string) Server {
-	unlock := s.locks.lock(id)
+	unlock := s.locks.Lock(id)
 	defer unlock()
 	return s.runtimeOf(id).srv
 }
@@ -116,7 +113,7 @@ func (s *Service) converge(ctx context.Context, d *domain.Deployment) error {
 	if r.srv != nil {
 		return s.check(ctx, d, r)
 	}
-	if s.now().Before(r.nextStart) {
+	if !r.crashes.Ready(s.now()) {
 		return nil // backing off
 	}
 	return s.start(ctx, d, r)
@@ -125,7 +122,7 @@ func (s *Service) converge(ctx context.Context, d *domain.Deployment) error {
 // convergeDown stops the server, then records stopped or deleted.
 func (s *Service) convergeDown(ctx context.Context, d *domain.Deployment, r *runtime) error {
 	if r.srv != nil {
-		if s.now().Before(r.nextStart) {
+		if s.now().Before(r.stopRetry) {
 			return nil // the last stop failed; retry later
 		}
 		if d.Status != domain.StatusStopping {
@@ -137,12 +134,12 @@ func (s *Service) convergeDown(ctx context.Context, d *domain.Deployment, r *run
 		srv := r.srv
 		s.background(d.ID, r, nil, func(bctx context.Context) error { return srv.Stop(bctx) }, func(ctx context.Context, cur *domain.Deployment, err error) error {
 			if err != nil {
-				r.nextStart = s.now().Add(10 * time.Second)
+				r.stopRetry = s.now().Add(10 * time.Second)
 				cur.Error = "stopping the model server: " + err.Error()
 				s.log.Warn("stopping model server", "deployment", cur.ID, "err", err)
 				return s.save(ctx, cur, "")
 			}
-			r.srv, r.nextStart = nil, time.Time{}
+			r.srv, r.stopRetry = nil, time.Time{}
 			if s.ctx.Err() != nil {
 				return nil // shutting down: the next run converges it
 			}
@@ -178,8 +175,8 @@ func (s *Service) check(ctx context.Context, d *domain.Deployment, r *runtime) e
 	}
 	if r.srv.Ready(ctx) {
 		r.checkedAt = s.now()
-		if s.now().Sub(r.startedAt) > stableAfter {
-			r.failures = 0
+		if s.now().Sub(r.startedAt) > proc.StableAfter {
+			r.crashes.Reset()
 		}
 		if d.Status != domain.StatusRunning {
 			d.Status, d.Stage, d.Error = domain.StatusRunning, "", ""
@@ -267,7 +264,7 @@ func (s *Service) background(id string, r *runtime, cancelSlot *context.CancelFu
 		defer s.bg.Done()
 		err := work(bctx)
 		cancel()
-		unlock := s.locks.lock(id)
+		unlock := s.locks.Lock(id)
 		defer unlock()
 		r.busy, r.cancel = false, nil
 		// The outcome is recorded even while the service shuts down, so a
@@ -288,7 +285,7 @@ func (s *Service) background(id string, r *runtime, cancelSlot *context.CancelFu
 
 // progress publishes a stage of a slow start.
 func (s *Service) progress(id string, st domain.Stage) {
-	unlock := s.locks.lock(id)
+	unlock := s.locks.Lock(id)
 	defer unlock()
 	d, err := s.store.Get(s.ctx, id)
 	if err != nil || d.Status != domain.StatusStarting || d.DesiredState != domain.DesiredRunning {
@@ -303,14 +300,13 @@ func (s *Service) progress(id string, st domain.Stage) {
 // crashed counts a failure: backs off before the next start, and after
 // MaxFailures in a row gives up and shows the log tail.
 func (s *Service) crashed(ctx context.Context, d *domain.Deployment, r *runtime, reason string) error {
-	r.failures++
+	wait := r.crashes.Record(s.now())
 	d.RestartCount++
 	d.Pid, d.PidStart = 0, 0
-	r.nextStart = s.now().Add(backoff(r.failures))
-	if r.failures >= s.cfg.MaxFailures {
-		return s.fail(ctx, d, r, fmt.Sprintf("%s (%d times in a row)", reason, r.failures))
+	if r.crashes.Count >= s.cfg.MaxFailures {
+		return s.fail(ctx, d, r, fmt.Sprintf("%s (%d times in a row)", reason, r.crashes.Count))
 	}
-	s.log.Warn("model server down, restarting", "deployment", d.ID, "reason", reason, "attempt", r.failures, "in", backoff(r.failures))
+	s.log.Warn("model server down, restarting", "deployment", d.ID, "reason", reason, "attempt", r.crashes.Count, "in", wait)
 	d.Error = reason
 	change := ""
 	if d.Status != domain.StatusStarting {
@@ -331,12 +327,6 @@ func (s *Service) fail(ctx context.Context, d *domain.Deployment, r *runtime, re
 	}
 	s.log.Warn("deployment failed", "deployment", d.ID, "reason", reason)
 	return s.save(ctx, d, string(domain.StatusFailed))
-}
-
-// backoff doubles from 1s to at most 30s.
-func backoff(failures int) time.Duration {
-	d := time.Second << min(failures-1, 5)
-	return min(d, 30*time.Second)
 }
 
 // stopAllLocal stops the local model servers in parallel; cloud
