@@ -244,9 +244,14 @@ var mlflowKeys = map[string]bool{"dataframe_split": true, "dataframe_records": t
 // into a format MLflow accepts.
 func adaptPredictBody(r io.Reader, contentType string, columns []string) (io.Reader, string, error) {
 	ct, _, _ := mime.ParseMediaType(contentType)
+	br := bufio.NewReaderSize(r, 4096)
+	head, _ := br.Peek(4096)
+	if ct == "application/x-www-form-urlencoded" && bytes.HasPrefix(bytes.TrimLeft(head, " \t\r\n"), []byte("{")) {
+		ct = "application/json" // curl -d sends JSON as a form unless told otherwise
+	}
 	switch ct {
 	case "application/x-www-form-urlencoded", "multipart/form-data":
-		raw, err := io.ReadAll(r)
+		raw, err := io.ReadAll(br)
 		if err != nil {
 			return nil, "", events.Errorf(http.StatusBadRequest, "reading predict body: %v", err)
 		}
@@ -257,10 +262,8 @@ func adaptPredictBody(r io.Reader, contentType string, columns []string) (io.Rea
 		return convertData(data, columns)
 	case "", "application/json":
 	default:
-		return r, contentType, nil // text/csv and the like go as they are
+		return br, contentType, nil // text/csv and the like go as they are
 	}
-	br := bufio.NewReaderSize(r, 4096)
-	head, _ := br.Peek(4096)
 	if firstKey(head) != "data" {
 		return br, "application/json", nil
 	}

@@ -26,6 +26,7 @@ func TestAdaptPredictBody(t *testing.T) {
 		"data as records":        {`{"data": [{"a": 1, "b": 2}]}`, "application/json", cols, `{"dataframe_records": [{"a": 1, "b": 2}]}`, "application/json"},
 		"data first, then split": {`{"data": 1, "dataframe_split": {"data": [[1, 2]]}}`, "application/json", cols, `{"data": 1, "dataframe_split": {"data": [[1, 2]]}}`, "application/json"},
 		"form data":              {`data=[[1,2]]`, "application/x-www-form-urlencoded", cols, `{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}`, "application/json"},
+		"JSON sent as a form":    {`{"data": [[1, 2]]}`, "application/x-www-form-urlencoded", cols, `{"dataframe_split": {"columns": ["a", "b"], "data": [[1, 2]]}}`, "application/json"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r, ct, err := adaptPredictBody(strings.NewReader(tc.body), tc.ct, tc.cols)
