@@ -246,3 +246,23 @@ func TestSpecCheckCatchAllRoot(t *testing.T) {
 		t.Errorf("violations: %v", v)
 	}
 }
+
+// The check is safe for concurrent requests (run with -race).
+func TestSpecCheckConcurrent(t *testing.T) {
+	g, e, f := specGateway(t, true)
+	f.set("list", fakeReply{body: map[string]any{"items": []any{validProject()}, "total": 1}})
+	f.set("create", fakeReply{body: validProject()})
+	var wg sync.WaitGroup
+	for i := 0; i < 16; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			serve(e, "GET", "/projects?_sort=name", nil)
+			serve(e, "POST", "/projects", strings.NewReader(`name=churn`), "Content-Type", "application/x-www-form-urlencoded")
+		}()
+	}
+	wg.Wait()
+	if v := g.SpecViolations(); len(v) > 0 {
+		t.Errorf("violations: %v", v)
+	}
+}
