@@ -41,7 +41,7 @@ func startTeamPanel(t *testing.T) *teamPanel {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Close)
+	t.Cleanup(func() { s.Close(); assertSpec(t, s) })
 	return &teamPanel{Stack: s, admin: cfg.Gateway.AdminToken}
 }
 

@@ -283,3 +283,11 @@ func terminateAll() {
 func itoa(n int) string { return strconv.Itoa(n) }
 
 func atoi(s string) (int, error) { return strconv.Atoi(s) }
+
+// assertSpec fails t if a second panel's traffic broke the OpenAPI
+// document (the shared panel is checked in TestMain).
+func assertSpec(t *testing.T, s *stack.Stack) {
+	if v := s.Gateway.SpecViolations(); len(v) > 0 {
+		t.Errorf("%d requests or responses did not match the OpenAPI document:\n%s", len(v), strings.Join(v, "\n"))
+	}
+}

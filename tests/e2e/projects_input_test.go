@@ -167,7 +167,7 @@ func TestShutdownAndExhaustion(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer second.Close()
+	defer func() { second.Close(); assertSpec(t, second) }()
 	use := func(s *stack.Stack) func() { old := panel; panel = s; return func() { panel = old } }
 	restore := use(second)
 	defer restore()
