@@ -79,6 +79,38 @@ func respondError(r micro.Request, err error) {
 // Service errors come back as *Error; a missing service is a 503 and a
 // deadline a 504, so the caller never has to guess.
 func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) error {
+	return call(ctx, nc, subject, req, resp, requestRetryingNoResponders)
+}
+
+// CallIdempotent is Call for requests that may safely run twice (reads).
+// A request delivered to an instance that dies before it answers is never
+// answered, and NATS cannot tell the caller; so each attempt gets a third
+// of the deadline (at least minAttempt), and an attempt without a reply is
+// sent again, to whichever member of the queue group is alive.
+func CallIdempotent(ctx context.Context, nc *nats.Conn, subject string, req, resp any) error {
+	return call(ctx, nc, subject, req, resp, requestRetryingLost)
+}
+
+// minAttempt is the shortest attempt of CallIdempotent.
+const minAttempt = 5 * time.Second
+
+func requestRetryingLost(ctx context.Context, nc *nats.Conn, subject string, body []byte) (*nats.Msg, error) {
+	deadline, _ := ctx.Deadline()
+	per := max(time.Until(deadline)/3, minAttempt)
+	for {
+		actx, cancel := context.WithTimeout(ctx, per)
+		msg, err := requestRetryingNoResponders(actx, nc, subject, body)
+		cancel()
+		lost := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+		if !lost || ctx.Err() != nil {
+			return msg, err
+		}
+	}
+}
+
+type sender func(ctx context.Context, nc *nats.Conn, subject string, body []byte) (*nats.Msg, error)
+
+func call(ctx context.Context, nc *nats.Conn, subject string, req, resp any, send sender) error {
 	body, err := json.Marshal(req)
 	if err != nil {
 		return fmt.Errorf("encoding request to %s: %w", subject, err)
@@ -88,7 +120,7 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) err
 		ctx, cancel = context.WithTimeout(ctx, 30*time.Second)
 		defer cancel()
 	}
-	msg, err := requestRetryingNoResponders(ctx, nc, subject, body)
+	msg, err := send(ctx, nc, subject, body)
 	switch {
 	case errors.Is(err, nats.ErrNoResponders):
 		return Errorf(http.StatusServiceUnavailable, "no service answers %s: is it running?", subject)

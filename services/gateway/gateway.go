@@ -140,7 +140,11 @@ func (g *Gateway) control(rt route) gin.HandlerFunc {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), g.cfg.RequestTimeout)
 		defer cancel()
 		var reply json.RawMessage
-		if err := events.Call(ctx, g.nc, rt.subject, req, &reply); err != nil {
+		call := events.Call
+		if rt.method == http.MethodGet {
+			call = events.CallIdempotent // a read may be sent again
+		}
+		if err := call(ctx, g.nc, rt.subject, req, &reply); err != nil {
 			writeError(c, err)
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -57,9 +58,21 @@ func Connect(ctx context.Context, name string, r *conf.Reader, withMongo bool) (
 	return c, nil
 }
 
-// Close drains NATS and disconnects MongoDB.
+// Close drains NATS and disconnects MongoDB. nc.Drain alone returns at
+// once, and a main that returned then would exit with delivered requests
+// unanswered, so Close waits for the connection to close.
 func (c *Conns) Close() {
-	_ = c.NATS.Drain()
+	closed := make(chan struct{})
+	c.NATS.SetClosedHandler(func(*nats.Conn) { close(closed) })
+	if err := c.NATS.Drain(); err != nil {
+		c.NATS.Close()
+	} else {
+		select {
+		case <-closed:
+		case <-time.After(30 * time.Second):
+			c.NATS.Close()
+		}
+	}
 	if c.Mongo != nil {
 		_ = c.Mongo.Disconnect(context.Background())
 	}
