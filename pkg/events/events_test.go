@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -155,5 +156,41 @@ func TestPublishDeduplicates(t *testing.T) {
 	}
 	if _, err := events.Decode([]byte(`{"specversion":"0.3"}`)); err == nil {
 		t.Fatal("Decode accepted specversion 0.3")
+	}
+}
+
+// TestCallIdempotentSurvivesALostReply: a request delivered to an
+// instance that never answers (it died) is sent again and answered by
+// another; plain Call does not resend it.
+func TestCallIdempotentSurvivesALostReply(t *testing.T) {
+	nc := startNATS(t)
+	var calls atomic.Int32
+	sub, err := nc.QueueSubscribe("test.read", "q", func(m *nats.Msg) {
+		if calls.Add(1) == 1 {
+			return // the instance that got it "died" before answering
+		}
+		_ = m.Respond([]byte(`{"ok": true}`))
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out struct{ OK bool }
+	if err := events.CallIdempotent(ctx, nc, "test.read", struct{}{}, &out); err != nil || !out.OK {
+		t.Fatalf("CallIdempotent = %+v, %v; want the second attempt's answer", out, err)
+	}
+	if n := calls.Load(); n != 2 {
+		t.Fatalf("the request was delivered %d times, want 2", n)
+	}
+
+	calls.Store(0)
+	ctx2, cancel2 := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel2()
+	err = events.Call(ctx2, nc, "test.read", struct{}{}, &out)
+	if events.StatusOf(err) != http.StatusGatewayTimeout || calls.Load() != 1 {
+		t.Fatalf("Call on a lost reply: %v after %d deliveries; want a 504 after exactly one (writes are never resent)", err, calls.Load())
 	}
 }
