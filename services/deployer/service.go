@@ -52,7 +52,7 @@ func ConfigFromEnv(r *conf.Reader) Config {
 	home, _ := filepath.Abs(r.String("HOME", ".mlpanel"))
 	c := Config{
 		Home:         home,
-		Mlflow:       r.String("MLFLOW", defaultMlflow()),
+		Mlflow:       r.String("MLFLOW", conf.DefaultMlflow()),
 		Host:         r.String("DEPLOY_HOST", "127.0.0.1"),
 		Workers:      r.Int("DEPLOY_WORKERS", 1),
 		StartTimeout: r.Duration("DEPLOY_START_TIMEOUT", 3*time.Minute),
@@ -73,37 +73,13 @@ func ConfigFromEnv(r *conf.Reader) Config {
 			PollEvery:    r.Duration("GCP_POLL_INTERVAL", 5*time.Second),
 		},
 	}
-	c.AdvertHost = r.String("DEPLOY_ADVERTISE_HOST", advertiseDefault(c.Host))
+	c.AdvertHost = r.String("DEPLOY_ADVERTISE_HOST", conf.Reachable(c.Host))
 	pr, err := proc.ParseRange(r.String("DEPLOY_PORT_RANGE", "6000-6099"))
 	if err != nil {
 		r.Fail(fmt.Errorf("MLPANEL_DEPLOY_PORT_RANGE: %w", err))
 	}
 	c.Ports = pr
 	return c
-}
-
-// defaultMlflow is the mlflow of the repository's .venv, found from the
-// working directory upwards so tests in subfolders find it too.
-func defaultMlflow() string {
-	dir, _ := os.Getwd()
-	for {
-		p := filepath.Join(dir, ".venv", "bin", "mlflow")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "mlflow"
-		}
-		dir = parent
-	}
-}
-
-func advertiseDefault(host string) string {
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		return "127.0.0.1"
-	}
-	return host
 }
 
 // Run serves the deployer until ctx ends.

@@ -52,44 +52,20 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		Home:         home,
 		Host:         r.String("TRACKING_HOST", "127.0.0.1"),
 		PublicURL:    r.String("PUBLIC_URL", ""),
-		Mlflow:       r.String("MLFLOW", DefaultMlflow()),
+		Mlflow:       r.String("MLFLOW", conf.DefaultMlflow()),
 		Workers:      r.Int("MLFLOW_WORKERS", 1),
 		Jobs:         r.Bool("MLFLOW_JOBS", false),
 		StartTimeout: r.Duration("START_TIMEOUT", 2*time.Minute),
 		MaxFailures:  r.Int("MAX_FAILURES", 5),
 		StopOnExit:   r.Bool("STOP_ON_EXIT", true),
 	}
-	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", advertiseDefault(c.Host))
+	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
 	pr, err := proc.ParseRange(r.String("PORT_RANGE", "5000-5099"))
 	if err != nil {
 		r.Fail(fmt.Errorf("MLPANEL_PORT_RANGE: %w", err))
 	}
 	c.Ports = pr
 	return c
-}
-
-// DefaultMlflow is the mlflow of the repository's .venv, found from the
-// working directory upwards so tests in subfolders find it too.
-func DefaultMlflow() string {
-	dir, _ := os.Getwd()
-	for {
-		p := filepath.Join(dir, ".venv", "bin", "mlflow")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "mlflow"
-		}
-		dir = parent
-	}
-}
-
-func advertiseDefault(host string) string {
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		return "127.0.0.1"
-	}
-	return host
 }
 
 // Run serves the projects service until ctx ends, then stops what it

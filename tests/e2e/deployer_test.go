@@ -164,7 +164,7 @@ func deleteDeploymentQuietly(id string) {
 	}
 	// Wait for the server to stop, so the next test finds the port free.
 	deadline := time.Now().Add(time.Minute)
-	for depGroupAlive(d.Pid) && time.Now().Before(deadline) {
+	for groupAlive(d.Pid) && time.Now().Before(deadline) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
@@ -354,7 +354,7 @@ func TestDeployLocal(t *testing.T) {
 	expect(t, r, http.StatusOK)
 	stoppedPid := d.Pid
 	d = waitDeployment(t, d.ID, "stopped", time.Minute)
-	if depGroupAlive(stoppedPid) {
+	if groupAlive(stoppedPid) {
 		t.Fatalf("model server group %d survived the stop", stoppedPid)
 	}
 	r = call(t, http.MethodPost, "/deployments/"+d.ID+"/predict", map[string]any{"data": irisRows})
@@ -382,41 +382,16 @@ func TestDeployLocal(t *testing.T) {
 		}
 	}
 	deadline = time.Now().Add(time.Minute)
-	for depGroupAlive(lastPid) {
+	for groupAlive(lastPid) {
 		if time.Now().After(deadline) {
 			t.Fatalf("model server group %d survived the delete", lastPid)
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 	time.Sleep(3 * time.Second) // a few reconcile passes: it must stay down
-	if depGroupAlive(lastPid) || !proc.PortFree("127.0.0.1", d.Port) {
+	if groupAlive(lastPid) || !proc.PortFree("127.0.0.1", d.Port) {
 		t.Fatalf("a deleted deployment's server came back on port %d", d.Port)
 	}
-}
-
-// depGroupAlive reports whether a live (not zombie) process of the group
-// is left. Orphaned workers become zombies of init until it reaps them,
-// so a zombie does not count.
-func depGroupAlive(pgid int) bool {
-	if pgid <= 0 {
-		return false
-	}
-	entries, _ := os.ReadDir("/proc")
-	for _, e := range entries {
-		if e.Name()[0] < '0' || e.Name()[0] > '9' {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
-		if len(f) > 2 && f[2] == fmt.Sprint(pgid) && f[0] != "Z" {
-			return true
-		}
-	}
-	return false
 }
 
 // TestDeployAdoption: a restarted deployer adopts the model servers that
@@ -433,7 +408,7 @@ func TestDeployAdoption(t *testing.T) {
 	if err != nil {
 		t.Fatalf("stopping the deployer: %v", err)
 	}
-	if !depGroupAlive(d.Pid) {
+	if !groupAlive(d.Pid) {
 		t.Fatalf("model server %d died with the deployer", d.Pid)
 	}
 	// The data plane does not need the deployer: predict goes on.
@@ -455,7 +430,7 @@ func TestDeployAdoption(t *testing.T) {
 	// The adopted server is supervised: stop ends it.
 	expect(t, call(t, http.MethodPut, "/deployments/"+d.ID+"/stop", nil), http.StatusOK)
 	waitDeployment(t, d.ID, "stopped", time.Minute)
-	if depGroupAlive(d.Pid) {
+	if groupAlive(d.Pid) {
 		t.Fatalf("adopted server %d survived the stop", d.Pid)
 	}
 }

@@ -259,6 +259,9 @@ func lastValue(t *testing.T, out, prefix string) string {
 
 // groupAlive reports whether any non-zombie process of group pgid lives.
 func groupAlive(pgid int) bool {
+	if pgid <= 0 {
+		return false
+	}
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
 		if _, err := strconv.Atoi(e.Name()); err != nil {

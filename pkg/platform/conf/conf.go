@@ -6,6 +6,7 @@ package conf
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"time"
 )
@@ -87,3 +88,30 @@ func (r *Reader) Fail(err error) {
 
 // Err is the first malformed setting, if any.
 func (r *Reader) Err() error { return r.err }
+
+// DefaultMlflow is the mlflow of the repository's .venv, looked for from
+// the working directory upwards so that tests in subfolders find it too;
+// "mlflow" on PATH when there is none.
+func DefaultMlflow() string {
+	dir, _ := os.Getwd()
+	for {
+		p := filepath.Join(dir, ".venv", "bin", "mlflow")
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "mlflow"
+		}
+		dir = parent
+	}
+}
+
+// Reachable is the host to dial for a server bound to host: a wildcard
+// bind is reached on loopback.
+func Reachable(host string) string {
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		return "127.0.0.1"
+	}
+	return host
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -81,11 +82,7 @@ func (m *MLflowServers) Healthy(ctx context.Context, p domain.Project) bool {
 	return resp.StatusCode == http.StatusOK
 }
 
-// hostPort is where to reach a server bound to host: a wildcard bind is
-// reached on loopback.
+// hostPort is where to reach a server bound to host.
 func hostPort(host string, port int) string {
-	if host == "" || host == "0.0.0.0" || host == "::" {
-		host = "127.0.0.1"
-	}
-	return net.JoinHostPort(host, strconv.Itoa(port))
+	return net.JoinHostPort(conf.Reachable(host), strconv.Itoa(port))
 }
