@@ -9,7 +9,7 @@ BIN     := bin
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 PY_REQS := python/requirements.txt $(wildcard python/requirements-test.txt)
 
-.PHONY: run test bench build venv vet fmt clean
+.PHONY: run test bench build venv vet fmt clean openapi swaggerui
 
 run: venv build
 	./$(BIN)/mlpanel
@@ -31,12 +31,21 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet $(MODULES)
 
-test: venv vet
+test: venv vet swaggerui
 	$(GO) test -vet=off -count=1 -timeout 45m $(MODULES)
 
 # Benchmarks print ratios against a baseline measured in the same run.
 bench: venv
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./tests/e2e/
+
+# The OpenAPI document is the merge of services/gateway/openapi/*.yaml.
+openapi:
+	$(GO) test ./services/gateway -run TestOpenAPIDocumentIsTheMerge -update-spec
+
+# Installs the pinned swagger-ui-dist with npm and checks that the files
+# embedded in the gateway are that package's.
+swaggerui:
+	services/gateway/swaggerui/verify.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

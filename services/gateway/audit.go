@@ -32,7 +32,7 @@ func (g *Gateway) auditMutations(c *gin.Context) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 5*time.Second)
 	defer cancel()
 	if err := g.access.Record(ctx, e); err != nil {
-		g.log.Error("recording audit entry", "err", err, "path", e.Path)
+		g.logFor(c).Error("recording audit entry", "err", err, "path", e.Path)
 	}
 }
 

@@ -103,7 +103,7 @@ func (g *Gateway) Handler() http.Handler {
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.Use(gin.CustomRecovery(func(c *gin.Context, rec any) {
-		g.log.Error("panic in handler", "path", c.Request.URL.Path, "panic", rec)
+		g.logFor(c).Error("panic in handler", "path", c.Request.URL.Path, "panic", rec)
 		writeError(c, fmt.Errorf("unexpected failure: %v", rec))
 	}))
 	e.Use(g.observe()...)   // observe.go: request IDs, access log, metrics

@@ -101,7 +101,7 @@ func (g *Gateway) artifactContent(c *gin.Context) {
 	c.Status(http.StatusOK)
 	if _, err := io.Copy(c.Writer, resp.Body); err != nil && !errors.Is(err, context.Canceled) {
 		// Headers are sent; all that is left is to log and cut the stream.
-		g.log.Warn("streaming artifact", "path", loc.Path, "err", err)
+		g.logFor(c).Warn("streaming artifact", "path", loc.Path, "err", err)
 	}
 }
 
