@@ -4,7 +4,6 @@ package ports
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,20 +22,9 @@ const Service = "deployer"
 // calls) run in the background, so this only covers lookups.
 const Timeout = 60 * time.Second
 
-type op = func(ctx context.Context, r events.Request) (any, error)
-
 // Register adds the deployer endpoints to nc and returns the micro service.
 func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, error) {
-	ms, err := micro.AddService(nc, micro.Config{
-		Name:        Service,
-		Version:     version,
-		Description: "Registered models served as prediction endpoints, locally or on Compute Engine",
-		QueueGroup:  Service,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("adding micro service %s: %w", Service, err)
-	}
-	ops := map[string]op{
+	ops := map[string]events.Operation{
 		"list": func(ctx context.Context, r events.Request) (any, error) {
 			return svc.List(ctx, r.List, app.Filter{
 				ProjectID: r.Query["project_id"], ModelID: r.Query["model_id"],
@@ -75,15 +63,9 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 			return svc.Logs(ctx, r.Param("id"), n)
 		},
 	}
-	g := ms.AddGroup(events.ControlPrefix + "." + Service)
-	for name, fn := range ops {
-		if err := g.AddEndpoint(name, events.Handler(Timeout, fn)); err != nil {
-			return nil, fmt.Errorf("adding endpoint %s: %w", name, err)
-		}
-	}
-	return ms, nil
+	return events.AddService(nc, Service, version, "Registered models served as prediction endpoints, locally or on Compute Engine", Timeout, ops)
 }
 
-func byID[T any](fn func(ctx context.Context, id string) (T, error)) op {
+func byID[T any](fn func(ctx context.Context, id string) (T, error)) events.Operation {
 	return func(ctx context.Context, r events.Request) (any, error) { return fn(ctx, r.Param("id")) }
 }

@@ -4,7 +4,6 @@ package ports
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"strconv"
 	"time"
@@ -23,20 +22,9 @@ const Service = "projects"
 // end, which takes up to the stop grace period.
 const Timeout = 60 * time.Second
 
-type op = func(ctx context.Context, r events.Request) (any, error)
-
 // Register adds the projects endpoints to nc and returns the micro service.
 func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, error) {
-	ms, err := micro.AddService(nc, micro.Config{
-		Name:        Service,
-		Version:     version,
-		Description: "MLflow tracking servers, one per project",
-		QueueGroup:  Service,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("adding micro service %s: %w", Service, err)
-	}
-	ops := map[string]op{
+	ops := map[string]events.Operation{
 		"list": func(ctx context.Context, r events.Request) (any, error) { return svc.List(ctx, r) },
 		"get":  func(ctx context.Context, r events.Request) (any, error) { return svc.Find(ctx, r.Param("id")) },
 		"create": func(ctx context.Context, r events.Request) (any, error) {
@@ -72,15 +60,9 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 			return svc.Logs(ctx, r.Param("id"), n)
 		},
 	}
-	g := ms.AddGroup(events.ControlPrefix + "." + Service)
-	for name, fn := range ops {
-		if err := g.AddEndpoint(name, events.Handler(Timeout, fn)); err != nil {
-			return nil, fmt.Errorf("adding endpoint %s: %w", name, err)
-		}
-	}
-	return ms, nil
+	return events.AddService(nc, Service, version, "MLflow tracking servers, one per project", Timeout, ops)
 }
 
-func byRef[T any](fn func(ctx context.Context, ref string) (T, error)) op {
+func byRef[T any](fn func(ctx context.Context, ref string) (T, error)) events.Operation {
 	return func(ctx context.Context, r events.Request) (any, error) { return fn(ctx, r.Param("id")) }
 }

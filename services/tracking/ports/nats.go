@@ -4,8 +4,6 @@ package ports
 
 import (
 	"context"
-	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -18,11 +16,9 @@ import (
 // Service is the NATS service name; instances share the queue group.
 const Service = "tracking"
 
-type op = func(ctx context.Context, r events.Request) (any, error)
-
 // Operations are the endpoints by subject suffix (after mlpanel.tracking.).
-func Operations(svc *app.Service) map[string]op {
-	return map[string]op{
+func Operations(svc *app.Service) map[string]events.Operation {
+	return map[string]events.Operation{
 		"experiments.list": func(ctx context.Context, r events.Request) (any, error) {
 			return svc.ListExperiments(ctx, app.ExperimentQuery{
 				Project: r.Param("project_id"), View: r.Query["view"], Filter: r.Query["filter"],
@@ -89,24 +85,8 @@ func Operations(svc *app.Service) map[string]op {
 // Register adds the tracking endpoints to nc and returns the micro
 // service.
 func Register(nc *nats.Conn, svc *app.Service, version string, timeout time.Duration) (micro.Service, error) {
-	ms, err := micro.AddService(nc, micro.Config{
-		Name:        Service,
-		Version:     version,
-		Description: "Experiments, runs, artifacts and model registry of every running project's MLflow",
-		QueueGroup:  Service,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("adding micro service %s: %w", Service, err)
-	}
-	g := ms.AddGroup(events.ControlPrefix + "." + Service)
-	for subject, fn := range Operations(svc) {
-		// Endpoint names may not hold dots; the subject keeps them.
-		name := strings.ReplaceAll(subject, ".", "_")
-		if err := g.AddEndpoint(name, events.Handler(timeout, fn), micro.WithEndpointSubject(subject)); err != nil {
-			return nil, fmt.Errorf("adding endpoint %s: %w", subject, err)
-		}
-	}
-	return ms, nil
+	return events.AddService(nc, Service, version,
+		"Experiments, runs, artifacts and model registry of every running project's MLflow", timeout, Operations(svc))
 }
 
 // project is the project_id of the query, or else of the body (forms
@@ -118,19 +98,19 @@ func project(r events.Request, fromBody string) string {
 	return fromBody
 }
 
-func byID[T any](fn func(ctx context.Context, project, id string) (T, error)) op {
+func byID[T any](fn func(ctx context.Context, project, id string) (T, error)) events.Operation {
 	return func(ctx context.Context, r events.Request) (any, error) {
 		return fn(ctx, r.Param("project_id"), r.Param("id"))
 	}
 }
 
-func byName[T any](fn func(ctx context.Context, project, name string) (T, error)) op {
+func byName[T any](fn func(ctx context.Context, project, name string) (T, error)) events.Operation {
 	return func(ctx context.Context, r events.Request) (any, error) {
 		return fn(ctx, r.Param("project_id"), r.Param("name"))
 	}
 }
 
-func byVersion[T any](fn func(ctx context.Context, project, model, version string) (T, error)) op {
+func byVersion[T any](fn func(ctx context.Context, project, model, version string) (T, error)) events.Operation {
 	return func(ctx context.Context, r events.Request) (any, error) {
 		return fn(ctx, r.Param("project_id"), r.Param("model_id"), r.Param("version"))
 	}
