@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
@@ -21,7 +22,8 @@ import (
 // URL, tracking servers reached only through the gateway's proxy.
 type teamPanel struct {
 	*stack.Stack
-	admin string
+	admin     string
+	mutations []string // "METHOD path status" of every mutating call the test made
 }
 
 const teamAddr = "127.0.0.1:15190"
@@ -66,6 +68,9 @@ func (tp *teamPanel) as(t *testing.T, token, method, path string, body any) resp
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
+	if method != http.MethodGet && method != http.MethodHead {
+		tp.mutations = append(tp.mutations, fmt.Sprintf("%s %s %d", method, req.URL.Path, resp.StatusCode))
+	}
 	return response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
 }
 
@@ -261,6 +266,21 @@ with mlflow.start_run() as run:
 		t.Errorf("audit for the year 2000: %s", r.Body)
 	}
 	expect(t, tp.as(t, tp.admin, "GET", "/audit?since=yesterday", nil), 400)
+
+	// Each mutating call this test made, refused ones included, has its entry.
+	r = tp.as(t, tp.admin, "GET", "/audit?_end=100000", nil)
+	expect(t, r, 200)
+	r.JSON(t, &entries)
+	logged := map[string]int{}
+	for _, e := range entries {
+		logged[fmt.Sprintf("%s %s %d", e.Method, e.Path, e.Status)]++
+	}
+	for _, m := range tp.mutations {
+		if logged[m] == 0 {
+			t.Errorf("no audit entry for %s", m)
+		}
+		logged[m]--
+	}
 
 	// Revoking a token locks its holder out at once.
 	r = tp.as(t, tp.admin, "GET", "/users/dave/tokens", nil)
