@@ -47,7 +47,7 @@ var pendingSettings = map[string]string{}
 var settingName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
 
 // codeSettings finds every setting the Go code reads: calls of the
-// conf.Reader methods String/Int/Bool/Duration whose first argument is an
+// conf.Reader methods String/Int/Bool/Duration/PortRange whose first argument is an
 // upper-case literal name, and os.Getenv/os.LookupEnv of "MLPANEL_..."
 // literals. It parses the source (no type checking), so a receiver not named
 // like the conf.Reader is still found; tests and the virtualenv are skipped.
@@ -93,7 +93,7 @@ func codeSettings(t testing.TB, root string) []setting {
 			}
 			pos := fset.Position(call.Pos())
 			switch method := sel.Sel.Name; method {
-			case "String", "Int", "Bool", "Duration":
+			case "String", "Int", "Bool", "Duration", "PortRange":
 				if len(call.Args) != 2 || !settingName.MatchString(name) {
 					return true
 				}
@@ -122,7 +122,7 @@ func codeSettings(t testing.TB, root string) []setting {
 // and durations such as 2*time.Minute. Anything else is dynamic.
 func staticValue(e ast.Expr, kind string) (string, bool) {
 	switch kind {
-	case "String":
+	case "String", "PortRange":
 		if lit, ok := e.(*ast.BasicLit); ok && lit.Kind == token.STRING {
 			s, err := strconv.Unquote(lit.Value)
 			return s, err != nil

@@ -87,3 +87,16 @@ func (p *Publisher) PublishEvent(ctx context.Context, ev Event) error {
 	}
 	return fmt.Errorf("publishing %s: %w", msg.Subject, lastErr)
 }
+
+// OpenStream opens JetStream on nc and ensures the events stream, which
+// every publishing service does at start.
+func OpenStream(ctx context.Context, nc *nats.Conn) (jetstream.JetStream, error) {
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return nil, fmt.Errorf("opening JetStream: %w", err)
+	}
+	if _, err := EnsureStream(ctx, js); err != nil {
+		return nil, err
+	}
+	return js, nil
+}

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
@@ -60,11 +59,7 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		StopOnExit:   r.Bool("STOP_ON_EXIT", true),
 	}
 	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
-	pr, err := proc.ParseRange(r.String("PORT_RANGE", "5000-5099"))
-	if err != nil {
-		r.Fail(fmt.Errorf("MLPANEL_PORT_RANGE: %w", err))
-	}
-	c.Ports = pr
+	c.Ports = r.PortRange("PORT_RANGE", "5000-5099")
 	return c
 }
 
@@ -75,11 +70,8 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	if _, err := os.Stat(cfg.Mlflow); err != nil {
 		return fmt.Errorf("mlflow executable %s: %w (run `make venv` or set MLPANEL_MLFLOW)", cfg.Mlflow, err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := events.OpenStream(ctx, nc)
 	if err != nil {
-		return fmt.Errorf("opening JetStream: %w", err)
-	}
-	if _, err := events.EnsureStream(ctx, js); err != nil {
 		return err
 	}
 	store, err := adapters.NewMongoStore(ctx, db)
