@@ -5,9 +5,7 @@ package deployer
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"time"
 
@@ -17,6 +15,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/deployer/adapters"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
@@ -80,8 +79,8 @@ func ConfigFromEnv(r *conf.Reader) Config {
 // Run serves the deployer until ctx ends.
 func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) error {
 	log = log.With("service", ports.Service)
-	if _, err := os.Stat(cfg.Mlflow); err != nil {
-		return fmt.Errorf("mlflow executable %s: %w (run `make venv` or set MLPANEL_MLFLOW)", cfg.Mlflow, err)
+	if err := conf.CheckMlflow(cfg.Mlflow); err != nil {
+		return err
 	}
 	js, err := events.OpenStream(ctx, nc)
 	if err != nil {
@@ -108,24 +107,13 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	}, adapters.NewMongoStore(db), adapters.Projects{NC: nc}, adapters.NewRegistry(), backends,
 		events.NewPublisher(js, "mlpanel/deployer"), log)
 
-	// Adopt before answering requests, so the first answer already
-	// reflects the servers that survived a restart.
-	if err := svc.Adopt(ctx); err != nil {
-		return err
-	}
-	supervised := make(chan error, 1)
-	go func() { supervised <- svc.Supervise(ctx) }()
-
-	ms, err := ports.Register(nc, svc, Version)
-	if err != nil {
-		return err
-	}
-	log.Info("deployer ready", "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
-	<-ctx.Done()
-	if err := ms.Stop(); err != nil {
-		log.Warn("stopping micro service", "err", err)
-	}
-	return <-supervised
+	return reconcile.Serve(ctx, svc, func() (reconcile.Endpoints, error) {
+		ms, err := ports.Register(nc, svc, Version)
+		if err == nil {
+			log.Info("deployer ready", "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
+		}
+		return ms, err
+	}, log)
 }
 
 func (c Config) stopOnExit() bool {

@@ -5,10 +5,8 @@ package projects
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -20,6 +18,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/projects/adapters"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
@@ -67,8 +66,8 @@ func ConfigFromEnv(r *conf.Reader) Config {
 // started.
 func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) error {
 	log = log.With("service", ports.Service)
-	if _, err := os.Stat(cfg.Mlflow); err != nil {
-		return fmt.Errorf("mlflow executable %s: %w (run `make venv` or set MLPANEL_MLFLOW)", cfg.Mlflow, err)
+	if err := conf.CheckMlflow(cfg.Mlflow); err != nil {
+		return err
 	}
 	js, err := events.OpenStream(ctx, nc)
 	if err != nil {
@@ -90,24 +89,13 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	}, store, cfg.servers(),
 		events.NewPublisher(js, "mlpanel/projects"), log)
 
-	// Adopt before answering requests, so a run that arrives early never
-	// starts a second copy of a server that survived a restart.
-	if err := svc.Adopt(ctx); err != nil {
-		return err
-	}
-	supervised := make(chan error, 1)
-	go func() { supervised <- svc.Supervise(ctx) }()
-
-	ms, err := ports.Register(nc, svc, Version)
-	if err != nil {
-		return err
-	}
-	log.Info("projects service ready", "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
-	<-ctx.Done()
-	if err := ms.Stop(); err != nil {
-		log.Warn("stopping micro service", "err", err)
-	}
-	return <-supervised
+	return reconcile.Serve(ctx, svc, func() (reconcile.Endpoints, error) {
+		ms, err := ports.Register(nc, svc, Version)
+		if err == nil {
+			log.Info("projects service ready", "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
+		}
+		return ms, err
+	}, log)
 }
 
 func (c Config) servers() *adapters.MLflowServers {

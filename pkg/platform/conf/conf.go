@@ -115,3 +115,12 @@ func Reachable(host string) string {
 	}
 	return host
 }
+
+// CheckMlflow stops a service's start when the mlflow executable it
+// runs is missing, saying how to get it.
+func CheckMlflow(path string) error {
+	if _, err := os.Stat(path); err != nil {
+		return fmt.Errorf("mlflow executable %s: %w (run `make venv` or set MLPANEL_MLFLOW)", path, err)
+	}
+	return nil
+}

@@ -1,8 +1,10 @@
 package proc
 
 import (
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"strings"
 )
@@ -36,4 +38,32 @@ func Tail(path string, n int) (string, error) {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n"), nil
+}
+
+// MaxLogLines bounds one logs call.
+const MaxLogLines = 5000
+
+// Logs is the tail of a supervised server's log, as the logs operations
+// answer it.
+type Logs struct {
+	ID    string `json:"id"`
+	Lines int    `json:"lines"`
+	Log   string `json:"log"`
+}
+
+// ReadLogs returns the last n lines of the log at path for the entity
+// id; a server that never started has no log yet, which is no error.
+func ReadLogs(id, path string, n int) (Logs, error) {
+	text, err := Tail(path, n)
+	if errors.Is(err, fs.ErrNotExist) {
+		return Logs{ID: id}, nil
+	}
+	if err != nil {
+		return Logs{}, fmt.Errorf("reading log of %s: %w", id, err)
+	}
+	count := 0
+	if text != "" {
+		count = strings.Count(text, "\n") + 1
+	}
+	return Logs{ID: id, Lines: count, Log: text}, nil
 }

@@ -11,19 +11,12 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
-	"github.com/mlpanel/mlpanel/pkg/platform/keyed"
-	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
 
 // Store keeps deployment records; it returns ErrNotFound for a missing one.
-type Store interface {
-	NextSeq(ctx context.Context) (int64, error)
-	Insert(ctx context.Context, d domain.Deployment) error
-	Get(ctx context.Context, id string) (domain.Deployment, error)
-	Replace(ctx context.Context, d domain.Deployment) error
-	All(ctx context.Context) ([]domain.Deployment, error)
-}
+type Store = reconcile.Records[domain.Deployment]
 
 // ErrNotFound is what a Store returns for an id it does not hold.
 var ErrNotFound = errors.New("not found")
@@ -99,9 +92,7 @@ func (p *Permanent) Error() string { return p.Err.Error() }
 func (p *Permanent) Unwrap() error { return p.Err }
 
 // Publisher publishes change events.
-type Publisher interface {
-	Publish(ctx context.Context, entity, id, change string, data any) (events.Event, error)
-}
+type Publisher = events.Publishes
 
 // Config is what the use cases need to know about their surroundings.
 type Config struct {
@@ -126,28 +117,14 @@ type Service struct {
 	now      func() time.Time
 	ctx      context.Context // the service's life; background starts and stops run under it
 
-	// createMu serialises id allocation; locks serialises every write to
-	// one deployment, because FerretDB on SQLite does not apply
-	// concurrent updates atomically.
+	// createMu serialises id allocation; ctl.Lock serialises every write
+	// to one deployment (reconcile included), because FerretDB on SQLite
+	// does not apply concurrent updates atomically.
 	createMu sync.Mutex
-	locks    keyed.Mutex
-
-	rtMu sync.Mutex
-	rt   map[string]*runtime
-	kick chan struct{}
-	bg   sync.WaitGroup // background starts and stops
-}
-
-// runtime is what the service knows about a deployment's server beyond
-// the record.
-type runtime struct {
-	srv       Server
-	busy      bool               // a start or stop runs in the background
-	cancel    context.CancelFunc // cancels a background start
-	startedAt time.Time
-	crashes   proc.Crashes
-	stopRetry time.Time // after a failed stop, no new attempt before this
-	checkedAt time.Time
+	ctl      *reconcile.Controller
+	rec      events.Recorder[domain.Deployment]
+	rt       reconcile.Runtimes[runtime] // by deployment id
+	bg       sync.WaitGroup              // background starts and stops
 }
 
 // New builds the service.
@@ -164,49 +141,20 @@ func New(cfg Config, store Store, projects Projects, registry Registry, backends
 	if cfg.HealthEvery == 0 {
 		cfg.HealthEvery = 10 * time.Second
 	}
-	return &Service{
+	s := &Service{
 		cfg: cfg, store: store, projects: projects, registry: registry, backends: backends, pub: pub, log: log,
-		now:  func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
-		ctx:  context.Background(),
-		rt:   map[string]*runtime{},
-		kick: make(chan struct{}, 1),
+		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
+		ctx: context.Background(),
 	}
-}
-
-func (s *Service) runtimeOf(id string) *runtime {
-	s.rtMu.Lock()
-	defer s.rtMu.Unlock()
-	r, ok := s.rt[id]
-	if !ok {
-		r = &runtime{}
-		s.rt[id] = r
-	}
-	return r
-}
-
-// trigger asks the reconcile loop for a pass now.
-func (s *Service) trigger() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
+	s.rec = events.Recorder[domain.Deployment]{Entity: "deployment", Replace: store.Replace, Pub: pub, Log: log}
+	s.ctl = reconcile.New(s, reconcile.Options{
+		List: s.ids, Resync: cfg.Interval, Name: "deployment", Log: log,
+	})
+	return s
 }
 
 // save writes d and publishes change (if any) with the record as written.
 func (s *Service) save(ctx context.Context, d *domain.Deployment, change string) error {
 	d.UpdatedAt = s.now()
-	if err := s.store.Replace(ctx, *d); err != nil {
-		return err
-	}
-	if change != "" {
-		s.publish(ctx, *d, change)
-	}
-	return nil
-}
-
-func (s *Service) publish(ctx context.Context, d domain.Deployment, change string) {
-	if _, err := s.pub.Publish(ctx, "deployment", d.ID, change, d); err != nil {
-		// The record is the truth; a lost event is logged, never a failed call.
-		s.log.Error("publishing deployment event", "deployment", d.ID, "change", change, "err", err)
-	}
+	return s.rec.Save(ctx, d.ID, *d, change)
 }

@@ -29,7 +29,7 @@ type CreateInput struct {
 func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment, error) {
 	typ, err := domain.ParseType(in.Type)
 	if err != nil {
-		return domain.Deployment{}, badRequest(err)
+		return domain.Deployment{}, events.BadRequest(err)
 	}
 	if _, ok := s.backends[typ]; !ok {
 		return domain.Deployment{}, events.Errorf(http.StatusBadRequest,
@@ -45,14 +45,14 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 		return domain.Deployment{}, events.Errorf(http.StatusBadRequest, "model_id (the registered model's name) is required")
 	}
 	if err := domain.ValidateVersion(version); err != nil {
-		return domain.Deployment{}, badRequest(err)
+		return domain.Deployment{}, events.BadRequest(err)
 	}
 	p, err := s.projects.Get(ctx, projectRef)
 	if err != nil {
 		return domain.Deployment{}, err
 	}
 	if !p.Running() {
-		return domain.Deployment{}, conflict(
+		return domain.Deployment{}, events.Conflictf(
 			"project %s is %s: the model is resolved in its registry, so start it first with PUT /projects/%s/run", p.Name, p.Status, p.ID)
 	}
 	resolved, err := s.registry.Resolve(ctx, p.InternalURL, model, version)
@@ -83,12 +83,12 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 	if version != "" && !domain.IsVersionNumber(version) {
 		d.Alias = version
 	}
-	unlock := s.locks.Lock(d.ID)
+	unlock := s.ctl.Lock(d.ID)
 	defer unlock()
 	if err := s.store.Insert(ctx, d); err != nil {
 		return domain.Deployment{}, fmt.Errorf("creating deployment: %w", err)
 	}
-	s.publish(ctx, d, "created")
+	s.rec.Publish(ctx, d.ID, d, "created")
 	if err := s.converge(ctx, &d); err != nil {
 		return domain.Deployment{}, err
 	}

@@ -3,13 +3,14 @@ package app
 import (
 	"context"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
 
 // withDeployment loads a deployment that is not deleted under its lock,
 // so every write to one deployment happens one at a time.
 func (s *Service) withDeployment(ctx context.Context, id string, fn func(d *domain.Deployment) error) (domain.Deployment, error) {
-	unlock := s.locks.Lock(id)
+	unlock := s.ctl.Lock(id)
 	defer unlock()
 	d, err := s.store.Get(ctx, id)
 	if err != nil {
@@ -28,11 +29,11 @@ func (s *Service) withDeployment(ctx context.Context, id string, fn func(d *doma
 func (s *Service) Run(ctx context.Context, id string) (domain.Deployment, error) {
 	return s.withDeployment(ctx, id, func(d *domain.Deployment) error {
 		if d.DesiredState == domain.DesiredRunning && d.Status != domain.StatusFailed {
-			return conflict("deployment %s is already %s", d.ID, d.Status)
+			return events.Conflictf("deployment %s is already %s", d.ID, d.Status)
 		}
 		d.DesiredState = domain.DesiredRunning
 		d.Error = ""
-		r := s.runtimeOf(d.ID)
+		r := s.rt.Get(d.ID)
 		r.crashes.Reset() // a user's run retries a failed deployment now
 		if d.Status == domain.StatusFailed {
 			d.Status = domain.StatusPending

@@ -2,11 +2,8 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
-	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
@@ -106,34 +103,14 @@ func (s *Service) Ping(ctx context.Context, id string) (Health, error) {
 }
 
 // Logs is the tail of a deployment's log.
-type Logs struct {
-	ID    string `json:"id"`
-	Lines int    `json:"lines"`
-	Log   string `json:"log"`
-}
+type Logs = proc.Logs
 
-// MaxLogLines bounds one logs call.
-const MaxLogLines = 5000
-
-// Logs returns the last n lines of the deployment's log.
+// Logs returns the last n lines of the deployment's log; the endpoint
+// bounds n.
 func (s *Service) Logs(ctx context.Context, id string, n int) (Logs, error) {
-	if n <= 0 || n > MaxLogLines {
-		return Logs{}, events.Errorf(http.StatusBadRequest, "lines must be between 1 and %d", MaxLogLines)
-	}
 	d, err := s.Get(ctx, id)
 	if err != nil {
 		return Logs{}, err
 	}
-	text, err := proc.Tail(s.backends[d.Type].LogFile(d), n)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Logs{ID: d.ID}, nil
-	}
-	if err != nil {
-		return Logs{}, fmt.Errorf("reading log of deployment %s: %w", d.ID, err)
-	}
-	count := 0
-	if text != "" {
-		count = strings.Count(text, "\n") + 1
-	}
-	return Logs{ID: d.ID, Lines: count, Log: text}, nil
+	return proc.ReadLogs(d.ID, s.backends[d.Type].LogFile(d), n)
 }

@@ -5,12 +5,24 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
+
+// runtime is what the service knows about a deployment's server beyond
+// the record.
+type runtime struct {
+	srv       Server
+	busy      bool               // a start or stop runs in the background
+	cancel    context.CancelFunc // cancels a background start
+	startedAt time.Time
+	crashes   proc.Crashes
+	stopRetry time.Time // after a failed stop, no new attempt before this
+	checkedAt time.Time
+}
 
 // Adopt takes over the model servers an earlier run of the deployer left
 // alive, so a restart never starts a second copy or leaves an orphan. ctx
@@ -30,7 +42,7 @@ func (s *Service) Adopt(ctx context.Context) error {
 			continue
 		}
 		if srv, ok := b.Adopt(ctx, d); ok {
-			r := s.runtimeOf(d.ID)
+			r := s.rt.Get(d.ID)
 			r.srv, r.startedAt = srv, s.now()
 			s.log.Info("adopted model server", "deployment", d.ID, "type", d.Type, "url", d.URL)
 		}
@@ -38,66 +50,62 @@ func (s *Service) Adopt(ctx context.Context) error {
 	return nil
 }
 
-// Supervise converges every deployment every Interval (or when
-// triggered) until ctx ends. On the way out it waits for background
-// starts and stops, and stops local servers if StopOnExit is set.
+// Supervise converges every deployment every Interval (or when a use
+// case or a background step asks) until ctx ends. On the way out it waits
+// for background starts and stops, and stops local servers if StopOnExit
+// is set.
 func (s *Service) Supervise(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.Interval)
-	defer t.Stop()
-	for {
-		s.reconcileAll(ctx)
-		select {
-		case <-ctx.Done():
-			s.bg.Wait()
-			if s.cfg.StopOnExit == nil || s.cfg.StopOnExit() {
-				s.stopAllLocal()
-			}
-			return nil
-		case <-t.C:
-		case <-s.kick:
-		}
+	err := s.ctl.Run(ctx)
+	s.bg.Wait()
+	if s.cfg.StopOnExit == nil || s.cfg.StopOnExit() {
+		s.stopAllLocal()
 	}
+	return err
 }
 
-func (s *Service) reconcileAll(ctx context.Context) {
+// ids lists the deployments that are not deleted for the controller's
+// resync.
+func (s *Service) ids(ctx context.Context) ([]string, error) {
 	all, err := s.store.All(ctx)
 	if err != nil {
-		if ctx.Err() == nil {
-			s.log.Error("reconcile: loading deployments", "err", err)
-		}
-		return
+		return nil, fmt.Errorf("loading deployments: %w", err)
 	}
+	var ids []string
 	for _, d := range all {
-		if ctx.Err() != nil {
-			return
-		}
-		if d.Status == domain.StatusDeleted {
-			continue
-		}
-		unlock := s.locks.Lock(d.ID)
-		cur, err := s.store.Get(ctx, d.ID)
-		if err == nil {
-			err = s.converge(ctx, &cur)
-		}
-		unlock()
-		if err != nil && ctx.Err() == nil {
-			s.log.Error("reconcile", "deployment", d.ID, "err", err)
+		if d.Status != domain.StatusDeleted {
+			ids = append(ids, d.ID)
 		}
 	}
+	return ids, nil
+}
+
+// Reconcile converges one deployment; the controller holds its lock.
+func (s *Service) Reconcile(ctx context.Context, id string) (reconcile.Result, error) {
+	d, err := s.store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return reconcile.Result{}, nil
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	if d.Status == domain.StatusDeleted {
+		return reconcile.Result{}, nil
+	}
+	return reconcile.Result{}, s.converge(ctx, &d)
 }
 
 // serverOf is the deployment's current server, if any.
 func (s *Service) serverOf(id string) Server {
-	unlock := s.locks.Lock(id)
+	unlock := s.ctl.Lock(id)
 	defer unlock()
-	return s.runtimeOf(id).srv
+	return s.rt.Get(id).srv
 }
 
 // converge moves one deployment one step towards its desired state and
 // saves it if anything changed. Slow steps (starting, stopping) run in the
 // background and converge again when they end. The caller holds the lock.
 func (s *Service) converge(ctx context.Context, d *domain.Deployment) error {
-	r := s.runtimeOf(d.ID)
+	r := s.rt.Get(d.ID)
 	if r.busy {
 		if d.DesiredState != domain.DesiredRunning && r.cancel != nil {
 			r.cancel() // a stop or delete need not wait for a slow start
@@ -264,7 +272,7 @@ func (s *Service) background(id string, r *runtime, cancelSlot *context.CancelFu
 		defer s.bg.Done()
 		err := work(bctx)
 		cancel()
-		unlock := s.locks.Lock(id)
+		unlock := s.ctl.Lock(id)
 		defer unlock()
 		r.busy, r.cancel = false, nil
 		// The outcome is recorded even while the service shuts down, so a
@@ -279,13 +287,13 @@ func (s *Service) background(id string, r *runtime, cancelSlot *context.CancelFu
 		if derr := done(dctx, &cur, err); derr != nil {
 			s.log.Error("finishing a background step", "deployment", id, "err", derr)
 		}
-		s.trigger()
+		s.ctl.Enqueue(id)
 	}()
 }
 
 // progress publishes a stage of a slow start.
 func (s *Service) progress(id string, st domain.Stage) {
-	unlock := s.locks.Lock(id)
+	unlock := s.ctl.Lock(id)
 	defer unlock()
 	d, err := s.store.Get(s.ctx, id)
 	if err != nil || d.Status != domain.StatusStarting || d.DesiredState != domain.DesiredRunning {
@@ -332,23 +340,15 @@ func (s *Service) fail(ctx context.Context, d *domain.Deployment, r *runtime, re
 // stopAllLocal stops the local model servers in parallel; cloud
 // instances live on their own and are left running.
 func (s *Service) stopAllLocal() {
-	s.rtMu.Lock()
-	var srvs []Server
-	for _, r := range s.rt {
-		if r.srv != nil && r.srv.Local() {
-			srvs = append(srvs, r.srv)
+	var stops []func()
+	s.rt.Each(func(id string, r *runtime) {
+		if srv := r.srv; srv != nil && srv.Local() {
+			stops = append(stops, func() {
+				if err := srv.Stop(context.Background()); err != nil {
+					s.log.Error("stopping model server", "deployment", id, "err", err)
+				}
+			})
 		}
-	}
-	s.rtMu.Unlock()
-	var wg sync.WaitGroup
-	for _, srv := range srvs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := srv.Stop(context.Background()); err != nil {
-				s.log.Error("stopping model server", "err", err)
-			}
-		}()
-	}
-	wg.Wait()
+	})
+	reconcile.Parallel(stops)
 }

@@ -4,14 +4,13 @@ package ports
 
 import (
 	"context"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
 )
 
@@ -35,7 +34,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 				Sees: func(projectID string) bool { return r.Sees(projectID, "") },
 			})
 		},
-		"get": byID(svc.Get),
+		"get": events.ByID(svc.Get),
 		"create": func(ctx context.Context, r events.Request) (any, error) {
 			var in app.CreateInput
 			if err := r.DecodeBody(&in); err != nil {
@@ -48,24 +47,11 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 			in.CreatedBy = r.Caller
 			return svc.Create(ctx, in)
 		},
-		"delete": byID(svc.Delete),
-		"run":    byID(svc.Run),
-		"stop":   byID(svc.Stop),
-		"ping":   byID(svc.Ping),
-		"logs": func(ctx context.Context, r events.Request) (any, error) {
-			n := 100
-			if v := r.Query["lines"]; v != "" {
-				var err error
-				if n, err = strconv.Atoi(v); err != nil {
-					return nil, events.Errorf(http.StatusBadRequest, "lines=%q: want a whole number", v)
-				}
-			}
-			return svc.Logs(ctx, r.Param("id"), n)
-		},
+		"delete": events.ByID(svc.Delete),
+		"run":    events.ByID(svc.Run),
+		"stop":   events.ByID(svc.Stop),
+		"ping":   events.ByID(svc.Ping),
+		"logs":   events.LogsOp(proc.MaxLogLines, svc.Logs),
 	}
 	return events.AddService(nc, Service, version, "Registered models served as prediction endpoints, locally or on Compute Engine", Timeout, ops)
-}
-
-func byID[T any](fn func(ctx context.Context, id string) (T, error)) events.Operation {
-	return func(ctx context.Context, r events.Request) (any, error) { return fn(ctx, r.Param("id")) }
 }

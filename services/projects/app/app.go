@@ -11,21 +11,17 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
-	"github.com/mlpanel/mlpanel/pkg/platform/keyed"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
 // Store keeps project records. Implementations return ErrNotFound and
 // ErrDuplicateName for the known conditions.
 type Store interface {
-	NextSeq(ctx context.Context) (int64, error)
-	Insert(ctx context.Context, p domain.Project) error
-	Get(ctx context.Context, id string) (domain.Project, error)
+	reconcile.Records[domain.Project]
 	GetByName(ctx context.Context, name string) (domain.Project, error)
-	Replace(ctx context.Context, p domain.Project) error
 	Delete(ctx context.Context, id string) error
-	All(ctx context.Context) ([]domain.Project, error)
 }
 
 var (
@@ -44,9 +40,7 @@ type Servers interface {
 }
 
 // Publisher publishes change events.
-type Publisher interface {
-	Publish(ctx context.Context, entity, id, change string, data any) (events.Event, error)
-}
+type Publisher = events.Publishes
 
 // Config is what the use cases need to know about their surroundings.
 type Config struct {
@@ -72,23 +66,13 @@ type Service struct {
 	now     func() time.Time
 
 	// createMu serialises the checks that span projects: unique names and
-	// ports. locks serialises every write to one project, because
-	// FerretDB on SQLite does not apply concurrent updates atomically.
+	// ports. ctl.Lock serialises every write to one project (reconcile
+	// included), because FerretDB on SQLite does not apply concurrent
+	// updates atomically.
 	createMu sync.Mutex
-	locks    keyed.Mutex
-
-	rtMu sync.Mutex
-	rt   map[string]*runtime // by project id
-	kick chan struct{}
-}
-
-// runtime is what the service knows about a project's server beyond the
-// record: the process handle and the crash bookkeeping for backoff.
-type runtime struct {
-	proc      *proc.Process
-	startedAt time.Time
-	crashes   proc.Crashes
-	checkedAt time.Time // last /health that answered; running servers are probed every healthEvery
+	ctl      *reconcile.Controller
+	rec      events.Recorder[domain.Project]
+	rt       reconcile.Runtimes[runtime] // by project id
 }
 
 // New builds the service.
@@ -105,46 +89,19 @@ func New(cfg Config, store Store, servers Servers, pub Publisher, log *slog.Logg
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 2 * time.Minute
 	}
-	return &Service{
+	s := &Service{
 		cfg: cfg, store: store, servers: servers, pub: pub, log: log,
-		now:  func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }, // what Mongo keeps
-		rt:   map[string]*runtime{},
-		kick: make(chan struct{}, 1),
+		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }, // what Mongo keeps
 	}
-}
-
-func (s *Service) runtimeOf(id string) *runtime {
-	s.rtMu.Lock()
-	defer s.rtMu.Unlock()
-	r, ok := s.rt[id]
-	if !ok {
-		r = &runtime{}
-		s.rt[id] = r
-	}
-	return r
-}
-
-func (s *Service) forget(id string) {
-	s.rtMu.Lock()
-	defer s.rtMu.Unlock()
-	delete(s.rt, id)
+	s.rec = events.Recorder[domain.Project]{Entity: "project", Replace: store.Replace, Pub: pub, Log: log}
+	s.ctl = reconcile.New(s, reconcile.Options{
+		List: s.ids, Resync: cfg.Interval, Name: "project", Log: log,
+	})
+	return s
 }
 
 // save writes p and publishes change (if any) with the record as written.
 func (s *Service) save(ctx context.Context, p *domain.Project, change string) error {
 	p.UpdatedAt = s.now()
-	if err := s.store.Replace(ctx, *p); err != nil {
-		return err
-	}
-	if change != "" {
-		s.publish(ctx, *p, change)
-	}
-	return nil
-}
-
-func (s *Service) publish(ctx context.Context, p domain.Project, change string) {
-	if _, err := s.pub.Publish(ctx, "project", p.ID, change, p); err != nil {
-		// The record is the truth; a lost event is logged, never a failed call.
-		s.log.Error("publishing project event", "project", p.ID, "change", change, "err", err)
-	}
+	return s.rec.Save(ctx, p.ID, *p, change)
 }

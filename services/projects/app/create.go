@@ -25,10 +25,10 @@ type CreateInput struct {
 // folder. The server is not started: that is run.
 func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Project, error) {
 	if err := domain.ValidateName(in.Name); err != nil {
-		return domain.Project{}, badRequest(err)
+		return domain.Project{}, events.BadRequest(err)
 	}
 	if err := domain.ValidateDescription(in.Description); err != nil {
-		return domain.Project{}, badRequest(err)
+		return domain.Project{}, events.BadRequest(err)
 	}
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
@@ -72,7 +72,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Project, e
 		}
 		return domain.Project{}, fmt.Errorf("creating project %s: %w", in.Name, err)
 	}
-	s.publish(ctx, p, "created")
+	s.rec.Publish(ctx, p.ID, p, "created")
 	return p, nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -16,7 +17,7 @@ func (s *Service) withProject(ctx context.Context, ref string, fn func(p *domain
 	if err != nil {
 		return domain.Project{}, err
 	}
-	unlock := s.locks.Lock(found.ID)
+	unlock := s.ctl.Lock(found.ID)
 	defer unlock()
 	p, err := s.store.Get(ctx, found.ID) // re-read under the lock
 	if err != nil {
@@ -34,14 +35,13 @@ func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
 	return s.withProject(ctx, ref, func(p *domain.Project) error {
 		switch {
 		case p.Status == domain.StatusArchived:
-			return conflict("project %s is archived: restore it with PUT /projects/%s/restore first", p.Name, p.ID)
+			return events.Conflictf("project %s is archived: restore it with PUT /projects/%s/restore first", p.Name, p.ID)
 		case p.DesiredState == domain.DesiredRunning && p.Status != domain.StatusFailed:
-			return conflict("project %s is already %s", p.Name, p.Status)
+			return events.Conflictf("project %s is already %s", p.Name, p.Status)
 		}
 		p.DesiredState = domain.DesiredRunning
 		p.LastError = ""
-		r := s.runtimeOf(p.ID)
-		r.crashes.Reset() // a user's run retries a failed project now
+		s.rt.Get(p.ID).crashes.Reset() // a user's run retries a failed project now
 		return s.converge(ctx, p)
 	})
 }
@@ -61,7 +61,7 @@ func (s *Service) Terminate(ctx context.Context, ref string) (domain.Project, er
 func (s *Service) Archive(ctx context.Context, ref string) (domain.Project, error) {
 	return s.withProject(ctx, ref, func(p *domain.Project) error {
 		if p.Status == domain.StatusArchived {
-			return conflict("project %s is already archived", p.Name)
+			return events.Conflictf("project %s is already archived", p.Name)
 		}
 		p.DesiredState = domain.DesiredStopped
 		if err := s.converge(ctx, p); err != nil {
@@ -76,7 +76,7 @@ func (s *Service) Archive(ctx context.Context, ref string) (domain.Project, erro
 func (s *Service) Restore(ctx context.Context, ref string) (domain.Project, error) {
 	return s.withProject(ctx, ref, func(p *domain.Project) error {
 		if p.Status != domain.StatusArchived {
-			return conflict("project %s is not archived (status %s): only archived projects can be restored", p.Name, p.Status)
+			return events.Conflictf("project %s is not archived (status %s): only archived projects can be restored", p.Name, p.Status)
 		}
 		p.Status = domain.StatusTerminated
 		p.LastError = ""
@@ -91,7 +91,7 @@ func (s *Service) Delete(ctx context.Context, ref string) (domain.Project, error
 	defer s.createMu.Unlock()
 	return s.withProject(ctx, ref, func(p *domain.Project) error {
 		if p.Active() {
-			return conflict("project %s is %s: terminate it with PUT /projects/%s/terminate before deleting it", p.Name, p.Status, p.ID)
+			return events.Conflictf("project %s is %s: terminate it with PUT /projects/%s/terminate before deleting it", p.Name, p.Status, p.ID)
 		}
 		trash := filepath.Join(s.cfg.Home, "trash")
 		if err := os.MkdirAll(trash, 0o755); err != nil {
@@ -111,19 +111,11 @@ func (s *Service) Delete(ctx context.Context, ref string) (domain.Project, error
 			}
 			return fmt.Errorf("deleting project %s: %w", p.ID, err)
 		}
-		s.forget(p.ID)
+		s.rt.Forget(p.ID)
 		if moved {
 			p.Path = dest
 		}
-		s.publish(ctx, *p, "deleted")
+		s.rec.Publish(ctx, p.ID, *p, "deleted")
 		return nil
 	})
-}
-
-// Trigger asks the reconcile loop for a pass now instead of at the next tick.
-func (s *Service) Trigger() {
-	select {
-	case s.kick <- struct{}{}:
-	default:
-	}
 }

@@ -2,12 +2,9 @@ package app
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"io/fs"
 	"net/http"
 	"regexp"
-	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
@@ -87,7 +84,7 @@ func (s *Service) Healthcheck(ctx context.Context, ref string) (Health, error) {
 	if err != nil {
 		return Health{}, err
 	}
-	r := s.runtimeOf(p.ID)
+	r := s.rt.Get(p.ID)
 	if r.proc == nil || !r.proc.Alive() {
 		return Health{}, events.Errorf(http.StatusBadRequest,
 			"the tracking server of project %s is not running (status %s): start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
@@ -109,34 +106,14 @@ func (s *Service) Ping(ctx context.Context, ref string) (Health, error) {
 }
 
 // Logs is the tail of a tracking server's log.
-type Logs struct {
-	ID    string `json:"id"`
-	Lines int    `json:"lines"`
-	Log   string `json:"log"`
-}
+type Logs = proc.Logs
 
-// MaxLogLines bounds one logs call.
-const MaxLogLines = 5000
-
-// Logs returns the last n lines of the project's tracking server log.
+// Logs returns the last n lines of the project's tracking server log;
+// the endpoint bounds n.
 func (s *Service) Logs(ctx context.Context, ref string, n int) (Logs, error) {
-	if n <= 0 || n > MaxLogLines {
-		return Logs{}, events.Errorf(http.StatusBadRequest, "lines must be between 1 and %d", MaxLogLines)
-	}
 	p, err := s.Find(ctx, ref)
 	if err != nil {
 		return Logs{}, err
 	}
-	text, err := proc.Tail(s.servers.LogFile(p), n)
-	if errors.Is(err, fs.ErrNotExist) {
-		return Logs{ID: p.ID, Lines: 0, Log: ""}, nil
-	}
-	if err != nil {
-		return Logs{}, fmt.Errorf("reading log of project %s: %w", p.ID, err)
-	}
-	count := 0
-	if text != "" {
-		count = strings.Count(text, "\n") + 1
-	}
-	return Logs{ID: p.ID, Lines: count, Log: text}, nil
+	return proc.ReadLogs(p.ID, s.servers.LogFile(p), n)
 }

@@ -5,36 +5,36 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
+
+// runtime is what the service knows about a project's server beyond the
+// record: the process handle and the crash bookkeeping for backoff.
+type runtime struct {
+	proc      *proc.Process
+	startedAt time.Time
+	crashes   proc.Crashes
+	checkedAt time.Time // last /health that answered; running servers are probed every healthEvery
+}
 
 // healthEvery is how often a running server's /health is probed; a dead
 // process is noticed at once anyway, and probing every tick would fill
 // the server's access log.
 const healthEvery = 10 * time.Second
 
-// Supervise converges every project every Interval (or when triggered)
-// until ctx ends. On the way out it stops every server if StopOnExit is
-// set. Call Adopt first.
+// Supervise converges every project every Interval (or when a use case
+// asks) until ctx ends. On the way out it stops every server if
+// StopOnExit is set. Call Adopt first.
 func (s *Service) Supervise(ctx context.Context) error {
-	t := time.NewTicker(s.cfg.Interval)
-	defer t.Stop()
-	for {
-		s.reconcileAll(ctx)
-		select {
-		case <-ctx.Done():
-			if s.cfg.StopOnExit {
-				s.stopAll()
-			}
-			return nil
-		case <-t.C:
-		case <-s.kick:
-		}
+	err := s.ctl.Run(ctx)
+	if s.cfg.StopOnExit {
+		s.stopAll()
 	}
+	return err
 }
 
 // Adopt takes over the live servers recorded in the store, so a restart of
@@ -50,7 +50,7 @@ func (s *Service) Adopt(ctx context.Context) error {
 			continue
 		}
 		if pr, ok := proc.Adopt(p.Pid, p.PidStart); ok {
-			r := s.runtimeOf(p.ID)
+			r := s.rt.Get(p.ID)
 			r.proc, r.startedAt = pr, s.now()
 			s.log.Info("adopted tracking server", "project", p.ID, "pid", p.Pid)
 		}
@@ -58,32 +58,35 @@ func (s *Service) Adopt(ctx context.Context) error {
 	return nil
 }
 
-func (s *Service) reconcileAll(ctx context.Context) {
+// ids lists every project for the controller's resync.
+func (s *Service) ids(ctx context.Context) ([]string, error) {
 	all, err := s.store.All(ctx)
 	if err != nil {
-		s.log.Error("reconcile: loading projects", "err", err)
-		return
+		return nil, fmt.Errorf("loading projects: %w", err)
 	}
-	for _, p := range all {
-		if ctx.Err() != nil {
-			return
-		}
-		unlock := s.locks.Lock(p.ID)
-		cur, err := s.store.Get(ctx, p.ID)
-		if err == nil {
-			err = s.converge(ctx, &cur)
-		}
-		unlock()
-		if err != nil && ctx.Err() == nil && !errors.Is(err, ErrNotFound) { // deleted meanwhile
-			s.log.Error("reconcile", "project", p.ID, "err", err)
-		}
+	ids := make([]string, len(all))
+	for i, p := range all {
+		ids[i] = p.ID
 	}
+	return ids, nil
+}
+
+// Reconcile converges one project; the controller holds its lock.
+func (s *Service) Reconcile(ctx context.Context, id string) (reconcile.Result, error) {
+	p, err := s.store.Get(ctx, id)
+	if errors.Is(err, ErrNotFound) {
+		return reconcile.Result{}, nil // deleted meanwhile
+	}
+	if err != nil {
+		return reconcile.Result{}, err
+	}
+	return reconcile.Result{}, s.converge(ctx, &p)
 }
 
 // converge moves one project one step towards its desired state and saves
 // it if anything changed. The caller holds the project's lock.
 func (s *Service) converge(ctx context.Context, p *domain.Project) error {
-	r := s.runtimeOf(p.ID)
+	r := s.rt.Get(p.ID)
 	alive := r.proc != nil && r.proc.Alive()
 
 	if p.DesiredState != domain.DesiredRunning {
@@ -173,23 +176,15 @@ func (s *Service) crashed(ctx context.Context, p *domain.Project, r *runtime, re
 // stopAll stops every server this service knows, in parallel, so a
 // shutdown with many projects still ends within seconds.
 func (s *Service) stopAll() {
-	s.rtMu.Lock()
-	procs := make([]*proc.Process, 0, len(s.rt))
-	for _, r := range s.rt {
-		if r.proc != nil {
-			procs = append(procs, r.proc)
+	var stops []func()
+	s.rt.Each(func(_ string, r *runtime) {
+		if pr := r.proc; pr != nil {
+			stops = append(stops, func() {
+				if err := pr.Stop(s.cfg.StopGrace); err != nil {
+					s.log.Error("stopping tracking server", "pid", pr.Pid, "err", err)
+				}
+			})
 		}
-	}
-	s.rtMu.Unlock()
-	var wg sync.WaitGroup
-	for _, pr := range procs {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := pr.Stop(s.cfg.StopGrace); err != nil {
-				s.log.Error("stopping tracking server", "pid", pr.Pid, "err", err)
-			}
-		}()
-	}
-	wg.Wait()
+	})
+	reconcile.Parallel(stops)
 }

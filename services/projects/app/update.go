@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -18,12 +19,12 @@ type UpdateInput struct {
 func (s *Service) Update(ctx context.Context, ref string, in UpdateInput) (domain.Project, error) {
 	if in.Name != nil {
 		if err := domain.ValidateName(*in.Name); err != nil {
-			return domain.Project{}, badRequest(err)
+			return domain.Project{}, events.BadRequest(err)
 		}
 	}
 	if in.Description != nil {
 		if err := domain.ValidateDescription(*in.Description); err != nil {
-			return domain.Project{}, badRequest(err)
+			return domain.Project{}, events.BadRequest(err)
 		}
 	}
 	// Renames race with creates on name uniqueness.
@@ -33,7 +34,7 @@ func (s *Service) Update(ctx context.Context, ref string, in UpdateInput) (domai
 	if err != nil {
 		return domain.Project{}, err
 	}
-	unlock := s.locks.Lock(p.ID)
+	unlock := s.ctl.Lock(p.ID)
 	defer unlock()
 	if p, err = s.store.Get(ctx, p.ID); err != nil {
 		return domain.Project{}, storeErr(ref, err)

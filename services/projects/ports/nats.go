@@ -4,14 +4,13 @@ package ports
 
 import (
 	"context"
-	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 )
 
@@ -42,27 +41,14 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 			}
 			return svc.Update(ctx, r.Param("id"), in)
 		},
-		"delete":      byRef(svc.Delete),
-		"run":         byRef(svc.Run),
-		"terminate":   byRef(svc.Terminate),
-		"archive":     byRef(svc.Archive),
-		"restore":     byRef(svc.Restore),
-		"healthcheck": byRef(svc.Healthcheck),
-		"ping":        byRef(svc.Ping),
-		"logs": func(ctx context.Context, r events.Request) (any, error) {
-			n := 100
-			if v := r.Query["lines"]; v != "" {
-				var err error
-				if n, err = strconv.Atoi(v); err != nil {
-					return nil, events.Errorf(http.StatusBadRequest, "lines=%q: want a whole number", v)
-				}
-			}
-			return svc.Logs(ctx, r.Param("id"), n)
-		},
+		"delete":      events.ByID(svc.Delete),
+		"run":         events.ByID(svc.Run),
+		"terminate":   events.ByID(svc.Terminate),
+		"archive":     events.ByID(svc.Archive),
+		"restore":     events.ByID(svc.Restore),
+		"healthcheck": events.ByID(svc.Healthcheck),
+		"ping":        events.ByID(svc.Ping),
+		"logs":        events.LogsOp(proc.MaxLogLines, svc.Logs),
 	}
 	return events.AddService(nc, Service, version, "MLflow tracking servers, one per project", Timeout, ops)
-}
-
-func byRef[T any](fn func(ctx context.Context, ref string) (T, error)) events.Operation {
-	return func(ctx context.Context, r events.Request) (any, error) { return fn(ctx, r.Param("id")) }
 }
