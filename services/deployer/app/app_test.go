@@ -212,7 +212,17 @@ func TestLifecycle(t *testing.T) {
 			t.Fatalf("on a deleted deployment: %v, want 404", err)
 		}
 	}
-	time.Sleep(100 * time.Millisecond)
+	// However often it is reconciled, a deleted deployment never starts:
+	// reconcile it by hand, then wait for any background step it began.
+	for i := 0; i < 3; i++ {
+		unlock := s.ctl.Lock(d.ID)
+		_, err := s.Reconcile(ctx, d.ID)
+		unlock()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.bg.Wait()
 	if b.count() != 3 {
 		t.Fatalf("%d starts, want 3: a deleted deployment must never start", b.count())
 	}
@@ -298,21 +308,35 @@ func join(s []string) string {
 // A delete while the start still runs in the background wins: the server
 // that comes up is stopped and the deployment never runs.
 func TestDeleteDuringStart(t *testing.T) {
-	s, b, _, _ := newTestService(t, 5)
+	s, b, _, pub := newTestService(t, 5)
 	ctx := context.Background()
-	b.startFn = func() error { time.Sleep(200 * time.Millisecond); return nil }
+	started, release := make(chan struct{}), make(chan struct{})
+	b.startFn = func() error { close(started); <-release; return nil }
 	d, err := s.Create(ctx, CreateInput{ProjectID: "1", ModelID: "m"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	<-started // the start is in flight
 	if _, err := s.Delete(ctx, d.ID); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.Run(ctx, d.ID); events.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("run after delete: %v, want 404", err)
 	}
+	close(release) // the server comes up after the delete
 	waitStatus(t, s, d.ID, domain.StatusDeleted)
-	if b.count() == 1 && !b.last().stopped.Load() {
+	s.bg.Wait()
+	if n := b.count(); n != 1 {
+		t.Fatalf("%d servers started, want exactly the one in flight", n)
+	}
+	if !b.last().stopped.Load() {
 		t.Fatal("the server started during the delete survived it")
+	}
+	pub.mu.Lock()
+	defer pub.mu.Unlock()
+	for _, typ := range pub.types {
+		if typ == string(domain.StatusRunning) {
+			t.Fatalf("events %s: a deleted deployment was reported running", join(pub.types))
+		}
 	}
 }

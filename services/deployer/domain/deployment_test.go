@@ -31,9 +31,16 @@ func TestValidateVersion(t *testing.T) {
 	}
 }
 
-func TestDeletedNeverLive(t *testing.T) {
-	d := Deployment{DesiredState: DesiredDeleted, Status: StatusStopping}
-	if !d.Deleted() || !d.Live() {
-		t.Fatal("a deployment being deleted is deleted for the API and live until its server stops")
+// A deployment being deleted is hidden from the API at once, but its
+// server may still exist until it has stopped (so a restarted deployer
+// adopts and stops it); once deleted, no server exists.
+func TestBeingDeletedIsHiddenButLiveUntilStopped(t *testing.T) {
+	stopping := Deployment{DesiredState: DesiredDeleted, Status: StatusStopping}
+	if !stopping.Deleted() || !stopping.Live() {
+		t.Fatalf("being deleted: Deleted %v Live %v, want both true", stopping.Deleted(), stopping.Live())
+	}
+	deleted := Deployment{DesiredState: DesiredDeleted, Status: StatusDeleted}
+	if !deleted.Deleted() || deleted.Live() {
+		t.Fatalf("deleted: Deleted %v Live %v, want deleted and not live", deleted.Deleted(), deleted.Live())
 	}
 }

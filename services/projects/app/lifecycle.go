@@ -42,6 +42,9 @@ func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
 		p.DesiredState = domain.DesiredRunning
 		p.LastError = ""
 		s.rt.Get(p.ID).crashes.Reset() // a user's run retries a failed project now
+		if p.Status == domain.StatusFailed {
+			p.Status = domain.StatusTerminated // converge leaves a failed project alone
+		}
 		return s.converge(ctx, p)
 	})
 }
