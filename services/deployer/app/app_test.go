@@ -6,6 +6,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -274,21 +275,40 @@ func TestFailures(t *testing.T) {
 		t.Fatalf("error %q", got.Error)
 	}
 
-	// A stopped project fails the start after MaxFailures attempts, saying so.
+	// A stopped project is a dependency that is not ready: the start
+	// waits, saying why, however often it is looked at, and is never
+	// counted as a crash nor failed.
 	b.startFn = nil
 	pr.status.Store("terminated")
 	if _, err := s.Run(ctx, d.ID); err != nil {
 		t.Fatal(err)
 	}
-	got = waitStatus(t, s, d.ID, domain.StatusFailed)
-	if want := "project p is terminated"; len(got.Error) < len(want) || got.Error[:len(want)] != want {
-		t.Fatalf("error %q, want it to start with %q", got.Error, want)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, _ = s.store.Get(ctx, d.ID)
+		if strings.HasPrefix(got.Error, "waiting for project p, which is terminated") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deployment %s: %q, want it waiting for project p", got.Status, got.Error)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
-	// Run again once the project runs: it recovers.
+	for i := 0; i < 5; i++ { // more looks than MaxFailures
+		unlock := s.ctl.Lock(d.ID)
+		s.rt.Get(d.ID).waitUntil = time.Time{}
+		res, err := s.Reconcile(ctx, d.ID)
+		unlock()
+		if err != nil || res.RequeueAfter <= 0 {
+			t.Fatalf("reconcile while waiting: %+v, %v; want a requeue", res, err)
+		}
+	}
+	got, _ = s.store.Get(ctx, d.ID)
+	if got.Status != domain.StatusStarting || got.RestartCount != 0 || b.count() != 0 {
+		t.Fatalf("while the project is stopped: status %s, restart_count %d, %d starts; want starting, 0, 0", got.Status, got.RestartCount, b.count())
+	}
+	// The project runs again: the deployment follows by itself.
 	pr.status.Store("running")
-	if _, err := s.Run(ctx, d.ID); err != nil {
-		t.Fatal(err)
-	}
 	if got = waitStatus(t, s, d.ID, domain.StatusRunning); got.Error != "" {
 		t.Fatalf("error %q left on a running deployment", got.Error)
 	}

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
@@ -35,6 +36,7 @@ func (s *Service) Run(ctx context.Context, id string) (domain.Deployment, error)
 		d.Error = ""
 		r := s.rt.Get(d.ID)
 		r.crashes.Reset() // a user's run retries a failed deployment now
+		r.waitUntil = time.Time{}
 		if d.Status == domain.StatusFailed {
 			d.Status = domain.StatusPending
 		}

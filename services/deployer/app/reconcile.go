@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
@@ -22,7 +24,15 @@ type runtime struct {
 	crashes   proc.Crashes
 	stopRetry time.Time // after a failed stop, no new attempt before this
 	checkedAt time.Time
+	// While the project is not running, the start waits: no new look
+	// before waitUntil, and the controller is asked to look again then.
+	waitUntil time.Time
+	requeue   time.Duration
 }
+
+// projectWait is how often a deployment waiting for its project looks
+// again.
+const projectWait = 2 * time.Second
 
 // Adopt takes over the model servers an earlier run of the deployer left
 // alive, so a restart never starts a second copy or leaves an orphan. ctx
@@ -91,7 +101,11 @@ func (s *Service) Reconcile(ctx context.Context, id string) (reconcile.Result, e
 	if d.Status == domain.StatusDeleted {
 		return reconcile.Result{}, nil
 	}
-	return reconcile.Result{}, s.converge(ctx, &d)
+	err = s.converge(ctx, &d)
+	r := s.rt.Get(id)
+	res := reconcile.Result{RequeueAfter: r.requeue}
+	r.requeue = 0
+	return res, err
 }
 
 // serverOf is the deployment's current server, if any.
@@ -121,8 +135,8 @@ func (s *Service) converge(ctx context.Context, d *domain.Deployment) error {
 	if r.srv != nil {
 		return s.check(ctx, d, r)
 	}
-	if !r.crashes.Ready(s.now()) {
-		return nil // backing off
+	if !r.crashes.Ready(s.now()) || s.now().Before(r.waitUntil) {
+		return nil // backing off, or waiting for the project
 	}
 	return s.start(ctx, d, r)
 }
@@ -210,13 +224,17 @@ func (s *Service) start(ctx context.Context, d *domain.Deployment, r *runtime) e
 		return s.fail(ctx, d, r, fmt.Sprintf("deployments of type %s are not configured on this panel", d.Type))
 	}
 	p, err := s.projects.Get(ctx, d.ProjectID)
-	if err != nil {
+	if events.StatusOf(err) == http.StatusNotFound {
 		return s.crashed(ctx, d, r, fmt.Sprintf("looking up project %s: %v", d.ProjectID, err))
 	}
-	if !p.Running() {
-		return s.crashed(ctx, d, r, fmt.Sprintf(
-			"project %s is %s: its registry serves the model, so start it with PUT /projects/%s/run", p.Name, p.Status, p.ID))
+	if err != nil {
+		return s.waitForProject(ctx, d, r, fmt.Sprintf("waiting for project %s: the projects service does not answer (%v)", d.ProjectID, err))
 	}
+	if !p.Running() {
+		return s.waitForProject(ctx, d, r, fmt.Sprintf(
+			"waiting for project %s, which is %s: its registry serves the model; start it with PUT /projects/%s/run if it does not come back by itself", p.Name, p.Status, p.ID))
+	}
+	r.waitUntil = time.Time{}
 	target := Target{Deployment: *d, TrackingURI: b.TrackingURI(p)}
 	if d.Status != domain.StatusStarting {
 		d.Status, d.Stage = domain.StatusStarting, ""
@@ -303,6 +321,26 @@ func (s *Service) progress(id string, st domain.Stage) {
 	if err := s.save(s.ctx, &d, "progress"); err != nil {
 		s.log.Error("saving progress", "deployment", id, "err", err)
 	}
+}
+
+// waitForProject records why the start waits and looks again soon. A
+// project that is starting or stopped is a dependency that is not ready,
+// not a crash: the deployment neither counts it nor fails, and starts by
+// itself once the project runs again.
+func (s *Service) waitForProject(ctx context.Context, d *domain.Deployment, r *runtime, reason string) error {
+	r.waitUntil, r.requeue = s.now().Add(projectWait), projectWait
+	change := ""
+	if d.Status != domain.StatusStarting {
+		d.Status, change = domain.StatusStarting, string(domain.StatusStarting)
+	}
+	if change == "" && d.Error == reason {
+		return nil // nothing new to record
+	}
+	if d.Error != reason {
+		s.log.Info("model server waits for its project", "deployment", d.ID, "reason", reason)
+	}
+	d.Error, d.Stage, d.Pid, d.PidStart = reason, "", 0, 0
+	return s.save(ctx, d, change)
 }
 
 // crashed counts a failure: backs off before the next start, and after

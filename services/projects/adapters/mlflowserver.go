@@ -2,6 +2,9 @@ package adapters
 
 import (
 	"context"
+	"errors"
+	"fmt"
+	"io/fs"
 	"net"
 	"net/http"
 	"os"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -40,12 +44,20 @@ func (m *MLflowServers) LogFile(p domain.Project) string { return filepath.Join(
 // Start launches the server with the project's own SQLite database and
 // served artifacts, so remote clients upload artifacts through it.
 func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
+	db := filepath.Join(p.Path, "mlflow.db")
+	if _, err := os.Stat(db); p.RanBefore && errors.Is(err, fs.ErrNotExist) {
+		// mlflow would create an empty database and the project would
+		// seem to have lost every run without a word.
+		return nil, reconcile.Terminal(fmt.Errorf(
+			"the tracking database %s of project %s is missing, though the project has run before: starting it would show it empty. "+
+				"Put mlflow.db back from a backup and run the project again, or delete the project", db, p.Name))
+	}
 	artifacts := filepath.Join(p.Path, "artifacts")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		return nil, err
 	}
 	args := []string{"server",
-		"--backend-store-uri", "sqlite:///" + filepath.Join(p.Path, "mlflow.db"),
+		"--backend-store-uri", "sqlite:///" + db,
 		"--serve-artifacts",
 		"--artifacts-destination", artifacts,
 		"--host", m.Host,

@@ -18,6 +18,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -344,5 +345,28 @@ func TestLogs(t *testing.T) {
 	}
 	if l, err := s.Logs(ctx, "alpha", 2); err != nil || l.Log != "two\nthree" || l.Lines != 2 {
 		t.Fatalf("last 2 lines: %+v, %v", l, err)
+	}
+}
+
+// A start that retrying cannot fix (the database of a project that ran
+// before is gone) fails the project at once, and the user's run says why.
+func TestTerminalStartFailsAtOnce(t *testing.T) {
+	s, srv, _ := newTestService(t, 5)
+	ctx := context.Background()
+	p, err := s.Create(ctx, CreateInput{Name: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.failWith(reconcile.Terminal(errors.New("the tracking database is missing")))
+	_, err = s.Run(ctx, p.ID)
+	if events.StatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "the tracking database is missing") {
+		t.Fatalf("run: %v, want 409 saying the database is missing", err)
+	}
+	got := waitStatus(t, s, p.ID, domain.StatusFailed)
+	if got.LastError != "the tracking database is missing" || got.RestartCount != 0 {
+		t.Fatalf("failed project: %q, restart count %d", got.LastError, got.RestartCount)
+	}
+	if n := srv.starts.Load(); n != 1 {
+		t.Fatalf("%d starts, want 1: a terminal error is not retried", n)
 	}
 }

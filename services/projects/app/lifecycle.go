@@ -45,7 +45,15 @@ func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
 		if p.Status == domain.StatusFailed {
 			p.Status = domain.StatusTerminated // converge leaves a failed project alone
 		}
-		return s.converge(ctx, p)
+		if err := s.converge(ctx, p); err != nil {
+			return err
+		}
+		if p.Status == domain.StatusFailed {
+			// The start cannot succeed (its database is gone): the
+			// caller is told why, and the record says so too.
+			return events.Conflictf("%s", p.LastError)
+		}
+		return nil
 	})
 }
 

@@ -117,7 +117,7 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 				r.crashes.Reset()
 			}
 			if p.Status != domain.StatusRunning {
-				p.Status, p.LastError = domain.StatusRunning, ""
+				p.Status, p.LastError, p.RanBefore = domain.StatusRunning, "", true
 				return s.save(ctx, p, "running")
 			}
 			return nil
@@ -146,6 +146,9 @@ func (s *Service) start(ctx context.Context, p *domain.Project, r *runtime) erro
 		return s.crashed(ctx, p, r, fmt.Sprintf("port %d is in use by another program: stop it or delete and re-create the project to get another port", p.Port))
 	}
 	pr, err := s.servers.Start(*p)
+	if reconcile.IsTerminal(err) {
+		return s.fail(ctx, p, err.Error())
+	}
 	if err != nil {
 		return s.crashed(ctx, p, r, err.Error())
 	}
@@ -171,6 +174,14 @@ func (s *Service) crashed(ctx context.Context, p *domain.Project, r *runtime, re
 	p.LastError = reason
 	s.log.Warn("tracking server down, restarting", "project", p.ID, "reason", reason, "attempt", r.crashes.Count, "in", wait)
 	return s.save(ctx, p, "")
+}
+
+// fail gives up at once on a start that retrying cannot fix, until a
+// user runs the project again.
+func (s *Service) fail(ctx context.Context, p *domain.Project, reason string) error {
+	p.Status, p.LastError, p.Pid, p.PidStart = domain.StatusFailed, reason, 0, 0
+	s.log.Warn("tracking server cannot start", "project", p.ID, "reason", reason)
+	return s.save(ctx, p, "failed")
 }
 
 // stopAll stops every server this service knows, in parallel, so a

@@ -53,6 +53,10 @@ type Project struct {
 	// adopts it instead of starting a second copy.
 	Pid      int    `json:"pid,omitempty" bson:"pid,omitempty"`
 	PidStart uint64 `json:"-" bson:"pidStart,omitempty"`
+	// RanBefore is set once the server has answered: from then on its
+	// database holds the project's data, and a missing one is a loss to
+	// report, not an empty project to start.
+	RanBefore bool `json:"-" bson:"ranBefore,omitempty"`
 }
 
 var nameRule = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)
