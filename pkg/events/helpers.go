@@ -72,24 +72,30 @@ type Publishes interface {
 // never a failed call.
 type Recorder[T any] struct {
 	Entity  string // "project", "deployment"
+	IDOf    func(v T) string
+	Stamp   func(v *T) // marks the record changed (its updatedAt)
 	Replace func(ctx context.Context, v T) error
 	Pub     Publishes
 	Log     *slog.Logger
 }
 
-// Save writes v and publishes change unless it is "".
-func (r Recorder[T]) Save(ctx context.Context, id string, v T, change string) error {
-	if err := r.Replace(ctx, v); err != nil {
+// Save stamps and writes *v and publishes change unless it is "".
+func (r Recorder[T]) Save(ctx context.Context, v *T, change string) error {
+	if r.Stamp != nil {
+		r.Stamp(v)
+	}
+	if err := r.Replace(ctx, *v); err != nil {
 		return err
 	}
 	if change != "" {
-		r.Publish(ctx, id, v, change)
+		r.Publish(ctx, *v, change)
 	}
 	return nil
 }
 
 // Publish publishes change of v.
-func (r Recorder[T]) Publish(ctx context.Context, id string, v T, change string) {
+func (r Recorder[T]) Publish(ctx context.Context, v T, change string) {
+	id := r.IDOf(v)
 	if _, err := r.Pub.Publish(ctx, r.Entity, id, change, v); err != nil {
 		r.Log.Error("publishing "+r.Entity+" event", r.Entity, id, "change", change, "err", err)
 	}

@@ -3,6 +3,7 @@ package reconcile
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // Runtimes is what a service knows about each entity's live server beyond
@@ -49,6 +50,10 @@ func (r *Runtimes[T]) Each(fn func(id string, v *T)) {
 		fn(id, v)
 	}
 }
+
+// Now is the time records are stamped with: UTC in milliseconds, as
+// Mongo keeps it, so a record read back equals the one written.
+func Now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
 
 // Records is the store a reconciled service keeps its entities in (a
 // docstore.Collection): the one writer of each record is the holder of

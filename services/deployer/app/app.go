@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -129,32 +130,19 @@ type Service struct {
 
 // New builds the service.
 func New(cfg Config, store Store, projects Projects, registry Registry, backends map[domain.Type]Backend, pub Publisher, log *slog.Logger) *Service {
-	if cfg.Interval == 0 {
-		cfg.Interval = time.Second
-	}
-	if cfg.MaxFailures == 0 {
-		cfg.MaxFailures = 5
-	}
-	if cfg.StartTimeout == 0 {
-		cfg.StartTimeout = 3 * time.Minute
-	}
-	if cfg.HealthEvery == 0 {
-		cfg.HealthEvery = 10 * time.Second
-	}
+	cfg.Interval = cmp.Or(cfg.Interval, time.Second)
+	cfg.MaxFailures = cmp.Or(cfg.MaxFailures, 5)
+	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 3*time.Minute)
+	cfg.HealthEvery = cmp.Or(cfg.HealthEvery, 10*time.Second)
 	s := &Service{
 		cfg: cfg, store: store, projects: projects, registry: registry, backends: backends, pub: pub, log: log,
-		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) },
+		now: reconcile.Now,
 		ctx: context.Background(),
 	}
-	s.rec = events.Recorder[domain.Deployment]{Entity: "deployment", Replace: store.Replace, Pub: pub, Log: log}
-	s.ctl = reconcile.New(s, reconcile.Options{
-		List: s.ids, Resync: cfg.Interval, Name: "deployment", Log: log,
-	})
+	s.rec = events.Recorder[domain.Deployment]{Entity: "deployment", IDOf: deploymentID, Replace: store.Replace, Pub: pub, Log: log,
+		Stamp: func(d *domain.Deployment) { d.UpdatedAt = s.now() }}
+	s.ctl = reconcile.New(s, reconcile.Options{List: s.ids, Resync: cfg.Interval, Name: "deployment", Log: log})
 	return s
 }
 
-// save writes d and publishes change (if any) with the record as written.
-func (s *Service) save(ctx context.Context, d *domain.Deployment, change string) error {
-	d.UpdatedAt = s.now()
-	return s.rec.Save(ctx, d.ID, *d, change)
-}
+func deploymentID(d domain.Deployment) string { return d.ID }

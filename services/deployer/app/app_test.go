@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -13,46 +14,10 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/events/eventstest"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile/recordstest"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
-
-type memStore struct {
-	mu  sync.Mutex
-	seq int64
-	m   map[string]domain.Deployment
-}
-
-func (s *memStore) NextSeq(context.Context) (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.seq++
-	return s.seq, nil
-}
-func (s *memStore) Insert(_ context.Context, d domain.Deployment) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.m[d.ID] = d
-	return nil
-}
-func (s *memStore) Get(_ context.Context, id string) (domain.Deployment, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	d, ok := s.m[id]
-	if !ok {
-		return d, ErrNotFound
-	}
-	return d, nil
-}
-func (s *memStore) Replace(ctx context.Context, d domain.Deployment) error { return s.Insert(ctx, d) }
-func (s *memStore) All(context.Context) ([]domain.Deployment, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []domain.Deployment
-	for _, d := range s.m {
-		out = append(out, d)
-	}
-	return out, nil
-}
 
 type fakeProjects struct{ status atomic.Value }
 
@@ -124,26 +89,14 @@ func (b *fakeBackend) Adopt(context.Context, domain.Deployment) (Server, bool) {
 func (b *fakeBackend) TrackingURI(p Project) string                            { return p.InternalURL }
 func (b *fakeBackend) LogFile(domain.Deployment) string                        { return "/nonexistent/log" }
 
-type recPub struct {
-	mu    sync.Mutex
-	types []string
-}
-
-func (p *recPub) Publish(_ context.Context, entity, id, change string, data any) (events.Event, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.types = append(p.types, change)
-	return events.Event{}, nil
-}
-
-func newTestService(t *testing.T, maxFailures int) (*Service, *fakeBackend, *fakeProjects, *recPub) {
+func newTestService(t *testing.T, maxFailures int) (*Service, *fakeBackend, *fakeProjects, *eventstest.Publisher) {
 	t.Helper()
 	b := &fakeBackend{}
 	pr := &fakeProjects{}
 	pr.status.Store("running")
-	pub := &recPub{}
+	pub := &eventstest.Publisher{}
 	s := New(Config{Interval: 20 * time.Millisecond, MaxFailures: maxFailures, StartTimeout: time.Minute},
-		&memStore{m: map[string]domain.Deployment{}}, pr, fakeRegistry{},
+		recordstest.New(func(d domain.Deployment) string { return d.ID }, ErrNotFound), pr, fakeRegistry{},
 		map[domain.Type]Backend{domain.TypeLocal: b}, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.Adopt(ctx); err != nil {
@@ -157,17 +110,10 @@ func newTestService(t *testing.T, maxFailures int) (*Service, *fakeBackend, *fak
 
 func waitStatus(t *testing.T, s *Service, id string, want domain.Status) domain.Deployment {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		d, err := s.store.Get(context.Background(), id)
-		if err == nil && d.Status == want {
-			return d
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("deployment %s is %s, want %s (error %q)", id, d.Status, want, d.Error)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	return recordstest.WaitFor(t, s.store.Get, id, func(d domain.Deployment) bool { return d.Status == want },
+		func(d domain.Deployment) string {
+			return fmt.Sprintf("is %s, want %s (error %q)", d.Status, want, d.Error)
+		})
 }
 
 func TestLifecycle(t *testing.T) {
@@ -227,10 +173,8 @@ func TestLifecycle(t *testing.T) {
 	if b.count() != 3 {
 		t.Fatalf("%d starts, want 3: a deleted deployment must never start", b.count())
 	}
-	pub.mu.Lock()
-	defer pub.mu.Unlock()
 	want := "created,starting,running,starting,running,stopping,stopped,starting,running,stopping,deleted"
-	if got := join(pub.types); got != want {
+	if got := pub.Changes(); got != want {
 		t.Fatalf("events %s, want %s", got, want)
 	}
 }
@@ -314,17 +258,6 @@ func TestFailures(t *testing.T) {
 	}
 }
 
-func join(s []string) string {
-	out := ""
-	for i, x := range s {
-		if i > 0 {
-			out += ","
-		}
-		out += x
-	}
-	return out
-}
-
 // A delete while the start still runs in the background wins: the server
 // that comes up is stopped and the deployment never runs.
 func TestDeleteDuringStart(t *testing.T) {
@@ -352,11 +285,9 @@ func TestDeleteDuringStart(t *testing.T) {
 	if !b.last().stopped.Load() {
 		t.Fatal("the server started during the delete survived it")
 	}
-	pub.mu.Lock()
-	defer pub.mu.Unlock()
-	for _, typ := range pub.types {
+	for _, typ := range strings.Split(pub.Changes(), ",") {
 		if typ == string(domain.StatusRunning) {
-			t.Fatalf("events %s: a deleted deployment was reported running", join(pub.types))
+			t.Fatalf("events %s: a deleted deployment was reported running", pub.Changes())
 		}
 	}
 }

@@ -88,7 +88,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 	if err := s.store.Insert(ctx, d); err != nil {
 		return domain.Deployment{}, fmt.Errorf("creating deployment: %w", err)
 	}
-	s.rec.Publish(ctx, d.ID, d, "created")
+	s.rec.Publish(ctx, d, "created")
 	if err := s.converge(ctx, &d); err != nil {
 		return domain.Deployment{}, err
 	}

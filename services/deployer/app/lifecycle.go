@@ -66,7 +66,7 @@ func (s *Service) Delete(ctx context.Context, id string) (domain.Deployment, err
 // first because converge may leave the work to a background step (a start
 // in flight), and that step must find what the user asked for.
 func (s *Service) want(ctx context.Context, d *domain.Deployment) error {
-	if err := s.save(ctx, d, ""); err != nil {
+	if err := s.rec.Save(ctx, d, ""); err != nil {
 		return err
 	}
 	return s.converge(ctx, d)

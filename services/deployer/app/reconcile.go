@@ -149,7 +149,7 @@ func (s *Service) convergeDown(ctx context.Context, d *domain.Deployment, r *run
 		}
 		if d.Status != domain.StatusStopping {
 			d.Status, d.Stage = domain.StatusStopping, ""
-			if err := s.save(ctx, d, string(domain.StatusStopping)); err != nil {
+			if err := s.rec.Save(ctx, d, string(domain.StatusStopping)); err != nil {
 				return err
 			}
 		}
@@ -159,7 +159,7 @@ func (s *Service) convergeDown(ctx context.Context, d *domain.Deployment, r *run
 				r.stopRetry = s.now().Add(10 * time.Second)
 				cur.Error = "stopping the model server: " + err.Error()
 				s.log.Warn("stopping model server", "deployment", cur.ID, "err", err)
-				return s.save(ctx, cur, "")
+				return s.rec.Save(ctx, cur, "")
 			}
 			r.srv, r.stopRetry = nil, time.Time{}
 			if s.ctx.Err() != nil {
@@ -177,7 +177,7 @@ func (s *Service) convergeDown(ctx context.Context, d *domain.Deployment, r *run
 		return nil
 	}
 	d.Status, d.Stage, d.Pid, d.PidStart = final, "", 0, 0
-	return s.save(ctx, d, string(final))
+	return s.rec.Save(ctx, d, string(final))
 }
 
 // check watches a server that exists: crashed, ready, or slow to start.
@@ -203,7 +203,7 @@ func (s *Service) check(ctx context.Context, d *domain.Deployment, r *runtime) e
 		if d.Status != domain.StatusRunning {
 			d.Status, d.Stage, d.Error = domain.StatusRunning, "", ""
 			r.srv.Apply(d)
-			return s.save(ctx, d, string(domain.StatusRunning))
+			return s.rec.Save(ctx, d, string(domain.StatusRunning))
 		}
 		return nil
 	}
@@ -238,7 +238,7 @@ func (s *Service) start(ctx context.Context, d *domain.Deployment, r *runtime) e
 	target := Target{Deployment: *d, TrackingURI: b.TrackingURI(p)}
 	if d.Status != domain.StatusStarting {
 		d.Status, d.Stage = domain.StatusStarting, ""
-		if err := s.save(ctx, d, string(domain.StatusStarting)); err != nil {
+		if err := s.rec.Save(ctx, d, string(domain.StatusStarting)); err != nil {
 			return err
 		}
 	}
@@ -262,7 +262,7 @@ func (s *Service) start(ctx context.Context, d *domain.Deployment, r *runtime) e
 		}
 		r.srv, r.startedAt, r.checkedAt = srv, s.now(), time.Time{}
 		srv.Apply(cur)
-		if err := s.save(ctx, cur, ""); err != nil {
+		if err := s.rec.Save(ctx, cur, ""); err != nil {
 			return err
 		}
 		if s.ctx.Err() != nil {
@@ -318,7 +318,7 @@ func (s *Service) progress(id string, st domain.Stage) {
 		return
 	}
 	d.Stage = st
-	if err := s.save(s.ctx, &d, "progress"); err != nil {
+	if err := s.rec.Save(s.ctx, &d, "progress"); err != nil {
 		s.log.Error("saving progress", "deployment", id, "err", err)
 	}
 }
@@ -340,7 +340,7 @@ func (s *Service) waitForProject(ctx context.Context, d *domain.Deployment, r *r
 		s.log.Info("model server waits for its project", "deployment", d.ID, "reason", reason)
 	}
 	d.Error, d.Stage, d.Pid, d.PidStart = reason, "", 0, 0
-	return s.save(ctx, d, change)
+	return s.rec.Save(ctx, d, change)
 }
 
 // crashed counts a failure: backs off before the next start, and after
@@ -359,7 +359,7 @@ func (s *Service) crashed(ctx context.Context, d *domain.Deployment, r *runtime,
 		d.Status, change = domain.StatusStarting, string(domain.StatusStarting)
 	}
 	d.Stage = ""
-	return s.save(ctx, d, change)
+	return s.rec.Save(ctx, d, change)
 }
 
 // fail gives up on a deployment until a user runs it again.
@@ -372,7 +372,7 @@ func (s *Service) fail(ctx context.Context, d *domain.Deployment, r *runtime, re
 		}
 	}
 	s.log.Warn("deployment failed", "deployment", d.ID, "reason", reason)
-	return s.save(ctx, d, string(domain.StatusFailed))
+	return s.rec.Save(ctx, d, string(domain.StatusFailed))
 }
 
 // stopAllLocal stops the local model servers in parallel; cloud

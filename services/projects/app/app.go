@@ -4,6 +4,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
@@ -77,31 +78,18 @@ type Service struct {
 
 // New builds the service.
 func New(cfg Config, store Store, servers Servers, pub Publisher, log *slog.Logger) *Service {
-	if cfg.Interval == 0 {
-		cfg.Interval = time.Second
-	}
-	if cfg.MaxFailures == 0 {
-		cfg.MaxFailures = 5
-	}
-	if cfg.StopGrace == 0 {
-		cfg.StopGrace = 10 * time.Second
-	}
-	if cfg.StartTimeout == 0 {
-		cfg.StartTimeout = 2 * time.Minute
-	}
+	cfg.Interval = cmp.Or(cfg.Interval, time.Second)
+	cfg.MaxFailures = cmp.Or(cfg.MaxFailures, 5)
+	cfg.StopGrace = cmp.Or(cfg.StopGrace, 10*time.Second)
+	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 2*time.Minute)
 	s := &Service{
 		cfg: cfg, store: store, servers: servers, pub: pub, log: log,
-		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }, // what Mongo keeps
+		now: reconcile.Now,
 	}
-	s.rec = events.Recorder[domain.Project]{Entity: "project", Replace: store.Replace, Pub: pub, Log: log}
-	s.ctl = reconcile.New(s, reconcile.Options{
-		List: s.ids, Resync: cfg.Interval, Name: "project", Log: log,
-	})
+	s.rec = events.Recorder[domain.Project]{Entity: "project", IDOf: projectID, Replace: store.Replace, Pub: pub, Log: log,
+		Stamp: func(p *domain.Project) { p.UpdatedAt = s.now() }}
+	s.ctl = reconcile.New(s, reconcile.Options{List: s.ids, Resync: cfg.Interval, Name: "project", Log: log})
 	return s
 }
 
-// save writes p and publishes change (if any) with the record as written.
-func (s *Service) save(ctx context.Context, p *domain.Project, change string) error {
-	p.UpdatedAt = s.now()
-	return s.rec.Save(ctx, p.ID, *p, change)
-}
+func projectID(p domain.Project) string { return p.ID }

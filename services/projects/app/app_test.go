@@ -3,12 +3,12 @@ package app
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -17,77 +17,33 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/events/eventstest"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile/recordstest"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
+// memStore is the projects store in memory, with the unique name index.
 type memStore struct {
-	mu  sync.Mutex
-	seq int64
-	m   map[string]domain.Project
+	*recordstest.Mem[domain.Project]
 }
 
-func (s *memStore) NextSeq(context.Context) (int64, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.seq++
-	return s.seq, nil
-}
-func (s *memStore) Insert(_ context.Context, p domain.Project) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, o := range s.m {
-		if o.Name == p.Name && o.ID != p.ID {
-			return ErrDuplicateName
+func newMemStore() memStore {
+	m := recordstest.New(func(p domain.Project) string { return p.ID }, ErrNotFound)
+	m.Check = func(others []domain.Project, p domain.Project) error {
+		for _, o := range others {
+			if o.Name == p.Name {
+				return ErrDuplicateName
+			}
 		}
+		return nil
 	}
-	s.m[p.ID] = p
-	return nil
+	return memStore{m}
 }
-func (s *memStore) Get(_ context.Context, id string) (domain.Project, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	p, ok := s.m[id]
-	if !ok {
-		return p, ErrNotFound
-	}
-	return p, nil
-}
-func (s *memStore) GetByName(_ context.Context, name string) (domain.Project, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, p := range s.m {
-		if p.Name == name {
-			return p, nil
-		}
-	}
-	return domain.Project{}, ErrNotFound
-}
-func (s *memStore) Replace(ctx context.Context, p domain.Project) error {
-	if _, err := s.Get(ctx, p.ID); err != nil {
-		return err
-	}
-	return s.Insert(ctx, p)
-}
-func (s *memStore) Delete(_ context.Context, id string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if _, ok := s.m[id]; !ok {
-		return ErrNotFound
-	}
-	delete(s.m, id)
-	return nil
-}
-func (s *memStore) All(context.Context) ([]domain.Project, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []domain.Project
-	for _, p := range s.m {
-		out = append(out, p)
-	}
-	sort.Slice(out, func(i, j int) bool { return out[i].Seq < out[j].Seq })
-	return out, nil
+
+func (s memStore) GetByName(_ context.Context, name string) (domain.Project, error) {
+	return s.Find(func(p domain.Project) bool { return p.Name == name })
 }
 
 // sleepServers runs a real process (sleep) for each "tracking server";
@@ -121,35 +77,17 @@ func (f *sleepServers) LogFile(p domain.Project) string {
 	return filepath.Join(f.dir, "project-"+p.ID+".log")
 }
 
-type recPub struct {
-	mu    sync.Mutex
-	types []string
-}
-
-func (p *recPub) Publish(_ context.Context, entity, id, change string, data any) (events.Event, error) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.types = append(p.types, change)
-	return events.Event{}, nil
-}
-
-func (p *recPub) String() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.types, ",")
-}
-
-func newTestService(t *testing.T, maxFailures int) (*Service, *sleepServers, *recPub) {
+func newTestService(t *testing.T, maxFailures int) (*Service, *sleepServers, *eventstest.Publisher) {
 	t.Helper()
 	home := t.TempDir()
 	srv := &sleepServers{dir: home}
-	pub := &recPub{}
+	pub := &eventstest.Publisher{}
 	s := New(Config{
 		Home: home, Ports: proc.Range{Lo: 47100, Hi: 47199}, Host: "127.0.0.1",
 		AdvertiseURL: func(p domain.Project) string { return "http://mlflow/" + p.Name },
 		InternalURL:  func(p domain.Project) string { return "http://internal/" + p.ID },
 		Interval:     10 * time.Millisecond, MaxFailures: maxFailures, StopGrace: time.Second, StopOnExit: true,
-	}, &memStore{m: map[string]domain.Project{}}, srv, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	}, newMemStore(), srv, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.Adopt(ctx); err != nil {
 		t.Fatal(err)
@@ -162,17 +100,10 @@ func newTestService(t *testing.T, maxFailures int) (*Service, *sleepServers, *re
 
 func waitStatus(t *testing.T, s *Service, id string, want domain.Status) domain.Project {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		p, err := s.store.Get(context.Background(), id)
-		if err == nil && p.Status == want {
-			return p
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("project %s is %s, want %s (last error %q)", id, p.Status, want, p.LastError)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	return recordstest.WaitFor(t, s.store.Get, id, func(p domain.Project) bool { return p.Status == want },
+		func(p domain.Project) string {
+			return fmt.Sprintf("is %s, want %s (last error %q)", p.Status, want, p.LastError)
+		})
 }
 
 func alive(pid int) bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
@@ -209,7 +140,7 @@ func TestCreateValidatesAndKeepsNamesUnique(t *testing.T) {
 	if _, err := s.Find(ctx, "nope"); events.StatusOf(err) != http.StatusNotFound {
 		t.Fatalf("find unknown: %v, want 404", err)
 	}
-	if got := pub.String(); got != "created,created" {
+	if got := pub.Changes(); got != "created,created" {
 		t.Fatalf("events %s", got)
 	}
 }
@@ -295,7 +226,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("get after delete: %v, want 404", err)
 	}
 	want := "created,starting,running,starting,running,terminated,archived,restored,deleted"
-	if got := pub.String(); got != want {
+	if got := pub.Changes(); got != want {
 		t.Fatalf("events %s, want %s", got, want)
 	}
 }

@@ -72,7 +72,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Project, e
 		}
 		return domain.Project{}, fmt.Errorf("creating project %s: %w", in.Name, err)
 	}
-	s.rec.Publish(ctx, p.ID, p, "created")
+	s.rec.Publish(ctx, p, "created")
 	return p, nil
 }
 

@@ -79,7 +79,7 @@ func (s *Service) Archive(ctx context.Context, ref string) (domain.Project, erro
 			return err
 		}
 		p.Status = domain.StatusArchived
-		return s.save(ctx, p, "archived")
+		return s.rec.Save(ctx, p, "archived")
 	})
 }
 
@@ -91,7 +91,7 @@ func (s *Service) Restore(ctx context.Context, ref string) (domain.Project, erro
 		}
 		p.Status = domain.StatusTerminated
 		p.LastError = ""
-		return s.save(ctx, p, "restored")
+		return s.rec.Save(ctx, p, "restored")
 	})
 }
 
@@ -126,7 +126,7 @@ func (s *Service) Delete(ctx context.Context, ref string) (domain.Project, error
 		if moved {
 			p.Path = dest
 		}
-		s.rec.Publish(ctx, p.ID, *p, "deleted")
+		s.rec.Publish(ctx, *p, "deleted")
 		return nil
 	})
 }

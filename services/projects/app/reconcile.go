@@ -98,7 +98,7 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 		}
 		if p.Status == domain.StatusStarting || p.Status == domain.StatusRunning || p.Status == domain.StatusFailed || p.Pid != 0 {
 			p.Status, p.Pid, p.PidStart = domain.StatusTerminated, 0, 0
-			return s.save(ctx, p, "terminated")
+			return s.rec.Save(ctx, p, "terminated")
 		}
 		return nil
 	}
@@ -118,7 +118,7 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 			}
 			if p.Status != domain.StatusRunning {
 				p.Status, p.LastError, p.RanBefore = domain.StatusRunning, "", true
-				return s.save(ctx, p, "running")
+				return s.rec.Save(ctx, p, "running")
 			}
 			return nil
 		}
@@ -154,7 +154,7 @@ func (s *Service) start(ctx context.Context, p *domain.Project, r *runtime) erro
 	}
 	r.proc, r.startedAt = pr, s.now()
 	p.Status, p.Pid, p.PidStart = domain.StatusStarting, pr.Pid, pr.StartTime
-	return s.save(ctx, p, "starting")
+	return s.rec.Save(ctx, p, "starting")
 }
 
 // crashed counts a failure: backs off before the next start, and after
@@ -168,12 +168,12 @@ func (s *Service) crashed(ctx context.Context, p *domain.Project, r *runtime, re
 		p.Status = domain.StatusFailed
 		p.LastError = fmt.Sprintf("%s (%d times in a row); last log lines:\n%s", reason, r.crashes.Count, strings.TrimSpace(tail))
 		s.log.Warn("tracking server failed", "project", p.ID, "reason", reason)
-		return s.save(ctx, p, "failed")
+		return s.rec.Save(ctx, p, "failed")
 	}
 	p.Status = domain.StatusStarting
 	p.LastError = reason
 	s.log.Warn("tracking server down, restarting", "project", p.ID, "reason", reason, "attempt", r.crashes.Count, "in", wait)
-	return s.save(ctx, p, "")
+	return s.rec.Save(ctx, p, "")
 }
 
 // fail gives up at once on a start that retrying cannot fix, until a
@@ -181,7 +181,7 @@ func (s *Service) crashed(ctx context.Context, p *domain.Project, r *runtime, re
 func (s *Service) fail(ctx context.Context, p *domain.Project, reason string) error {
 	p.Status, p.LastError, p.Pid, p.PidStart = domain.StatusFailed, reason, 0, 0
 	s.log.Warn("tracking server cannot start", "project", p.ID, "reason", reason)
-	return s.save(ctx, p, "failed")
+	return s.rec.Save(ctx, p, "failed")
 }
 
 // stopAll stops every server this service knows, in parallel, so a

@@ -53,7 +53,7 @@ func (s *Service) Update(ctx context.Context, ref string, in UpdateInput) (domai
 	if in.Description != nil {
 		p.Description = *in.Description
 	}
-	if err := s.save(ctx, &p, "updated"); err != nil {
+	if err := s.rec.Save(ctx, &p, "updated"); err != nil {
 		if errors.Is(err, ErrDuplicateName) {
 			return domain.Project{}, duplicateName(p.Name)
 		}
