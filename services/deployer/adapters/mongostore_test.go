@@ -7,8 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/embedded"
+	"github.com/mlpanel/mlpanel/pkg/platform/embedded/embeddedtest"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
@@ -17,17 +16,7 @@ import (
 // the database the embedded default uses.
 func TestMongoStore(t *testing.T) {
 	ctx := context.Background()
-	f, err := embedded.StartFerretDB(ctx, t.TempDir(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	client, err := boot.Mongo(ctx, f.URI())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Disconnect(ctx)
-	s := NewMongoStore(client.Database("mlpanel_test"))
+	s := NewMongoStore(embeddedtest.Database(t, "mlpanel_test"))
 
 	seq1, _ := s.NextSeq(ctx)
 	seq2, err := s.NextSeq(ctx)

@@ -6,8 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/embedded"
+	"github.com/mlpanel/mlpanel/pkg/platform/embedded/embeddedtest"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -16,17 +15,7 @@ import (
 // the embedded default uses.
 func TestMongoStore(t *testing.T) {
 	ctx := context.Background()
-	f, err := embedded.StartFerretDB(ctx, t.TempDir(), "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	client, err := boot.Mongo(ctx, f.URI())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer client.Disconnect(ctx)
-	s, err := NewMongoStore(ctx, client.Database("mlpanel_test"))
+	s, err := NewMongoStore(ctx, embeddedtest.Database(t, "mlpanel_test"))
 	if err != nil {
 		t.Fatal(err)
 	}
