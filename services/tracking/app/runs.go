@@ -39,6 +39,9 @@ func (s *Service) ListRuns(ctx context.Context, q RunQuery, lp events.ListParams
 	if err != nil {
 		return events.List[domain.Run]{}, err
 	}
+	if res, ok, err := s.directRuns(ctx, t, q, view, lp); ok {
+		return res, err
+	}
 	ids, err := t.experimentIDs(ctx, q.ExperimentID)
 	if err != nil {
 		return events.List[domain.Run]{}, err
