@@ -201,3 +201,50 @@ func (s *Service) directExperiments(ctx context.Context, t target, q ExperimentQ
 	res.Items = items
 	return res, true, nil
 }
+
+// DirectHistory is one page of a metric's history and its length.
+type DirectHistory struct {
+	Points []domain.MetricPoint
+	Total  int
+}
+
+// HistoryReads is the part of DirectReads that pages a metric's history.
+// It answers ErrUseREST when the run is missing or deleted or has no such
+// metric, so the REST path says what is wrong.
+type HistoryReads interface {
+	MetricHistory(ctx context.Context, projectPath, runID, key, sort string, desc bool, offset, limit int) (DirectHistory, error)
+}
+
+// directHistory answers MetricHistory from the database, one page at a
+// time; ok is false when the REST path must answer. Sorting by value goes
+// to the REST path (NaN has no place in an SQL order that matches it).
+func (s *Service) directHistory(ctx context.Context, t target, runID, key string, lp events.ListParams) (events.List[domain.MetricPoint], bool, error) {
+	h, isH := s.direct.(HistoryReads)
+	if s.direct == nil || !isH || t.p.Path == "" {
+		return events.List[domain.MetricPoint]{}, false, nil
+	}
+	sortKey := lp.Sort
+	if sortKey == "" {
+		sortKey = "step"
+	}
+	if sortKey != "step" && sortKey != "timestamp" {
+		return events.List[domain.MetricPoint]{}, false, nil
+	}
+	limit := 0
+	if lp.End > 0 {
+		if limit = lp.End - lp.Start; limit <= 0 {
+			limit = -1
+		}
+	}
+	res, err := h.MetricHistory(ctx, t.p.Path, strings.TrimSpace(runID), key, sortKey, lp.Desc(), max(lp.Start, 0), limit)
+	if errors.Is(err, ErrUseREST) {
+		return events.List[domain.MetricPoint]{}, false, nil
+	}
+	if err != nil {
+		return events.List[domain.MetricPoint]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading metric %q of run %s: %v", key, runID, err)
+	}
+	if res.Points == nil {
+		res.Points = []domain.MetricPoint{}
+	}
+	return events.List[domain.MetricPoint]{Items: res.Points, Total: res.Total}, true, nil
+}

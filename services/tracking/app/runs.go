@@ -193,6 +193,9 @@ func (s *Service) MetricHistory(ctx context.Context, project, runID, key string,
 	if err != nil {
 		return events.List[domain.MetricPoint]{}, err
 	}
+	if res, ok, err := s.directHistory(ctx, t, runID, key, lp); ok {
+		return res, err
+	}
 	r, err := t.run(ctx, runID, false)
 	if err != nil {
 		return events.List[domain.MetricPoint]{}, err

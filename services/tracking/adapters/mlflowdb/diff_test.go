@@ -17,10 +17,12 @@ import (
 	"reflect"
 	"sort"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
@@ -72,10 +74,13 @@ func newFixture(t testing.TB, runs int, seed int) fixture {
 	if out, err := gen.CombinedOutput(); err != nil {
 		t.Fatalf("filling the database: %v\n%s", err, out)
 	}
-	return fixture{dir: dir, url: startMLflow(t, venv, dir)}
+	url, _ := startMLflow(t, venv, dir)
+	return fixture{dir: dir, url: url}
 }
 
-func startMLflow(t testing.TB, venv, dir string) string {
+// startMLflow starts `mlflow server` on dir's database; stop (also run
+// when the test ends) kills its process group.
+func startMLflow(t testing.TB, venv, dir string) (url string, stop func()) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -93,19 +98,23 @@ func startMLflow(t testing.TB, venv, dir string) string {
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		_ = cmd.Wait()
-		logf.Close()
-	})
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			logf.Close()
+		})
+	}
+	t.Cleanup(stop)
+	url = fmt.Sprintf("http://127.0.0.1:%d", port)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
 		resp, err := http.Get(url + "/health")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return url
+				return url, stop
 			}
 		}
 		if time.Now().After(deadline) {
@@ -423,6 +432,52 @@ func TestRunsAndExperimentsAsMLflowSendsThem(t *testing.T) {
 		rt.Add(r.Info)
 		wantTimes[r.Info.ExperimentID] = rt
 	}
+	// Metric history pages: the REST history ordered as the use case's
+	// page() orders it, windowed, against the SQL page.
+	checked := 0
+	for _, raw := range active[:min(40, len(active))] {
+		var r mc.Run
+		_ = json.Unmarshal(raw, &r)
+		for _, m := range r.Data.Metrics {
+			var hist struct {
+				Metrics []mc.Metric `json:"metrics"`
+			}
+			resp, err := http.Get(fx.url + "/api/2.0/mlflow/metrics/get-history?run_id=" + r.Info.RunID + "&metric_key=" + m.Key)
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = json.NewDecoder(resp.Body).Decode(&hist)
+			resp.Body.Close()
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, lp := range []events.ListParams{{Sort: "step"}, {Sort: "step", Order: "DESC", Start: 1, End: 3}, {Sort: "timestamp", Order: "DESC"}, {Sort: "timestamp", End: 1}} {
+				points := make([]domain.MetricPoint, len(hist.Metrics))
+				for i, h := range hist.Metrics {
+					points[i] = domain.MetricPoint{Key: h.Key, Step: h.Step, Timestamp: h.Timestamp, Value: h.Value}
+				}
+				want := events.Page(points, lp, domain.MetricSortKeys[lp.Sort])
+				limit := 0
+				if lp.End > 0 {
+					limit = lp.End - lp.Start
+				}
+				got, err := rd.MetricHistory(ctx, fx.dir, r.Info.RunID, m.Key, lp.Sort, lp.Desc(), lp.Start, limit)
+				if err != nil {
+					t.Fatalf("history of %s %s: %v", r.Info.RunID, m.Key, err)
+				}
+				gj, _ := json.Marshal(got.Points)
+				wj, _ := json.Marshal(want.Items)
+				if string(gj) != string(wj) && !(len(got.Points) == 0 && len(want.Items) == 0) || got.Total != want.Total {
+					t.Errorf("history of %s %s %+v:\n got %s (total %d)\nwant %s (total %d)", r.Info.RunID, m.Key, lp, gj, got.Total, wj, want.Total)
+				}
+				checked++
+			}
+		}
+	}
+	if checked < 40 {
+		t.Errorf("only %d metric history pages compared", checked)
+	}
+
 	gotTimes, err := rd.RunTimes(ctx, fx.dir, ids)
 	if err != nil {
 		t.Fatal(err)
