@@ -76,14 +76,23 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 			return app.DirectRunPage{}, ErrFallback
 		}
 	}
+	// The count and the page are two scans of the same rows: they run
+	// side by side on two connections.
 	var cnt query
 	cnt.add("SELECT COUNT(*) FROM runs")
 	cnt.where(ids, st, filters)
-	if err := db.QueryRowContext(ctx, cnt.sql.String(), cnt.args...).Scan(&page.Total); err != nil {
-		return app.DirectRunPage{}, r.queryErr(ctx, path, "counting runs", err)
+	counted := make(chan error, 1) // buffered: an early return leaks nothing
+	var n int
+	go func() { counted <- db.QueryRowContext(ctx, cnt.sql.String(), cnt.args...).Scan(&n) }()
+	total := func() error {
+		if err := <-counted; err != nil {
+			return r.queryErr(ctx, path, "counting runs", err)
+		}
+		page.Total = n
+		return nil
 	}
-	if s.Offset >= page.Total || s.Limit < 0 {
-		return page, nil
+	if s.Limit < 0 {
+		return page, total()
 	}
 	var q query
 	joins, orderSQL, jargs := q.joinsAndOrder(order)
@@ -121,6 +130,10 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 	if err := rows.Err(); err != nil {
 		return app.DirectRunPage{}, r.queryErr(ctx, path, "reading runs", err)
 	}
+	rows.Close()
+	if err := total(); err != nil {
+		return app.DirectRunPage{}, err
+	}
 	page.Incomplete = make([]bool, len(page.Runs))
 	if err := r.fillData(ctx, db, path, &page, index); err != nil {
 		return app.DirectRunPage{}, err
@@ -153,7 +166,7 @@ func (r *Reader) fillData(ctx context.Context, db *sql.DB, path string, page *ap
 		}
 		return r.queryErr(ctx, path, what, rows.Err())
 	}
-	err := each("reading latest metrics", "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN "+in+" ORDER BY run_uuid, key", ids, func(rows *sql.Rows) error {
+	err := each("reading latest metrics", "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN "+in+" ORDER BY run_uuid, rowid", ids, func(rows *sql.Rows) error {
 		var id, key string
 		var v float64
 		var ts, step sql.NullInt64
@@ -172,7 +185,7 @@ func (r *Reader) fillData(ctx context.Context, db *sql.DB, path string, page *ap
 		return err
 	}
 	for _, t := range []struct{ table, what string }{{"params", "reading params"}, {"tags", "reading tags"}} {
-		err := each(t.what, "SELECT run_uuid, key, value FROM "+t.table+" WHERE run_uuid IN "+in+" ORDER BY run_uuid, key", ids, func(rows *sql.Rows) error {
+		err := each(t.what, "SELECT run_uuid, key, value FROM "+t.table+" WHERE run_uuid IN "+in+" ORDER BY run_uuid, rowid", ids, func(rows *sql.Rows) error {
 			var id, key string
 			var v sql.NullString
 			if err := rows.Scan(&id, &key, &v); err != nil {
