@@ -40,6 +40,7 @@ type Reader struct {
 	mu     sync.Mutex
 	dbs    map[string]*sql.DB
 	warned map[string]string // path -> reason already logged
+	times  timesCache
 }
 
 // New returns a Reader.

@@ -5,6 +5,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -101,4 +102,48 @@ func TestParserLeavesWhatItDoesNotKnowToMLflow(t *testing.T) {
 	if err != nil || len(got) != 4 || got[0].key != "acc" || got[1].value != "0.01" || got[2].op != "NOT IN" || got[3].key != "mlflow.runName" {
 		t.Errorf("got %+v, %v", got, err)
 	}
+}
+
+// TestRunTimesSeeEveryCommit: the counts are cached per database state,
+// so a run MLflow commits is counted on the next request.
+func TestRunTimesSeeEveryCommit(t *testing.T) {
+	dir := t.TempDir()
+	w, err := sql.Open("sqlite", "file:"+DBPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var rev string
+	for r := range SupportedRevisions {
+		rev = r
+	}
+	for _, q := range []string{"CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)", "INSERT INTO alembic_version VALUES ('" + rev + "')",
+		"CREATE TABLE runs (run_uuid TEXT PRIMARY KEY, experiment_id INTEGER, lifecycle_stage TEXT, status TEXT, start_time BIGINT, end_time BIGINT)",
+		"INSERT INTO runs VALUES ('a', 1, 'active', 'FINISHED', 100, 200)"} {
+		if _, err := w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer rd.Close()
+	want := func(count int, last int64) {
+		t.Helper()
+		got, err := rd.RunTimes(context.Background(), dir, []string{"1", "2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["1"].Count != count || got["1"].LastUpdate != last || len(got) != 1 {
+			t.Errorf("got %+v, want experiment 1 with %d runs, last update %d", got, count, last)
+		}
+	}
+	want(1, 200)
+	want(1, 200) // from the cache
+	if _, err := w.Exec("INSERT INTO runs VALUES ('b', 1, 'active', 'RUNNING', 300, NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	want(2, 300)
+	if _, err := w.Exec("UPDATE runs SET lifecycle_stage = 'deleted' WHERE run_uuid = 'b'"); err != nil {
+		t.Fatal(err)
+	}
+	want(1, 200)
 }

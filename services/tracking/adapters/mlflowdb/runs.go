@@ -221,6 +221,31 @@ func (r *Reader) fillData(ctx context.Context, db *sql.DB, path string, page *ap
 // grouped query.
 func (r *Reader) RunTimes(ctx context.Context, projectPath string, experimentIDs []string) (map[string]domain.RunTimes, error) {
 	path := DBPath(projectPath)
+	counter, cacheable := changeCounter(path)
+	if !cacheable {
+		return r.runTimes(ctx, path, experimentIDs)
+	}
+	cached, missing := r.times.lookup(path, counter, experimentIDs)
+	if len(missing) == 0 {
+		// The revision check still applies: a cached answer is only
+		// given for a database this package reads.
+		if _, err := r.db(ctx, path); err != nil {
+			return nil, err
+		}
+		return cached, nil
+	}
+	fresh, err := r.runTimes(ctx, path, missing)
+	if err != nil {
+		return nil, err
+	}
+	r.times.store(path, counter, missing, fresh)
+	for id, t := range fresh {
+		cached[id] = t
+	}
+	return cached, nil
+}
+
+func (r *Reader) runTimes(ctx context.Context, path string, experimentIDs []string) (map[string]domain.RunTimes, error) {
 	out := make(map[string]domain.RunTimes, len(experimentIDs))
 	var q query
 	q.add(`SELECT experiment_id, COUNT(*),
