@@ -96,19 +96,43 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 	}
 	var q query
 	joins, orderSQL, jargs := q.joinsAndOrder(order)
-	q.add("SELECT runs.run_uuid, runs.name, runs.experiment_id, runs.user_id, runs.status, runs.start_time, runs.end_time, runs.artifact_uri, runs.lifecycle_stage FROM runs"+joins, jargs...)
+	// The ordered scan carries the run ids only (a deep page sorts
+	// narrow rows); the page's rows are read by id afterwards.
+	q.add("SELECT runs.run_uuid FROM runs"+joins, jargs...)
 	q.where(ids, st, filters)
 	limit := s.Limit
 	if limit <= 0 {
 		limit = -1
 	}
 	q.add(" ORDER BY "+orderSQL+" LIMIT ? OFFSET ?", limit, s.Offset)
-	rows, err := db.QueryContext(ctx, q.sql.String(), q.args...)
+	idRows, err := db.QueryContext(ctx, q.sql.String(), q.args...)
 	if err != nil {
 		return app.DirectRunPage{}, r.queryErr(ctx, path, "searching runs", err)
 	}
-	defer rows.Close()
 	index := map[string]int{}
+	var pageIDs []any
+	for idRows.Next() {
+		var id string
+		if err := idRows.Scan(&id); err != nil {
+			idRows.Close()
+			return app.DirectRunPage{}, r.queryErr(ctx, path, "searching runs", err)
+		}
+		index[id] = len(pageIDs)
+		pageIDs = append(pageIDs, id)
+	}
+	idRows.Close()
+	if err := idRows.Err(); err != nil {
+		return app.DirectRunPage{}, r.queryErr(ctx, path, "searching runs", err)
+	}
+	page.Runs = make([]mc.Run, len(pageIDs))
+	if len(pageIDs) == 0 {
+		return page, total()
+	}
+	rows, err := db.QueryContext(ctx, "SELECT run_uuid, name, experiment_id, user_id, status, start_time, end_time, artifact_uri, lifecycle_stage FROM runs WHERE run_uuid IN "+placeholders(len(pageIDs)), pageIDs...)
+	if err != nil {
+		return app.DirectRunPage{}, r.queryErr(ctx, path, "reading runs", err)
+	}
+	defer rows.Close()
 	for rows.Next() {
 		var (
 			id, stage                    string
@@ -119,13 +143,12 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 		if err := rows.Scan(&id, &name, &exp, &user, &status, &start, &end, &artifact, &stage); err != nil {
 			return app.DirectRunPage{}, r.queryErr(ctx, path, "reading runs", err)
 		}
-		index[id] = len(page.Runs)
-		page.Runs = append(page.Runs, mc.Run{
+		page.Runs[index[id]] = mc.Run{
 			Info: mc.RunInfo{RunID: id, RunUUID: id, RunName: name.String, ExperimentID: strconv.FormatInt(exp, 10),
 				UserID: user.String, Status: status.String, StartTime: start.Int64, EndTime: end.Int64,
 				ArtifactURI: artifact.String, LifecycleStage: stage},
 			Inputs: emptyIO, Outputs: emptyIO,
-		})
+		}
 	}
 	if err := rows.Err(); err != nil {
 		return app.DirectRunPage{}, r.queryErr(ctx, path, "reading runs", err)

@@ -46,7 +46,8 @@ func (q *query) compare(col, op string, v any) {
 
 // where writes the conditions of MLflow's _search_runs: the experiments,
 // the lifecycle stages and every filter clause. Joins MLflow makes for a
-// filter become EXISTS: the same rows, since its query is DISTINCT.
+// filter become IN (subquery): the same rows, since its query is
+// DISTINCT, and SQLite reads each subquery once through its key index.
 func (q *query) where(expIDs []int64, stages []string, filters []clause) {
 	if expIDs == nil {
 		q.add(" WHERE runs.experiment_id IN (SELECT experiment_id FROM experiments WHERE lifecycle_stage = 'active')")
@@ -67,7 +68,7 @@ func (q *query) where(expIDs []int64, stages []string, filters []clause) {
 		case "attribute":
 			if c.key == "run_name" {
 				// MLflow reads run_name from the mlflow.runName tag.
-				q.add("EXISTS (SELECT 1 FROM tags t WHERE t.run_uuid = runs.run_uuid AND t.key = ? AND ", "mlflow.runName")
+				q.add("runs.run_uuid IN (SELECT t.run_uuid FROM tags t WHERE t.key = ? AND ", "mlflow.runName")
 				q.compare("t.value", c.op, c.value)
 				q.add(")")
 				continue
@@ -81,13 +82,13 @@ func (q *query) where(expIDs []int64, stages []string, filters []clause) {
 			table := map[string]string{"metric": "latest_metrics", "parameter": "params", "tag": "tags"}[c.kind]
 			switch c.op {
 			case "IS NULL":
-				q.add("NOT EXISTS (SELECT 1 FROM "+table+" x WHERE x.run_uuid = runs.run_uuid AND x.key = ?)", c.key)
+				q.add("runs.run_uuid NOT IN (SELECT x.run_uuid FROM "+table+" x WHERE x.key = ?)", c.key)
 				continue
 			case "IS NOT NULL":
-				q.add("EXISTS (SELECT 1 FROM "+table+" x WHERE x.run_uuid = runs.run_uuid AND x.key = ?)", c.key)
+				q.add("runs.run_uuid IN (SELECT x.run_uuid FROM "+table+" x WHERE x.key = ?)", c.key)
 				continue
 			}
-			q.add("EXISTS (SELECT 1 FROM "+table+" x WHERE x.run_uuid = runs.run_uuid AND x.key = ? AND ", c.key)
+			q.add("runs.run_uuid IN (SELECT x.run_uuid FROM "+table+" x WHERE x.key = ? AND ", c.key)
 			if c.kind == "metric" {
 				// NaN is stored as 0 with is_nan: it satisfies only "!=".
 				q.add("(")
@@ -102,13 +103,13 @@ func (q *query) where(expIDs []int64, stages []string, filters []clause) {
 			}
 			q.add(")")
 		case "dataset":
-			q.add("EXISTS (SELECT 1 FROM datasets d JOIN inputs i ON i.source_id = d.dataset_uuid")
+			q.add("runs.run_uuid IN (SELECT i.destination_id FROM datasets d JOIN inputs i ON i.source_id = d.dataset_uuid")
 			if c.key == "context" {
 				q.add(" JOIN input_tags it ON it.input_uuid = i.input_uuid AND it.name = ? AND ", "mlflow.data.context")
 				q.compare("it.value", c.op, c.value)
-				q.add(" WHERE i.destination_id = runs.run_uuid)")
+				q.add(")")
 			} else {
-				q.add(" WHERE i.destination_id = runs.run_uuid AND ")
+				q.add(" WHERE ")
 				q.compare("d."+c.key, c.op, c.value)
 				q.add(")")
 			}
