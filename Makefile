@@ -43,6 +43,7 @@ test: venv vet swaggerui
 # Benchmarks print ratios against a baseline measured in the same run.
 bench: venv
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./tests/e2e/
+	$(GO) test -run '^$$' -bench BenchmarkTrackingReads -benchtime 1x -timeout 30m ./services/tracking/adapters/mlflowdb/
 
 # The OpenAPI document is the merge of services/gateway/openapi/*.yaml.
 openapi:

@@ -346,6 +346,12 @@ func TestComposeSettings(t *testing.T) {
 	if pv.Source != dv.Source || pv.ReadOnly || dv.ReadOnly {
 		t.Errorf("projects and deployer must share one writable volume at %s, got %q and %q", home, pv.Source, dv.Source)
 	}
+	// tracking reads each project's MLflow database by the path projects
+	// records (MLPANEL_HOME/...), read-only: MLflow is its only writer.
+	tv := requireVolume(t, p, "tracking", home)
+	if tv.Source != pv.Source || !tv.ReadOnly {
+		t.Errorf("tracking must mount the projects' workspace volume %q read-only at %s, got %q (read-only %v)", pv.Source, home, tv.Source, tv.ReadOnly)
+	}
 }
 
 // loopback reports whether a default names this host only.

@@ -14,6 +14,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/services/tracking/adapters"
+	"github.com/mlpanel/mlpanel/services/tracking/adapters/mlflowdb"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 	"github.com/mlpanel/mlpanel/services/tracking/ports"
@@ -78,6 +79,9 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	}
 	svc := app.New(adapters.NewProjects(nc, 10*time.Second), clients, log,
 		func() int64 { return time.Now().UnixMilli() })
+	direct := mlflowdb.New(log)
+	defer direct.Close()
+	svc.UseDirectReads(direct)
 	ms, err := ports.Register(nc, svc, Version, cfg.Timeout)
 	if err != nil {
 		return err

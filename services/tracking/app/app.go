@@ -19,6 +19,9 @@ type Project struct {
 	Name        string `json:"name"`
 	Status      string `json:"status"`
 	InternalURL string `json:"internalUrl"`
+	// Path is the project's folder (its MLflow database is mlflow.db in
+	// it), for DirectReads.
+	Path string `json:"path"`
 }
 
 // StatusRunning is the project status whose tracking server answers.
@@ -39,6 +42,7 @@ type Service struct {
 	clients  Clients
 	log      *slog.Logger
 	now      func() int64 // milliseconds since the epoch
+	direct   DirectReads  // nil: every read through MLflow's REST API
 }
 
 // New builds the service.
@@ -50,6 +54,7 @@ func New(projects Projects, clients Clients, log *slog.Logger, now func() int64)
 type target struct {
 	p Project
 	c *mc.Client
+	s *Service
 }
 
 // open resolves ref and checks that the project's tracking server runs.
@@ -66,7 +71,7 @@ func (s *Service) open(ctx context.Context, ref string) (target, error) {
 	if p.Status != StatusRunning || p.InternalURL == "" {
 		return target{}, notRunning(p)
 	}
-	return target{p: p, c: s.clients(p.InternalURL)}, nil
+	return target{p: p, c: s.clients(p.InternalURL), s: s}, nil
 }
 
 // notRunning says what to do about a project whose tracking server does

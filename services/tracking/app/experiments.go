@@ -27,6 +27,9 @@ func (s *Service) ListExperiments(ctx context.Context, q ExperimentQuery, lp eve
 	if err != nil {
 		return events.List[domain.Experiment]{}, err
 	}
+	if res, ok, err := s.directExperiments(ctx, t, q, view, lp); ok {
+		return res, err
+	}
 	exps, err := t.c.SearchExperiments(ctx, view, q.Filter)
 	if err != nil {
 		return events.List[domain.Experiment]{}, t.mlflowErr(err)
@@ -65,6 +68,9 @@ func (t target) runTimes(ctx context.Context, exps []mc.Experiment) (map[string]
 	ids := make([]string, 0, len(exps))
 	for _, e := range exps {
 		ids = append(ids, e.ExperimentID)
+	}
+	if times, ok, err := t.s.directRunTimes(ctx, t, ids); ok {
+		return times, err
 	}
 	runs, err := t.c.SearchRuns(ctx, mc.RunSearch{ExperimentIDs: ids, View: mc.ViewActive})
 	if err != nil {

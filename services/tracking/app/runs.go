@@ -39,6 +39,9 @@ func (s *Service) ListRuns(ctx context.Context, q RunQuery, lp events.ListParams
 	if err != nil {
 		return events.List[domain.Run]{}, err
 	}
+	if res, ok, err := s.directRuns(ctx, t, q, view, lp); ok {
+		return res, err
+	}
 	ids, err := t.experimentIDs(ctx, q.ExperimentID)
 	if err != nil {
 		return events.List[domain.Run]{}, err
@@ -189,6 +192,9 @@ func (s *Service) MetricHistory(ctx context.Context, project, runID, key string,
 	t, err := s.open(ctx, project)
 	if err != nil {
 		return events.List[domain.MetricPoint]{}, err
+	}
+	if res, ok, err := s.directHistory(ctx, t, runID, key, lp); ok {
+		return res, err
 	}
 	r, err := t.run(ctx, runID, false)
 	if err != nil {

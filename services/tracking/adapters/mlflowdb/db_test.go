@@ -1,0 +1,149 @@
+package mlflowdb
+
+import (
+	"bytes"
+	"context"
+	"database/sql"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/mlpanel/mlpanel/services/tracking/app"
+	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
+)
+
+// TestSupportedRevisionIsPinnedMLflowHead derives the head of the pinned
+// MLflow's migration chain from the installed package: a new pin that
+// moves the schema fails here until this package is checked against it.
+func TestSupportedRevisionIsPinnedMLflowHead(t *testing.T) {
+	files, _ := filepath.Glob(filepath.Join(repoRoot(t), ".venv", "lib", "python*", "site-packages", "mlflow", "store", "db_migrations", "versions", "*.py"))
+	if len(files) == 0 {
+		t.Fatal("no MLflow migrations under .venv: run `make venv`")
+	}
+	revRe := regexp.MustCompile(`(?m)^revision\s*=\s*"(\w+)"`)
+	downRe := regexp.MustCompile(`(?m)^down_revision\s*=\s*(.*)$`)
+	idRe := regexp.MustCompile(`"(\w+)"`)
+	revs, downs := map[string]bool{}, map[string]bool{}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m := revRe.FindSubmatch(b); m != nil {
+			revs[string(m[1])] = true
+		}
+		if m := downRe.FindSubmatch(b); m != nil {
+			for _, d := range idRe.FindAllSubmatch(m[1], -1) {
+				downs[string(d[1])] = true
+			}
+		}
+	}
+	var heads []string
+	for r := range revs {
+		if !downs[r] {
+			heads = append(heads, r)
+		}
+	}
+	if len(heads) != 1 || !SupportedRevisions[heads[0]] || len(SupportedRevisions) != 1 {
+		t.Errorf("pinned MLflow's schema head is %v; SupportedRevisions is %v: check the SQL of this package against the new schema, then update it", heads, keys(SupportedRevisions))
+	}
+}
+
+// TestOtherRevisionFallsBackWithOneWarning: a database of another schema
+// revision, or none at all, is answered through REST, and the log says so
+// once per database, not once per request.
+func TestOtherRevisionFallsBackWithOneWarning(t *testing.T) {
+	dir := t.TempDir()
+	db, err := sql.Open("sqlite", "file:"+DBPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{"CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)", "INSERT INTO alembic_version VALUES ('0123456789ab')"} {
+		if _, err := db.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	db.Close()
+	var logs bytes.Buffer
+	rd := New(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer rd.Close()
+	for i := 0; i < 3; i++ {
+		_, err := rd.SearchRuns(context.Background(), dir, app.DirectRunSearch{View: mc.ViewActive})
+		if !errors.Is(err, app.ErrUseREST) {
+			t.Fatalf("call %d: got %v, want ErrUseREST", i, err)
+		}
+		if _, err := rd.RunTimes(context.Background(), dir, []string{"1"}); !errors.Is(err, app.ErrUseREST) {
+			t.Fatalf("RunTimes: got %v, want ErrUseREST", err)
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 1 || !strings.Contains(logs.String(), "0123456789ab") {
+		t.Errorf("want one warning naming the revision, got %d:\n%s", n, logs.String())
+	}
+	if _, err := rd.SearchRuns(context.Background(), t.TempDir(), app.DirectRunSearch{}); !errors.Is(err, app.ErrUseREST) {
+		t.Errorf("missing database: got %v, want ErrUseREST", err)
+	}
+}
+
+// TestParserLeavesWhatItDoesNotKnowToMLflow: forms the strict parser does
+// not take are not guessed at.
+func TestParserLeavesWhatItDoesNotKnowToMLflow(t *testing.T) {
+	for _, f := range []string{"status = 'X'", "metrics.a > -1", "params.a = 'it''s'", "params.a = 'x' OR params.b = 'y'",
+		"metrics.a > 1e3", "tags.a <> 'x'", "params.a = 'x' AND", "params.a IN ('x')", "attributes.lifecycle_stage = 'active'"} {
+		if _, err := parseFilter(f); err == nil {
+			t.Errorf("%q: parsed, want left to MLflow", f)
+		}
+	}
+	got, err := parseFilter("metrics.`acc` >= 0.9 and params.lr = \"0.01\" AND attributes.run_id NOT IN ('a', 'b') AND tags.mlflow.runName ILIKE '%x%'")
+	if err != nil || len(got) != 4 || got[0].key != "acc" || got[1].value != "0.01" || got[2].op != "NOT IN" || got[3].key != "mlflow.runName" {
+		t.Errorf("got %+v, %v", got, err)
+	}
+}
+
+// TestRunTimesSeeEveryCommit: the counts are cached per database state,
+// so a run MLflow commits is counted on the next request.
+func TestRunTimesSeeEveryCommit(t *testing.T) {
+	dir := t.TempDir()
+	w, err := sql.Open("sqlite", "file:"+DBPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	var rev string
+	for r := range SupportedRevisions {
+		rev = r
+	}
+	for _, q := range []string{"CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)", "INSERT INTO alembic_version VALUES ('" + rev + "')",
+		"CREATE TABLE runs (run_uuid TEXT PRIMARY KEY, experiment_id INTEGER, lifecycle_stage TEXT, status TEXT, start_time BIGINT, end_time BIGINT)",
+		"INSERT INTO runs VALUES ('a', 1, 'active', 'FINISHED', 100, 200)"} {
+		if _, err := w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer rd.Close()
+	want := func(count int, last int64) {
+		t.Helper()
+		got, err := rd.RunTimes(context.Background(), dir, []string{"1", "2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["1"].Count != count || got["1"].LastUpdate != last || len(got) != 1 {
+			t.Errorf("got %+v, want experiment 1 with %d runs, last update %d", got, count, last)
+		}
+	}
+	want(1, 200)
+	want(1, 200) // from the cache
+	if _, err := w.Exec("INSERT INTO runs VALUES ('b', 1, 'active', 'RUNNING', 300, NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	want(2, 300)
+	if _, err := w.Exec("UPDATE runs SET lifecycle_stage = 'deleted' WHERE run_uuid = 'b'"); err != nil {
+		t.Fatal(err)
+	}
+	want(1, 200)
+}

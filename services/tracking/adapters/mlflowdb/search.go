@@ -1,0 +1,167 @@
+package mlflowdb
+
+import (
+	"fmt"
+	"strings"
+)
+
+// query is SQL text with its arguments.
+type query struct {
+	sql  strings.Builder
+	args []any
+}
+
+func (q *query) add(s string, args ...any) {
+	q.sql.WriteString(s)
+	q.args = append(q.args, args...)
+}
+
+// compare writes "<col> <op> ?" the way SQLAlchemy renders MLflow's
+// comparison on SQLite (LIKE is case-sensitive there because MLflow sets
+// PRAGMA case_sensitive_like; ILIKE is lower() LIKE lower()).
+func (q *query) compare(col, op string, v any) {
+	switch op {
+	case "LIKE":
+		q.add(col+" LIKE ?", v)
+	case "ILIKE":
+		q.add("lower("+col+") LIKE lower(?)", v)
+	case "IN", "NOT IN":
+		list := v.([]string)
+		if op == "NOT IN" {
+			q.add("(" + col + " NOT IN (")
+		} else {
+			q.add("(" + col + " IN (")
+		}
+		for i, s := range list {
+			if i > 0 {
+				q.add(", ")
+			}
+			q.add("?", s)
+		}
+		q.add("))")
+	default:
+		q.add(col+" "+op+" ?", v)
+	}
+}
+
+// where writes the conditions of MLflow's _search_runs: the experiments,
+// the lifecycle stages and every filter clause. Joins MLflow makes for a
+// filter become IN (subquery): the same rows, since its query is
+// DISTINCT, and SQLite reads each subquery once through its key index.
+func (q *query) where(expIDs []int64, stages []string, filters []clause) {
+	if expIDs == nil {
+		q.add(" WHERE runs.experiment_id IN (SELECT experiment_id FROM experiments WHERE lifecycle_stage = 'active')")
+	} else {
+		q.add(" WHERE runs.experiment_id IN "+placeholders(len(expIDs)), int64Args(expIDs)...)
+	}
+	q.add(" AND runs.lifecycle_stage IN (")
+	for i, s := range stages {
+		if i > 0 {
+			q.add(", ")
+		}
+		q.add("?", s)
+	}
+	q.add(")")
+	for _, c := range filters {
+		q.add(" AND ")
+		switch c.kind {
+		case "attribute":
+			if c.key == "run_name" {
+				// MLflow reads run_name from the mlflow.runName tag.
+				q.add("runs.run_uuid IN (SELECT t.run_uuid FROM tags t WHERE t.key = ? AND ", "mlflow.runName")
+				q.compare("t.value", c.op, c.value)
+				q.add(")")
+				continue
+			}
+			col, ok := stringAttributes[c.key]
+			if !ok {
+				col = numericAttributes[c.key]
+			}
+			q.compare("runs."+col, c.op, c.value)
+		case "metric", "parameter", "tag":
+			table := map[string]string{"metric": "latest_metrics", "parameter": "params", "tag": "tags"}[c.kind]
+			switch c.op {
+			case "IS NULL":
+				q.add("runs.run_uuid NOT IN (SELECT x.run_uuid FROM "+table+" x WHERE x.key = ?)", c.key)
+				continue
+			case "IS NOT NULL":
+				q.add("runs.run_uuid IN (SELECT x.run_uuid FROM "+table+" x WHERE x.key = ?)", c.key)
+				continue
+			}
+			q.add("runs.run_uuid IN (SELECT x.run_uuid FROM "+table+" x WHERE x.key = ? AND ", c.key)
+			if c.kind == "metric" {
+				// NaN is stored as 0 with is_nan: it satisfies only "!=".
+				q.add("(")
+				q.compare("x.value", c.op, c.value)
+				if c.op == "!=" {
+					q.add(" OR x.is_nan = 1)")
+				} else {
+					q.add(" AND x.is_nan = 0)")
+				}
+			} else {
+				q.compare("x.value", c.op, c.value)
+			}
+			q.add(")")
+		case "dataset":
+			q.add("runs.run_uuid IN (SELECT i.destination_id FROM datasets d JOIN inputs i ON i.source_id = d.dataset_uuid")
+			if c.key == "context" {
+				q.add(" JOIN input_tags it ON it.input_uuid = i.input_uuid AND it.name = ? AND ", "mlflow.data.context")
+				q.compare("it.value", c.op, c.value)
+				q.add(")")
+			} else {
+				q.add(" WHERE ")
+				q.compare("d."+c.key, c.op, c.value)
+				q.add(")")
+			}
+		default:
+			panic(fmt.Sprintf("mlflowdb: clause kind %q", c.kind))
+		}
+	}
+}
+
+// orderBy writes MLflow's ORDER BY: per clause a presence rank (NaN after
+// values, missing after NaN for metrics), then the value, then start_time
+// DESC unless ordered by it, and run_uuid last.
+func (q *query) joinsAndOrder(order []orderClause) (joins, orderSQL string, args []any) {
+	var j, o strings.Builder
+	var jargs []any
+	start := false
+	for i, c := range order {
+		var val string
+		rank := ""
+		switch c.kind {
+		case "attribute":
+			val = "runs." + orderAttributes[c.key]
+			if c.key == "start_time" {
+				start = true
+			}
+			rank = fmt.Sprintf("CASE WHEN %s IS NULL THEN 1 ELSE 0 END", val)
+		default:
+			table := map[string]string{"metric": "latest_metrics", "parameter": "params", "tag": "tags"}[c.kind]
+			alias := fmt.Sprintf("o%d", i)
+			cols := alias + ".value"
+			if c.kind == "metric" {
+				cols += ", " + alias + ".is_nan"
+			}
+			fmt.Fprintf(&j, " LEFT OUTER JOIN (SELECT run_uuid, %s FROM %s %s WHERE %s.key = ?) AS %s ON runs.run_uuid = %s.run_uuid",
+				strings.ReplaceAll(cols, alias+".", ""), table, alias+"x", alias+"x", alias, alias)
+			jargs = append(jargs, c.key)
+			val = alias + ".value"
+			if c.kind == "metric" {
+				rank = fmt.Sprintf("CASE WHEN %s.is_nan = 1 THEN 1 WHEN %s IS NULL THEN 2 ELSE 0 END", alias, val)
+			} else {
+				rank = fmt.Sprintf("CASE WHEN %s IS NULL THEN 1 ELSE 0 END", val)
+			}
+		}
+		dir := ""
+		if !c.asc {
+			dir = " DESC"
+		}
+		fmt.Fprintf(&o, "%s, %s%s, ", rank, val, dir)
+	}
+	if !start {
+		o.WriteString("runs.start_time DESC, ")
+	}
+	o.WriteString("runs.run_uuid")
+	return j.String(), o.String(), jargs
+}

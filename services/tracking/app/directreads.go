@@ -1,0 +1,250 @@
+package app
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/services/tracking/domain"
+	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
+)
+
+// ErrUseREST is what DirectReads answers when it cannot answer a call
+// exactly as MLflow would (another schema revision, an unreadable
+// database, a filter it does not translate): the use case then asks
+// MLflow's REST API, so the answer is the same either way.
+var ErrUseREST = errors.New("answer through MLflow's REST API")
+
+// DirectRunSearch is one page of MLflow's runs/search.
+type DirectRunSearch struct {
+	// ExperimentIDs to search; nil means every active experiment. Any id
+	// that is not an active experiment makes the search ErrUseREST (the
+	// REST path says what is wrong with it).
+	ExperimentIDs []string
+	Filter        string
+	OrderBy       []string
+	View          string // mc.ViewActive, mc.ViewDeleted or mc.ViewAll
+	Offset, Limit int    // Limit 0: to the end
+}
+
+// DirectRunPage is one page of runs in MLflow's order and the search's
+// true total. Incomplete marks the runs with dataset inputs or logged
+// model inputs/outputs, which the use case reads with runs/get.
+type DirectRunPage struct {
+	Runs       []mc.Run
+	Incomplete []bool
+	Total      int
+}
+
+// DirectReads reads a project's MLflow database itself (read-only, in
+// MLflow's schema), so a page costs an index lookup instead of a walk of
+// every MLflow page. projectPath is Project.Path. Every method returns
+// ErrUseREST when it cannot answer exactly.
+type DirectReads interface {
+	SearchRuns(ctx context.Context, projectPath string, s DirectRunSearch) (DirectRunPage, error)
+	// RunTimes counts the active runs of each experiment and finds the
+	// times of the experiment time rule; experiments without runs are
+	// absent.
+	RunTimes(ctx context.Context, projectPath string, experimentIDs []string) (map[string]domain.RunTimes, error)
+	// Experiments lists the experiments of a view in experiments/search's
+	// default order, without tags.
+	Experiments(ctx context.Context, projectPath, view string) ([]mc.Experiment, error)
+	// ExperimentTags returns the tags of the experiments.
+	ExperimentTags(ctx context.Context, projectPath string, experimentIDs []string) (map[string][]mc.Tag, error)
+}
+
+// UseDirectReads turns the direct database reads on.
+func (s *Service) UseDirectReads(d DirectReads) { s.direct = d }
+
+// directRuns answers ListRuns from the database; ok is false when the REST
+// path must answer. _sort (mlpanel's in-memory sort) goes to the REST
+// path, which sorts the whole result.
+func (s *Service) directRuns(ctx context.Context, t target, q RunQuery, view string, lp events.ListParams) (events.List[domain.Run], bool, error) {
+	if s.direct == nil || lp.Sort != "" || t.p.Path == "" {
+		return events.List[domain.Run]{}, false, nil
+	}
+	var ids []string
+	if strings.TrimSpace(q.ExperimentID) != "" {
+		for _, id := range strings.Split(q.ExperimentID, ",") {
+			if id = strings.TrimSpace(id); id != "" {
+				ids = append(ids, id)
+			}
+		}
+		if len(ids) == 0 {
+			return events.List[domain.Run]{}, false, nil
+		}
+	}
+	limit := 0
+	if lp.End > 0 {
+		limit = max(lp.End-lp.Start, 0)
+		if limit == 0 {
+			limit = -1 // an empty window still needs the total
+		}
+	}
+	pg, err := s.direct.SearchRuns(ctx, t.p.Path, DirectRunSearch{
+		ExperimentIDs: ids, Filter: q.Filter, OrderBy: splitClauses(q.OrderBy), View: view,
+		Offset: max(lp.Start, 0), Limit: limit,
+	})
+	if errors.Is(err, ErrUseREST) {
+		return events.List[domain.Run]{}, false, nil
+	}
+	if err != nil {
+		return events.List[domain.Run]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading the runs of project %s: %v", t.p.Name, err)
+	}
+	items := make([]domain.Run, 0, len(pg.Runs))
+	for i, r := range pg.Runs {
+		if pg.Incomplete[i] {
+			// Inputs and outputs as runs/get sends them.
+			full, err := t.c.GetRun(ctx, r.Info.RunID)
+			if err != nil {
+				return events.List[domain.Run]{}, true, t.mlflowErr(err)
+			}
+			r = full
+		}
+		items = append(items, domain.NewRun(t.p.ID, r))
+	}
+	return events.List[domain.Run]{Items: items, Total: pg.Total}, true, nil
+}
+
+// directRunTimes is runTimes from the database; ok is false when the REST
+// path must answer.
+func (s *Service) directRunTimes(ctx context.Context, t target, ids []string) (map[string]domain.RunTimes, bool, error) {
+	if s.direct == nil || t.p.Path == "" {
+		return nil, false, nil
+	}
+	times, err := s.direct.RunTimes(ctx, t.p.Path, ids)
+	if errors.Is(err, ErrUseREST) {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, events.Errorf(http.StatusServiceUnavailable, "counting the runs of project %s: %v", t.p.Name, err)
+	}
+	return times, true, nil
+}
+
+// uniqueExperimentKeys are the _sort keys that order experiments without
+// their tags and runs (ids and names are unique; a stage keeps MLflow's
+// order among equals), so a page needs the tags and run times of its own
+// experiments only.
+var uniqueExperimentKeys = map[string]bool{"": true, "id": true, "name": true, "lifecycle_stage": true}
+
+// directExperiments answers ListExperiments from the database; ok is false
+// when the REST path must answer (a filter: MLflow's experiment grammar is
+// not translated here).
+func (s *Service) directExperiments(ctx context.Context, t target, q ExperimentQuery, view string, lp events.ListParams) (events.List[domain.Experiment], bool, error) {
+	if s.direct == nil || t.p.Path == "" || strings.TrimSpace(q.Filter) != "" {
+		return events.List[domain.Experiment]{}, false, nil
+	}
+	if _, known := domain.ExperimentSortKeys[lp.Sort]; !known && lp.Sort != "" {
+		return events.List[domain.Experiment]{}, false, nil // the REST path says which keys exist
+	}
+	fail := func(err error) (events.List[domain.Experiment], bool, error) {
+		if errors.Is(err, ErrUseREST) {
+			return events.List[domain.Experiment]{}, false, nil
+		}
+		return events.List[domain.Experiment]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading the experiments of project %s: %v", t.p.Name, err)
+	}
+	exps, err := s.direct.Experiments(ctx, t.p.Path, view)
+	if err != nil {
+		return fail(err)
+	}
+	// complete adds tags and run times to some experiments.
+	complete := func(sel []mc.Experiment) ([]domain.Experiment, error) {
+		ids := make([]string, len(sel))
+		for i, e := range sel {
+			ids[i] = e.ExperimentID
+		}
+		tags, err := s.direct.ExperimentTags(ctx, t.p.Path, ids)
+		if err != nil {
+			return nil, err
+		}
+		times, err := s.direct.RunTimes(ctx, t.p.Path, ids)
+		if err != nil {
+			return nil, err
+		}
+		out := make([]domain.Experiment, len(sel))
+		for i, e := range sel {
+			e.Tags = tags[e.ExperimentID]
+			out[i] = domain.NewExperiment(t.p.ID, e, times[e.ExperimentID])
+		}
+		return out, nil
+	}
+	if !uniqueExperimentKeys[lp.Sort] {
+		all, err := complete(exps)
+		if err != nil {
+			return fail(err)
+		}
+		res, err := page(all, lp, domain.ExperimentSortKeys, "id", "experiments")
+		return res, true, err
+	}
+	// Order the bare experiments, then complete the page only.
+	byID := make(map[string]mc.Experiment, len(exps))
+	bare := make([]domain.Experiment, len(exps))
+	for i, e := range exps {
+		byID[e.ExperimentID] = e
+		bare[i] = domain.NewExperiment(t.p.ID, e, domain.RunTimes{})
+	}
+	res, err := page(bare, lp, domain.ExperimentSortKeys, "id", "experiments")
+	if err != nil {
+		return res, true, err
+	}
+	sel := make([]mc.Experiment, len(res.Items))
+	for i, e := range res.Items {
+		sel[i] = byID[e.ID]
+	}
+	items, err := complete(sel)
+	if err != nil {
+		return fail(err)
+	}
+	res.Items = items
+	return res, true, nil
+}
+
+// DirectHistory is one page of a metric's history and its length.
+type DirectHistory struct {
+	Points []domain.MetricPoint
+	Total  int
+}
+
+// HistoryReads is the part of DirectReads that pages a metric's history.
+// It answers ErrUseREST when the run is missing or deleted or has no such
+// metric, so the REST path says what is wrong.
+type HistoryReads interface {
+	MetricHistory(ctx context.Context, projectPath, runID, key, sort string, desc bool, offset, limit int) (DirectHistory, error)
+}
+
+// directHistory answers MetricHistory from the database, one page at a
+// time; ok is false when the REST path must answer. Sorting by value goes
+// to the REST path (NaN has no place in an SQL order that matches it).
+func (s *Service) directHistory(ctx context.Context, t target, runID, key string, lp events.ListParams) (events.List[domain.MetricPoint], bool, error) {
+	h, isH := s.direct.(HistoryReads)
+	if s.direct == nil || !isH || t.p.Path == "" {
+		return events.List[domain.MetricPoint]{}, false, nil
+	}
+	sortKey := lp.Sort
+	if sortKey == "" {
+		sortKey = "step"
+	}
+	if sortKey != "step" && sortKey != "timestamp" {
+		return events.List[domain.MetricPoint]{}, false, nil
+	}
+	limit := 0
+	if lp.End > 0 {
+		if limit = lp.End - lp.Start; limit <= 0 {
+			limit = -1
+		}
+	}
+	res, err := h.MetricHistory(ctx, t.p.Path, strings.TrimSpace(runID), key, sortKey, lp.Desc(), max(lp.Start, 0), limit)
+	if errors.Is(err, ErrUseREST) {
+		return events.List[domain.MetricPoint]{}, false, nil
+	}
+	if err != nil {
+		return events.List[domain.MetricPoint]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading metric %q of run %s: %v", key, runID, err)
+	}
+	if res.Points == nil {
+		res.Points = []domain.MetricPoint{}
+	}
+	return events.List[domain.MetricPoint]{Items: res.Points, Total: res.Total}, true, nil
+}
