@@ -39,11 +39,15 @@ func formJSON(vals map[string][]string, props openapi3.Schemas) (json.RawMessage
 func formValue(name, s string, ref *openapi3.SchemaRef) (any, error) {
 	switch formType(ref) {
 	case openapi3.TypeBoolean:
-		b, err := strconv.ParseBool(strings.TrimSpace(s))
-		if err != nil {
-			return nil, events.Errorf(http.StatusBadRequest, "form field %s=%q: want true or false", name, s)
+		// Only the JSON words: "1", "t" or "on" would be a second
+		// spelling the document does not give.
+		switch strings.TrimSpace(s) {
+		case "true":
+			return true, nil
+		case "false":
+			return false, nil
 		}
-		return b, nil
+		return nil, events.Errorf(http.StatusBadRequest, "form field %s=%q: want true or false", name, s)
 	case openapi3.TypeInteger:
 		n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
 		if err != nil {

@@ -144,9 +144,11 @@ func TestFormUserAdmin(t *testing.T) {
 		if w.Code != http.StatusOK || w.Body.String() != `{"admin":true,"name":"ada"}` {
 			t.Errorf("%s: %d %s", ct, w.Code, w.Body)
 		}
-		w = sendForm(t, e, http.MethodPost, "/users", ct, url.Values{"name": {"ada"}, "admin": {"yes please"}})
-		if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `admin=\"yes please\": want true or false`) {
-			t.Errorf("%s: a bad boolean: %d %s", ct, w.Code, w.Body)
+		for _, bad := range []string{"yes please", "0", "1", "on", ""} {
+			w = sendForm(t, e, http.MethodPost, "/users", ct, url.Values{"name": {"ada"}, "admin": {bad}})
+			if w.Code != http.StatusBadRequest || !strings.Contains(w.Body.String(), `admin=\"`+bad+`\": want true or false`) {
+				t.Errorf("%s: admin=%q: %d %s", ct, bad, w.Code, w.Body)
+			}
 		}
 	}
 	// A field the document does not type stays a string.

@@ -1,6 +1,9 @@
 package domain
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseType(t *testing.T) {
 	for in, want := range map[string]Type{"": TypeLocal, "local": TypeLocal, "gcp": TypeGCP} {
@@ -35,5 +38,18 @@ func TestDeletedNeverLive(t *testing.T) {
 	d := Deployment{DesiredState: DesiredDeleted, Status: StatusStopping}
 	if !d.Deleted() || !d.Live() {
 		t.Fatal("a deployment being deleted is deleted for the API and live until its server stops")
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	for _, s := range Statuses {
+		if got, err := ParseStatus(string(s)); err != nil || got != s {
+			t.Errorf("%s: %v %v", s, got, err)
+		}
+	}
+	for _, bad := range []string{"", "null", "RUNNING"} {
+		if _, err := ParseStatus(bad); err == nil || !strings.Contains(err.Error(), "use one of pending, starting") {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }
