@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -66,6 +67,15 @@ func TestSchemaFuzz(t *testing.T) {
 	}
 	t.Cleanup(func() { s.Close(); assertSpec(t, s) })
 
+	// A running project with a run and an artifact, so that a share of
+	// the generated calls reach MLflow instead of stopping at "project
+	// not found": MLflow's own 500s to bad input are what this finds.
+	seed := fuzzSeedData(t, &teamPanel{Stack: s, admin: cfg.Gateway.AdminToken})
+	dir := t.TempDir() // no stray .hypothesis or config in the repository
+	if err := os.WriteFile(filepath.Join(dir, "schemathesis.toml"), []byte(seed.config()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+
 	examples, seconds := envInt("E2E_FUZZ_EXAMPLES", fuzzExamples), envInt("E2E_FUZZ_SECONDS", fuzzSeconds)
 	// The process gets a minute beyond --max-time to finish the operation
 	// it is in and to write its report.
@@ -87,7 +97,7 @@ func TestSchemaFuzz(t *testing.T) {
 	// E2E_FUZZ_ARGS adds options for a run by hand, e.g. --include-path /runs.
 	args = append(args, strings.Fields(os.Getenv("E2E_FUZZ_ARGS"))...)
 	cmd := exec.CommandContext(ctx, bin, args...)
-	cmd.Dir = t.TempDir() // no stray schemathesis.toml or .hypothesis in the repository
+	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), "SCHEMATHESIS_HOOKS=")
 	out, err := cmd.CombinedOutput()
 	if ctx.Err() != nil {
@@ -111,4 +121,54 @@ func tail(b []byte, n int) string {
 		return string(b)
 	}
 	return fmt.Sprintf("…%s", b[len(b)-n:])
+}
+
+// fuzzSeed is what the fuzzer is steered towards, part of the time.
+type fuzzSeedIDs struct{ project, experiment, run string }
+
+// config is a schemathesis.toml that draws project_id, run_id and
+// experiment_id from the seed data with some probability, and leaves the
+// rest of the values to the fuzzer.
+func (f fuzzSeedIDs) config() string {
+	return fmt.Sprintf(`[dictionaries.projects]
+values = [%q]
+[dictionaries.runs]
+values = [%q]
+[dictionaries.experiments]
+values = [%q]
+[parameters]
+"query.project_id" = { dictionary = "projects", probability = 0.7 }
+"query.run_id" = { dictionary = "runs", probability = 0.6 }
+"query.experiment_id" = { dictionary = "experiments", probability = 0.5 }
+`, f.project, f.run, f.experiment)
+}
+
+func fuzzSeedData(t *testing.T, tp *teamPanel) fuzzSeedIDs {
+	t.Helper()
+	r := tp.as(t, tp.admin, http.MethodPost, "/projects", map[string]string{"name": "fuzz"})
+	expect(t, r, http.StatusCreated)
+	var p project
+	r.JSON(t, &p)
+	expect(t, tp.as(t, tp.admin, http.MethodPut, "/projects/"+p.ID+"/run", nil), http.StatusOK)
+	deadline := time.Now().Add(3 * time.Minute)
+	for tp.projectStatus(t, p.ID) != "running" {
+		if time.Now().After(deadline) {
+			t.Fatalf("project fuzz is %s after 3 minutes", tp.projectStatus(t, p.ID))
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	out := python(t, `
+import mlflow
+mlflow.set_experiment("fuzz")
+with mlflow.start_run() as r:
+    mlflow.log_param("alpha", "0.5")
+    mlflow.log_metric("loss", 0.25, step=1)
+    mlflow.log_text("hello", "reports/a.txt")
+    print(r.info.experiment_id, r.info.run_id)
+`, "MLFLOW_TRACKING_URI="+tp.URL+"/projects/fuzz/mlflow", "MLFLOW_TRACKING_TOKEN="+tp.admin)
+	f := strings.Fields(out)
+	if len(f) < 2 {
+		t.Fatalf("seeding the fuzz project printed %q", out)
+	}
+	return fuzzSeedIDs{project: "fuzz", experiment: f[len(f)-2], run: f[len(f)-1]}
 }
