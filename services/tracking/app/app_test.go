@@ -120,7 +120,7 @@ func TestMLflowErrorCodes(t *testing.T) {
 
 	_, err := svc.GetRun(ctx, "p", "x")
 	expectStatus(t, err, http.StatusNotFound, "Run with id=x not found")
-	_, err = svc.GetExperiment(ctx, "p", "abc")
+	_, err = svc.GetExperiment(ctx, "p", "12")
 	expectStatus(t, err, http.StatusBadRequest, "Invalid experiment ID 'abc'")
 	_, err = svc.CreateExperiment(ctx, "p", ExperimentInput{Name: "e"}, "")
 	expectStatus(t, err, http.StatusConflict, "already exists")
@@ -158,6 +158,9 @@ func TestBadInput(t *testing.T) {
 		{second(svc.CreateRegisteredModel(ctx, "p", ModelInput{})), "name is required"},
 		{second(svc.CreateRegisteredModel(ctx, "p", ModelInput{Name: "m", ArtifactPath: "model"})), "needs run_id"},
 		{second(svc.GetModelVersion(ctx, "p", "", "1")), "model_id is required"},
+		{second(svc.GetExperiment(ctx, "p", "abc")), `experiment id "abc" must be a valid integer`},
+		{second(svc.GetExperiment(ctx, "p", "99999999999999999999")), "must be a valid integer"},
+		{second(svc.ListRuns(ctx, RunQuery{Project: "p", ExperimentID: "1,x"}, events.ListParams{})), `experiment_id "x" must be a valid integer`},
 		{second(svc.GetModelVersion(ctx, "p", "m", "01")), "version number"},
 		{second(svc.SetAlias(ctx, "p", "m", "1", " ")), "alias is required"},
 	}
