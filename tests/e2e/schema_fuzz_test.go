@@ -157,6 +157,13 @@ func fuzzSeedData(t *testing.T, tp *teamPanel) fuzzSeedIDs {
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
+	// The proxy learns the status from events; wait until it lets through.
+	for tp.as(t, tp.admin, http.MethodGet, "/projects/fuzz/mlflow/health", nil).Status != http.StatusOK {
+		if time.Now().After(deadline) {
+			t.Fatal("the MLflow proxy of project fuzz did not answer within 3 minutes")
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 	out := python(t, `
 import mlflow
 mlflow.set_experiment("fuzz")
