@@ -10,7 +10,8 @@ import (
 
 // Request is what the gateway sends for every REST call: the path and
 // query parameters by name and the body as JSON (form bodies are turned
-// into a JSON object of strings first). Services decode only what they
+// into a JSON object first, each field typed as the OpenAPI document
+// types it). Services decode only what they
 // need, so adding an endpoint never needs a new envelope.
 type Request struct {
 	Path  map[string]string `json:"path,omitempty"`

@@ -55,7 +55,9 @@ func (g *Gateway) mountAudit(e *gin.Engine) {
 			q.Project = p.ID
 		}
 		for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
-			if v := c.Query(name); v != "" {
+			// Present but empty is no date-time either: the document
+			// says format date-time, so `until=` is a 400, not "no bound".
+			if v, ok := c.GetQuery(name); ok {
 				t, err := time.Parse(time.RFC3339, v)
 				if err != nil {
 					return 0, nil, events.Errorf(http.StatusBadRequest, "%s=%q: want an RFC 3339 time such as 2026-01-31T12:00:00Z", name, v)

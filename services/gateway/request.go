@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -49,8 +50,8 @@ func buildRequest(c *gin.Context, maxBody int64) (events.Request, error) {
 		if err := c.Request.ParseMultipartForm(maxBody); err != nil {
 			return r, bodyErr(err, maxBody)
 		}
-		r.Body = formJSON(c.Request.MultipartForm.Value)
-		return r, nil
+		r.Body, err = formJSON(c.Request.MultipartForm.Value, formFields(c.Request.Method, c.FullPath(), ct))
+		return r, err
 	}
 	b, err := io.ReadAll(c.Request.Body)
 	if err != nil {
@@ -67,26 +68,20 @@ func buildRequest(c *gin.Context, maxBody int64) (events.Request, error) {
 		if err != nil {
 			return r, events.Errorf(http.StatusBadRequest, "malformed form body: %v", err)
 		}
-		r.Body = formJSON(vals)
+		if r.Body, err = formJSON(vals, formFields(c.Request.Method, c.FullPath(), ct)); err != nil {
+			return r, err
+		}
 	case t[0] != '{':
 		return r, events.Errorf(http.StatusBadRequest, "the body must be a JSON object (or a form with Content-Type application/x-www-form-urlencoded)")
 	case !json.Valid(t):
 		return r, events.Errorf(http.StatusBadRequest, "malformed JSON body: check quotes, commas and braces")
 	default:
+		if at := nullAt(t); at != "" {
+			return r, events.Errorf(http.StatusBadRequest, "body field %s is null: leave it out or give a value (the OpenAPI document allows null nowhere)", at)
+		}
 		r.Body = t
 	}
 	return r, nil
-}
-
-func formJSON(vals map[string][]string) json.RawMessage {
-	form := map[string]string{}
-	for k, v := range vals {
-		if len(v) > 0 {
-			form[k] = v[0]
-		}
-	}
-	b, _ := json.Marshal(form)
-	return b
 }
 
 func bodyErr(err error, maxBody int64) error {
@@ -156,4 +151,51 @@ func mlflowErrorCode(status int) string {
 		return "TEMPORARILY_UNAVAILABLE"
 	}
 	return "INTERNAL_ERROR"
+}
+
+// nullAt is the path of the first null in a JSON document, "" if none.
+// Go decodes null into a zero value, so a null status or name would pass
+// as "" and mean "leave as is" or "any"; the document declares no field
+// nullable, so every null is refused before a service sees it.
+func nullAt(doc []byte) string {
+	var v any
+	if json.Unmarshal(doc, &v) != nil {
+		return ""
+	}
+	return findNull(v, "")
+}
+
+func findNull(v any, at string) string {
+	switch x := v.(type) {
+	case nil:
+		if at == "" {
+			return "(the whole body)"
+		}
+		return at
+	case map[string]any:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			if p := findNull(x[k], joinField(at, k)); p != "" {
+				return p
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if p := findNull(e, fmt.Sprintf("%s[%d]", at, i)); p != "" {
+				return p
+			}
+		}
+	}
+	return ""
+}
+
+func joinField(at, k string) string {
+	if at == "" {
+		return strconv.Quote(k)
+	}
+	return at + "." + strconv.Quote(k)
 }

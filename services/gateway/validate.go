@@ -230,8 +230,9 @@ func (g *Gateway) requestForCheck(c *gin.Context, stream bool) (*http.Request, e
 		return r, fmt.Errorf("request body over %d bytes", limit)
 	}
 	// request.go takes a body that opens with '{' as JSON whatever the
-	// header says (curl -d sends JSON as a form); check it as JSON too.
-	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/x-www-form-urlencoded" || ct == "" {
+	// header says (curl -d sends JSON as a form), as the document's
+	// conventions state; check it as JSON too. Multipart is parsed as such.
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct != "multipart/form-data" && ct != "application/json" {
 		if t := bytes.TrimSpace(buf); len(t) > 0 && t[0] == '{' {
 			r.Header = r.Header.Clone()
 			r.Header.Set("Content-Type", "application/json")

@@ -106,6 +106,7 @@ func TestSpecCheckPassesGoodTraffic(t *testing.T) {
 		{"POST", "/projects", `name=churn&description=d`, "application/x-www-form-urlencoded", 201},
 		// curl -d with JSON: the gateway reads it as JSON, so must the check.
 		{"POST", "/projects", `{"name": "churn"}`, "application/x-www-form-urlencoded", 201},
+		{"POST", "/projects", `{"name": "churn"}`, "text/plain", 201},
 		{"PUT", "/projects/1", `{"description": "new"}`, "application/json", 200},
 		{"GET", "/projects/1/logs?lines=10", "", "", 200},
 		// Refusals the document describes are fine, bad input included.

@@ -48,6 +48,13 @@ func TestProjectBadInput(t *testing.T) {
 		{"end before start", "GET", "/projects?_start=5&_end=2", nil, "", 400, "before _start"},
 		{"bad sort key", "GET", "/projects?_sort=secret", nil, "", 400, "cannot sort"},
 		{"bad logs lines", "GET", "/projects/nosuch/logs?lines=abc", nil, "", 400, "whole number"},
+		{"unknown status filter", "GET", "/projects?status=null", nil, "", 400, "use one of terminated, starting"},
+		{"empty status filter", "GET", "/projects?status=", nil, "", 400, "use one of terminated"},
+		{"null name", "POST", "/projects", `{"name": null}`, "application/json", 400, `body field "name" is null`},
+		{"null description", "PUT", "/projects/nosuch", `{"description": null}`, "application/json", 400, `body field "description" is null`},
+		{"unknown deployment type filter", "GET", "/deployments?type=null", nil, "", 400, "use local or gcp"},
+		{"unknown deployment status filter", "GET", "/deployments?status=null", nil, "", 400, "use one of pending, starting"},
+		{"empty audit until", "GET", "/audit?until=", nil, "", 400, "RFC 3339"},
 		{"unknown route", "GET", "/nothing-here", nil, "", 404, "no endpoint"},
 		{"wrong method", "PATCH", "/projects", nil, "", 405, "not allowed"},
 	}

@@ -3,6 +3,7 @@ package e2e
 import (
 	"net/http"
 	"net/url"
+	"strings"
 	"testing"
 )
 
@@ -42,6 +43,20 @@ func TestTrackingErrors(t *testing.T) {
 		trkExpectError(t, trkGet(t, "/artifacts", pq(), http.StatusBadRequest), http.StatusBadRequest, "run_id is required")
 		trkExpectError(t, trkGet(t, "/artifacts", pq("run_id", "0123456789abcdef0123456789abcdef"), http.StatusNotFound), http.StatusNotFound, "not found")
 		trkExpectError(t, trkGet(t, "/artifacts/content", pq("run_id", f.exampleRun), http.StatusBadRequest), http.StatusBadRequest, "path is required")
+
+		// MLflow answers these with a 500 of its own; they are checked first.
+		long := strings.Repeat("a", 10000)
+		trkExpectError(t, trkGet(t, "/artifacts", pq("run_id", f.exampleRun, "path", long), http.StatusBadRequest), http.StatusBadRequest, "too long: at most 1024 bytes")
+		trkExpectError(t, trkGet(t, "/artifacts/content", pq("run_id", f.exampleRun, "path", "d/"+strings.Repeat("b", 300)), http.StatusBadRequest), http.StatusBadRequest, "at most 255 bytes between slashes")
+		register := func(source string) response {
+			return call(t, http.MethodPost, "/registered-models?project_id="+f.p.ID, map[string]string{"name": "trk-bad-source", "source": source})
+		}
+		// A logged model id this project does not have (as another project's is).
+		trkExpectError(t, register("models:/m-0123456789abcdef0123456789abcdef"), http.StatusBadRequest, "has no logged model m-0123456789abcdef0123456789abcdef")
+		trkExpectError(t, register("models:/"+f.modelName+"/99"), http.StatusBadRequest, "has no version 99 of registered model")
+		trkExpectError(t, register("models:/"), http.StatusBadRequest, "want models:/m-<logged model id>")
+		// Nothing is left behind by a refused source.
+		trkGet(t, "/registered-models/trk-bad-source", pq(), http.StatusNotFound)
 	})
 
 	t.Run("lists", func(t *testing.T) {

@@ -36,8 +36,8 @@ var sortKeys = map[string]func(a, b domain.Deployment) bool{
 type Filter struct {
 	ProjectID string
 	ModelID   string
-	Status    string
-	Type      string
+	Status    *string // nil: any
+	Type      *string // nil: any
 	// Sees narrows the list for a restricted caller; nil sees everything.
 	Sees func(projectID string) bool
 }
@@ -52,6 +52,20 @@ func (s *Service) List(ctx context.Context, lp events.ListParams, f Filter) (eve
 	if !ok {
 		return events.List[domain.Deployment]{}, events.Errorf(http.StatusBadRequest,
 			"cannot sort deployments by %q: use one of id, project_id, model_id, status, type, created_at, updated_at", lp.Sort)
+	}
+	// A filter given empty or unknown would silently list nothing.
+	if f.Status != nil {
+		if _, err := domain.ParseStatus(*f.Status); err != nil {
+			return events.List[domain.Deployment]{}, events.Errorf(http.StatusBadRequest, "%v", err)
+		}
+	}
+	if f.Type != nil {
+		if *f.Type == "" {
+			return events.List[domain.Deployment]{}, events.Errorf(http.StatusBadRequest, "type=\"\": use local or gcp")
+		}
+		if _, err := domain.ParseType(*f.Type); err != nil {
+			return events.List[domain.Deployment]{}, events.Errorf(http.StatusBadRequest, "%v", err)
+		}
 	}
 	if f.ProjectID != "" && !domain.IsVersionNumber(f.ProjectID) {
 		// A project's name: deployments record its id.
@@ -70,8 +84,8 @@ func (s *Service) List(ctx context.Context, lp events.ListParams, f Filter) (eve
 		if d.Deleted() ||
 			(f.ProjectID != "" && d.ProjectID != f.ProjectID) ||
 			(f.ModelID != "" && d.ModelID != f.ModelID) ||
-			(f.Status != "" && string(d.Status) != f.Status) ||
-			(f.Type != "" && string(d.Type) != f.Type) ||
+			(f.Status != nil && string(d.Status) != *f.Status) ||
+			(f.Type != nil && string(d.Type) != *f.Type) ||
 			(f.Sees != nil && !f.Sees(d.ProjectID)) {
 			continue
 		}

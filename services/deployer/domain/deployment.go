@@ -5,6 +5,7 @@ package domain
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -40,6 +41,21 @@ const (
 	StatusFailed   Status = "failed" // gave up after repeated crashes, or a cloud error
 	StatusDeleted  Status = "deleted"
 )
+
+// Statuses are every status, in the order the OpenAPI enum lists them.
+var Statuses = []Status{StatusPending, StatusStarting, StatusRunning, StatusStopping, StatusStopped, StatusFailed, StatusDeleted}
+
+// ParseStatus checks a status given by a caller (a list filter).
+func ParseStatus(s string) (Status, error) {
+	names := make([]string, len(Statuses))
+	for i, st := range Statuses {
+		if string(st) == s {
+			return st, nil
+		}
+		names[i] = string(st)
+	}
+	return "", fmt.Errorf("invalid status %q: use one of %s", s, strings.Join(names, ", "))
+}
 
 // Desired is what the user asked for; the reconcile loop converges Status
 // towards it. DesiredDeleted is final: nothing ever starts it again.

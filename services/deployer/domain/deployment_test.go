@@ -1,6 +1,9 @@
 package domain
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestParseType(t *testing.T) {
 	for in, want := range map[string]Type{"": TypeLocal, "local": TypeLocal, "gcp": TypeGCP} {
@@ -42,5 +45,18 @@ func TestBeingDeletedIsHiddenButLiveUntilStopped(t *testing.T) {
 	deleted := Deployment{DesiredState: DesiredDeleted, Status: StatusDeleted}
 	if !deleted.Deleted() || deleted.Live() {
 		t.Fatalf("deleted: Deleted %v Live %v, want deleted and not live", deleted.Deleted(), deleted.Live())
+	}
+}
+
+func TestParseStatus(t *testing.T) {
+	for _, s := range Statuses {
+		if got, err := ParseStatus(string(s)); err != nil || got != s {
+			t.Errorf("%s: %v %v", s, got, err)
+		}
+	}
+	for _, bad := range []string{"", "null", "RUNNING"} {
+		if _, err := ParseStatus(bad); err == nil || !strings.Contains(err.Error(), "use one of pending, starting") {
+			t.Errorf("%q: %v", bad, err)
+		}
 	}
 }

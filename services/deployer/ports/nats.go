@@ -27,7 +27,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 		"list": func(ctx context.Context, r events.Request) (any, error) {
 			return svc.List(ctx, r.List, app.Filter{
 				ProjectID: r.Query["project_id"], ModelID: r.Query["model_id"],
-				Status: r.Query["status"], Type: r.Query["type"],
+				Status: given(r.Query, "status"), Type: given(r.Query, "type"),
 				// A deployment is visible with its project; the project's
 				// creator is the projects service's to know, so a
 				// restricted caller sees the projects listed in Visible.
@@ -54,4 +54,12 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 		"logs":   events.LogsOp(proc.MaxLogLines, svc.Logs),
 	}
 	return events.AddService(nc, Service, version, "Registered models served as prediction endpoints, locally or on Compute Engine", Timeout, ops)
+}
+
+// given is a query parameter that was sent (even empty), or nil.
+func given(q map[string]string, name string) *string {
+	if v, ok := q[name]; ok {
+		return &v
+	}
+	return nil
 }

@@ -46,6 +46,13 @@ var sortKeys = map[string]func(a, b domain.Project) bool{
 // millions, so sorting in memory keeps the store interface small.
 func (s *Service) List(ctx context.Context, r events.Request) (events.List[domain.Project], error) {
 	lp, status := r.List, r.Query["status"]
+	// Present means a filter, so status= (empty) is no status either: an
+	// unknown one would silently list nothing.
+	if _, given := r.Query["status"]; given {
+		if _, err := domain.ParseStatus(status); err != nil {
+			return events.List[domain.Project]{}, events.Errorf(http.StatusBadRequest, "%v", err)
+		}
+	}
 	sortKey := lp.Sort
 	if sortKey == "" {
 		sortKey = "id"

@@ -5,6 +5,7 @@ package domain
 import (
 	"fmt"
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -18,6 +19,23 @@ const (
 	StatusFailed     Status = "failed"
 	StatusArchived   Status = "archived"
 )
+
+// Statuses are every status, in the order the OpenAPI enum lists them.
+var Statuses = []Status{StatusTerminated, StatusStarting, StatusRunning, StatusFailed, StatusArchived}
+
+// ParseStatus checks a status given by a caller (a list filter).
+func ParseStatus(s string) (Status, error) {
+	for _, st := range Statuses {
+		if string(st) == s {
+			return st, nil
+		}
+	}
+	names := make([]string, len(Statuses))
+	for i, st := range Statuses {
+		names[i] = string(st)
+	}
+	return "", fmt.Errorf("status=%q: use one of %s", s, strings.Join(names, ", "))
+}
 
 // Desired is what the user asked for; the reconcile loop converges
 // Status towards it.

@@ -41,3 +41,16 @@ func TestActive(t *testing.T) {
 		}
 	}
 }
+
+func TestParseStatus(t *testing.T) {
+	for _, s := range Statuses {
+		if got, err := ParseStatus(string(s)); err != nil || got != s {
+			t.Errorf("%s: %v %v", s, got, err)
+		}
+	}
+	for _, bad := range []string{"", "null", "RUNNING"} {
+		if _, err := ParseStatus(bad); err == nil || !strings.Contains(err.Error(), "use one of terminated, starting, running, failed, archived") {
+			t.Errorf("%q: %v", bad, err)
+		}
+	}
+}

@@ -87,8 +87,10 @@ func TestTrackingServerFailures(t *testing.T) {
 	expectStatus(t, err, http.StatusBadGateway, "cannot be reached")
 	_, err = svc.GetExperiment(ctx, "slow", "1")
 	expectStatus(t, err, http.StatusGatewayTimeout, "did not answer in time")
+	// MLflow answered, in its own shape: its status and message pass
+	// through; a 502 says no MLflow answer came.
 	_, err = svc.GetExperiment(ctx, "broken", "1")
-	expectStatus(t, err, http.StatusBadGateway, "database is locked")
+	expectStatus(t, err, http.StatusInternalServerError, "could not handle this request: INTERNAL_ERROR: database is locked")
 }
 
 func TestMLflowErrorCodes(t *testing.T) {
@@ -118,7 +120,7 @@ func TestMLflowErrorCodes(t *testing.T) {
 
 	_, err := svc.GetRun(ctx, "p", "x")
 	expectStatus(t, err, http.StatusNotFound, "Run with id=x not found")
-	_, err = svc.GetExperiment(ctx, "p", "abc")
+	_, err = svc.GetExperiment(ctx, "p", "12")
 	expectStatus(t, err, http.StatusBadRequest, "Invalid experiment ID 'abc'")
 	_, err = svc.CreateExperiment(ctx, "p", ExperimentInput{Name: "e"}, "")
 	expectStatus(t, err, http.StatusConflict, "already exists")
@@ -148,10 +150,17 @@ func TestBadInput(t *testing.T) {
 		{second(svc.ListArtifacts(ctx, "p", "", "", events.ListParams{})), "run_id is required"},
 		{second(svc.LocateArtifact(ctx, "p", "r", "")), "path is required"},
 		{second(svc.LocateArtifact(ctx, "p", "r", "%2e%2e/x")), "unsafe artifact path"},
+		{second(svc.ListArtifacts(ctx, "p", "r", strings.Repeat("a/", 600), events.ListParams{})), "too long: at most 1024 bytes"},
+		{second(svc.LocateArtifact(ctx, "p", "r", strings.Repeat("a", 10000))), "too long: at most 1024 bytes"},
+		{second(svc.LocateArtifact(ctx, "p", "r", "d/"+strings.Repeat("b", 256))), "at most 255 bytes between slashes"},
+		{second(svc.CreateRegisteredModel(ctx, "p", ModelInput{Name: "m", Source: "models:/"})), "want models:/m-<logged model id>"},
 		{second(svc.MetricHistory(ctx, "p", "r", "/", events.ListParams{})), "metric key is required"},
 		{second(svc.CreateRegisteredModel(ctx, "p", ModelInput{})), "name is required"},
 		{second(svc.CreateRegisteredModel(ctx, "p", ModelInput{Name: "m", ArtifactPath: "model"})), "needs run_id"},
 		{second(svc.GetModelVersion(ctx, "p", "", "1")), "model_id is required"},
+		{second(svc.GetExperiment(ctx, "p", "abc")), `experiment id "abc" must be a valid integer`},
+		{second(svc.GetExperiment(ctx, "p", "99999999999999999999")), "must be a valid integer"},
+		{second(svc.ListRuns(ctx, RunQuery{Project: "p", ExperimentID: "1,x"}, events.ListParams{})), `experiment_id "x" must be a valid integer`},
 		{second(svc.GetModelVersion(ctx, "p", "m", "01")), "version number"},
 		{second(svc.SetAlias(ctx, "p", "m", "1", " ")), "alias is required"},
 	}

@@ -15,7 +15,7 @@ import (
 // cleanPath validates an artifact path from a request.
 func cleanPath(p string) (string, error) {
 	clean, err := domain.CleanArtifactPath(p)
-	if errors.Is(err, domain.ErrUnsafePath) {
+	if errors.Is(err, domain.ErrUnsafePath) || errors.Is(err, domain.ErrPathTooLong) {
 		return "", badRequest("%v", err)
 	}
 	return clean, err

@@ -11,7 +11,10 @@ import (
 
 // mlflowErr maps what a tracking server answered (or did not) to the
 // status the caller sees. MLflow's own message is kept, since it says
-// precisely what was wrong with the input.
+// precisely what was wrong with the input. The rule (README, "Errors"):
+// an answer of MLflow keeps MLflow's status, 4xx or 5xx, since MLflow was
+// reached and spoke about the request; 502 and 504 are kept for no answer
+// (unreachable, timed out) or one that is not MLflow's (not its JSON).
 func (t target) mlflowErr(err error) error {
 	if err == nil {
 		return nil
@@ -35,7 +38,16 @@ func (t target) mlflowErr(err error) error {
 			return events.Errorf(http.StatusBadGateway, "the tracking server of project %s does not serve %s (HTTP 404): is it an MLflow 3 server?", t.p.Name, ae.Endpoint)
 		case ae.HTTPStatus >= 400 && ae.HTTPStatus < 500:
 			return events.Errorf(ae.HTTPStatus, "%s", ae.Error())
+		case ae.HTTPStatus >= 500 && ae.Code != "":
+			// MLflow itself answered, in its own error shape, about this
+			// very request: the gateway worked, so this is no 502. MLflow
+			// answers 500 to some bad input it does not check (the ones
+			// known are checked before the call, with a 400); its status
+			// and message go to the caller as they are.
+			return events.Errorf(ae.HTTPStatus, "the tracking server of project %s could not handle this request: %s: %s (check the input; the server's log: GET /projects/%s/logs)", t.p.Name, ae.Code, ae.Message, t.p.ID)
 		}
+		// No answer in MLflow's shape (an HTML error page of a proxy or
+		// of gunicorn): something between MLflow and the caller failed.
 		return events.Errorf(http.StatusBadGateway, "the tracking server of project %s failed: %s", t.p.Name, ae.Error())
 	case errors.As(err, &ue):
 		if ue.Timeout {

@@ -91,6 +91,9 @@ func (t target) experiment(ctx context.Context, id string, deletedOK bool) (doma
 	if id == "" {
 		return domain.Experiment{}, badRequest("an experiment id is required")
 	}
+	if !domain.ValidExperimentID(id) {
+		return domain.Experiment{}, badRequest("experiment id %q must be a valid integer: a whole number such as 1", id)
+	}
 	e, err := t.c.GetExperiment(ctx, id)
 	if err != nil {
 		return domain.Experiment{}, t.mlflowErr(err)

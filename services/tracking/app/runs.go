@@ -77,6 +77,12 @@ func (t target) experimentIDs(ctx context.Context, param string) ([]string, erro
 		}
 		return ids, nil
 	}
+	for _, id := range strings.Split(param, ",") {
+		// All checked before the first MLflow call.
+		if id = strings.TrimSpace(id); id != "" && !domain.ValidExperimentID(id) {
+			return nil, badRequest("experiment_id %q must be a valid integer: a whole number such as 1 (several: 1,2)", id)
+		}
+	}
 	var ids []string
 	for _, id := range strings.Split(param, ",") {
 		id = strings.TrimSpace(id)

@@ -91,6 +91,9 @@ func CleanArtifactPath(p string) (string, error) {
 	if p == "" {
 		return "", nil
 	}
+	if err := checkPathLength(p); err != nil {
+		return "", err
+	}
 	for s, i := p, 0; i < 4; i++ {
 		if err := checkPlainPath(s); err != nil {
 			return "", err
@@ -130,6 +133,36 @@ func checkPlainPath(p string) error {
 	}
 	return nil
 }
+
+// Limits of an artifact path, checked before MLflow sees it: MLflow
+// answers a longer path with a 500 (the file system's "File name too
+// long"). A run's artifact root takes part of the system's 4096-byte
+// PATH_MAX; 255 bytes is NAME_MAX of every common file system. The
+// OpenAPI document states both (maxLength of the path parameters).
+const (
+	MaxArtifactPath    = 1024
+	MaxArtifactElement = 255
+)
+
+// ErrPathTooLong is returned for artifact paths over the limits.
+var ErrPathTooLong = errors.New("artifact path too long")
+
+func checkPathLength(p string) error {
+	if len(p) > MaxArtifactPath {
+		return &lengthError{fmt.Sprintf("artifact path of %d bytes is too long: at most %d bytes", len(p), MaxArtifactPath)}
+	}
+	for _, el := range strings.Split(p, "/") {
+		if len(el) > MaxArtifactElement {
+			return &lengthError{fmt.Sprintf("artifact path element %.40q... of %d bytes is too long: at most %d bytes between slashes", el, len(el), MaxArtifactElement)}
+		}
+	}
+	return nil
+}
+
+type lengthError struct{ msg string }
+
+func (e *lengthError) Error() string        { return e.msg }
+func (e *lengthError) Is(target error) bool { return target == ErrPathTooLong }
 
 type pathError struct{ msg string }
 

@@ -123,6 +123,14 @@ func ModelURI(name, version string) string {
 }
 
 // ValidVersion reports whether v is a version number (1, 2, ...).
+// ValidExperimentID reports whether id is an experiment id MLflow can
+// look up: a whole number that fits its 64-bit column (a longer one is a
+// 500 inside MLflow, not a "not found").
+func ValidExperimentID(id string) bool {
+	n, err := strconv.ParseInt(id, 10, 64)
+	return err == nil && n >= 0
+}
+
 func ValidVersion(v string) bool {
 	n, err := strconv.ParseInt(v, 10, 64)
 	return err == nil && n > 0 && strconv.FormatInt(n, 10) == v
