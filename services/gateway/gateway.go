@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -39,6 +40,9 @@ type Config struct {
 	// the caller's role. Off for `make run` on localhost, on for teams.
 	Auth       bool
 	AdminToken string // the first admin's token; else one is printed once
+	// PublicURL is where users reach the gateway (MLPANEL_PUBLIC_URL): the
+	// MLflow UI opened there may write through the proxy.
+	PublicURL string
 }
 
 // ConfigFromEnv reads MLPANEL_HTTP_ADDR and friends.
@@ -50,6 +54,7 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		SpecCheck:      r.Bool("SPEC_CHECK", false),
 		Auth:           r.Bool("AUTH", false),
 		AdminToken:     r.String("ADMIN_TOKEN", ""),
+		PublicURL:      r.String("PUBLIC_URL", ""),
 	}
 }
 
@@ -62,14 +67,24 @@ type Gateway struct {
 	access   *access.Store // nil until Serve has prepared it
 	projects *projectCache
 	stderr   io.Writer // where the first admin token is printed
-	now      func() time.Time
+	// publicURL is Config.PublicURL parsed; nil when unset or malformed.
+	publicURL *url.URL
+	now       func() time.Time
 }
 
 // New builds the gateway.
 func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gateway {
-	return &Gateway{cfg: cfg, nc: nc, db: db, log: log.With("service", "gateway"),
+	g := &Gateway{cfg: cfg, nc: nc, db: db, log: log.With("service", "gateway"),
 		projects: newProjectCache(nc), stderr: os.Stderr,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+			g.publicURL = u
+		} else {
+			g.log.Warn("MLPANEL_PUBLIC_URL is not an absolute URL; the MLflow UI works only at the gateway's own host", "value", cfg.PublicURL)
+		}
+	}
+	return g
 }
 
 // prepare opens the gateway's own store, makes sure a team server has an
@@ -124,6 +139,7 @@ func (g *Gateway) Handler() http.Handler {
 	}
 	g.mountDocs(e) // docs.go: /openapi.yaml, /openapi.json, /docs
 	g.mountOps(e)  // observe.go: /healthz, /readyz, /metrics
+	g.mountHealthcheck(e)
 	g.mountAuth(e) // auth.go: users, tokens, members
 	g.mountAudit(e)
 	return e
@@ -149,7 +165,7 @@ func (g *Gateway) control(rt route) gin.HandlerFunc {
 			return
 		}
 		if !rt.list {
-			c.Data(rt.status, "application/json; charset=utf-8", reply)
+			c.Data(rt.status, "application/json; charset=utf-8", withOriginalID(rt, reply))
 			return
 		}
 		var page struct {

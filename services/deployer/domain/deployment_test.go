@@ -1,6 +1,9 @@
 package domain
 
-import "testing"
+import (
+	"encoding/json"
+	"testing"
+)
 
 func TestParseType(t *testing.T) {
 	for in, want := range map[string]Type{"": TypeLocal, "local": TypeLocal, "gcp": TypeGCP} {
@@ -35,5 +38,29 @@ func TestDeletedNeverLive(t *testing.T) {
 	d := Deployment{DesiredState: DesiredDeleted, Status: StatusStopping}
 	if !d.Deleted() || !d.Live() {
 		t.Fatal("a deployment being deleted is deleted for the API and live until its server stops")
+	}
+}
+
+// A deployment without a server shows null host, port and url, as the
+// original's clients expect; a running one shows them.
+func TestDeploymentJSONAddress(t *testing.T) {
+	b, err := json.Marshal(Deployment{ID: "1", Status: StatusStopped})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	for _, k := range []string{"host", "port", "url"} {
+		if v, ok := m[k]; !ok || v != nil {
+			t.Errorf("stopped: %s = %v (present %v), want null", k, v, ok)
+		}
+	}
+	if m["id"] != "1" || m["status"] != "stopped" {
+		t.Errorf("stopped: other fields lost: %s", b)
+	}
+	b, _ = json.Marshal(Deployment{ID: "2", Host: "127.0.0.1", Port: 6000, URL: "http://127.0.0.1:6000"})
+	_ = json.Unmarshal(b, &m)
+	if m["host"] != "127.0.0.1" || m["port"] != 6000.0 || m["url"] != "http://127.0.0.1:6000" {
+		t.Errorf("running: %s", b)
 	}
 }

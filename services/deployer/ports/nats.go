@@ -41,10 +41,16 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 			if err := r.DecodeBody(&in); err != nil {
 				return nil, err
 			}
-			// The original took project_id as a query parameter too.
-			if in.ProjectID == "" {
-				in.ProjectID = app.FlexString(r.Query["project_id"])
+			// The original's public API took everything in the query.
+			fromQuery := func(dst *string, key string) {
+				if *dst == "" {
+					*dst = r.Query[key]
+				}
 			}
+			fromQuery((*string)(&in.ProjectID), "project_id")
+			fromQuery(&in.ModelID, "model_id")
+			fromQuery((*string)(&in.Version), "version")
+			fromQuery(&in.Type, "type")
 			in.CreatedBy = r.Caller
 			return svc.Create(ctx, in)
 		},
@@ -52,6 +58,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 		"run":    byID(svc.Run),
 		"stop":   byID(svc.Stop),
 		"ping":   byID(svc.Ping),
+		"schema": byID(svc.Schema),
 		"logs": func(ctx context.Context, r events.Request) (any, error) {
 			n := 100
 			if v := r.Query["lines"]; v != "" {
