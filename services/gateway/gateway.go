@@ -60,13 +60,17 @@ func ConfigFromEnv(r *conf.Reader) Config {
 
 // Gateway holds what the handlers share.
 type Gateway struct {
-	cfg      Config
-	nc       *nats.Conn
-	db       *mongo.Database // users, tokens, members and audit: the gateway's own collections
-	log      *slog.Logger
-	access   *access.Store // nil until Serve has prepared it
-	projects *projectCache
-	stderr   io.Writer // where the first admin token is printed
+	cfg    Config
+	nc     *nats.Conn
+	db     *mongo.Database // users, tokens, members and audit: the gateway's own collections
+	log    *slog.Logger
+	access *access.Store // nil until Serve has prepared it
+	// authCache answers the per-call token and role lookups (authcache.go);
+	// audit queues audit entries durably (auditqueue.go).
+	authCache *accessCache
+	audit     *auditQueue
+	projects  *projectCache
+	stderr    io.Writer // where the first admin token is printed
 	// publicURL is Config.PublicURL parsed; nil when unset or malformed.
 	publicURL *url.URL
 	now       func() time.Time
@@ -98,6 +102,15 @@ func (g *Gateway) prepare(ctx context.Context) error {
 		return err
 	}
 	g.access = st
+	g.authCache = newAccessCache(st, authCacheTTL)
+	if g.nc != nil {
+		if err := g.authCache.follow(g.nc); err != nil {
+			return fmt.Errorf("following access changes: %w", err)
+		}
+		if g.audit, err = newAuditQueue(ctx, g.nc, st, g.log); err != nil {
+			return err
+		}
+	}
 	if err := g.projects.watch(); err != nil {
 		return fmt.Errorf("following project events: %w", err)
 	}
@@ -125,6 +138,7 @@ func (g *Gateway) Handler() http.Handler {
 	e.Use(g.specCheck())    // validate.go: requests and responses against the OpenAPI document
 	e.Use(g.auditMutations) // audit.go: every mutating call recorded, refused ones too
 	e.Use(g.authenticate)   // auth.go: who calls, and may they
+	e.Use(g.accessChanges)  // authcache.go: drop cached tokens and roles when they change
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, events.Errorf(http.StatusNotFound, "no endpoint %s %s: see /openapi.yaml", c.Request.Method, c.Request.URL.Path))
 	})
@@ -200,6 +214,12 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer g.projects.stop()
+	defer g.authCache.stop()
+	defer func() {
+		if g.audit != nil {
+			g.audit.stop()
+		}
+	}()
 	// No ReadTimeout or WriteTimeout: they would cut gigabyte artifact
 	// uploads and downloads through the data plane. Control-plane calls get
 	// a per-request deadline instead (observe.go, deadlines); slow headers
