@@ -127,8 +127,15 @@ func (g *Gateway) recordAudit(ctx context.Context, e access.Entry) error {
 	return g.access.Record(ctx, e)
 }
 
+// stop lets the entry in hand finish; the rest wait in the stream for
+// the next gateway.
 func (q *auditQueue) stop() {
-	if q.cc != nil {
-		q.cc.Drain()
+	if q.cc == nil {
+		return
+	}
+	q.cc.Drain()
+	select {
+	case <-q.cc.Closed():
+	case <-time.After(5 * time.Second):
 	}
 }

@@ -66,9 +66,15 @@ func benchSetup(b *testing.B) {
 		b.Cleanup(s.Close)
 		admin := cfg.Gateway.AdminToken
 		as := func(token, method, path string, body any, status int) []byte {
-			raw, _ := json.Marshal(body)
-			req, _ := http.NewRequest(method, s.URL+path, bytes.NewReader(raw))
-			req.Header.Set("Content-Type", "application/json")
+			var rd io.Reader
+			if body != nil {
+				raw, _ := json.Marshal(body)
+				rd = bytes.NewReader(raw)
+			}
+			req, _ := http.NewRequest(method, s.URL+path, rd)
+			if rd != nil {
+				req.Header.Set("Content-Type", "application/json")
+			}
 			req.Header.Set("Authorization", "Bearer "+token)
 			resp, err := http.DefaultClient.Do(req)
 			if err != nil {
