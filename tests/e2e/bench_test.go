@@ -58,7 +58,6 @@ func benchSetup(b *testing.B) {
 		cfg.Gateway.Addr = benchAuthAddr
 		cfg.Gateway.Auth = true
 		cfg.Gateway.AdminToken = "mlp_bench-admin-token"
-		cfg.Gateway.SpecCheck = false // it buffers bodies: not what users run
 		s, err := stack.Start(context.Background(), cfg, boot.Logger("warn"))
 		if err != nil {
 			b.Fatal(err)
