@@ -107,7 +107,7 @@ func benchSetup(b *testing.B) {
 		}
 		benchOn = benchTarget{
 			proxied: s.URL + "/projects/bench-auth/mlflow/api/2.0/mlflow",
-			direct:  fmt.Sprintf("http://127.0.0.1:%d/api/2.0/mlflow", ap.Port),
+			direct:  ap.MlflowURI + "/api/2.0/mlflow", // no MLPANEL_PUBLIC_URL here: the server itself
 			token:   tok.Token,
 		}
 		benchOn.runID = benchRun(b, benchOn.direct)
@@ -117,13 +117,23 @@ func benchSetup(b *testing.B) {
 	}
 }
 
-// benchRun creates a run to log into.
+// benchRun creates an experiment and a run in it to log into.
 func benchRun(b *testing.B, base string) string {
-	resp, err := http.Post(base+"/runs/create", "application/json", bytes.NewReader([]byte(`{"experiment_id": "0"}`)))
-	if err != nil {
-		b.Fatal(err)
+	post := func(path, body string, out any) {
+		resp, err := http.Post(base+path, "application/json", bytes.NewReader([]byte(body)))
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(raw, out) != nil {
+			b.Fatalf("POST %s%s: %d %.300s", base, path, resp.StatusCode, raw)
+		}
 	}
-	defer resp.Body.Close()
+	var exp struct {
+		ID string `json:"experiment_id"`
+	}
+	post("/experiments/create", fmt.Sprintf(`{"name": "bench-%d"}`, time.Now().UnixNano()), &exp)
 	var out struct {
 		Run struct {
 			Info struct {
@@ -131,9 +141,7 @@ func benchRun(b *testing.B, base string) string {
 			} `json:"info"`
 		} `json:"run"`
 	}
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil || out.Run.Info.RunID == "" {
-		b.Fatalf("creating a run: %v", err)
-	}
+	post("/runs/create", fmt.Sprintf(`{"experiment_id": %q}`, exp.ID), &out)
 	return out.Run.Info.RunID
 }
 
