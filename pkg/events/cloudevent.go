@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -68,6 +69,12 @@ func Decode(b []byte) (Event, error) {
 	}
 	if e.SpecVersion != SpecVersion {
 		return Event{}, fmt.Errorf("decoding event: unsupported specversion %q", e.SpecVersion)
+	}
+	// Entity, EntityID and Change are not in the envelope; subscribers
+	// still need them, and subject and type carry them.
+	e.Entity, e.EntityID, _ = strings.Cut(e.Subject, "/")
+	if rest, ok := strings.CutPrefix(e.Type, TypePrefix+"."+e.Entity+"."); ok {
+		e.Change = rest
 	}
 	return e, nil
 }

@@ -154,6 +154,10 @@ func TestPublishDeduplicates(t *testing.T) {
 	if got.ID != ev.ID || got.Type != "io.mlpanel.deployment.running" || got.Subject != "deployment/7" || data["status"] != "running" || got.Source != "mlpanel/test" {
 		t.Fatalf("stored event %+v data %v", got, data)
 	}
+	// Subscribers key their caches by entity id: the decoded event has it.
+	if got.Entity != "deployment" || got.EntityID != "7" || got.Change != "running" || got.NATSSubject() != "mlpanel.events.deployment.7.running" {
+		t.Fatalf("decoded event names entity %q id %q change %q", got.Entity, got.EntityID, got.Change)
+	}
 	if _, err := events.Decode([]byte(`{"specversion":"0.3"}`)); err == nil {
 		t.Fatal("Decode accepted specversion 0.3")
 	}

@@ -31,7 +31,7 @@ func (g *Gateway) auditMutations(c *gin.Context) {
 	// The caller has its answer; the record must not die with its context.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 5*time.Second)
 	defer cancel()
-	if err := g.access.Record(ctx, e); err != nil {
+	if err := g.recordAudit(ctx, e); err != nil {
 		g.logFor(c).Error("recording audit entry", "err", err, "path", e.Path)
 	}
 }
@@ -64,6 +64,12 @@ func (g *Gateway) mountAudit(e *gin.Engine) {
 				}
 				*dst = t
 			}
+		}
+		if g.audit != nil {
+			// Show the calls made before this one: wait for the queue.
+			dctx, cancel := context.WithTimeout(c, 5*time.Second)
+			g.audit.drain(dctx)
+			cancel()
 		}
 		entries, total, err := g.access.Audit(c, q)
 		if err != nil {

@@ -78,14 +78,14 @@ func (g *Gateway) caller(c *gin.Context) (access.User, error) {
 	if secret == "" {
 		return access.User{}, events.Errorf(http.StatusUnauthorized, "authentication required: send Authorization: Bearer <token> (for MLflow clients set MLFLOW_TRACKING_TOKEN)")
 	}
-	tok, err := g.access.TokenByHash(c, access.HashSecret(secret))
+	tok, err := g.authCache.TokenByHash(c, access.HashSecret(secret))
 	if errors.Is(err, access.ErrNotFound) {
 		return access.User{}, events.Errorf(http.StatusUnauthorized, "invalid or revoked token: ask an admin for a new one")
 	}
 	if err != nil {
 		return access.User{}, err
 	}
-	u, err := g.access.User(c, tok.User)
+	u, err := g.authCache.User(c, tok.User)
 	if errors.Is(err, access.ErrNotFound) {
 		return access.User{}, events.Errorf(http.StatusUnauthorized, "the token's user no longer exists")
 	}
@@ -155,12 +155,12 @@ func (g *Gateway) roleOf(ctx context.Context, p projectInfo, user string) (acces
 	if p.CreatedBy != "" && p.CreatedBy == user {
 		return access.Owner, nil
 	}
-	return g.access.Role(ctx, p.ID, user)
+	return g.authCache.Role(ctx, p.ID, user)
 }
 
 // restrictList narrows a list to the projects the user may see.
 func (g *Gateway) restrictList(c *gin.Context, user access.User) error {
-	ids, err := g.access.ProjectsOf(c, user.Name)
+	ids, err := g.authCache.ProjectsOf(c, user.Name)
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"time"
 
@@ -39,6 +40,9 @@ type Config struct {
 	// the caller's role. Off for `make run` on localhost, on for teams.
 	Auth       bool
 	AdminToken string // the first admin's token; else one is printed once
+	// PublicURL is where users reach the gateway (MLPANEL_PUBLIC_URL): the
+	// MLflow UI opened there may write through the proxy.
+	PublicURL string
 }
 
 // ConfigFromEnv reads MLPANEL_HTTP_ADDR and friends.
@@ -50,26 +54,41 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		SpecCheck:      r.Bool("SPEC_CHECK", false),
 		Auth:           r.Bool("AUTH", false),
 		AdminToken:     r.String("ADMIN_TOKEN", ""),
+		PublicURL:      r.String("PUBLIC_URL", ""),
 	}
 }
 
 // Gateway holds what the handlers share.
 type Gateway struct {
-	cfg      Config
-	nc       *nats.Conn
-	db       *mongo.Database // users, tokens, members and audit: the gateway's own collections
-	log      *slog.Logger
-	access   *access.Store // nil until Serve has prepared it
-	projects *projectCache
-	stderr   io.Writer // where the first admin token is printed
-	now      func() time.Time
+	cfg    Config
+	nc     *nats.Conn
+	db     *mongo.Database // users, tokens, members and audit: the gateway's own collections
+	log    *slog.Logger
+	access *access.Store // nil until Serve has prepared it
+	// authCache answers the per-call token and role lookups (authcache.go);
+	// audit queues audit entries durably (auditqueue.go).
+	authCache *accessCache
+	audit     *auditQueue
+	projects  *projectCache
+	stderr    io.Writer // where the first admin token is printed
+	// publicURL is Config.PublicURL parsed; nil when unset or malformed.
+	publicURL *url.URL
+	now       func() time.Time
 }
 
 // New builds the gateway.
 func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gateway {
-	return &Gateway{cfg: cfg, nc: nc, db: db, log: log.With("service", "gateway"),
+	g := &Gateway{cfg: cfg, nc: nc, db: db, log: log.With("service", "gateway"),
 		projects: newProjectCache(nc), stderr: os.Stderr,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
+	if cfg.PublicURL != "" {
+		if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
+			g.publicURL = u
+		} else {
+			g.log.Warn("MLPANEL_PUBLIC_URL is not an absolute URL; the MLflow UI works only at the gateway's own host", "value", cfg.PublicURL)
+		}
+	}
+	return g
 }
 
 // prepare opens the gateway's own store, makes sure a team server has an
@@ -83,6 +102,15 @@ func (g *Gateway) prepare(ctx context.Context) error {
 		return err
 	}
 	g.access = st
+	g.authCache = newAccessCache(st, authCacheTTL)
+	if g.nc != nil {
+		if err := g.authCache.follow(g.nc); err != nil {
+			return fmt.Errorf("following access changes: %w", err)
+		}
+		if g.audit, err = newAuditQueue(ctx, g.nc, st, g.log); err != nil {
+			return err
+		}
+	}
 	if err := g.projects.watch(); err != nil {
 		return fmt.Errorf("following project events: %w", err)
 	}
@@ -110,6 +138,7 @@ func (g *Gateway) Handler() http.Handler {
 	e.Use(g.specCheck())    // validate.go: requests and responses against the OpenAPI document
 	e.Use(g.auditMutations) // audit.go: every mutating call recorded, refused ones too
 	e.Use(g.authenticate)   // auth.go: who calls, and may they
+	e.Use(g.accessChanges)  // authcache.go: drop cached tokens and roles when they change
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, events.Errorf(http.StatusNotFound, "no endpoint %s %s: see /openapi.yaml", c.Request.Method, c.Request.URL.Path))
 	})
@@ -124,6 +153,7 @@ func (g *Gateway) Handler() http.Handler {
 	}
 	g.mountDocs(e) // docs.go: /openapi.yaml, /openapi.json, /docs
 	g.mountOps(e)  // observe.go: /healthz, /readyz, /metrics
+	g.mountHealthcheck(e)
 	g.mountAuth(e) // auth.go: users, tokens, members
 	g.mountAudit(e)
 	return e
@@ -149,7 +179,7 @@ func (g *Gateway) control(rt route) gin.HandlerFunc {
 			return
 		}
 		if !rt.list {
-			c.Data(rt.status, "application/json; charset=utf-8", reply)
+			c.Data(rt.status, "application/json; charset=utf-8", withOriginalID(rt, reply))
 			return
 		}
 		var page struct {
@@ -184,6 +214,12 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		return err
 	}
 	defer g.projects.stop()
+	defer g.authCache.stop()
+	defer func() {
+		if g.audit != nil {
+			g.audit.stop()
+		}
+	}()
 	// No ReadTimeout or WriteTimeout: they would cut gigabyte artifact
 	// uploads and downloads through the data plane. Control-plane calls get
 	// a per-request deadline instead (observe.go, deadlines); slow headers

@@ -35,7 +35,7 @@ var mlflowReadPOSTs = []string{
 func requirement(method, route string) need {
 	read := method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 	switch {
-	case route == "", route == "/healthz", route == "/readyz", route == "/metrics",
+	case route == "", route == "/healthz", route == "/readyz", route == "/metrics", route == "/healthcheck",
 		strings.HasPrefix(route, "/openapi."), route == "/docs", strings.HasPrefix(route, "/docs/"):
 		return public
 	case route == "/me":

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"sync"
 	"time"
 
@@ -20,15 +21,18 @@ type projectInfo struct {
 	InternalURL string `json:"internalUrl"`
 }
 
-// projectCache answers project lookups from memory for a few seconds and
-// forgets a project as soon as an event says it changed, so the data
-// plane does not ask the projects service on every proxied request.
+// projectCache answers project lookups from memory for a few seconds, so
+// the data plane does not ask the projects service on every proxied
+// request. Project events carry the whole project, so an event replaces
+// the entry at once: the cache never shows an older state than the one
+// the API already answered.
 type projectCache struct {
 	nc  *nats.Conn
 	ttl time.Duration
 
 	mu      sync.Mutex
 	entries map[string]cached // by id and by name
+	gen     map[string]uint64 // events seen per project id
 	sub     *nats.Subscription
 }
 
@@ -38,27 +42,41 @@ type cached struct {
 }
 
 func newProjectCache(nc *nats.Conn) *projectCache {
-	return &projectCache{nc: nc, ttl: 5 * time.Second, entries: map[string]cached{}}
+	return &projectCache{nc: nc, ttl: 5 * time.Second, entries: map[string]cached{}, gen: map[string]uint64{}}
 }
 
-// watch drops entries when their project changes. A core subscription is
-// enough: a missed event only means the entry lives out its TTL.
+// watch keeps entries in step with project events. A core subscription
+// is enough: a missed event only means the entry lives out its TTL.
 func (pc *projectCache) watch() error {
 	sub, err := pc.nc.Subscribe(events.SubjectPrefix+".project.>", func(m *nats.Msg) {
 		ev, err := events.Decode(m.Data)
-		if err != nil {
+		if err != nil || ev.EntityID == "" {
 			return
 		}
-		pc.mu.Lock()
-		defer pc.mu.Unlock()
-		for k, e := range pc.entries {
-			if e.info.ID == ev.EntityID {
-				delete(pc.entries, k)
-			}
-		}
+		var info projectInfo
+		known := json.Unmarshal(ev.Data, &info) == nil && info.ID == ev.EntityID && ev.Change != "deleted"
+		pc.apply(ev.EntityID, info, known)
 	})
 	pc.sub = sub
 	return err
+}
+
+// apply records an event about project id: the new state when known,
+// else the project is forgotten and asked for again.
+func (pc *projectCache) apply(id string, info projectInfo, known bool) {
+	pc.mu.Lock()
+	defer pc.mu.Unlock()
+	pc.gen[id]++
+	for k, e := range pc.entries {
+		if e.info.ID == id {
+			delete(pc.entries, k)
+		}
+	}
+	if known {
+		now := time.Now()
+		pc.entries[info.ID] = cached{info, now}
+		pc.entries[info.Name] = cached{info, now}
+	}
 }
 
 func (pc *projectCache) stop() {
@@ -76,15 +94,35 @@ func (pc *projectCache) get(ctx context.Context, ref string) (projectInfo, error
 	if ok && time.Since(e.at) < pc.ttl {
 		return e.info, nil
 	}
+	return pc.fresh(ctx, ref)
+}
+
+// fresh asks the projects service, bypassing the cache, and keeps the
+// answer unless an event about the project arrived meanwhile (the answer
+// may predate it).
+func (pc *projectCache) fresh(ctx context.Context, ref string) (projectInfo, error) {
+	pc.mu.Lock()
+	before := pc.genOf(ref)
+	pc.mu.Unlock()
 	var info projectInfo
 	err := events.Call(ctx, pc.nc, "mlpanel.projects.get", events.Request{Path: map[string]string{"id": ref}}, &info)
 	if err != nil {
 		return projectInfo{}, err
 	}
 	pc.mu.Lock()
-	now := time.Now()
-	pc.entries[info.ID] = cached{info, now}
-	pc.entries[info.Name] = cached{info, now}
-	pc.mu.Unlock()
+	defer pc.mu.Unlock()
+	if pc.gen[info.ID] == before {
+		now := time.Now()
+		pc.entries[info.ID] = cached{info, now}
+		pc.entries[info.Name] = cached{info, now}
+	}
 	return info, nil
+}
+
+// genOf is the event count of the project ref names, when known.
+func (pc *projectCache) genOf(ref string) uint64 {
+	if e, ok := pc.entries[ref]; ok {
+		return pc.gen[e.info.ID]
+	}
+	return pc.gen[ref]
 }

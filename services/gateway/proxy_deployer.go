@@ -141,7 +141,7 @@ func (p *predictProxy) handle(c *gin.Context) {
 		return
 	}
 	lim := &limitedBody{r: c.Request.Body, left: p.max}
-	body, ct, err := adaptPredictBody(lim, c.GetHeader("Content-Type"), ep.InputColumns)
+	body, ct, original, err := adaptPredictBody(lim, c.GetHeader("Content-Type"), ep.InputColumns)
 	if err != nil {
 		if lim.over {
 			err = tooLarge(p.max)
@@ -177,6 +177,10 @@ func (p *predictProxy) handle(c *gin.Context) {
 		writeError(c, modelServerError(resp))
 		return
 	}
+	if original {
+		p.answerOriginal(c, resp)
+		return
+	}
 	c.Status(resp.StatusCode)
 	if v := resp.Header.Get("Content-Type"); v != "" {
 		c.Header("Content-Type", v)
@@ -184,6 +188,35 @@ func (p *predictProxy) handle(c *gin.Context) {
 	if _, err := io.Copy(c.Writer, resp.Body); err != nil {
 		p.g.log.Warn("streaming a prediction", "deployment", id, "err", err)
 	}
+}
+
+// maxOriginalAnswer bounds a model answer read whole to be re-shaped.
+const maxOriginalAnswer = 64 << 20
+
+// answerOriginal answers a caller of the original's format as both kinds
+// of client read it: MLflow's "predictions" and the original's
+// "prediction", the model server's answer as text.
+func (p *predictProxy) answerOriginal(c *gin.Context, resp *http.Response) {
+	raw, err := io.ReadAll(io.LimitReader(resp.Body, maxOriginalAnswer+1))
+	if err != nil {
+		writeError(c, events.Errorf(http.StatusBadGateway, "reading the model server's answer: %v", err))
+		return
+	}
+	if len(raw) > maxOriginalAnswer {
+		writeError(c, events.Errorf(http.StatusBadGateway,
+			"the prediction is larger than %d bytes: send smaller batches, or MLflow's own format (dataframe_split), which is streamed", maxOriginalAnswer))
+		return
+	}
+	var out struct {
+		Predictions json.RawMessage `json:"predictions"`
+	}
+	if json.Unmarshal(raw, &out) != nil || len(out.Predictions) == 0 {
+		out.Predictions = raw
+		if !json.Valid(raw) {
+			out.Predictions, _ = json.Marshal(string(raw))
+		}
+	}
+	c.JSON(resp.StatusCode, gin.H{"predictions": out.Predictions, "prediction": string(raw)})
 }
 
 func tooLarge(max int64) error {
@@ -242,7 +275,18 @@ var mlflowKeys = map[string]bool{"dataframe_split": true, "dataframe_records": t
 // adaptPredictBody passes MLflow's own formats through as a stream and
 // converts the original mlpanel's {"data": rows} (JSON or a form field)
 // into a format MLflow accepts.
-func adaptPredictBody(r io.Reader, contentType string, columns []string) (io.Reader, string, error) {
+func adaptPredictBody(r io.Reader, contentType string, columns []string) (io.Reader, string, bool, error) {
+	body, ct, err := adaptBody(r, contentType, columns)
+	converted := err == nil && ct == "application/json" && isConverted(body)
+	return body, ct, converted, err
+}
+
+// converted marks a body the gateway built from the original's format.
+type converted struct{ *bytes.Reader }
+
+func isConverted(r io.Reader) bool { _, ok := r.(converted); return ok }
+
+func adaptBody(r io.Reader, contentType string, columns []string) (io.Reader, string, error) {
 	ct, _, _ := mime.ParseMediaType(contentType)
 	br := bufio.NewReaderSize(r, 4096)
 	head, _ := br.Peek(4096)
@@ -322,27 +366,116 @@ func formData(raw []byte, contentType string) (json.RawMessage, error) {
 	return json.RawMessage(v), nil
 }
 
-// convertData turns rows into MLflow's input: a list of lists becomes a
-// dataframe with the model's input columns (or plain inputs when it has
-// none), a list of objects becomes dataframe records.
+// convertData turns the original mlpanel's "data" into MLflow's input.
+// data may be a list of rows, or a pandas JSON document (orient table,
+// split or records), itself or as a string holding it, as the original's
+// clients sent it. Named columns are mapped to the model's signature.
 func convertData(data json.RawMessage, columns []string) (io.Reader, string, error) {
+	data = bytes.TrimSpace(data)
+	if len(data) > 0 && data[0] == '"' {
+		var doc string
+		if err := json.Unmarshal(data, &doc); err != nil {
+			return nil, "", badData()
+		}
+		data = bytes.TrimSpace([]byte(doc))
+	}
+	if len(data) > 0 && data[0] == '{' {
+		return convertDocument(data, columns)
+	}
 	var rows []json.RawMessage
 	if err := json.Unmarshal(data, &rows); err != nil || len(rows) == 0 {
-		return nil, "", events.Errorf(http.StatusBadRequest,
-			`"data" must be a non-empty JSON list of rows, e.g. {"data": [[1.0, 2.0]]}; or send one of MLflow's formats (dataframe_split, dataframe_records, instances, inputs)`)
+		return nil, "", badData()
 	}
-	var out any
-	switch first := bytes.TrimSpace(rows[0]); {
+	first := bytes.TrimSpace(rows[0])
+	switch {
 	case len(first) > 0 && first[0] == '{':
-		out = map[string]any{"dataframe_records": data}
+		return recordsInput(rows, nil, columns)
 	case len(first) > 0 && first[0] == '[' && len(columns) > 0:
-		out = map[string]any{"dataframe_split": map[string]any{"columns": columns, "data": data}}
-	default:
-		out = map[string]any{"inputs": data}
+		return encodeInput(map[string]any{"dataframe_split": map[string]any{"columns": columns, "data": data}})
 	}
-	b, err := json.Marshal(out)
+	return encodeInput(map[string]any{"inputs": data})
+}
+
+func badData() error {
+	return events.Errorf(http.StatusBadRequest,
+		`"data" must be a non-empty JSON list of rows, e.g. {"data": [[1.0, 2.0]]}, or a pandas JSON document (orient table, split or records); or send one of MLflow's formats (dataframe_split, dataframe_records, instances, inputs)`)
+}
+
+// convertDocument reads a pandas JSON document: orient table
+// ({"schema": {...}, "data": [{"index": 0, "col": v}, ...]}) or split
+// ({"columns": [...], "index": [...], "data": [[...]]}).
+func convertDocument(raw []byte, columns []string) (io.Reader, string, error) {
+	var doc struct {
+		Schema *struct {
+			PrimaryKey []string `json:"primaryKey"`
+		} `json:"schema"`
+		Columns []string          `json:"columns"`
+		Data    []json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil || len(doc.Data) == 0 {
+		return nil, "", badData()
+	}
+	switch {
+	case doc.Schema != nil:
+		index := doc.Schema.PrimaryKey
+		if index == nil {
+			index = []string{"index"} // pandas' name for an unnamed index
+		}
+		return recordsInput(doc.Data, index, columns)
+	case len(doc.Columns) > 0:
+		rows := make([]json.RawMessage, len(doc.Data))
+		for i, r := range doc.Data {
+			var vals []json.RawMessage
+			if err := json.Unmarshal(r, &vals); err != nil || len(vals) != len(doc.Columns) {
+				return nil, "", events.Errorf(http.StatusBadRequest,
+					"row %d of the split document has %d values for %d columns", i, len(vals), len(doc.Columns))
+			}
+			rec := make(map[string]json.RawMessage, len(vals))
+			for j, c := range doc.Columns {
+				rec[c] = vals[j]
+			}
+			rows[i], _ = json.Marshal(rec)
+		}
+		return recordsInput(rows, nil, columns)
+	}
+	return nil, "", badData()
+}
+
+// recordsInput maps rows of named values to the model's input columns, in
+// the signature's order, leaving out the index and any column the model
+// does not take. Without a signature the rows go as dataframe records.
+func recordsInput(rows []json.RawMessage, index, columns []string) (io.Reader, string, error) {
+	recs := make([]map[string]json.RawMessage, len(rows))
+	for i, r := range rows {
+		if err := json.Unmarshal(r, &recs[i]); err != nil {
+			return nil, "", events.Errorf(http.StatusBadRequest, "row %d is not an object of column values", i)
+		}
+		for _, k := range index {
+			delete(recs[i], k)
+		}
+	}
+	if len(columns) == 0 {
+		return encodeInput(map[string]any{"dataframe_records": recs})
+	}
+	out := make([][]json.RawMessage, len(recs))
+	for i, rec := range recs {
+		out[i] = make([]json.RawMessage, len(columns))
+		for j, c := range columns {
+			v, ok := rec[c]
+			if !ok {
+				return nil, "", events.Errorf(http.StatusBadRequest,
+					"row %d has no column %q: the model takes %s", i, c, strings.Join(columns, ", "))
+			}
+			out[i][j] = v
+		}
+	}
+	return encodeInput(map[string]any{"dataframe_split": map[string]any{"columns": columns, "data": out}})
+}
+
+func encodeInput(v any) (io.Reader, string, error) {
+	b, err := json.Marshal(v)
 	if err != nil {
 		return nil, "", fmt.Errorf("encoding predict body: %w", err)
 	}
-	return bytes.NewReader(b), "application/json", nil
+	return converted{bytes.NewReader(b)}, "application/json", nil
 }

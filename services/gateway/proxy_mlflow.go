@@ -24,7 +24,7 @@ func init() { dataPlane = append(dataPlane, mountMLflowProxy) }
 const mlflowRoute = "/projects/:id/mlflow/*path"
 
 type (
-	proxyTarget    struct{ base *url.URL }
+	proxyTarget    struct{ base, public *url.URL }
 	proxyTargetKey struct{}
 	proxyPathKey   struct{}
 )
@@ -40,6 +40,7 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			pr.Out.Host = t.base.Host // MLflow checks the Host header
 			// The panel's token means nothing to MLflow; don't leak it.
 			pr.Out.Header.Del("Authorization")
+			sameOrigin(pr, t.base, t.public)
 			pr.SetXForwarded()
 		},
 		// Stream both ways: gigabyte artifacts never sit in memory.
@@ -53,6 +54,11 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 	}
 	h := func(c *gin.Context) {
 		p, err := g.projects.get(c, c.Param("id"))
+		if err == nil && p.Status != "running" {
+			// The cache may hold a state the API already moved past
+			// (the event is on its way): ask again before refusing.
+			p, err = g.projects.fresh(c, c.Param("id"))
+		}
 		if err != nil {
 			writeError(c, err)
 			return
@@ -67,13 +73,38 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			writeError(c, events.Errorf(http.StatusBadGateway, "project %s has no usable tracking server address %q", p.Name, p.InternalURL))
 			return
 		}
-		ctx := context.WithValue(c.Request.Context(), proxyTargetKey{}, proxyTarget{base: base})
+		ctx := context.WithValue(c.Request.Context(), proxyTargetKey{}, proxyTarget{base: base, public: g.publicURL})
 		ctx = context.WithValue(ctx, proxyPathKey{}, c.Param("path"))
 		rp.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
 	}
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 		http.MethodPatch, http.MethodDelete, http.MethodOptions} {
 		e.Handle(m, mlflowRoute, h)
+	}
+}
+
+// sameOrigin makes MLflow accept what a browser sends through the
+// gateway. MLflow refuses state-changing requests whose Origin is not its
+// own host, and the MLflow UI opened through the gateway sends the
+// gateway's origin (MLPANEL_PUBLIC_URL, or the host the browser used).
+// Such a request is same-origin for the gateway, which has authenticated
+// it, so it reaches MLflow with MLflow's own origin; every other origin
+// goes on unchanged for MLflow to refuse.
+func sameOrigin(pr *httputil.ProxyRequest, target, public *url.URL) {
+	origin := pr.In.Header.Get("Origin")
+	if origin == "" {
+		return
+	}
+	o, err := url.Parse(origin)
+	if err != nil || o.Host == "" {
+		return
+	}
+	ours := strings.EqualFold(o.Host, pr.In.Host)
+	if public != nil && public.Host != "" {
+		ours = ours || (strings.EqualFold(o.Scheme, public.Scheme) && strings.EqualFold(o.Host, public.Host))
+	}
+	if ours {
+		pr.Out.Header.Set("Origin", target.Scheme+"://"+target.Host)
 	}
 }
 

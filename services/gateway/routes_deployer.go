@@ -17,5 +17,6 @@ func deployerRoutes() []route {
 		{http.MethodPut, "/deployments/:id/stop", s + "stop", http.StatusOK, false},
 		{http.MethodGet, "/deployments/:id/ping", s + "ping", http.StatusOK, false},
 		{http.MethodGet, "/deployments/:id/logs", s + "logs", http.StatusOK, false},
+		{http.MethodGet, "/deployments/:id/schema", s + "schema", http.StatusOK, false},
 	}
 }

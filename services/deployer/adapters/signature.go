@@ -8,9 +8,13 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/services/deployer/app"
 )
 
 // InputColumns reads the input column names of a model version's
@@ -18,26 +22,93 @@ import (
 // mlpanel's {"data": rows} into a dataframe MLflow's schema check accepts.
 // A model without a column signature has none; errors mean "unknown".
 func (r *Registry) InputColumns(ctx context.Context, trackingURL, model, version string) ([]string, error) {
-	var out struct {
-		ArtifactURI string `json:"artifact_uri"`
-	}
-	code, err := r.get(ctx, trackingURL, "model-versions/get-download-uri", url.Values{"name": {model}, "version": {version}}, &out)
+	uri, err := r.downloadURI(ctx, trackingURL, model, version)
 	if err != nil {
 		return nil, err
 	}
-	if code != "" || out.ArtifactURI == "" {
-		return nil, fmt.Errorf("no download uri for %s/%s (%s)", model, version, code)
-	}
-	raw, err := r.readMLmodel(ctx, trackingURL, out.ArtifactURI)
+	raw, err := r.readMLmodel(ctx, trackingURL, uri)
 	if err != nil {
 		return nil, err
 	}
 	return signatureColumns(raw)
 }
 
-// readMLmodel fetches <artifact uri>/MLmodel through the tracking server's
-// artifact proxy, or from disk for a local artifact store.
+// downloadURI is where a version's files are.
+func (r *Registry) downloadURI(ctx context.Context, trackingURL, model, version string) (string, error) {
+	var out struct {
+		ArtifactURI string `json:"artifact_uri"`
+	}
+	code, err := r.get(ctx, trackingURL, "model-versions/get-download-uri", url.Values{"name": {model}, "version": {version}}, &out)
+	if err != nil {
+		return "", err
+	}
+	if code == "RESOURCE_DOES_NOT_EXIST" {
+		return "", events.Errorf(http.StatusNotFound, "version %s of registered model %q is gone from the project's registry", version, model)
+	}
+	if code != "" || out.ArtifactURI == "" {
+		return "", fmt.Errorf("no download uri for %s/%s (%s)", model, version, code)
+	}
+	return out.ArtifactURI, nil
+}
+
+// Schema reads a version's signature and input example from its MLmodel
+// file, as the original mlpanel's GET /deployments/{id}/schema showed them.
+func (r *Registry) Schema(ctx context.Context, trackingURL, model, version string) (app.ModelSchema, error) {
+	uri, err := r.downloadURI(ctx, trackingURL, model, version)
+	if err != nil {
+		return app.ModelSchema{}, err
+	}
+	raw, err := r.readMLmodel(ctx, trackingURL, uri)
+	if err != nil {
+		return app.ModelSchema{}, fmt.Errorf("reading the MLmodel file of %s/%s: %w", model, version, err)
+	}
+	var doc struct {
+		Signature struct {
+			Inputs  string `yaml:"inputs"`
+			Outputs string `yaml:"outputs"`
+			Params  string `yaml:"params"`
+		} `yaml:"signature"`
+		Example struct {
+			Path string `yaml:"artifact_path"`
+		} `yaml:"saved_input_example_info"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return app.ModelSchema{}, fmt.Errorf("parsing the MLmodel file of %s/%s: %w", model, version, err)
+	}
+	s := app.ModelSchema{
+		Inputs:  jsonOrNull(doc.Signature.Inputs),
+		Outputs: jsonOrNull(doc.Signature.Outputs),
+		Params:  jsonOrNull(doc.Signature.Params),
+	}
+	s.InputExample = json.RawMessage("null")
+	if doc.Example.Path != "" {
+		ex, err := r.readArtifact(ctx, trackingURL, uri, doc.Example.Path)
+		if err != nil {
+			return app.ModelSchema{}, fmt.Errorf("reading the input example of %s/%s: %w", model, version, err)
+		}
+		if json.Valid(ex) {
+			s.InputExample = ex
+		}
+	}
+	return s, nil
+}
+
+// jsonOrNull keeps a JSON text from MLmodel, or null for none.
+func jsonOrNull(s string) json.RawMessage {
+	if s == "" || s == "null" || !json.Valid([]byte(s)) {
+		return json.RawMessage("null")
+	}
+	return json.RawMessage(s)
+}
+
+// readMLmodel fetches <artifact uri>/MLmodel.
 func (r *Registry) readMLmodel(ctx context.Context, trackingURL, uri string) ([]byte, error) {
+	return r.readArtifact(ctx, trackingURL, uri, "MLmodel")
+}
+
+// readArtifact fetches <artifact uri>/<name> through the tracking server's
+// artifact proxy, or from disk for a local artifact store.
+func (r *Registry) readArtifact(ctx context.Context, trackingURL, uri, name string) ([]byte, error) {
 	uri = strings.TrimRight(uri, "/")
 	switch {
 	case strings.HasPrefix(uri, "mlflow-artifacts:"):
@@ -46,25 +117,25 @@ func (r *Registry) readMLmodel(ctx context.Context, trackingURL, uri string) ([]
 			return nil, fmt.Errorf("artifact uri %q: %w", uri, err)
 		}
 		path := strings.TrimLeft(u.Path, "/")
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, trackingURL+"/api/2.0/mlflow-artifacts/artifacts/"+path+"/MLmodel", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, trackingURL+"/api/2.0/mlflow-artifacts/artifacts/"+path+"/"+url.PathEscape(name), nil)
 		if err != nil {
 			return nil, err
 		}
 		resp, err := r.Client.Do(req)
 		if err != nil {
-			return nil, fmt.Errorf("downloading MLmodel: %w", err)
+			return nil, fmt.Errorf("downloading %s: %w", name, err)
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("downloading MLmodel: HTTP %d", resp.StatusCode)
+			return nil, fmt.Errorf("downloading %s: HTTP %d", name, resp.StatusCode)
 		}
 		return io.ReadAll(io.LimitReader(resp.Body, 1<<20))
 	case strings.HasPrefix(uri, "file://"):
-		return os.ReadFile(strings.TrimPrefix(uri, "file://") + "/MLmodel")
+		return os.ReadFile(filepath.Join(strings.TrimPrefix(uri, "file://"), name))
 	case strings.HasPrefix(uri, "/"):
-		return os.ReadFile(uri + "/MLmodel")
+		return os.ReadFile(filepath.Join(uri, name))
 	}
-	return nil, fmt.Errorf("artifact uri %q: cannot read MLmodel from this kind of store", uri)
+	return nil, fmt.Errorf("artifact uri %q: cannot read %s from this kind of store", uri, name)
 }
 
 // signatureColumns returns the names of a column-based input schema.

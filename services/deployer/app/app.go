@@ -6,6 +6,7 @@ package app
 import (
 	"cmp"
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"sync"
@@ -48,6 +49,21 @@ type Registry interface {
 	// InputColumns are the input names of the version's signature (none
 	// for a model without a column signature).
 	InputColumns(ctx context.Context, trackingURL, model, version string) ([]string, error)
+	// Schema is the version's signature and input example.
+	Schema(ctx context.Context, trackingURL, model, version string) (ModelSchema, error)
+}
+
+// ModelSchema is what a deployed model takes and answers (MLflow's
+// signature, as JSON) and the input example it was logged with; null
+// where the model has none.
+type ModelSchema struct {
+	ID           string          `json:"id"`
+	ModelID      string          `json:"model_id"`
+	Version      string          `json:"version"`
+	Inputs       json.RawMessage `json:"inputs"`
+	Outputs      json.RawMessage `json:"outputs"`
+	Params       json.RawMessage `json:"params"`
+	InputExample json.RawMessage `json:"input_example"`
 }
 
 // Target is what a backend needs to start a model server.

@@ -36,6 +36,10 @@ func (fakeRegistry) Resolve(_ context.Context, _, model, version string) (string
 	}
 	return "2", nil
 }
+func (fakeRegistry) Schema(context.Context, string, string, string) (ModelSchema, error) {
+	return ModelSchema{}, nil
+}
+
 func (fakeRegistry) InputColumns(context.Context, string, string, string) ([]string, error) {
 	return []string{"a"}, nil
 }

@@ -116,6 +116,28 @@ func (s *Service) Ping(ctx context.Context, id string) (Health, error) {
 	return Health{ID: d.ID, Status: "ok", URL: d.URL}, nil
 }
 
+// Schema is the deployed version's signature and input example, read from
+// the project's registry, which must be running.
+func (s *Service) Schema(ctx context.Context, id string) (ModelSchema, error) {
+	d, err := s.Get(ctx, id)
+	if err != nil {
+		return ModelSchema{}, err
+	}
+	p, err := s.projects.Get(ctx, d.ProjectID)
+	if err != nil {
+		return ModelSchema{}, err
+	}
+	if !p.Running() {
+		return ModelSchema{}, events.Conflictf("project %s is %s: the schema is read from its registry, so start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
+	}
+	sc, err := s.registry.Schema(ctx, p.InternalURL, d.ModelID, d.Version)
+	if err != nil {
+		return ModelSchema{}, err
+	}
+	sc.ID, sc.ModelID, sc.Version = d.ID, d.ModelID, d.Version
+	return sc, nil
+}
+
 // Logs is the tail of a deployment's log.
 type Logs = proc.Logs
 

@@ -177,6 +177,8 @@ func (s *Service) convergeDown(ctx context.Context, d *domain.Deployment, r *run
 		return nil
 	}
 	d.Status, d.Stage, d.Pid, d.PidStart = final, "", 0, 0
+	// No server, no address: the original answered null host and port.
+	d.Host, d.Port, d.URL = "", 0, ""
 	return s.rec.Save(ctx, d, string(final))
 }
 

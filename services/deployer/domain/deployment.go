@@ -3,6 +3,7 @@
 package domain
 
 import (
+	"encoding/json"
 	"fmt"
 	"regexp"
 	"strings"
@@ -107,6 +108,28 @@ type Deployment struct {
 	// deployer adopts it instead of starting a second copy.
 	Pid      int    `json:"pid,omitempty" bson:"pid,omitempty"`
 	PidStart uint64 `json:"-" bson:"pidStart,omitempty"`
+}
+
+// MarshalJSON writes host, port and url as null while no model server
+// runs, as the original mlpanel answered.
+func (d Deployment) MarshalJSON() ([]byte, error) {
+	type plain Deployment // without this method
+	out := struct {
+		plain
+		Host *string `json:"host"`
+		Port *int    `json:"port"`
+		URL  *string `json:"url"`
+	}{plain: plain(d)}
+	if d.Host != "" {
+		out.Host = &d.Host
+	}
+	if d.Port != 0 {
+		out.Port = &d.Port
+	}
+	if d.URL != "" {
+		out.URL = &d.URL
+	}
+	return json.Marshal(out)
 }
 
 // ModelURI is the registry URI `mlflow models serve` resolves against the

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -58,5 +59,29 @@ func TestParseStatus(t *testing.T) {
 		if _, err := ParseStatus(bad); err == nil || !strings.Contains(err.Error(), "use one of pending, starting") {
 			t.Errorf("%q: %v", bad, err)
 		}
+	}
+}
+
+// A deployment without a server shows null host, port and url, as the
+// original's clients expect; a running one shows them.
+func TestDeploymentJSONAddress(t *testing.T) {
+	b, err := json.Marshal(Deployment{ID: "1", Status: StatusStopped})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	_ = json.Unmarshal(b, &m)
+	for _, k := range []string{"host", "port", "url"} {
+		if v, ok := m[k]; !ok || v != nil {
+			t.Errorf("stopped: %s = %v (present %v), want null", k, v, ok)
+		}
+	}
+	if m["id"] != "1" || m["status"] != "stopped" {
+		t.Errorf("stopped: other fields lost: %s", b)
+	}
+	b, _ = json.Marshal(Deployment{ID: "2", Host: "127.0.0.1", Port: 6000, URL: "http://127.0.0.1:6000"})
+	_ = json.Unmarshal(b, &m)
+	if m["host"] != "127.0.0.1" || m["port"] != 6000.0 || m["url"] != "http://127.0.0.1:6000" {
+		t.Errorf("running: %s", b)
 	}
 }

@@ -40,10 +40,16 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 			if err := r.DecodeBody(&in); err != nil {
 				return nil, err
 			}
-			// The original took project_id as a query parameter too.
-			if in.ProjectID == "" {
-				in.ProjectID = app.FlexString(r.Query["project_id"])
+			// The original's public API took everything in the query.
+			fromQuery := func(dst *string, key string) {
+				if *dst == "" {
+					*dst = r.Query[key]
+				}
 			}
+			fromQuery((*string)(&in.ProjectID), "project_id")
+			fromQuery(&in.ModelID, "model_id")
+			fromQuery((*string)(&in.Version), "version")
+			fromQuery(&in.Type, "type")
 			in.CreatedBy = r.Caller
 			return svc.Create(ctx, in)
 		},
@@ -51,6 +57,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 		"run":    events.ByID(svc.Run),
 		"stop":   events.ByID(svc.Stop),
 		"ping":   events.ByID(svc.Ping),
+		"schema": events.ByID(svc.Schema),
 		"logs":   events.LogsOp(proc.MaxLogLines, svc.Logs),
 	}
 	return events.AddService(nc, Service, version, "Registered models served as prediction endpoints, locally or on Compute Engine", Timeout, ops)

@@ -220,6 +220,9 @@ type Entry struct {
 // Record appends an audit entry.
 func (s *Store) Record(ctx context.Context, e Entry) error {
 	if _, err := s.audit.InsertOne(ctx, e); err != nil {
+		if isDuplicate(err) {
+			return nil // delivered again after a crash: it is there already
+		}
 		return fmt.Errorf("recording audit entry: %w", err)
 	}
 	return nil

@@ -86,6 +86,16 @@ func (s *Service) CreateRegisteredModel(ctx context.Context, project string, in 
 		return domain.RegisteredModel{}, err
 	}
 	version := mc.VersionInput{Name: name, Source: strings.TrimSpace(in.Source), RunID: strings.TrimSpace(in.RunID)}
+	if version.Source != "" {
+		src, runID, err := t.resolveSource(ctx, version.Source)
+		if err != nil {
+			return domain.RegisteredModel{}, err
+		}
+		version.Source = src
+		if version.RunID == "" {
+			version.RunID = runID
+		}
+	}
 	if version.RunID != "" {
 		r, err := t.run(ctx, version.RunID, false)
 		if err != nil {
