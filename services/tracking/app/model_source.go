@@ -2,7 +2,10 @@ package app
 
 import (
 	"context"
+	"net/http"
 	"strings"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
 
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
@@ -36,11 +39,15 @@ func (t target) resolveSource(ctx context.Context, source string) (resolved, run
 		if !byAlias {
 			i := strings.LastIndexByte(ref, '/')
 			if i <= 0 {
-				return "", "", badRequest("source %q: a models:/ URI reads models:/<name>/<version>, models:/<name>@<alias> or models:/m-<id>", source)
+				return "", "", badRequest("source %q: want models:/m-<logged model id>, models:/<name>/<version> or models:/<name>@<alias>", source)
 			}
 			name, version = ref[:i], ref[i+1:]
 		}
 		v, err := t.versionOf(ctx, name, version, byAlias)
+		if err != nil && !byAlias && events.StatusOf(err) == http.StatusNotFound {
+			// MLflow would answer this source with a 500; it is the caller's.
+			return "", "", badRequest("source %q: project %s has no version %s of registered model %q", source, t.p.Name, version, name)
+		}
 		if err != nil {
 			return "", "", err
 		}

@@ -327,46 +327,18 @@ func (s *Service) RemoveAlias(ctx context.Context, project, modelID, version, al
 	return t.modelVersion(ctx, v.ModelID, v.Version)
 }
 
-// checkModelSource refuses a models:/ source this project cannot resolve
-// before MLflow sees it: MLflow answers one (another project's logged
-// model, a version that does not exist) with a 500 "Unable to fetch model
-// from model URI source", and would leave nothing behind to explain.
+// checkModelSource refuses a logged-model source this project does not
+// have before MLflow sees it: MLflow answers one (another project's logged
+// model) with a 500 "Unable to fetch model from model URI source".
+// Registry notations were resolved before (resolveSource).
 func (t target) checkModelSource(ctx context.Context, source string) error {
-	rest, ok := strings.CutPrefix(source, "models:/")
-	if !ok {
+	id := domain.LoggedModelID(source)
+	if id == "" {
 		return nil
 	}
-	if id := domain.LoggedModelID(source); id != "" {
-		_, err := t.c.GetLoggedModel(ctx, id)
-		if mc.IsCode(err, mc.CodeNotFound) {
-			return badRequest("source %q: project %s has no logged model %s: a version's source must be a model logged in this project (a run's models show under @models/ in GET /artifacts)", source, t.p.Name, id)
-		}
-		return t.mlflowErr(err)
-	}
-	name, version, found := strings.Cut(rest, "/")
-	if !found || name == "" || !isVersionNumber(version) {
-		// Aliases (models:/<name>@<alias>) are left to MLflow, which
-		// resolves them with a clear 4xx.
-		if strings.Contains(rest, "@") {
-			return nil
-		}
-		return badRequest("source %q: want models:/m-<logged model id>, models:/<name>/<version> or models:/<name>@<alias>", source)
-	}
-	_, err := t.c.GetModelVersion(ctx, name, version)
+	_, err := t.c.GetLoggedModel(ctx, id)
 	if mc.IsCode(err, mc.CodeNotFound) {
-		return badRequest("source %q: project %s has no version %s of registered model %q", source, t.p.Name, version, name)
+		return badRequest("source %q: project %s has no logged model %s: a version's source must be a model logged in this project (a run's models show under @models/ in GET /artifacts)", source, t.p.Name, id)
 	}
 	return t.mlflowErr(err)
-}
-
-func isVersionNumber(s string) bool {
-	if s == "" || s[0] == '0' {
-		return false
-	}
-	for _, r := range s {
-		if r < '0' || r > '9' {
-			return false
-		}
-	}
-	return true
 }
