@@ -61,14 +61,15 @@ type Gateway struct {
 	log      *slog.Logger
 	access   *access.Store // nil until Serve has prepared it
 	projects *projectCache
-	stderr   io.Writer // where the first admin token is printed
+	owners   *deploymentOwners // which project owns each deployment
+	stderr   io.Writer         // where the first admin token is printed
 	now      func() time.Time
 }
 
 // New builds the gateway.
 func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gateway {
 	return &Gateway{cfg: cfg, nc: nc, db: db, log: log.With("service", "gateway"),
-		projects: newProjectCache(nc), stderr: os.Stderr,
+		projects: newProjectCache(nc), owners: newDeploymentOwners(nc), stderr: os.Stderr,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
 }
 
