@@ -76,7 +76,7 @@ func newAuthWorld(t *testing.T) *authWorld {
 			_ = r.DecodeBody(&in)
 			w.mu.Lock()
 			defer w.mu.Unlock()
-			p := projectInfo{ID: strconv.Itoa(len(w.projects) + 1), Name: in.Name, Status: "running",
+			p := projectInfo{ID: strconv.Itoa(len(w.projects) + 1), Name: in.Name, Status: "terminated",
 				CreatedBy: r.Caller, CreatedByID: r.CallerID, CreatedAt: time.Now().UTC().Truncate(time.Millisecond)}
 			w.projects = append(w.projects, p)
 			return p, nil
@@ -397,5 +397,35 @@ func TestLegacyRecordsMigrated(t *testing.T) {
 	p.CreatedBy = "frank"
 	if creatorOf(p).Is(frank.Name, frank.ID, frank.CreatedAt) {
 		t.Error("an account newer than the project owns it by name")
+	}
+}
+
+// TestViewerOnEveryMLflowRoute sends every route of the pinned MLflow's
+// table through the gateway with a viewer's token: reads pass the
+// authorisation (and meet the stopped project's 409), writes are 403.
+func TestViewerOnEveryMLflowRoute(t *testing.T) {
+	w := newAuthWorld(t)
+	carol, alice := w.user("carol"), w.user("alice")
+	p := w.project(carol, "carolproj")
+	w.must(w.do(carol, "PUT", "/projects/carolproj/members/alice", map[string]string{"role": "viewer"}), 200)
+	base := "/projects/" + p.ID + "/mlflow"
+	for _, r := range mlflowRoutes {
+		path := instance(r.pattern)
+		a := w.do(alice, r.method, base+path, nil)
+		switch {
+		case r.read && a.status != http.StatusConflict:
+			t.Errorf("viewer %s %s (a read): %d %s, want it through to the project (409: not running)", r.method, path, a.status, a.body)
+		case !r.read && a.status != http.StatusForbidden:
+			t.Errorf("viewer %s %s (a write): %d %s, want 403", r.method, path, a.status, a.body)
+		}
+	}
+	for _, c := range []struct{ method, path string }{
+		{"PUT", "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/evil/runs/search"},
+		{"DELETE", "/api/2.0/mlflow-artifacts/artifacts/1/abc/artifacts/evil/runs/search"},
+		{"POST", "/api/2.0/mlflow/unknown/runs/search"},
+	} {
+		if a := w.do(alice, c.method, base+c.path, nil); a.status != http.StatusForbidden {
+			t.Errorf("viewer %s %s: %d %s, want 403", c.method, c.path, a.status, a.body)
+		}
 	}
 }
