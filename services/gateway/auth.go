@@ -49,12 +49,24 @@ func (g *Gateway) authenticate(c *gin.Context) {
 	}
 	user, err := g.caller(c)
 	if err != nil {
+		if route == mlflowRoute && c.Request.Method == http.MethodGet && strings.Contains(c.GetHeader("Accept"), "text/html") &&
+			events.StatusOf(err) == http.StatusUnauthorized {
+			// A browser opening the MLflow UI: off to the sign-in form.
+			c.Redirect(http.StatusSeeOther, "/signin?next="+url.QueryEscape(c.Request.URL.RequestURI()))
+			c.Abort()
+			return
+		}
 		c.Header("WWW-Authenticate", `Bearer realm="mlpanel"`)
 		writeError(c, err)
 		return
 	}
 	c.Set(callerKey, user.Name)
 	c.Set(userKey, user)
+	if se, ok := c.Get(sessionKey); ok && !csrfOK(c, se.(*access.Session)) {
+		writeError(c, events.Errorf(http.StatusForbidden,
+			"a write signed in by cookie must come from this gateway's own pages (Origin) or carry the %s header from sign-in", csrfHeader))
+		return
+	}
 	if route == "/projects/:id/mlflow/*path" {
 		nd = mlflowNeed(c.Request.Method, c.Param("path"))
 	}
@@ -80,8 +92,18 @@ func (g *Gateway) caller(c *gin.Context) (access.User, error) {
 			}
 		}
 	}
+	if secret == "" && h == "" {
+		u, se, err := g.sessionUser(c)
+		if err == nil {
+			c.Set(sessionKey, se)
+			return u, nil
+		}
+		if !errors.Is(err, access.ErrNotFound) {
+			return access.User{}, err
+		}
+	}
 	if secret == "" {
-		return access.User{}, events.Errorf(http.StatusUnauthorized, "authentication required: send Authorization: Bearer <token> (for MLflow clients set MLFLOW_TRACKING_TOKEN)")
+		return access.User{}, events.Errorf(http.StatusUnauthorized, "authentication required: send Authorization: Bearer <token> (for MLflow clients set MLFLOW_TRACKING_TOKEN), or sign in at /signin in a browser")
 	}
 	tok, err := g.access.TokenByHash(c, access.HashSecret(secret))
 	if errors.Is(err, access.ErrNotFound) {

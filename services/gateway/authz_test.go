@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -427,5 +429,117 @@ func TestViewerOnEveryMLflowRoute(t *testing.T) {
 		if a := w.do(alice, c.method, base+c.path, nil); a.status != http.StatusForbidden {
 			t.Errorf("viewer %s %s: %d %s, want 403", c.method, c.path, a.status, a.body)
 		}
+	}
+}
+
+// TestBrowserSignIn: a token typed into /signin becomes an HttpOnly,
+// SameSite session cookie accepted by the API and the MLflow proxy;
+// writes with it must come from the gateway's own origin or carry the
+// CSRF token; CORS preflights need no token.
+func TestBrowserSignIn(t *testing.T) {
+	w := newAuthWorld(t)
+	carol := w.user("carol")
+	p := w.project(carol, "carolproj")
+
+	page := serve(w.e, "GET", "/signin?next=/projects/1/mlflow/", nil)
+	if page.Code != 200 || !strings.Contains(page.Body.String(), `name="token"`) || !strings.Contains(page.Body.String(), `value="/projects/1/mlflow/"`) {
+		t.Fatalf("sign-in form: %d %s", page.Code, page.Body)
+	}
+	form := func(token, next string, header ...string) *httptest.ResponseRecorder {
+		body := url.Values{"token": {token}, "next": {next}}.Encode()
+		return serve(w.e, "POST", "/signin", strings.NewReader(body),
+			append([]string{"Content-Type", "application/x-www-form-urlencoded"}, header...)...)
+	}
+	if r := form("mlp_wrong", "/"); r.Code != 401 || !strings.Contains(r.Body.String(), "invalid or revoked token") {
+		t.Errorf("a wrong token: %d %s", r.Code, r.Body)
+	}
+	if r := form(carol, "/", "Origin", "http://evil.test"); r.Code != 403 {
+		t.Errorf("signing in from another site's form: %d %s", r.Code, r.Body)
+	}
+	r := form(carol, "//evil.test/x")
+	if r.Code != http.StatusSeeOther || r.Header().Get("Location") != "/" {
+		t.Fatalf("sign-in: %d Location %q, want 303 to / (never another site)", r.Code, r.Header().Get("Location"))
+	}
+	var session, csrf *http.Cookie
+	for _, ck := range r.Result().Cookies() {
+		switch ck.Name {
+		case sessionCookie:
+			session = ck
+		case csrfCookie:
+			csrf = ck
+		}
+	}
+	if session == nil || !session.HttpOnly || session.SameSite != http.SameSiteLaxMode || session.Secure || session.Path != "/" || csrf == nil {
+		t.Fatalf("session cookie %+v, csrf cookie %+v", session, csrf)
+	}
+	if r := form(carol, "/", "X-Forwarded-Proto", "https"); !strings.Contains(r.Header().Get("Set-Cookie"), "Secure") {
+		t.Errorf("behind https the cookie is not Secure: %q", r.Header().Get("Set-Cookie"))
+	}
+	withCookie := func(method, path string, header ...string) *httptest.ResponseRecorder {
+		return serve(w.e, method, path, strings.NewReader(`{"description":"x"}`),
+			append([]string{"Cookie", session.Name + "=" + session.Value, "Content-Type", "application/json"}, header...)...)
+	}
+	if r := withCookie("GET", "/me"); r.Code != 200 || !strings.Contains(r.Body.String(), `"carol"`) {
+		t.Fatalf("GET /me with the cookie: %d %s", r.Code, r.Body)
+	}
+	// The MLflow proxy takes it too (the project is not running: 409, past auth).
+	if r := withCookie("GET", "/projects/carolproj/mlflow/api/2.0/mlflow/experiments/search"); r.Code != 409 {
+		t.Errorf("the proxy with the cookie: %d %s", r.Code, r.Body)
+	}
+	// Writes: only from the gateway's own pages, or with the CSRF token.
+	for name, hdr := range map[string][]string{
+		"no origin":         nil,
+		"another origin":    {"Origin", "http://evil.test"},
+		"another referer":   {"Referer", "http://evil.test/page"},
+		"a wrong csrf":      {csrfHeader, "nope"},
+		"a look-alike host": {"Origin", "http://example.com.evil.test"},
+	} {
+		if r := withCookie("PUT", "/projects/"+p.ID, hdr...); r.Code != 403 || !strings.Contains(r.Body.String(), csrfHeader) {
+			t.Errorf("a cookie write with %s: %d %s, want 403", name, r.Code, r.Body)
+		}
+		if r := withCookie("POST", "/projects/carolproj/mlflow/api/2.0/mlflow/experiments/create", hdr...); r.Code != 403 {
+			t.Errorf("a cookie write through the proxy with %s: %d %s, want 403", name, r.Code, r.Body)
+		}
+	}
+	// httptest requests are for host example.com.
+	if r := withCookie("PUT", "/projects/"+p.ID, "Origin", "http://example.com"); r.Code == 403 || r.Code == 401 {
+		t.Errorf("a same-origin cookie write: %d %s", r.Code, r.Body)
+	}
+	if r := withCookie("PUT", "/projects/"+p.ID, csrfHeader, csrf.Value); r.Code == 403 || r.Code == 401 {
+		t.Errorf("a cookie write with the CSRF token: %d %s", r.Code, r.Body)
+	}
+
+	// A browser opening the MLflow UI without a sign-in is sent to the form.
+	if r := serve(w.e, "GET", "/projects/carolproj/mlflow/", nil, "Accept", "text/html"); r.Code != http.StatusSeeOther ||
+		r.Header().Get("Location") != "/signin?next=%2Fprojects%2Fcarolproj%2Fmlflow%2F" {
+		t.Errorf("the MLflow UI without a sign-in: %d Location %q", r.Code, r.Header().Get("Location"))
+	}
+	// Preflights need no token; only the gateway's own origin is allowed.
+	for origin, allowed := range map[string]bool{"http://example.com": true, "http://evil.test": false} {
+		for _, path := range []string{"/projects", "/projects/carolproj/mlflow/api/2.0/mlflow/runs/search"} {
+			r := serve(w.e, "OPTIONS", path, nil, "Origin", origin, "Access-Control-Request-Method", "POST")
+			got := r.Header().Get("Access-Control-Allow-Origin")
+			if r.Code != http.StatusNoContent || (got == origin) != allowed {
+				t.Errorf("preflight %s from %s: %d Allow-Origin %q", path, origin, r.Code, got)
+			}
+		}
+	}
+
+	// Signing out, or revoking the token, ends the sign-in.
+	if r := serve(w.e, "POST", "/signout", nil, "Cookie", session.Name+"="+session.Value); r.Code != 200 {
+		t.Fatalf("sign-out: %d %s", r.Code, r.Body)
+	}
+	if r := withCookie("GET", "/me"); r.Code != 401 {
+		t.Errorf("after sign-out: %d %s", r.Code, r.Body)
+	}
+	r = form(carol, "/")
+	session = r.Result().Cookies()[0]
+	var toks []struct{ ID string }
+	_ = json.Unmarshal([]byte(w.must(w.do(w.admin, "GET", "/users/carol/tokens", nil), 200).body), &toks)
+	for _, tk := range toks {
+		w.must(w.do(w.admin, "DELETE", "/users/carol/tokens/"+tk.ID, nil), 200)
+	}
+	if r := withCookie("GET", "/me"); r.Code != 401 {
+		t.Errorf("after the token was revoked: %d %s", r.Code, r.Body)
 	}
 }

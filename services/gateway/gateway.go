@@ -110,6 +110,7 @@ func (g *Gateway) Handler() http.Handler {
 	e.Use(g.observe()...)   // observe.go: request IDs, access log, metrics
 	e.Use(g.specCheck())    // validate.go: requests and responses against the OpenAPI document
 	e.Use(g.auditMutations) // audit.go: every mutating call recorded, refused ones too
+	e.Use(g.preflight)      // session.go: CORS preflights need no token
 	e.Use(g.authenticate)   // auth.go: who calls, and may they
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, events.Errorf(http.StatusNotFound, "no endpoint %s %s: see /openapi.yaml", c.Request.Method, c.Request.URL.Path))
@@ -126,6 +127,7 @@ func (g *Gateway) Handler() http.Handler {
 	g.mountDocs(e) // docs.go: /openapi.yaml, /openapi.json, /docs
 	g.mountOps(e)  // observe.go: /healthz, /readyz, /metrics
 	g.mountAuth(e) // auth.go: users, tokens, members
+	g.mountSignIn(e)
 	g.mountAudit(e)
 	return e
 }

@@ -28,6 +28,7 @@ func requirement(method, route string) need {
 	read := method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 	switch {
 	case route == "", route == "/healthz", route == "/readyz", route == "/metrics",
+		route == "/signin", route == "/signout",
 		strings.HasPrefix(route, "/openapi."), route == "/docs", strings.HasPrefix(route, "/docs/"):
 		return public
 	case route == "/me":

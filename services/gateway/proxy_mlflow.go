@@ -42,6 +42,7 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			pr.Out.Host = t.base.Host // MLflow checks the Host header
 			// The panel's token means nothing to MLflow; don't leak it.
 			pr.Out.Header.Del("Authorization")
+			stripSessionCookies(pr.Out.Header)
 			pr.SetXForwarded()
 		},
 		ModifyResponse: func(resp *http.Response) error {

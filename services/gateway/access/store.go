@@ -20,7 +20,7 @@ var (
 // Store keeps users, tokens, members and the audit log in the gateway's
 // own collections.
 type Store struct {
-	users, tokens, members, audit *mongo.Collection
+	users, tokens, members, audit, sessions *mongo.Collection
 }
 
 // NewStore prepares the collections and their indexes.
@@ -30,6 +30,8 @@ func NewStore(ctx context.Context, db *mongo.Database) (*Store, error) {
 		tokens:  db.Collection("tokens"),
 		members: db.Collection("members"),
 		audit:   db.Collection("audit"),
+		// Browser sign-ins: found by the hash of the cookie's secret.
+		sessions: db.Collection("sessions"),
 	}
 	// Before the unique indexes on ids: older records have none yet.
 	if err := s.migrate(ctx); err != nil {
@@ -47,6 +49,7 @@ func NewStore(ctx context.Context, db *mongo.Database) (*Store, error) {
 		{s.members, bson.D{{Key: "project", Value: 1}, {Key: "userId", Value: 1}}, true},
 		{s.members, bson.D{{Key: "userId", Value: 1}}, false},
 		{s.audit, bson.D{{Key: "time", Value: -1}}, false},
+		{s.sessions, bson.D{{Key: "userId", Value: 1}}, false},
 	}
 	for _, i := range idx {
 		if _, err := i.c.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: i.keys, Options: options.Index().SetUnique(i.uniq)}); err != nil {
@@ -174,6 +177,9 @@ func (s *Store) DeleteUser(ctx context.Context, name string) error {
 	if _, err := s.members.DeleteMany(ctx, bson.D{{Key: "userId", Value: u.ID}}); err != nil {
 		return fmt.Errorf("deleting memberships of %s: %w", name, err)
 	}
+	if _, err := s.sessions.DeleteMany(ctx, bson.D{{Key: "userId", Value: u.ID}}); err != nil {
+		return fmt.Errorf("ending the sign-ins of %s: %w", name, err)
+	}
 	res, err := s.users.DeleteOne(ctx, bson.D{{Key: "_id", Value: name}, {Key: "uid", Value: u.ID}})
 	if err != nil {
 		return fmt.Errorf("deleting user %s: %w", name, err)
@@ -280,6 +286,59 @@ func (s *Store) ProjectsOf(ctx context.Context, userID string) ([]string, error)
 		ids[i] = m.Project
 	}
 	return ids, nil
+}
+
+// Session is a browser's sign-in: the cookie holds a secret whose hash is
+// the key; CSRF is the token a script may send instead of a same-origin
+// Origin header.
+type Session struct {
+	Hash      string    `bson:"_id"`
+	UserID    string    `bson:"userId"`
+	TokenID   string    `bson:"tokenId"` // revoking the token ends the sign-in
+	CSRF      string    `bson:"csrf"`
+	ExpiresAt time.Time `bson:"expiresAt"`
+}
+
+// AddSession stores a sign-in.
+func (s *Store) AddSession(ctx context.Context, se Session) error {
+	if _, err := s.sessions.InsertOne(ctx, se); err != nil {
+		return fmt.Errorf("storing sign-in: %w", err)
+	}
+	return nil
+}
+
+// SessionByHash finds a sign-in that has not expired.
+func (s *Store) SessionByHash(ctx context.Context, hash string, now time.Time) (Session, error) {
+	var se Session
+	err := s.sessions.FindOne(ctx, bson.D{{Key: "_id", Value: hash}}).Decode(&se)
+	if errors.Is(err, mongo.ErrNoDocuments) || (err == nil && !now.Before(se.ExpiresAt)) {
+		return Session{}, ErrNotFound
+	}
+	if err != nil {
+		return Session{}, fmt.Errorf("reading sign-in: %w", err)
+	}
+	return se, nil
+}
+
+// DeleteSession ends a sign-in.
+func (s *Store) DeleteSession(ctx context.Context, hash string) error {
+	if _, err := s.sessions.DeleteOne(ctx, bson.D{{Key: "_id", Value: hash}}); err != nil {
+		return fmt.Errorf("ending sign-in: %w", err)
+	}
+	return nil
+}
+
+// TokenByID finds a token record, to check that a sign-in's token lives.
+func (s *Store) TokenByID(ctx context.Context, id string) (Token, error) {
+	var t Token
+	err := s.tokens.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&t)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return Token{}, ErrNotFound
+	}
+	if err != nil {
+		return Token{}, fmt.Errorf("reading token: %w", err)
+	}
+	return t, nil
 }
 
 // Entry is one audited call.
