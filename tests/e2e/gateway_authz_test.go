@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -165,6 +166,63 @@ with mlflow.start_run() as run:
 			t.Errorf("GET %s redirects to %q, outside the project's gateway path", path, loc)
 		}
 	}
+
+	// Issue 10: a browser signs in with a token and uses the MLflow UI and
+	// the API with the cookie; cookie writes need the CSRF token.
+	form := strings.NewReader("token=" + alice + "&next=/projects/owned/mlflow/")
+	req, _ := http.NewRequest("POST", tp.URL+"/signin", form)
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := noFollow.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	var session, csrf *http.Cookie
+	for _, ck := range resp.Cookies() {
+		switch ck.Name {
+		case "mlpanel_session":
+			session = ck
+		case "mlpanel_csrf":
+			csrf = ck
+		}
+	}
+	if resp.StatusCode != http.StatusSeeOther || resp.Header.Get("Location") != "/projects/owned/mlflow/" || session == nil || !session.HttpOnly || csrf == nil {
+		t.Fatalf("sign-in: %d Location %q cookies %v", resp.StatusCode, resp.Header.Get("Location"), resp.Cookies())
+	}
+	browser := func(method, path, body string, header ...string) response {
+		req, _ := http.NewRequest(method, tp.URL+path, strings.NewReader(body))
+		req.AddCookie(session)
+		req.Header.Set("Content-Type", "application/json")
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := noFollow.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw := new(strings.Builder)
+		_, _ = io.Copy(raw, resp.Body)
+		return response{Status: resp.StatusCode, Header: resp.Header, Body: []byte(raw.String())}
+	}
+	if r := browser("GET", "/projects/owned/mlflow/", ""); r.Status != 200 || !strings.Contains(string(r.Body), "<") {
+		t.Errorf("the MLflow UI with the cookie: %d %.200s", r.Status, r.Body)
+	}
+	expect(t, browser("GET", "/projects/owned", ""), 200)
+	search := `{"experiment_ids": ["0"]}`
+	expect(t, browser("POST", "/projects/owned/mlflow/api/2.0/mlflow/runs/search", search), 403)
+	expect(t, browser("POST", "/projects/owned/mlflow/api/2.0/mlflow/runs/search", search, "X-CSRF-Token", csrf.Value), 200)
+	expect(t, browser("POST", "/projects/owned/mlflow/api/2.0/mlflow/experiments/create", `{"name": "x"}`, "X-CSRF-Token", csrf.Value), 403) // a viewer still
+	req, _ = http.NewRequest("OPTIONS", tp.URL+"/projects/owned/mlflow/api/2.0/mlflow/runs/search", nil)
+	req.Header.Set("Origin", tp.URL)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNoContent || resp.Header.Get("Access-Control-Allow-Origin") != tp.URL {
+		t.Errorf("a same-origin preflight without a token: %v %v", resp, err)
+	} else {
+		resp.Body.Close()
+	}
+	expect(t, browser("POST", "/signout", ""), 200)
+	expect(t, browser("GET", "/projects/owned", ""), 401)
 
 	// Item 4: a user created again under carol's name gets nothing of hers.
 	expect(t, tp.as(t, tp.admin, "DELETE", "/users/carol", nil), 200)
