@@ -9,7 +9,7 @@ BIN     := bin
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 PY_REQS := python/requirements.txt $(wildcard python/requirements-test.txt)
 
-.PHONY: run test bench build venv vet fmt clean openapi swaggerui
+.PHONY: run test bench build venv vet fmt clean openapi swaggerui mlflowroutes
 
 run: venv build
 	./$(BIN)/mlpanel
@@ -53,6 +53,13 @@ openapi:
 # embedded in the gateway are that package's.
 swaggerui:
 	services/gateway/swaggerui/verify.sh
+
+# The MLflow proxy's read/write table, generated from the pinned MLflow's own
+# routes (TestMLflowRouteTableIsCurrent fails when it is stale).
+mlflowroutes: venv
+	$(VENV)/bin/python services/gateway/mlflowroutes/gen.py > services/gateway/mlflow_routes_gen.go.tmp
+	gofmt services/gateway/mlflow_routes_gen.go.tmp > services/gateway/mlflow_routes_gen.go
+	rm services/gateway/mlflow_routes_gen.go.tmp
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

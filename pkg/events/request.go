@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Request is what the gateway sends for every REST call: the path and
@@ -18,17 +19,42 @@ type Request struct {
 	Query map[string]string `json:"query,omitempty"`
 	Body  json.RawMessage   `json:"body,omitempty"`
 	List  ListParams        `json:"list,omitempty"`
-	// Caller is the authenticated user, empty when auth is off.
-	Caller string `json:"caller,omitempty"`
+	// Caller is the authenticated user's name, empty when auth is off;
+	// it is for display (who created what). Ownership is decided on
+	// CallerID, the account's immutable id, so a user deleted and created
+	// again under the same name is a stranger to the old one's projects.
+	Caller   string `json:"caller,omitempty"`
+	CallerID string `json:"caller_id,omitempty"`
+	// CallerSince is when the caller's account was created (see Creator).
+	CallerSince time.Time `json:"caller_since,omitzero"`
 	// Restricted lists hold only what the caller may see: projects the
 	// caller created or whose ids are in Visible.
 	Restricted bool     `json:"restricted,omitempty"`
 	Visible    []string `json:"visible,omitempty"`
 }
 
+// Creator is who created a project: the account's id, and its name and
+// the project's creation time for projects made before accounts had ids.
+type Creator struct {
+	ID   string
+	Name string
+	At   time.Time
+}
+
+// Is reports whether the account (name, immutable id, created at since)
+// created the project. A project recorded before ids existed belongs to
+// the account of that name only if the account already existed then: one
+// created later under the same name is someone else.
+func (c Creator) Is(name, id string, since time.Time) bool {
+	if c.ID != "" || id == "" {
+		return c.ID != "" && c.ID == id
+	}
+	return c.Name != "" && c.Name == name && !since.IsZero() && !since.After(c.At)
+}
+
 // Sees reports whether a restricted caller may see a project.
-func (r Request) Sees(projectID, createdBy string) bool {
-	if !r.Restricted || (createdBy != "" && createdBy == r.Caller) {
+func (r Request) Sees(projectID string, creator Creator) bool {
+	if !r.Restricted || creator.Is(r.Caller, r.CallerID, r.CallerSince) {
 		return true
 	}
 	for _, id := range r.Visible {

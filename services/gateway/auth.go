@@ -19,6 +19,7 @@ import (
 )
 
 const (
+	userKey    = "mlpanel.user"    // the caller's access.User
 	projectKey = "mlpanel.project" // the project a call concerns, for audit
 	visibleKey = "mlpanel.visible" // what a restricted list may show
 )
@@ -29,7 +30,10 @@ func (g *Gateway) authenticate(c *gin.Context) {
 	route := c.FullPath()
 	if !g.cfg.Auth {
 		if mutating(c.Request.Method, route) {
-			g.noteProject(c) // only for the audit log
+			if err := g.noteProject(c); err != nil {
+				writeError(c, err)
+				return
+			}
 		}
 		c.Next()
 		return
@@ -45,11 +49,24 @@ func (g *Gateway) authenticate(c *gin.Context) {
 	}
 	user, err := g.caller(c)
 	if err != nil {
+		if route == mlflowRoute && c.Request.Method == http.MethodGet && strings.Contains(c.GetHeader("Accept"), "text/html") &&
+			events.StatusOf(err) == http.StatusUnauthorized {
+			// A browser opening the MLflow UI: off to the sign-in form.
+			c.Redirect(http.StatusSeeOther, "/signin?next="+url.QueryEscape(c.Request.URL.RequestURI()))
+			c.Abort()
+			return
+		}
 		c.Header("WWW-Authenticate", `Bearer realm="mlpanel"`)
 		writeError(c, err)
 		return
 	}
 	c.Set(callerKey, user.Name)
+	c.Set(userKey, user)
+	if se, ok := c.Get(sessionKey); ok && !csrfOK(c, se.(*access.Session), g.publicURL) {
+		writeError(c, events.Errorf(http.StatusForbidden,
+			"a write signed in by cookie must come from this gateway's own pages (Origin) or carry the %s header from sign-in", csrfHeader))
+		return
+	}
 	if route == "/projects/:id/mlflow/*path" {
 		nd = mlflowNeed(c.Request.Method, c.Param("path"))
 	}
@@ -75,8 +92,18 @@ func (g *Gateway) caller(c *gin.Context) (access.User, error) {
 			}
 		}
 	}
+	if secret == "" && h == "" {
+		u, se, err := g.sessionUser(c)
+		if err == nil {
+			c.Set(sessionKey, se)
+			return u, nil
+		}
+		if !errors.Is(err, access.ErrNotFound) {
+			return access.User{}, err
+		}
+	}
 	if secret == "" {
-		return access.User{}, events.Errorf(http.StatusUnauthorized, "authentication required: send Authorization: Bearer <token> (for MLflow clients set MLFLOW_TRACKING_TOKEN)")
+		return access.User{}, events.Errorf(http.StatusUnauthorized, "authentication required: send Authorization: Bearer <token> (for MLflow clients set MLFLOW_TRACKING_TOKEN), or sign in at /signin in a browser")
 	}
 	tok, err := g.authCache.TokenByHash(c, access.HashSecret(secret))
 	if errors.Is(err, access.ErrNotFound) {
@@ -85,7 +112,9 @@ func (g *Gateway) caller(c *gin.Context) (access.User, error) {
 	if err != nil {
 		return access.User{}, err
 	}
-	u, err := g.authCache.User(c, tok.User)
+	// By id: a token of a deleted user never works for a newcomer who
+	// took the name.
+	u, err := g.authCache.UserByID(c, tok.UserID)
 	if errors.Is(err, access.ErrNotFound) {
 		return access.User{}, events.Errorf(http.StatusUnauthorized, "the token's user no longer exists")
 	}
@@ -110,11 +139,11 @@ func (g *Gateway) authorize(c *gin.Context, user access.User, nd need) error {
 		}
 		return nil
 	}
-	ref, err := g.projectRef(c)
+	sc, err := g.scope(c)
 	if err != nil {
 		return err
 	}
-	if ref == "" {
+	if !sc.found {
 		if c.FullPath() == "/deployments" && c.Request.Method == http.MethodGet {
 			if user.Admin {
 				return nil
@@ -126,48 +155,45 @@ func (g *Gateway) authorize(c *gin.Context, user access.User, nd need) error {
 		}
 		return events.Errorf(http.StatusBadRequest, "project_id is required: say which project the call is about")
 	}
-	p, err := g.projects.get(c, ref)
-	if err != nil {
-		return err
-	}
-	c.Set(projectKey, p.ID)
+	c.Set(projectKey, sc.project.ID)
 	if user.Admin {
 		return nil
 	}
-	role, err := g.roleOf(c, p, user.Name)
+	role, err := g.roleOf(c, sc.project, user)
 	if err != nil {
 		return err
 	}
 	want := map[need]access.Role{projRead: access.Viewer, projWrite: access.Editor, projOwn: access.Owner}[nd]
 	if !role.Includes(want) {
 		if role == access.None {
-			// Not even a viewer: do not confirm the project exists.
-			return events.Errorf(http.StatusNotFound, "project %q not found: list projects with GET /projects", ref)
+			// Not even a viewer: answer exactly as if the entity did not exist.
+			return sc.hidden
 		}
-		return events.Errorf(http.StatusForbidden, "your role on project %s is %s; this call needs %s", p.Name, role, want)
+		return events.Errorf(http.StatusForbidden, "your role on project %s is %s; this call needs %s", sc.project.Name, role, want)
 	}
 	return nil
 }
 
 // roleOf is the user's role: the creator owns a project; others have the
 // role an owner gave them.
-func (g *Gateway) roleOf(ctx context.Context, p projectInfo, user string) (access.Role, error) {
-	if p.CreatedBy != "" && p.CreatedBy == user {
+func (g *Gateway) roleOf(ctx context.Context, p projectInfo, user access.User) (access.Role, error) {
+	if creatorOf(p).Is(user.Name, user.ID, user.CreatedAt) {
 		return access.Owner, nil
 	}
-	return g.authCache.Role(ctx, p.ID, user)
+	return g.authCache.Role(ctx, p.ID, user.ID)
 }
 
 // restrictList narrows a list to the projects the user may see.
 func (g *Gateway) restrictList(c *gin.Context, user access.User) error {
-	ids, err := g.authCache.ProjectsOf(c, user.Name)
+	ids, err := g.authCache.ProjectsOf(c, user.ID)
 	if err != nil {
 		return err
 	}
 	if c.FullPath() == "/deployments" {
 		// The deployer knows no creators: add the user's own projects.
 		var own events.List[projectInfo]
-		req := events.Request{Caller: user.Name, Restricted: true, Visible: ids}
+		req := callerRequest(user)
+		req.Restricted, req.Visible = true, ids
 		if err := events.Call(c, g.nc, "mlpanel.projects.list", req, &own); err != nil {
 			return err
 		}
@@ -181,40 +207,99 @@ func (g *Gateway) restrictList(c *gin.Context, user access.User) error {
 }
 
 // noteProject records which project a call concerns, for the audit log.
-func (g *Gateway) noteProject(c *gin.Context) {
-	ref, err := g.projectRef(c)
-	if err != nil || ref == "" {
-		return
+func (g *Gateway) noteProject(c *gin.Context) error {
+	sc, err := g.scope(c)
+	if events.StatusOf(err) == http.StatusBadRequest {
+		return err // query and body disagree: refused with auth off too
 	}
-	if p, err := g.projects.get(c, ref); err == nil {
-		c.Set(projectKey, p.ID)
+	if err == nil && sc.found {
+		c.Set(projectKey, sc.project.ID)
 	}
+	return nil // an unknown entity is the handler's to answer
 }
 
-// projectRef finds the project a call is about: the path of /projects/:id,
-// project_id in the query or body, or the deployment's project.
-func (g *Gateway) projectRef(c *gin.Context) (string, error) {
+// callScope is the project a call concerns and what to answer a caller
+// who may not see it.
+type callScope struct {
+	found   bool // false: the call names no project (lists, admin calls)
+	project projectInfo
+	// hidden is the answer for a caller without a role on the project:
+	// byte for byte the answer for an entity that does not exist.
+	hidden error
+}
+
+// scope finds the project a call concerns from the entity the path names
+// (a project, or the project that owns a deployment), never from a hint
+// the caller adds; for other calls it is project_id in the query or the
+// body, and when both are given they must name the same project.
+func (g *Gateway) scope(c *gin.Context) (callScope, error) {
 	route := c.FullPath()
-	if strings.HasPrefix(route, "/projects/:id") {
-		return c.Param("id"), nil
-	}
-	if v := c.Query("project_id"); v != "" {
-		return v, nil
-	}
-	if strings.HasPrefix(route, "/deployments/:id") {
-		var d struct {
-			ProjectID string `json:"project_id"`
-		}
-		err := events.Call(c, g.nc, "mlpanel.deployer.get", events.Request{Path: map[string]string{"id": c.Param("id")}}, &d)
+	switch {
+	case strings.HasPrefix(route, "/projects/:id"):
+		ref := c.Param("id")
+		p, err := g.projects.get(c, ref)
 		if err != nil {
-			return "", err
+			return callScope{}, err
 		}
-		return d.ProjectID, nil
+		return callScope{true, p, projectNotFound(ref)}, nil
+	case strings.HasPrefix(route, "/deployments/:id"):
+		id := c.Param("id")
+		owner, err := g.owners.project(c, id)
+		if err != nil {
+			return callScope{}, err
+		}
+		p, err := g.projects.get(c, owner)
+		if events.StatusOf(err) == http.StatusNotFound {
+			return callScope{}, deploymentNotFound(id) // its project is gone, and with it the deployment
+		}
+		if err != nil {
+			return callScope{}, err
+		}
+		return callScope{true, p, deploymentNotFound(id)}, nil
 	}
-	if c.Request.Method == http.MethodPost || c.Request.Method == http.MethodPut {
-		return bodyProjectID(c, g.cfg.MaxBody)
+	query := c.Query("project_id")
+	var body string
+	switch c.Request.Method {
+	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		var err error
+		if body, err = bodyProjectID(c, g.cfg.MaxBody); err != nil {
+			return callScope{}, err
+		}
 	}
-	return "", nil
+	ref := body // creates act on the body's project
+	if ref == "" {
+		ref = query
+	}
+	if ref == "" {
+		return callScope{}, nil
+	}
+	if query != "" && body != "" && query != body {
+		// An id and a name may name one project; anything else is a
+		// contradiction the services would each settle differently. The
+		// answer is the same whether or not either project exists.
+		q, qerr := g.projects.get(c, query)
+		b, berr := g.projects.get(c, body)
+		if qerr != nil || berr != nil || q.ID != b.ID {
+			return callScope{}, events.Errorf(http.StatusBadRequest,
+				"project_id is %q in the query but %q in the body: give it once, or the same project in both", query, body)
+		}
+	}
+	p, err := g.projects.get(c, ref)
+	if err != nil {
+		return callScope{}, err
+	}
+	return callScope{true, p, projectNotFound(ref)}, nil
+}
+
+// projectNotFound is the projects service's own answer for an unknown
+// project, so a hidden project cannot be told from a missing one.
+func projectNotFound(ref string) error {
+	return events.Errorf(http.StatusNotFound, "project %q not found: list projects with GET /projects", ref)
+}
+
+// deploymentNotFound is the deployer's own answer for an unknown deployment.
+func deploymentNotFound(id string) error {
+	return events.Errorf(http.StatusNotFound, "deployment %q not found: list deployments with GET /deployments", id)
 }
 
 // bodyProjectID peeks at project_id in a JSON or form body and puts the
@@ -257,12 +342,20 @@ func bodyProjectID(c *gin.Context, max int64) (string, error) {
 // MLPANEL_ADMIN_TOKEN, or else a new one printed once at the first start.
 func (g *Gateway) bootstrapAdmin(ctx context.Context) error {
 	if g.cfg.AdminToken != "" {
-		if err := g.ensureUser(ctx, "admin", true); err != nil {
+		admin, err := g.ensureUser(ctx, "admin", true)
+		if err != nil {
 			return err
 		}
 		hash := access.HashSecret(g.cfg.AdminToken)
-		if _, err := g.access.TokenByHash(ctx, hash); errors.Is(err, access.ErrNotFound) {
-			return g.access.AddToken(ctx, access.Token{ID: access.NewID(), User: "admin", Name: "MLPANEL_ADMIN_TOKEN", Hash: hash, CreatedAt: g.now()})
+		if tok, err := g.access.TokenByHash(ctx, hash); errors.Is(err, access.ErrNotFound) {
+			return g.access.AddToken(ctx, access.Token{ID: access.NewID(), User: admin.Name, UserID: admin.ID, Name: "MLPANEL_ADMIN_TOKEN", Hash: hash, CreatedAt: g.now()})
+		} else if err == nil && tok.UserID != admin.ID {
+			// The admin user was deleted and made again: the configured
+			// token is the new one's.
+			if err := g.access.DeleteToken(ctx, tok.UserID, tok.ID); err != nil {
+				return err
+			}
+			return g.access.AddToken(ctx, access.Token{ID: access.NewID(), User: admin.Name, UserID: admin.ID, Name: "MLPANEL_ADMIN_TOKEN", Hash: hash, CreatedAt: g.now()})
 		} else if err != nil {
 			return err
 		}
@@ -272,11 +365,12 @@ func (g *Gateway) bootstrapAdmin(ctx context.Context) error {
 	if err != nil || n > 0 {
 		return err
 	}
-	if err := g.ensureUser(ctx, "admin", true); err != nil {
+	admin, err := g.ensureUser(ctx, "admin", true)
+	if err != nil {
 		return err
 	}
 	secret := access.NewSecret()
-	if err := g.access.AddToken(ctx, access.Token{ID: access.NewID(), User: "admin", Name: "first admin token", Hash: access.HashSecret(secret), CreatedAt: g.now()}); err != nil {
+	if err := g.access.AddToken(ctx, access.Token{ID: access.NewID(), User: admin.Name, UserID: admin.ID, Name: "first admin token", Hash: access.HashSecret(secret), CreatedAt: g.now()}); err != nil {
 		return err
 	}
 	// Printed once: only its hash is stored.
@@ -284,10 +378,21 @@ func (g *Gateway) bootstrapAdmin(ctx context.Context) error {
 	return nil
 }
 
-func (g *Gateway) ensureUser(ctx context.Context, name string, admin bool) error {
-	err := g.access.CreateUser(ctx, access.User{Name: name, Admin: admin, CreatedAt: g.now()})
+func (g *Gateway) ensureUser(ctx context.Context, name string, admin bool) (access.User, error) {
+	u := access.User{Name: name, Admin: admin, CreatedAt: g.now()}
+	err := g.access.CreateUser(ctx, &u)
 	if errors.Is(err, access.ErrDuplicate) {
-		return nil
+		return g.access.User(ctx, name)
 	}
-	return err
+	return u, err
+}
+
+// callerRequest is a control-plane request made for user.
+func callerRequest(u access.User) events.Request {
+	return events.Request{Caller: u.Name, CallerID: u.ID, CallerSince: u.CreatedAt}
+}
+
+// creatorOf is who created p, as the ownership rule needs it.
+func creatorOf(p projectInfo) events.Creator {
+	return events.Creator{ID: p.CreatedByID, Name: p.CreatedBy, At: p.CreatedAt}
 }

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"sort"
@@ -49,10 +50,7 @@ func (g *Gateway) me(c *gin.Context) (int, any, error) {
 	if !g.cfg.Auth {
 		return http.StatusOK, gin.H{"name": "", "admin": true, "auth": false}, nil
 	}
-	u, err := g.access.User(c, c.GetString(callerKey))
-	if err != nil {
-		return 0, nil, err
-	}
+	u := c.MustGet(userKey).(access.User)
 	return http.StatusOK, gin.H{"name": u.Name, "admin": u.Admin, "auth": true}, nil
 }
 
@@ -84,7 +82,7 @@ func (g *Gateway) createUser(c *gin.Context) (int, any, error) {
 		return 0, nil, events.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	u := access.User{Name: in.Name, Admin: in.Admin, CreatedAt: g.now()}
-	if err := g.access.CreateUser(c, u); errors.Is(err, access.ErrDuplicate) {
+	if err := g.access.CreateUser(c, &u); errors.Is(err, access.ErrDuplicate) {
 		return 0, nil, events.Errorf(http.StatusConflict, "user %q already exists", in.Name)
 	} else if err != nil {
 		return 0, nil, err
@@ -93,11 +91,17 @@ func (g *Gateway) createUser(c *gin.Context) (int, any, error) {
 }
 
 func (g *Gateway) getUser(c *gin.Context) (int, any, error) {
+	u, err := g.pathUser(c)
+	return http.StatusOK, u, err
+}
+
+// pathUser is the user named in the path.
+func (g *Gateway) pathUser(c *gin.Context) (access.User, error) {
 	u, err := g.access.User(c, c.Param("name"))
 	if errors.Is(err, access.ErrNotFound) {
-		return 0, nil, events.Errorf(http.StatusNotFound, "user %q not found: list users with GET /users", c.Param("name"))
+		return u, events.Errorf(http.StatusNotFound, "user %q not found: list users with GET /users", c.Param("name"))
 	}
-	return http.StatusOK, u, err
+	return u, err
 }
 
 func (g *Gateway) deleteUser(c *gin.Context) (int, any, error) {
@@ -116,10 +120,11 @@ func (g *Gateway) deleteUser(c *gin.Context) (int, any, error) {
 }
 
 func (g *Gateway) listTokens(c *gin.Context) (int, any, error) {
-	if _, _, err := g.getUser(c); err != nil {
+	u, err := g.pathUser(c)
+	if err != nil {
 		return 0, nil, err
 	}
-	ts, err := g.access.Tokens(c, c.Param("name"))
+	ts, err := g.access.Tokens(c, u.ID)
 	if err != nil {
 		return 0, nil, err
 	}
@@ -129,7 +134,8 @@ func (g *Gateway) listTokens(c *gin.Context) (int, any, error) {
 
 // createToken makes a token and shows its secret this once.
 func (g *Gateway) createToken(c *gin.Context) (int, any, error) {
-	if _, _, err := g.getUser(c); err != nil {
+	u, err := g.pathUser(c)
+	if err != nil {
 		return 0, nil, err
 	}
 	var in struct {
@@ -142,7 +148,7 @@ func (g *Gateway) createToken(c *gin.Context) (int, any, error) {
 		return 0, nil, events.Errorf(http.StatusBadRequest, "token name is longer than 200 characters")
 	}
 	secret := access.NewSecret()
-	t := access.Token{ID: access.NewID(), User: c.Param("name"), Name: in.Name, Hash: access.HashSecret(secret), CreatedAt: g.now()}
+	t := access.Token{ID: access.NewID(), User: u.Name, UserID: u.ID, Name: in.Name, Hash: access.HashSecret(secret), CreatedAt: g.now()}
 	if err := g.access.AddToken(c, t); err != nil {
 		return 0, nil, err
 	}
@@ -151,7 +157,11 @@ func (g *Gateway) createToken(c *gin.Context) (int, any, error) {
 }
 
 func (g *Gateway) deleteToken(c *gin.Context) (int, any, error) {
-	err := g.access.DeleteToken(c, c.Param("name"), c.Param("token"))
+	u, err := g.pathUser(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	err = g.access.DeleteToken(c, u.ID, c.Param("token"))
 	if errors.Is(err, access.ErrNotFound) {
 		return 0, nil, events.Errorf(http.StatusNotFound, "user %q has no token %q", c.Param("name"), c.Param("token"))
 	}
@@ -172,8 +182,10 @@ func (g *Gateway) listMembers(c *gin.Context) (int, any, error) {
 		return 0, nil, err
 	}
 	sort.Slice(ms, func(i, j int) bool { return ms[i].User < ms[j].User })
-	if p.CreatedBy != "" {
-		ms = append([]access.Member{{Project: p.ID, User: p.CreatedBy, Role: access.Owner}}, ms...)
+	if creator, ok, err := g.creator(c, p); err != nil {
+		return 0, nil, err
+	} else if ok {
+		ms = append([]access.Member{{Project: p.ID, User: creator.Name, Role: access.Owner}}, ms...)
 	}
 	setTotal(c, len(ms))
 	return http.StatusOK, ms, nil
@@ -195,15 +207,16 @@ func (g *Gateway) setMember(c *gin.Context) (int, any, error) {
 		return 0, nil, events.Errorf(http.StatusBadRequest, "%v", err)
 	}
 	user := c.Param("user")
-	if _, err := g.access.User(c, user); errors.Is(err, access.ErrNotFound) {
+	u, err := g.access.User(c, user)
+	if errors.Is(err, access.ErrNotFound) {
 		return 0, nil, events.Errorf(http.StatusNotFound, "user %q not found: an admin creates users with POST /users", user)
 	} else if err != nil {
 		return 0, nil, err
 	}
-	if user == p.CreatedBy {
+	if creatorOf(p).Is(u.Name, u.ID, u.CreatedAt) {
 		return 0, nil, events.Errorf(http.StatusConflict, "%s created project %s and always owns it", user, p.Name)
 	}
-	m := access.Member{Project: p.ID, User: user, Role: role}
+	m := access.Member{Project: p.ID, User: u.Name, UserID: u.ID, Role: role}
 	if err := g.access.SetMember(c, m); err != nil {
 		return 0, nil, err
 	}
@@ -215,7 +228,10 @@ func (g *Gateway) removeMember(c *gin.Context) (int, any, error) {
 	if err != nil {
 		return 0, nil, err
 	}
-	err = g.access.RemoveMember(c, p.ID, c.Param("user"))
+	u, err := g.access.User(c, c.Param("user"))
+	if err == nil {
+		err = g.access.RemoveMember(c, p.ID, u.ID)
+	}
 	if errors.Is(err, access.ErrNotFound) {
 		return 0, nil, events.Errorf(http.StatusNotFound, "%s is not a member of project %s", c.Param("user"), p.Name)
 	}
@@ -223,6 +239,21 @@ func (g *Gateway) removeMember(c *gin.Context) (int, any, error) {
 		return 0, nil, err
 	}
 	return http.StatusOK, gin.H{"project_id": p.ID, "user": c.Param("user"), "deleted": true}, nil
+}
+
+// creator is the account that created p, if it still exists.
+func (g *Gateway) creator(ctx context.Context, p projectInfo) (access.User, bool, error) {
+	if p.CreatedBy == "" {
+		return access.User{}, false, nil
+	}
+	u, err := g.access.User(ctx, p.CreatedBy)
+	if errors.Is(err, access.ErrNotFound) {
+		return u, false, nil
+	}
+	if err != nil {
+		return u, false, err
+	}
+	return u, creatorOf(p).Is(u.Name, u.ID, u.CreatedAt), nil
 }
 
 func setTotal(c *gin.Context, n int) {

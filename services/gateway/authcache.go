@@ -110,23 +110,23 @@ func (c *accessCache) TokenByHash(ctx context.Context, hash string) (access.Toke
 		func() (access.Token, error) { return c.st.TokenByHash(ctx, hash) })
 }
 
-// User is access.Store.User, cached.
-func (c *accessCache) User(ctx context.Context, name string) (access.User, error) {
-	return cachedLookup(c, func() map[string]cacheEntry[access.User] { return c.users }, name,
-		func() (access.User, error) { return c.st.User(ctx, name) })
+// UserByID is access.Store.UserByID, cached.
+func (c *accessCache) UserByID(ctx context.Context, id string) (access.User, error) {
+	return cachedLookup(c, func() map[string]cacheEntry[access.User] { return c.users }, id,
+		func() (access.User, error) { return c.st.UserByID(ctx, id) })
 }
 
 // Role is access.Store.Role, cached (None, "not a member", is kept too:
 // becoming one goes through the gateway and drops the cache).
-func (c *accessCache) Role(ctx context.Context, project, user string) (access.Role, error) {
-	return cachedLookup(c, func() map[[2]string]cacheEntry[access.Role] { return c.roles }, [2]string{project, user},
-		func() (access.Role, error) { return c.st.Role(ctx, project, user) })
+func (c *accessCache) Role(ctx context.Context, project, userID string) (access.Role, error) {
+	return cachedLookup(c, func() map[[2]string]cacheEntry[access.Role] { return c.roles }, [2]string{project, userID},
+		func() (access.Role, error) { return c.st.Role(ctx, project, userID) })
 }
 
 // ProjectsOf is access.Store.ProjectsOf, cached.
-func (c *accessCache) ProjectsOf(ctx context.Context, user string) ([]string, error) {
-	ids, err := cachedLookup(c, func() map[string]cacheEntry[[]string] { return c.projects }, user,
-		func() ([]string, error) { return c.st.ProjectsOf(ctx, user) })
+func (c *accessCache) ProjectsOf(ctx context.Context, userID string) ([]string, error) {
+	ids, err := cachedLookup(c, func() map[string]cacheEntry[[]string] { return c.projects }, userID,
+		func() ([]string, error) { return c.st.ProjectsOf(ctx, userID) })
 	// Callers may reuse the slice (restrictList does): hand out a copy.
 	return append([]string(nil), ids...), err
 }

@@ -70,6 +70,7 @@ type Gateway struct {
 	authCache *accessCache
 	audit     *auditQueue
 	projects  *projectCache
+	owners    *deploymentOwners // which project owns each deployment
 	stderr    io.Writer // where the first admin token is printed
 	// publicURL is Config.PublicURL parsed; nil when unset or malformed.
 	publicURL *url.URL
@@ -79,7 +80,7 @@ type Gateway struct {
 // New builds the gateway.
 func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gateway {
 	g := &Gateway{cfg: cfg, nc: nc, db: db, log: log.With("service", "gateway"),
-		projects: newProjectCache(nc), stderr: os.Stderr,
+		projects: newProjectCache(nc), owners: newDeploymentOwners(nc), stderr: os.Stderr,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
 	if cfg.PublicURL != "" {
 		if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
@@ -137,6 +138,7 @@ func (g *Gateway) Handler() http.Handler {
 	e.Use(g.observe()...)   // observe.go: request IDs, access log, metrics
 	e.Use(g.specCheck())    // validate.go: requests and responses against the OpenAPI document
 	e.Use(g.auditMutations) // audit.go: every mutating call recorded, refused ones too
+	e.Use(g.preflight)      // session.go: CORS preflights need no token
 	e.Use(g.authenticate)   // auth.go: who calls, and may they
 	e.Use(g.accessChanges)  // authcache.go: drop cached tokens and roles when they change
 	e.NoRoute(func(c *gin.Context) {
@@ -155,6 +157,7 @@ func (g *Gateway) Handler() http.Handler {
 	g.mountOps(e)  // observe.go: /healthz, /readyz, /metrics
 	g.mountHealthcheck(e)
 	g.mountAuth(e) // auth.go: users, tokens, members
+	g.mountSignIn(e)
 	g.mountAudit(e)
 	return e
 }

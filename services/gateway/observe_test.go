@@ -82,7 +82,8 @@ func testGateway(t *testing.T, cfg Config, nc *nats.Conn, db *mongo.Database) (*
 // startNATS runs an in-process NATS server for one test and connects.
 func startNATS(t *testing.T) *nats.Conn {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true})
+	// JetStream on: the gateway keeps its audit queue there.
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, JetStream: true, StoreDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -21,14 +21,6 @@ const (
 // projectGroups are the entity groups scoped to a project by project_id.
 var projectGroups = []string{"/experiments", "/runs", "/artifacts", "/registered-models", "/model-versions", "/deployments"}
 
-// mlflowReadPOSTs are MLflow endpoints that read although they are POSTs,
-// so viewers may call them through the proxy.
-var mlflowReadPOSTs = []string{
-	"/runs/search", "/experiments/search", "/experiments/get-by-name",
-	"/registered-models/search", "/model-versions/search", "/logged-models/search",
-	"/metrics/get-history-bulk-interval", "/traces/search",
-}
-
 // requirement maps a matched route (gin's full path) to what it needs.
 // Anything not listed needs an admin, so a new route is closed until
 // someone decides who may call it.
@@ -36,6 +28,7 @@ func requirement(method, route string) need {
 	read := method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
 	switch {
 	case route == "", route == "/healthz", route == "/readyz", route == "/metrics", route == "/healthcheck",
+		route == "/signin", route == "/signout",
 		strings.HasPrefix(route, "/openapi."), route == "/docs", strings.HasPrefix(route, "/docs/"):
 		return public
 	case route == "/me":
@@ -67,15 +60,12 @@ func requirement(method, route string) need {
 	return adminOnly
 }
 
-// mlflowNeed is what a proxied MLflow call needs: viewers read, editors write.
+// mlflowNeed is what a proxied MLflow call needs: viewers call the
+// routes the pinned MLflow serves as reads (by exact method and route,
+// from its own route table), editors everything else.
 func mlflowNeed(method, path string) need {
-	if method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions {
+	if mlflowRouteReads(method, path) {
 		return projRead
-	}
-	for _, p := range mlflowReadPOSTs {
-		if strings.HasSuffix(path, p) {
-			return projRead
-		}
 	}
 	return projWrite
 }

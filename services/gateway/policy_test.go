@@ -1,9 +1,6 @@
 package gateway
 
-import (
-	"net/http"
-	"testing"
-)
+import "testing"
 
 func TestRequirement(t *testing.T) {
 	cases := []struct {
@@ -34,20 +31,5 @@ func TestRequirement(t *testing.T) {
 		if got := requirement(c.method, c.route); got != c.want {
 			t.Errorf("requirement(%s %s) = %d, want %d", c.method, c.route, got, c.want)
 		}
-	}
-}
-
-func TestMLflowNeed(t *testing.T) {
-	if mlflowNeed(http.MethodPost, "/api/2.0/mlflow/runs/search") != projRead {
-		t.Error("runs/search is a read")
-	}
-	if mlflowNeed(http.MethodPost, "/api/2.0/mlflow/runs/log-batch") != projWrite {
-		t.Error("log-batch is a write")
-	}
-	if mlflowNeed(http.MethodPut, "/api/2.0/mlflow-artifacts/artifacts/1/x/model.pkl") != projWrite {
-		t.Error("an artifact upload is a write")
-	}
-	if mlflowNeed(http.MethodGet, "/api/2.0/mlflow-artifacts/artifacts/1/x/model.pkl") != projRead {
-		t.Error("an artifact download is a read")
 	}
 }

@@ -14,11 +14,13 @@ import (
 // projectInfo is what the gateway needs to know about a project: where
 // its tracking server is, who created it, whether it runs.
 type projectInfo struct {
-	ID          string `json:"id"`
-	Name        string `json:"name"`
-	Status      string `json:"status"`
-	CreatedBy   string `json:"createdBy"`
-	InternalURL string `json:"internalUrl"`
+	ID          string    `json:"id"`
+	Name        string    `json:"name"`
+	Status      string    `json:"status"`
+	CreatedBy   string    `json:"createdBy"`
+	CreatedByID string    `json:"createdById"`
+	CreatedAt   time.Time `json:"createdAt"`
+	InternalURL string    `json:"internalUrl"`
 }
 
 // projectCache answers project lookups from memory for a few seconds, so

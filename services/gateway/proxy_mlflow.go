@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httputil"
 	"net/url"
@@ -27,6 +28,7 @@ type (
 	proxyTarget    struct{ base, public *url.URL }
 	proxyTargetKey struct{}
 	proxyPathKey   struct{}
+	proxyPrefixKey struct{} // the gateway's path for the project's MLflow
 )
 
 func mountMLflowProxy(g *Gateway, e *gin.Engine) {
@@ -40,14 +42,25 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			pr.Out.Host = t.base.Host // MLflow checks the Host header
 			// The panel's token means nothing to MLflow; don't leak it.
 			pr.Out.Header.Del("Authorization")
-			sameOrigin(pr, t.base, t.public)
+			mlflowOrigin(pr, t.base, t.public)
+			stripSessionCookies(pr.Out.Header)
 			pr.SetXForwarded()
+		},
+		ModifyResponse: func(resp *http.Response) error {
+			t := resp.Request.Context().Value(proxyTargetKey{}).(proxyTarget)
+			prefix := resp.Request.Context().Value(proxyPrefixKey{}).(string)
+			return hideRedirect(resp, t.base, prefix)
 		},
 		// Stream both ways: gigabyte artifacts never sit in memory.
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client went away
+			}
+			var fe *foreignRedirect
+			if errors.As(err, &fe) {
+				writeJSONError(w, http.StatusBadGateway, fe.Error())
+				return
 			}
 			writeJSONError(w, http.StatusBadGateway, "the project's tracking server did not answer: "+err.Error())
 		},
@@ -75,6 +88,7 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 		}
 		ctx := context.WithValue(c.Request.Context(), proxyTargetKey{}, proxyTarget{base: base, public: g.publicURL})
 		ctx = context.WithValue(ctx, proxyPathKey{}, c.Param("path"))
+		ctx = context.WithValue(ctx, proxyPrefixKey{}, "/projects/"+url.PathEscape(c.Param("id"))+"/mlflow")
 		rp.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
 	}
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
@@ -83,27 +97,15 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 	}
 }
 
-// sameOrigin makes MLflow accept what a browser sends through the
+// mlflowOrigin makes MLflow accept what a browser sends through the
 // gateway. MLflow refuses state-changing requests whose Origin is not its
 // own host, and the MLflow UI opened through the gateway sends the
 // gateway's origin (MLPANEL_PUBLIC_URL, or the host the browser used).
 // Such a request is same-origin for the gateway, which has authenticated
 // it, so it reaches MLflow with MLflow's own origin; every other origin
 // goes on unchanged for MLflow to refuse.
-func sameOrigin(pr *httputil.ProxyRequest, target, public *url.URL) {
-	origin := pr.In.Header.Get("Origin")
-	if origin == "" {
-		return
-	}
-	o, err := url.Parse(origin)
-	if err != nil || o.Host == "" {
-		return
-	}
-	ours := strings.EqualFold(o.Host, pr.In.Host)
-	if public != nil && public.Host != "" {
-		ours = ours || (strings.EqualFold(o.Scheme, public.Scheme) && strings.EqualFold(o.Host, public.Host))
-	}
-	if ours {
+func mlflowOrigin(pr *httputil.ProxyRequest, target, public *url.URL) {
+	if pr.In.Header.Get("Origin") != "" && sameOrigin(pr.In, public) {
 		pr.Out.Header.Set("Origin", target.Scheme+"://"+target.Host)
 	}
 }
@@ -114,4 +116,71 @@ func writeJSONError(w http.ResponseWriter, status int, msg string) {
 	w.WriteHeader(status)
 	b, _ := json.Marshal(map[string]string{"code": strconv.Itoa(status), "message": msg})
 	_, _ = w.Write(b)
+}
+
+// foreignRedirect is a redirect the proxy cannot map into the gateway's
+// paths; it is refused rather than passed on.
+type foreignRedirect struct{ status int }
+
+func (f *foreignRedirect) Error() string {
+	return fmt.Sprintf("the tracking server answered a redirect (HTTP %d) outside the project: call the path without '//' or '..'", f.status)
+}
+
+// hideRedirect keeps the tracking server's address from reaching the
+// client: a Location into the server's own paths becomes the same place
+// under the gateway's path for the project (an absolute path, no host);
+// one elsewhere is refused. The redirect's body, which repeats the
+// address, is dropped.
+func hideRedirect(resp *http.Response, internal *url.URL, gatewayPrefix string) error {
+	for _, h := range []string{"Location", "Content-Location"} {
+		loc := resp.Header.Get(h)
+		if loc == "" {
+			continue
+		}
+		mapped, ok := mapInternalURL(loc, internal, gatewayPrefix)
+		if !ok {
+			return &foreignRedirect{resp.StatusCode}
+		}
+		resp.Header.Set(h, mapped)
+	}
+	if resp.StatusCode >= 300 && resp.StatusCode < 400 && resp.Header.Get("Location") != "" {
+		resp.Body.Close()
+		resp.Body = http.NoBody
+		resp.ContentLength = 0
+		resp.Header.Del("Content-Length")
+		resp.Header.Del("Content-Type")
+	}
+	return nil
+}
+
+// mapInternalURL rewrites a URL of the tracking server (absolute, or a
+// path under its prefix) to the gateway's path for it; a relative
+// reference without a leading '/' resolves the same under both and is
+// kept. Anything else (another host or port, a path outside the server's
+// prefix, a scheme-relative "//host") is not mapped.
+func mapInternalURL(loc string, internal *url.URL, gatewayPrefix string) (string, bool) {
+	u, err := url.Parse(loc)
+	if err != nil {
+		return "", false
+	}
+	if u.Scheme == "" && u.Host == "" && u.Opaque == "" && !strings.HasPrefix(u.Path, "/") && !strings.HasPrefix(loc, "//") {
+		return loc, true // relative to the current path
+	}
+	if u.Host != "" && !strings.EqualFold(u.Host, internal.Host) {
+		return "", false
+	}
+	if u.Scheme != "" && u.Scheme != "http" && u.Scheme != "https" {
+		return "", false
+	}
+	base := strings.TrimSuffix(internal.Path, "/")
+	rest, ok := strings.CutPrefix(u.Path, base)
+	if !ok || (rest != "" && !strings.HasPrefix(rest, "/")) {
+		return "", false
+	}
+	out := &url.URL{Path: gatewayPrefix + rest, RawQuery: u.RawQuery, Fragment: u.Fragment}
+	s := out.String()
+	if strings.HasPrefix(s, "//") {
+		return "", false // would name a host
+	}
+	return s, true
 }

@@ -16,6 +16,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/services/gateway/access"
 )
 
 // buildRequest turns an HTTP request into the control-plane envelope.
@@ -36,7 +37,10 @@ func buildRequest(c *gin.Context, maxBody int64) (events.Request, error) {
 		return r, err
 	}
 	r.List = lp
-	r.Caller = c.GetString(callerKey)
+	if u, ok := c.Get(userKey); ok {
+		cr := callerRequest(u.(access.User))
+		r.Caller, r.CallerID, r.CallerSince = cr.Caller, cr.CallerID, cr.CallerSince
+	}
 	if v, ok := c.Get(visibleKey); ok {
 		r.Restricted, r.Visible = true, v.([]string)
 	}

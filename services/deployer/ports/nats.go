@@ -31,7 +31,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 				// A deployment is visible with its project; the project's
 				// creator is the projects service's to know, so a
 				// restricted caller sees the projects listed in Visible.
-				Sees: func(projectID string) bool { return r.Sees(projectID, "") },
+				Sees: func(projectID string) bool { return r.Sees(projectID, events.Creator{}) },
 			})
 		},
 		"get": events.ByID(svc.Get),

@@ -38,9 +38,13 @@ func ParseRole(s string) (Role, error) {
 	return None, fmt.Errorf("role %q: want viewer, editor or owner", s)
 }
 
-// User is a person or a machine that calls the API.
+// User is a person or a machine that calls the API. Name is what people
+// type; ID is given at creation and never reused, and it is what tokens,
+// memberships and ownership are bound to, so deleting a user and creating
+// another with the same name hands the newcomer nothing of the old one.
 type User struct {
 	Name      string    `json:"name" bson:"_id"`
+	ID        string    `json:"id" bson:"uid"`
 	Admin     bool      `json:"admin" bson:"admin"`
 	CreatedAt time.Time `json:"createdAt" bson:"createdAt"`
 }
@@ -59,6 +63,7 @@ func ValidateUserName(name string) error {
 type Token struct {
 	ID        string    `json:"id" bson:"_id"`
 	User      string    `json:"user" bson:"user"`
+	UserID    string    `json:"-" bson:"userId"`
 	Name      string    `json:"name" bson:"name"`
 	Hash      string    `json:"-" bson:"hash"`
 	CreatedAt time.Time `json:"createdAt" bson:"createdAt"`
@@ -68,7 +73,8 @@ type Token struct {
 // who owns it).
 type Member struct {
 	Project string `json:"project_id" bson:"project"`
-	User    string `json:"user" bson:"user"`
+	User    string `json:"user" bson:"user"` // the name, for display
+	UserID  string `json:"-" bson:"userId"`
 	Role    Role   `json:"role" bson:"role"`
 }
 
@@ -85,6 +91,18 @@ func NewSecret() string {
 func HashSecret(secret string) string {
 	h := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(h[:])
+}
+
+// NewUserID makes a user's immutable id.
+func NewUserID() string { return "u" + NewID() }
+
+// legacyUserID is the id given to a user stored before users had ids:
+// derived from the name and the creation time, so gateways migrating the
+// same store at once agree on it, and a user re-created under that name
+// (a later creation time) still gets another.
+func legacyUserID(u User) string {
+	h := sha256.Sum256([]byte(u.Name + "\x00" + u.CreatedAt.UTC().Format(time.RFC3339Nano)))
+	return "u" + hex.EncodeToString(h[:8])
 }
 
 // NewID makes a short random identifier for tokens and audit entries.

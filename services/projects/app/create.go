@@ -19,6 +19,7 @@ type CreateInput struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	CreatedBy   string `json:"-"`
+	CreatedByID string `json:"-"`
 }
 
 // Create registers a project, gives it a port for life and makes its
@@ -57,7 +58,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Project, e
 		ID: strconv.FormatInt(seq, 10), Seq: seq,
 		Name: in.Name, Description: in.Description,
 		Status: domain.StatusTerminated, DesiredState: domain.DesiredStopped,
-		Port: port, CreatedBy: in.CreatedBy, CreatedAt: now, UpdatedAt: now,
+		Port: port, CreatedBy: in.CreatedBy, CreatedByID: in.CreatedByID, CreatedAt: now, UpdatedAt: now,
 	}
 	p.Path = filepath.Join(s.cfg.Home, "projects", p.ID)
 	p.MlflowURI = s.cfg.AdvertiseURL(p)

@@ -68,7 +68,7 @@ func (s *Service) List(ctx context.Context, r events.Request) (events.List[domai
 	}
 	kept := all[:0]
 	for _, p := range all {
-		if (status == "" || string(p.Status) == status) && r.Sees(p.ID, p.CreatedBy) {
+		if (status == "" || string(p.Status) == status) && r.Sees(p.ID, events.Creator{ID: p.CreatedByID, Name: p.CreatedBy, At: p.CreatedAt}) {
 			kept = append(kept, p)
 		}
 	}

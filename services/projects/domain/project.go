@@ -60,9 +60,12 @@ type Project struct {
 	MlflowURI    string  `json:"mlflowUri" bson:"mlflowUri"`
 	// InternalURL is where other services reach the tracking server
 	// directly; MlflowURI may instead be the gateway's public proxy.
-	InternalURL  string    `json:"internalUrl" bson:"internalUrl"`
-	Path         string    `json:"path" bson:"path"`
-	CreatedBy    string    `json:"createdBy,omitempty" bson:"createdBy,omitempty"`
+	InternalURL string `json:"internalUrl" bson:"internalUrl"`
+	Path        string `json:"path" bson:"path"`
+	CreatedBy   string `json:"createdBy,omitempty" bson:"createdBy,omitempty"`
+	// CreatedByID is the creator's account id: it, not the name, makes
+	// them the owner (events.Creator).
+	CreatedByID  string    `json:"createdById,omitempty" bson:"createdById,omitempty"`
 	CreatedAt    time.Time `json:"createdAt" bson:"createdAt"`
 	UpdatedAt    time.Time `json:"updatedAt" bson:"updatedAt"`
 	LastError    string    `json:"lastError,omitempty" bson:"lastError,omitempty"`

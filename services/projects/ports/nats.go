@@ -31,7 +31,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 			if err := r.DecodeBody(&in); err != nil {
 				return nil, err
 			}
-			in.CreatedBy = r.Caller
+			in.CreatedBy, in.CreatedByID = r.Caller, r.CallerID
 			return svc.Create(ctx, in)
 		},
 		"update": func(ctx context.Context, r events.Request) (any, error) {
