@@ -71,7 +71,7 @@ type Gateway struct {
 	audit     *auditQueue
 	projects  *projectCache
 	owners    *deploymentOwners // which project owns each deployment
-	stderr    io.Writer // where the first admin token is printed
+	stderr    io.Writer         // where the first admin token is printed
 	// publicURL is Config.PublicURL parsed; nil when unset or malformed.
 	publicURL *url.URL
 	now       func() time.Time
