@@ -67,6 +67,10 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			writeError(c, events.Errorf(http.StatusBadGateway, "project %s has no usable tracking server address %q", p.Name, p.InternalURL))
 			return
 		}
+		if err := checkProxiedFilter(c.Request, c.Param("path")); err != nil {
+			writeError(c, err)
+			return
+		}
 		ctx := context.WithValue(c.Request.Context(), proxyTargetKey{}, proxyTarget{base: base})
 		ctx = context.WithValue(ctx, proxyPathKey{}, c.Param("path"))
 		rp.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
