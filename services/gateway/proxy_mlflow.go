@@ -13,6 +13,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 )
 
 // The MLflow proxy lets a remote user set
@@ -31,6 +32,8 @@ type (
 
 func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 	rp := &httputil.ReverseProxy{
+		// Tracking servers listen on Unix sockets when auth is on.
+		Transport: sockhttp.Transport(nil),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			t := pr.In.Context().Value(proxyTargetKey{}).(proxyTarget)
 			suffix := pr.In.Context().Value(proxyPathKey{}).(string)
@@ -62,7 +65,7 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 				"project %s is %s: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID))
 			return
 		}
-		base, err := url.Parse(p.InternalURL)
+		base, err := url.Parse(sockhttp.Target(p.InternalURL))
 		if err != nil || base.Host == "" {
 			writeError(c, events.Errorf(http.StatusBadGateway, "project %s has no usable tracking server address %q", p.Name, p.InternalURL))
 			return

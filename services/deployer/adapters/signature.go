@@ -11,6 +11,8 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 )
 
 // InputColumns reads the input column names of a model version's
@@ -46,7 +48,7 @@ func (r *Registry) readMLmodel(ctx context.Context, trackingURL, uri string) ([]
 			return nil, fmt.Errorf("artifact uri %q: %w", uri, err)
 		}
 		path := strings.TrimLeft(u.Path, "/")
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, trackingURL+"/api/2.0/mlflow-artifacts/artifacts/"+path+"/MLmodel", nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, sockhttp.Target(trackingURL)+"/api/2.0/mlflow-artifacts/artifacts/"+path+"/MLmodel", nil)
 		if err != nil {
 			return nil, err
 		}
