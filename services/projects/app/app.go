@@ -89,6 +89,8 @@ type runtime struct {
 	startedAt time.Time
 	crashes   proc.Crashes
 	checkedAt time.Time // last /health that answered; running servers are probed every healthEvery
+	// unanswered counts /health probes of a live server missed in a row.
+	unanswered int
 }
 
 // New builds the service.
