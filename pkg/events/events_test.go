@@ -305,3 +305,35 @@ func TestHandlerWorksWithinTheCallersDeadline(t *testing.T) {
 		}
 	}
 }
+
+// TestReadIsCancelledWhenTheCallerGoes: a read whose caller stops waiting
+// (its HTTP client hung up) ends in the service too, instead of holding
+// MLflow until the deadline.
+func TestReadIsCancelledWhenTheCallerGoes(t *testing.T) {
+	nc := startNATS(t)
+	ended := make(chan error, 1)
+	started := make(chan struct{})
+	ms, err := events.AddService(nc, "hang", "0.0.1", "test", time.Minute, map[string]events.Operation{
+		"wait": func(ctx context.Context, _ events.Request) (any, error) {
+			close(started)
+			<-ctx.Done()
+			ended <- ctx.Err()
+			return nil, ctx.Err()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	go func() { <-started; cancel() }()
+	_ = events.CallIdempotent(ctx, nc, events.ControlPrefix+".hang.wait", events.Request{}, nil)
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the service's context ended with %v, want cancelled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the service still works for a caller that left 10 s ago")
+	}
+}

@@ -56,12 +56,29 @@ type List[T any] struct {
 // less a margin for the reply, so the work is abandoned before the caller
 // stops waiting for it and is never done for nobody.
 func Handler[Req any](timeout time.Duration, fn func(ctx context.Context, req Req) (any, error)) micro.Handler {
+	return handler(nil, timeout, fn)
+}
+
+// handler is Handler; with nc it also ends a request's context when its
+// caller says it has gone (CancelHeader), so a read whose client hung up
+// stops waiting on MLflow at once instead of at the deadline.
+func handler[Req any](nc *nats.Conn, timeout time.Duration, fn func(ctx context.Context, req Req) (any, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
+		ctx, cancel := context.WithTimeout(context.Background(), HandlerDeadline(timeout, r.Headers().Get(TimeoutHeader)))
+		var cancelSub *nats.Subscription
+		if subject := r.Headers().Get(CancelHeader); nc != nil && subject != "" {
+			// Subscribed before the ack, so a caller that leaves right
+			// after it is heard.
+			cancelSub, _ = nc.Subscribe(subject, func(*nats.Msg) { cancel() })
+		}
 		if r.Headers().Get(AckHeader) != "" {
 			_ = r.Respond(nil, micro.WithHeaders(micro.Headers{AckHeader: {"1"}}))
 		}
-		d := HandlerDeadline(timeout, r.Headers().Get(TimeoutHeader))
 		go func() {
+			defer cancel()
+			if cancelSub != nil {
+				defer func() { _ = cancelSub.Unsubscribe() }()
+			}
 			var req Req
 			if len(r.Data()) > 0 {
 				if err := json.Unmarshal(r.Data(), &req); err != nil {
@@ -69,8 +86,6 @@ func Handler[Req any](timeout time.Duration, fn func(ctx context.Context, req Re
 					return
 				}
 			}
-			ctx, cancel := context.WithTimeout(context.Background(), d)
-			defer cancel()
 			res, err := fn(ctx, req)
 			if err != nil {
 				respondError(r, err)
@@ -93,6 +108,10 @@ const (
 	// once with an empty message carrying the same header; the reply
 	// follows.
 	AckHeader = "Mlpanel-Ack"
+	// CancelHeader names a subject where the caller publishes when it
+	// stops waiting before the deadline (its client went away); reads
+	// only, since a write cut in the middle is worse than one finished.
+	CancelHeader = "Mlpanel-Cancel"
 )
 
 // replyMargin is what a service keeps of the caller's time for its reply
@@ -147,12 +166,18 @@ func requestAcked(ctx context.Context, nc *nats.Conn, subject string, body []byt
 		return nil, fmt.Errorf("subscribing for the reply to %s: %w", subject, err)
 	}
 	defer func() { _ = sub.Unsubscribe() }()
+	defer func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			_ = nc.Publish(inbox+".cancel", nil) // the caller left: the service stops too
+		}
+	}()
 	graceEnds := time.Now().Add(noResponderGrace)
 	wait := 50 * time.Millisecond
 	for {
 		m := nats.NewMsg(subject)
 		m.Reply, m.Data = inbox, body
 		m.Header.Set(AckHeader, "1")
+		m.Header.Set(CancelHeader, inbox+".cancel")
 		setTimeout(ctx, m)
 		if err := nc.PublishMsg(m); err != nil {
 			return nil, err

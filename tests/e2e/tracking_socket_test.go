@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -114,6 +115,18 @@ except Exception as e:
 	out := python(t, viewer, "MLFLOW_TRACKING_URI="+p.MlflowURI, "MLFLOW_TRACKING_TOKEN="+alice)
 	if depLine(t, out, "RUNS=") != runID || depLine(t, out, "WRITE=") != "refused" {
 		t.Fatalf("a viewer through mlflowUri: %s; want run %s listed and the write refused", out, runID)
+	}
+
+	// A filter MLflow would chew on for minutes is refused up front, with
+	// the limits, by the REST API and by the proxy's searches alike.
+	heavy := strings.TrimSuffix(strings.Repeat("metrics.m > 0 AND ", 1000), " AND ")
+	r = tp.as(t, alice, "GET", "/runs?project_id=sockproj&filter="+url.QueryEscape(heavy), nil)
+	if r.Status != 400 || !strings.Contains(r.Message(), "at most 50 clauses") {
+		t.Fatalf("GET /runs with 1000 clauses: %d %s; want 400 stating the limit", r.Status, r.Body)
+	}
+	r = tp.as(t, alice, "POST", "/projects/sockproj/mlflow/api/2.0/mlflow/runs/search", map[string]any{"experiment_ids": []string{"0"}, "filter": heavy})
+	if r.Status != 400 || !strings.Contains(r.Message(), "1000 clauses") {
+		t.Fatalf("runs/search through the proxy with 1000 clauses: %d %s; want 400 stating the limit", r.Status, r.Body)
 	}
 
 	// A model server fetches its model through the read-only relay.
