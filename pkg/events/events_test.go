@@ -3,7 +3,9 @@ package events_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -196,5 +198,146 @@ func TestCallIdempotentSurvivesALostReply(t *testing.T) {
 	err = events.Call(ctx2, nc, "test.read", struct{}{}, &out)
 	if events.StatusOf(err) != http.StatusGatewayTimeout || calls.Load() != 1 {
 		t.Fatalf("Call on a lost reply: %v after %d deliveries; want a 504 after exactly one (writes are never resent)", err, calls.Load())
+	}
+}
+
+// slowService registers test.slow, whose handler takes hold before it
+// answers and counts its deliveries; seen reports each handler's deadline.
+func slowService(t *testing.T, nc *nats.Conn, own, hold time.Duration, seen chan<- time.Duration) *atomic.Int32 {
+	t.Helper()
+	var calls atomic.Int32
+	svc, err := micro.AddService(nc, micro.Config{Name: "slow", Version: "0.0.1", QueueGroup: "slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = svc.Stop() })
+	err = svc.AddEndpoint("slow", events.Handler(own, func(ctx context.Context, _ struct{}) (any, error) {
+		calls.Add(1)
+		if d, ok := ctx.Deadline(); ok && seen != nil {
+			seen <- time.Until(d)
+		}
+		select {
+		case <-time.After(hold):
+			return map[string]bool{"ok": true}, nil
+		case <-ctx.Done():
+			return nil, events.Errorf(http.StatusGatewayTimeout, "gave up")
+		}
+	}), micro.WithEndpointSubject("test.slow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &calls
+}
+
+// TestCallIdempotentNeverResendsASlowRead: a read that a service took is
+// waited for, not sent again because it is slow (each resend would run
+// the same heavy query once more).
+func TestCallIdempotentNeverResendsASlowRead(t *testing.T) {
+	nc := startNATS(t)
+	calls := slowService(t, nc, time.Minute, 7*time.Second, nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var out struct{ OK bool }
+	if err := events.CallIdempotent(ctx, nc, "test.slow", struct{}{}, &out); err != nil || !out.OK {
+		t.Fatalf("CallIdempotent = %+v, %v; want the slow answer", out, err)
+	}
+	if n := calls.Load(); n != 1 {
+		t.Fatalf("a slow read ran %d times, want once", n)
+	}
+	// No responders at all is still a quick 503, not an ack wait.
+	err := events.CallIdempotent(ctx, nc, "test.nobody", struct{}{}, nil)
+	if events.StatusOf(err) != http.StatusServiceUnavailable {
+		t.Fatalf("CallIdempotent to nobody = %v, want 503", err)
+	}
+}
+
+// TestHandlerWorksWithinTheCallersDeadline: the service's deadline is the
+// caller's remaining time less a margin when that is shorter than its
+// own, so it gives up (cancelling what it waits for) before the caller
+// does and answers in time; and one slow request does not hold up the
+// next one on the same endpoint.
+func TestHandlerWorksWithinTheCallersDeadline(t *testing.T) {
+	nc := startNATS(t)
+	seen := make(chan time.Duration, 4)
+	slowService(t, nc, time.Minute, time.Hour, seen)
+	for name, call := range map[string]func(context.Context, *nats.Conn, string, any, any) error{
+		"Call": events.Call, "CallIdempotent": events.CallIdempotent,
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
+		err := call(ctx, nc, "test.slow", struct{}{}, nil)
+		cancel()
+		if d := <-seen; d <= 0 || d >= 3*time.Second {
+			t.Errorf("%s: the handler's deadline was %s away; want below the caller's 3s", name, d)
+		}
+		// The service's own 504 arrives, not the caller's timeout.
+		var e *events.Error
+		if !errors.As(err, &e) || e.Message != "gave up" {
+			t.Errorf("%s: got %v; want the service's answer before the caller's deadline", name, err)
+		}
+	}
+
+	// Two requests on one endpoint at once: both run together.
+	var both sync.WaitGroup
+	both.Add(2)
+	svc, err := micro.AddService(nc, micro.Config{Name: "pair", Version: "0.0.1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer svc.Stop()
+	_ = svc.AddEndpoint("pair", events.Handler(5*time.Second, func(ctx context.Context, _ struct{}) (any, error) {
+		both.Done()
+		done := make(chan struct{})
+		go func() { both.Wait(); close(done) }()
+		select {
+		case <-done:
+			return "ok", nil
+		case <-ctx.Done():
+			return nil, events.Errorf(http.StatusGatewayTimeout, "the other request never ran beside this one")
+		}
+	}), micro.WithEndpointSubject("test.pair"))
+	errs := make(chan error, 2)
+	for range 2 {
+		go func() {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			errs <- events.Call(ctx, nc, "test.pair", struct{}{}, nil)
+		}()
+	}
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("concurrent requests on one endpoint: %v", err)
+		}
+	}
+}
+
+// TestReadIsCancelledWhenTheCallerGoes: a read whose caller stops waiting
+// (its HTTP client hung up) ends in the service too, instead of holding
+// MLflow until the deadline.
+func TestReadIsCancelledWhenTheCallerGoes(t *testing.T) {
+	nc := startNATS(t)
+	ended := make(chan error, 1)
+	started := make(chan struct{})
+	ms, err := events.AddService(nc, "hang", "0.0.1", "test", time.Minute, map[string]events.Operation{
+		"wait": func(ctx context.Context, _ events.Request) (any, error) {
+			close(started)
+			<-ctx.Done()
+			ended <- ctx.Err()
+			return nil, ctx.Err()
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ms.Stop()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	go func() { <-started; cancel() }()
+	_ = events.CallIdempotent(ctx, nc, events.ControlPrefix+".hang.wait", events.Request{}, nil)
+	select {
+	case err := <-ended:
+		if !errors.Is(err, context.Canceled) {
+			t.Fatalf("the service's context ended with %v, want cancelled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the service still works for a caller that left 10 s ago")
 	}
 }

@@ -48,26 +48,87 @@ type List[T any] struct {
 // request (a malformed one is a 400), runs fn under a deadline, and answers
 // with the JSON result or the error's status and message in micro's error
 // headers (Nats-Service-Error-Code, Nats-Service-Error).
+//
+// micro delivers an endpoint's requests one after another, so fn runs in
+// its own goroutine: one slow read must not hold up the next request, nor
+// the ack of requests that asked for one (see CallIdempotent). The
+// deadline is timeout or, when sooner, the caller's own (TimeoutHeader)
+// less a margin for the reply, so the work is abandoned before the caller
+// stops waiting for it and is never done for nobody.
 func Handler[Req any](timeout time.Duration, fn func(ctx context.Context, req Req) (any, error)) micro.Handler {
+	return handler(nil, timeout, fn)
+}
+
+// handler is Handler; with nc it also ends a request's context when its
+// caller says it has gone (CancelHeader), so a read whose client hung up
+// stops waiting on MLflow at once instead of at the deadline.
+func handler[Req any](nc *nats.Conn, timeout time.Duration, fn func(ctx context.Context, req Req) (any, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		var req Req
-		if len(r.Data()) > 0 {
-			if err := json.Unmarshal(r.Data(), &req); err != nil {
-				respondError(r, Errorf(http.StatusBadRequest, "malformed request: %v", err))
+		ctx, cancel := context.WithTimeout(context.Background(), HandlerDeadline(timeout, r.Headers().Get(TimeoutHeader)))
+		var cancelSub *nats.Subscription
+		if subject := r.Headers().Get(CancelHeader); nc != nil && subject != "" {
+			// Subscribed before the ack, so a caller that leaves right
+			// after it is heard.
+			cancelSub, _ = nc.Subscribe(subject, func(*nats.Msg) { cancel() })
+		}
+		if r.Headers().Get(AckHeader) != "" {
+			_ = r.Respond(nil, micro.WithHeaders(micro.Headers{AckHeader: {"1"}}))
+		}
+		go func() {
+			defer cancel()
+			if cancelSub != nil {
+				defer func() { _ = cancelSub.Unsubscribe() }()
+			}
+			var req Req
+			if len(r.Data()) > 0 {
+				if err := json.Unmarshal(r.Data(), &req); err != nil {
+					respondError(r, Errorf(http.StatusBadRequest, "malformed request: %v", err))
+					return
+				}
+			}
+			res, err := fn(ctx, req)
+			if err != nil {
+				respondError(r, err)
 				return
 			}
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), timeout)
-		defer cancel()
-		res, err := fn(ctx, req)
-		if err != nil {
-			respondError(r, err)
-			return
-		}
-		if err := r.RespondJSON(res); err != nil {
-			respondError(r, fmt.Errorf("encoding reply: %w", err))
-		}
+			if err := r.RespondJSON(res); err != nil {
+				respondError(r, fmt.Errorf("encoding reply: %w", err))
+			}
+		}()
 	})
+}
+
+// Headers of the control plane beside micro's own.
+const (
+	// TimeoutHeader carries how long the caller still waits, in
+	// milliseconds, when it sent the request. A duration, not a time, so
+	// clocks of different machines need not agree.
+	TimeoutHeader = "Mlpanel-Timeout-Ms"
+	// AckHeader on a request asks the service to acknowledge receipt at
+	// once with an empty message carrying the same header; the reply
+	// follows.
+	AckHeader = "Mlpanel-Ack"
+	// CancelHeader names a subject where the caller publishes when it
+	// stops waiting before the deadline (its client went away); reads
+	// only, since a write cut in the middle is worse than one finished.
+	CancelHeader = "Mlpanel-Cancel"
+)
+
+// replyMargin is what a service keeps of the caller's time for its reply
+// to travel back: a tenth, at most a second.
+func replyMargin(d time.Duration) time.Duration { return min(d/10, time.Second) }
+
+// HandlerDeadline is how long a service works on a request: its own
+// timeout, or the caller's remaining time (TimeoutHeader, in ms) less
+// the reply margin when that is shorter. This is the one place where a
+// service's deadline is derived from its caller's.
+func HandlerDeadline(own time.Duration, callerMs string) time.Duration {
+	ms, err := strconv.ParseInt(callerMs, 10, 64)
+	if err != nil || ms <= 0 {
+		return own
+	}
+	caller := time.Duration(ms) * time.Millisecond
+	return max(min(own, caller-replyMargin(caller)), time.Millisecond)
 }
 
 func respondError(r micro.Request, err error) {
@@ -83,28 +144,83 @@ func Call(ctx context.Context, nc *nats.Conn, subject string, req, resp any) err
 }
 
 // CallIdempotent is Call for requests that may safely run twice (reads).
-// A request delivered to an instance that dies before it answers is never
-// answered, and NATS cannot tell the caller; so each attempt gets a third
-// of the deadline (at least minAttempt), and an attempt without a reply is
-// sent again, to whichever member of the queue group is alive.
+// A request that no instance took (none subscribed, or the one it was
+// delivered to died before reading it) is sent again, to whichever member
+// of the queue group is alive. It asks for an ack (AckHeader), and only a
+// request without one within ackWait is sent again: a read that was
+// taken is never resent because it is slow, since running a heavy query
+// again on a busy server only makes it slower for everyone.
 func CallIdempotent(ctx context.Context, nc *nats.Conn, subject string, req, resp any) error {
-	return call(ctx, nc, subject, req, resp, requestRetryingLost)
+	return call(ctx, nc, subject, req, resp, requestAcked)
 }
 
-// minAttempt is the shortest attempt of CallIdempotent.
-const minAttempt = 5 * time.Second
+// ackWait is how long CallIdempotent waits for an ack before it sends
+// the request again. Services ack before decoding, so this covers only
+// the network and a service's scheduling.
+var ackWait = 2 * time.Second
 
-func requestRetryingLost(ctx context.Context, nc *nats.Conn, subject string, body []byte) (*nats.Msg, error) {
-	deadline, _ := ctx.Deadline()
-	per := max(time.Until(deadline)/3, minAttempt)
-	for {
-		actx, cancel := context.WithTimeout(ctx, per)
-		msg, err := requestRetryingNoResponders(actx, nc, subject, body)
-		cancel()
-		lost := errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
-		if !lost || ctx.Err() != nil {
-			return msg, err
+func requestAcked(ctx context.Context, nc *nats.Conn, subject string, body []byte) (*nats.Msg, error) {
+	inbox := nc.NewInbox()
+	sub, err := nc.SubscribeSync(inbox)
+	if err != nil {
+		return nil, fmt.Errorf("subscribing for the reply to %s: %w", subject, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	defer func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			_ = nc.Publish(inbox+".cancel", nil) // the caller left: the service stops too
 		}
+	}()
+	graceEnds := time.Now().Add(noResponderGrace)
+	wait := 50 * time.Millisecond
+	for {
+		m := nats.NewMsg(subject)
+		m.Reply, m.Data = inbox, body
+		m.Header.Set(AckHeader, "1")
+		m.Header.Set(CancelHeader, inbox+".cancel")
+		setTimeout(ctx, m)
+		if err := nc.PublishMsg(m); err != nil {
+			return nil, err
+		}
+		actx, cancel := context.WithTimeout(ctx, ackWait)
+		first, err := sub.NextMsgWithContext(actx)
+		cancel()
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			if time.Now().Add(wait).After(graceEnds) {
+				return nil, nats.ErrNoResponders
+			}
+			select {
+			case <-ctx.Done():
+				return nil, nats.ErrNoResponders
+			case <-time.After(wait):
+			}
+			wait = min(wait*2, time.Second)
+			continue
+		case err != nil && ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil: // no ack: nobody took it, send it again
+			continue
+		case first.Header.Get(AckHeader) == "":
+			return first, nil // a service that does not ack answered at once
+		}
+		// Taken: from now on only the reply counts, however late.
+		for {
+			msg, err := sub.NextMsgWithContext(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if msg.Header.Get(AckHeader) == "" {
+				return msg, nil
+			}
+		}
+	}
+}
+
+// setTimeout tells the service how long the caller waits (TimeoutHeader).
+func setTimeout(ctx context.Context, m *nats.Msg) {
+	if d, ok := ctx.Deadline(); ok {
+		m.Header.Set(TimeoutHeader, strconv.FormatInt(max(time.Until(d).Milliseconds(), 1), 10))
 	}
 }
 
@@ -153,8 +269,11 @@ const noResponderGrace = 5 * time.Second
 func requestRetryingNoResponders(ctx context.Context, nc *nats.Conn, subject string, body []byte) (*nats.Msg, error) {
 	deadline := time.Now().Add(noResponderGrace)
 	wait := 50 * time.Millisecond
+	m := nats.NewMsg(subject)
+	m.Data = body
 	for {
-		msg, err := nc.RequestWithContext(ctx, subject, body)
+		setTimeout(ctx, m)
+		msg, err := nc.RequestMsgWithContext(ctx, m)
 		if !errors.Is(err, nats.ErrNoResponders) || time.Now().Add(wait).After(deadline) {
 			return msg, err
 		}

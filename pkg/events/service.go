@@ -27,7 +27,7 @@ func AddService(nc *nats.Conn, name, version, description string, timeout time.D
 	for op, fn := range ops {
 		// Endpoint names may not hold dots; the subject keeps them.
 		endpoint := strings.ReplaceAll(op, ".", "_")
-		if err := g.AddEndpoint(endpoint, Handler(timeout, fn), micro.WithEndpointSubject(op)); err != nil {
+		if err := g.AddEndpoint(endpoint, handler(nc, timeout, fn), micro.WithEndpointSubject(op)); err != nil {
 			_ = ms.Stop()
 			return nil, fmt.Errorf("adding endpoint %s.%s: %w", name, op, err)
 		}

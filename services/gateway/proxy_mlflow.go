@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 )
 
 // The MLflow proxy lets a remote user set
@@ -33,6 +34,8 @@ type (
 
 func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 	rp := &httputil.ReverseProxy{
+		// Tracking servers listen on Unix sockets when auth is on.
+		Transport: sockhttp.Transport(nil),
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			t := pr.In.Context().Value(proxyTargetKey{}).(proxyTarget)
 			suffix := pr.In.Context().Value(proxyPathKey{}).(string)
@@ -81,9 +84,13 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 				"project %s is %s: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID))
 			return
 		}
-		base, err := url.Parse(p.InternalURL)
+		base, err := url.Parse(sockhttp.Target(p.InternalURL))
 		if err != nil || base.Host == "" {
 			writeError(c, events.Errorf(http.StatusBadGateway, "project %s has no usable tracking server address %q", p.Name, p.InternalURL))
+			return
+		}
+		if err := checkProxiedFilter(c.Request, c.Param("path")); err != nil {
+			writeError(c, err)
 			return
 		}
 		ctx := context.WithValue(c.Request.Context(), proxyTargetKey{}, proxyTarget{base: base, public: g.publicURL})

@@ -14,6 +14,7 @@ import (
 	"github.com/gin-gonic/gin"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 )
 
 // Artifact downloads are byte streams: the gateway asks the tracking
@@ -37,12 +38,12 @@ type artifactLocation struct {
 
 // artifactClient fetches artifact bytes. No overall timeout: a large file
 // may take long; the client's context ends it when the caller goes away.
-var artifactClient = &http.Client{Transport: &http.Transport{
+var artifactClient = &http.Client{Transport: sockhttp.Transport(&http.Transport{
 	Proxy:                 nil,
 	ResponseHeaderTimeout: 60 * time.Second,
 	MaxIdleConnsPerHost:   4,
 	IdleConnTimeout:       90 * time.Second,
-}}
+})}
 
 func (g *Gateway) artifactContent(c *gin.Context) {
 	req, err := buildRequest(c, g.cfg.MaxBody)

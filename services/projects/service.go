@@ -5,6 +5,7 @@ package projects
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"path/filepath"
@@ -19,6 +20,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/projects/adapters"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
@@ -30,11 +32,18 @@ const Version = "0.1.0"
 
 // Config is the projects service's settings.
 type Config struct {
-	Home         string
-	Ports        proc.Range
-	Host         string // where tracking servers bind
-	AdvertHost   string // the host in mlflowUri
-	PublicURL    string // when set, mlflowUri is PublicURL/projects/<name>/mlflow
+	Home       string
+	Ports      proc.Range
+	Host       string // where tracking servers bind
+	AdvertHost string // the host in mlflowUri
+	PublicURL  string // when set, mlflowUri is PublicURL/projects/<name>/mlflow
+	// Auth is the gateway's MLPANEL_AUTH: with it on, mlflowUri is the
+	// gateway's proxy (PublicURL or else GatewayURL), and tracking servers
+	// listen on Unix sockets under Home/sockets (0700) unless TCP is set,
+	// so no client can bypass the gateway's tokens and roles.
+	Auth         bool
+	TCP          bool   // with auth on, listen on Host and a port anyway (a private network, e.g. compose)
+	GatewayURL   string // the gateway's address, from MLPANEL_HTTP_ADDR
 	Mlflow       string
 	Workers      int
 	Jobs         bool
@@ -58,6 +67,11 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		StopOnExit:   r.Bool("STOP_ON_EXIT", true),
 	}
 	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
+	c.Auth = r.Bool("AUTH", false)
+	c.TCP = r.Bool("TRACKING_TCP", false)
+	if host, port, err := net.SplitHostPort(r.String("HTTP_ADDR", "127.0.0.1:8080")); err == nil {
+		c.GatewayURL = "http://" + net.JoinHostPort(conf.Reachable(host), port)
+	}
 	c.Ports = r.PortRange("PORT_RANGE", "5000-5099")
 	return c
 }
@@ -75,6 +89,11 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	}
 	store, err := adapters.NewMongoStore(ctx, db)
 	if err != nil {
+		return err
+	}
+	// Before adoption: a server at an address the settings no longer
+	// allow is stopped here, not adopted.
+	if err := cfg.moveServers(ctx, store, log); err != nil {
 		return err
 	}
 	svc := app.New(app.Config{
@@ -109,12 +128,76 @@ func (c Config) servers() *adapters.MLflowServers {
 }
 
 func (c Config) advertiseURL(p domain.Project) string {
-	if c.PublicURL != "" {
+	switch {
+	case c.PublicURL != "":
 		return c.PublicURL + "/projects/" + p.Name + "/mlflow"
+	case c.Auth && c.GatewayURL != "":
+		return c.GatewayURL + "/projects/" + p.Name + "/mlflow"
 	}
 	return c.internalURL(p)
 }
 
+// sockets reports whether tracking servers listen on Unix sockets.
+func (c Config) sockets() bool { return c.Auth && !c.TCP }
+
+func (c Config) socketPath(p domain.Project) string {
+	return filepath.Join(c.Home, "sockets", p.ID+".sock")
+}
+
 func (c Config) internalURL(p domain.Project) string {
+	if c.sockets() {
+		return sockhttp.URL(c.socketPath(p), adapters.PathPrefix(p))
+	}
 	return "http://" + net.JoinHostPort(c.AdvertHost, strconv.Itoa(p.Port)) + adapters.PathPrefix(p)
+}
+
+// maxSocketPath is the longest Unix socket path Linux binds (sun_path).
+const maxSocketPath = 107
+
+// checkSocketPath fails early when the data home is too deep for the
+// socket of a project with a ten-digit id.
+func (c Config) checkSocketPath() error {
+	if !c.sockets() {
+		return nil
+	}
+	if longest := c.socketPath(domain.Project{ID: "1234567890"}); len(longest) > maxSocketPath {
+		return fmt.Errorf("MLPANEL_HOME %s is too long for tracking server sockets (%s has %d bytes, at most %d): use a shorter MLPANEL_HOME",
+			c.Home, longest, len(longest), maxSocketPath)
+	}
+	return nil
+}
+
+// moveServers brings every project's addresses in line with the settings
+// (a change of MLPANEL_AUTH, MLPANEL_PUBLIC_URL or MLPANEL_TRACKING_TCP).
+// A live server that listens at its old address is stopped first, so the
+// reconcile loop starts it again where the settings say: a server left on
+// a TCP port after auth was turned on would bypass the gateway.
+func (c Config) moveServers(ctx context.Context, store *adapters.MongoStore, log *slog.Logger) error {
+	if err := c.checkSocketPath(); err != nil {
+		return err
+	}
+	all, err := store.All(ctx)
+	if err != nil {
+		return fmt.Errorf("loading projects to check their addresses: %w", err)
+	}
+	for _, p := range all {
+		internal, advert := c.internalURL(p), c.advertiseURL(p)
+		if p.InternalURL == internal && p.MlflowURI == advert {
+			continue
+		}
+		if p.InternalURL != internal && p.Pid != 0 {
+			if pr, ok := proc.Adopt(p.Pid, p.PidStart); ok {
+				log.Info("restarting tracking server at its new address", "project", p.ID, "from", p.InternalURL, "to", internal)
+				if err := pr.Stop(10 * time.Second); err != nil {
+					return fmt.Errorf("stopping the server of project %s to move it: %w", p.ID, err)
+				}
+			}
+			p.Pid, p.PidStart = 0, 0
+		}
+		p.InternalURL, p.MlflowURI = internal, advert
+		if err := store.Replace(ctx, p); err != nil {
+			return fmt.Errorf("saving the new address of project %s: %w", p.ID, err)
+		}
+	}
+	return nil
 }

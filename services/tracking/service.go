@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/tracking/adapters"
 	"github.com/mlpanel/mlpanel/services/tracking/adapters/mlflowdb"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
@@ -67,13 +68,14 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	log = log.With("service", ports.Service)
 	// One transport for every tracking server keeps connections alive
 	// between the many calls of one list.
-	hc := &http.Client{Timeout: cfg.MLflowTimeout, Transport: &http.Transport{
+	// Tracking servers listen on Unix sockets when auth is on.
+	hc := &http.Client{Timeout: cfg.MLflowTimeout, Transport: sockhttp.Transport(&http.Transport{
 		Proxy:               nil, // tracking servers are local or internal; never via a proxy
 		MaxIdleConnsPerHost: 8,
 		IdleConnTimeout:     90 * time.Second,
-	}}
+	})}
 	clients := func(baseURL string) *mc.Client {
-		c := mc.New(baseURL, hc)
+		c := mc.New(sockhttp.Target(baseURL), hc)
 		c.PageSize = cfg.PageSize
 		return c
 	}

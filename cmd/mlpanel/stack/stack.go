@@ -115,6 +115,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		return nil, fmt.Errorf("listening on %s (MLPANEL_HTTP_ADDR): %w", cfg.Gateway.Addr, err)
 	}
 	s.URL = "http://" + s.ln.Addr().String()
+	// The projects service advertises the gateway's proxy when auth is on:
+	// one setting, and the address the gateway really listens on.
+	s.cfg.Projects.Auth = cfg.Gateway.Auth
+	if host, port, err := net.SplitHostPort(s.ln.Addr().String()); err == nil {
+		s.cfg.Projects.GatewayURL = "http://" + net.JoinHostPort(conf.Reachable(host), port)
+	}
 	for _, name := range serviceOrder {
 		if err := s.StartService(name); err != nil {
 			return nil, err

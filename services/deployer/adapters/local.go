@@ -13,6 +13,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
@@ -27,8 +28,9 @@ type Local struct {
 	Ports   proc.Range // MLPANEL_DEPLOY_PORT_RANGE
 	Workers int
 
-	mu   sync.Mutex
-	held map[int]string // port -> deployment id, for servers this run knows
+	mu    sync.Mutex
+	held  map[int]string  // port -> deployment id, for servers this run knows
+	relay *sockhttp.Relay // started on the first project on a Unix socket
 }
 
 // Dir is the deployment's folder under the data home.
@@ -38,8 +40,29 @@ func (l *Local) Dir(d domain.Deployment) string {
 
 func (l *Local) LogFile(d domain.Deployment) string { return filepath.Join(l.Dir(d), "server.log") }
 
-// TrackingURI is the project's server as this machine reaches it.
-func (l *Local) TrackingURI(p app.Project) string { return p.InternalURL }
+// TrackingURI is the project's server as this machine reaches it. A
+// server on a Unix socket (auth on) is read through the relay, since the
+// model server's Python client speaks only TCP; the relay serves reads
+// only, to holders of the token in the model server's environment.
+func (l *Local) TrackingURI(p app.Project) string {
+	if _, ok := sockhttp.Socket(p.InternalURL); !ok {
+		return p.InternalURL
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.relay == nil {
+		r, err := sockhttp.StartRelay()
+		if err != nil {
+			return p.InternalURL // the model server's log says it cannot reach it
+		}
+		l.relay = r
+	}
+	u, err := l.relay.URL(p.InternalURL)
+	if err != nil {
+		return p.InternalURL
+	}
+	return u
+}
 
 // Start picks a port (the deployment's previous one when it is free, so
 // its url rarely changes) and launches the server without a shell.

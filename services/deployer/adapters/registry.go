@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
 
@@ -19,7 +20,10 @@ import (
 type Registry struct{ Client *http.Client }
 
 // NewRegistry returns a registry client with a sane timeout.
-func NewRegistry() *Registry { return &Registry{Client: &http.Client{Timeout: 15 * time.Second}} }
+// Tracking servers listen on Unix sockets when auth is on.
+func NewRegistry() *Registry {
+	return &Registry{Client: &http.Client{Timeout: 15 * time.Second, Transport: sockhttp.Transport(nil)}}
+}
 
 type mlflowError struct {
 	ErrorCode string `json:"error_code"`
@@ -29,7 +33,7 @@ type mlflowError struct {
 // get calls GET {base}/api/2.0/mlflow/{path}?{q} and decodes the answer.
 // It returns the MLflow error code for a 4xx answer.
 func (r *Registry) get(ctx context.Context, base, path string, q url.Values, out any) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/api/2.0/mlflow/"+path+"?"+q.Encode(), nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, sockhttp.Target(base)+"/api/2.0/mlflow/"+path+"?"+q.Encode(), nil)
 	if err != nil {
 		return "", fmt.Errorf("building MLflow request %s: %w", path, err)
 	}

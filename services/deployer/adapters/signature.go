@@ -14,6 +14,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
 )
 
@@ -117,7 +118,7 @@ func (r *Registry) readArtifact(ctx context.Context, trackingURL, uri, name stri
 			return nil, fmt.Errorf("artifact uri %q: %w", uri, err)
 		}
 		path := strings.TrimLeft(u.Path, "/")
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, trackingURL+"/api/2.0/mlflow-artifacts/artifacts/"+path+"/"+url.PathEscape(name), nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, sockhttp.Target(trackingURL)+"/api/2.0/mlflow-artifacts/artifacts/"+path+"/"+url.PathEscape(name), nil)
 		if err != nil {
 			return nil, err
 		}

@@ -10,11 +10,13 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -33,16 +35,22 @@ type MLflowServers struct {
 	client       *http.Client
 }
 
+// socketDirMode keeps a project's socket to the panel's own OS user:
+// uvicorn makes the socket itself 0666, so the folder is what guards it.
+const socketDirMode = 0o700
+
 // NewMLflowServers returns the launcher.
 func NewMLflowServers(mlflow, host string, workers int, jobs bool) *MLflowServers {
 	return &MLflowServers{Mlflow: mlflow, Host: host, Workers: workers, Jobs: jobs,
-		client: &http.Client{Timeout: 2 * time.Second}}
+		client: &http.Client{Timeout: 2 * time.Second, Transport: sockhttp.Transport(nil)}}
 }
 
 func (m *MLflowServers) LogFile(p domain.Project) string { return filepath.Join(p.Path, "mlflow.log") }
 
 // Start launches the server with the project's own SQLite database and
-// served artifacts, so remote clients upload artifacts through it.
+// served artifacts, so remote clients upload artifacts through it. It
+// listens where the project's internalUrl says: a Unix socket
+// (sockhttp.URL) or the project's port on Host.
 func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
 	db := filepath.Join(p.Path, "mlflow.db")
 	if _, err := os.Stat(db); p.RanBefore && errors.Is(err, fs.ErrNotExist) {
@@ -70,6 +78,13 @@ func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
 	if m.AllowedHosts != "" {
 		args = append(args, "--allowed-hosts", m.AllowedHosts)
 	}
+	if socket, ok := sockhttp.Socket(p.InternalURL); ok {
+		if err := prepareSocket(socket); err != nil {
+			return nil, err
+		}
+		// uvicorn binds the socket instead of --host/--port.
+		args = append(args, "--uvicorn-opts", "--uds "+shellQuote(socket))
+	}
 	env := []string{"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=" + strconv.FormatBool(m.Jobs)}
 	return proc.Start(proc.Spec{Path: m.Mlflow, Args: args, Env: env, Dir: p.Path, LogFile: m.LogFile(p)})
 }
@@ -82,7 +97,11 @@ func PathPrefix(p domain.Project) string { return "/projects/" + p.ID + "/mlflow
 func (m *MLflowServers) Healthy(ctx context.Context, p domain.Project) bool {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+hostPort(m.Host, p.Port)+PathPrefix(p)+"/health", nil)
+	base := "http://" + hostPort(m.Host, p.Port) + PathPrefix(p)
+	if _, ok := sockhttp.Socket(p.InternalURL); ok {
+		base = sockhttp.Target(p.InternalURL)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/health", nil)
 	if err != nil {
 		return false
 	}
@@ -98,3 +117,30 @@ func (m *MLflowServers) Healthy(ctx context.Context, p domain.Project) bool {
 func hostPort(host string, port int) string {
 	return net.JoinHostPort(conf.Reachable(host), strconv.Itoa(port))
 }
+
+// prepareSocket makes the socket's folder private and removes a socket
+// file left by a server that died: uvicorn cannot bind over it. A socket
+// that still answers belongs to a live server, which is an error.
+func prepareSocket(socket string) error {
+	dir := filepath.Dir(socket)
+	if err := os.MkdirAll(dir, socketDirMode); err != nil {
+		return fmt.Errorf("creating the socket folder %s: %w", dir, err)
+	}
+	if err := os.Chmod(dir, socketDirMode); err != nil {
+		return fmt.Errorf("making the socket folder %s private: %w", dir, err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if conn, err := sockhttp.Dial(ctx, socket); err == nil {
+		conn.Close()
+		return fmt.Errorf("socket %s is in use by another server: stop it first", socket)
+	}
+	if err := os.Remove(socket); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing the stale socket %s: %w", socket, err)
+	}
+	return nil
+}
+
+// shellQuote quotes s for Python's shlex.split, which MLflow applies to
+// --uvicorn-opts.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'"'"'`) + "'" }

@@ -19,6 +19,8 @@ type runtime struct {
 	startedAt time.Time
 	crashes   proc.Crashes
 	checkedAt time.Time // last /health that answered; running servers are probed every healthEvery
+	// unanswered counts /health probes of a live server missed in a row.
+	unanswered int
 }
 
 // healthEvery is how often a running server's /health is probed; a dead
@@ -108,11 +110,11 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 	}
 
 	if alive {
-		if p.Status == domain.StatusRunning && s.now().Sub(r.checkedAt) < healthEvery {
+		if (p.Status == domain.StatusRunning || p.Status == domain.StatusUnhealthy) && s.now().Sub(r.checkedAt) < healthEvery {
 			return nil
 		}
 		if s.servers.Healthy(ctx, *p) {
-			r.checkedAt = s.now()
+			r.checkedAt, r.unanswered = s.now(), 0
 			if s.now().Sub(r.startedAt) > proc.StableAfter {
 				r.crashes.Reset()
 			}
@@ -126,7 +128,7 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 			_ = r.proc.Stop(s.cfg.StopGrace)
 			return s.crashed(ctx, p, r, fmt.Sprintf("the tracking server did not answer /health within %s", s.cfg.StartTimeout))
 		}
-		return nil
+		return s.unanswered(ctx, p, r)
 	}
 
 	if r.proc != nil { // it was ours and it died
@@ -198,4 +200,30 @@ func (s *Service) stopAll() {
 		}
 	})
 	reconcile.Parallel(stops)
+}
+
+// unhealthyAfter is how many /health probes in a row a running server
+// may miss before it shows as unhealthy: one slow answer is no verdict.
+const unhealthyAfter = 2
+
+// unanswered records a missed /health of a live server: after
+// unhealthyAfter in a row a running project is marked unhealthy (with an
+// event), so nobody takes a hung server for a working one. The process is
+// left alone: it may be busy, and it is running again once it answers.
+func (s *Service) unanswered(ctx context.Context, p *domain.Project, r *runtime) error {
+	if p.Status != domain.StatusRunning && p.Status != domain.StatusUnhealthy {
+		return nil
+	}
+	r.unanswered++
+	if p.Status == domain.StatusUnhealthy || r.unanswered < unhealthyAfter {
+		if p.Status == domain.StatusUnhealthy {
+			r.checkedAt = s.now() // probe a hung server every healthEvery, not every tick
+		}
+		return nil
+	}
+	r.checkedAt = s.now()
+	p.Status = domain.StatusUnhealthy
+	p.LastError = fmt.Sprintf("the tracking server (pid %d) stopped answering /health; it is running again once it answers", p.Pid)
+	s.log.Warn("tracking server unhealthy", "project", p.ID, "pid", p.Pid)
+	return s.rec.Save(ctx, p, "unhealthy")
 }

@@ -16,8 +16,11 @@ const (
 	StatusTerminated Status = "terminated"
 	StatusStarting   Status = "starting"
 	StatusRunning    Status = "running"
-	StatusFailed     Status = "failed"
-	StatusArchived   Status = "archived"
+	// StatusUnhealthy is a live server that stopped answering /health
+	// (hung, overloaded, SIGSTOPped); it is running again once it answers.
+	StatusUnhealthy Status = "unhealthy"
+	StatusFailed    Status = "failed"
+	StatusArchived  Status = "archived"
 )
 
 // Statuses are every status, in the order the OpenAPI enum lists them.
@@ -111,5 +114,5 @@ func ValidateDescription(d string) error {
 // Active reports whether the server is meant to run or still runs, which
 // is when deleting or archiving must wait for a terminate.
 func (p Project) Active() bool {
-	return p.DesiredState == DesiredRunning || p.Status == StatusStarting || p.Status == StatusRunning
+	return p.DesiredState == DesiredRunning || p.Status == StatusStarting || p.Status == StatusRunning || p.Status == StatusUnhealthy
 }

@@ -163,11 +163,17 @@ func TestBadInput(t *testing.T) {
 		{second(svc.ListRuns(ctx, RunQuery{Project: "p", ExperimentID: "1,x"}, events.ListParams{})), `experiment_id "x" must be a valid integer`},
 		{second(svc.GetModelVersion(ctx, "p", "m", "01")), "version number"},
 		{second(svc.SetAlias(ctx, "p", "m", "1", " ")), "alias is required"},
+		// A filter MLflow would evaluate for minutes is refused with the limits.
+		{second(svc.ListRuns(ctx, RunQuery{Project: "p", Filter: heavyFilter}, events.ListParams{})), "1000 clauses"},
+		{second(svc.ListExperiments(ctx, ExperimentQuery{Project: "p", Filter: heavyFilter}, events.ListParams{})), "at most 50 clauses"},
+		{second(svc.ListRegisteredModels(ctx, "p", "name LIKE '"+strings.Repeat("x", 5000)+"'", events.ListParams{})), "in 4096 bytes"},
 	}
 	for _, c := range cases {
 		expectStatus(t, c.err, http.StatusBadRequest, c.want)
 	}
 }
+
+var heavyFilter = strings.TrimSuffix(strings.Repeat("metrics.m > 0 AND ", 1000), " AND ")
 
 func second[T any](_ T, err error) error { return err }
 

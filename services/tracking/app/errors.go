@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowfilter"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
 
@@ -58,6 +59,14 @@ func (t target) mlflowErr(err error) error {
 			"the tracking server of project %s at %s cannot be reached (%v): check GET /projects/%s/ping and /logs", t.p.Name, ue.URL, ue.Err, t.p.ID)
 	}
 	return fmt.Errorf("project %s: %w", t.p.ID, err)
+}
+
+// checkFilter refuses a search filter MLflow would take minutes over.
+func checkFilter(filter string) error {
+	if err := mlflowfilter.Check("filter", filter); err != nil {
+		return events.Errorf(http.StatusBadRequest, "%v", err)
+	}
+	return nil
 }
 
 func badRequest(format string, args ...any) error {

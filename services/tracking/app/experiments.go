@@ -23,6 +23,9 @@ func (s *Service) ListExperiments(ctx context.Context, q ExperimentQuery, lp eve
 	if err != nil {
 		return events.List[domain.Experiment]{}, err
 	}
+	if err := checkFilter(q.Filter); err != nil {
+		return events.List[domain.Experiment]{}, err
+	}
 	t, err := s.open(ctx, q.Project)
 	if err != nil {
 		return events.List[domain.Experiment]{}, err

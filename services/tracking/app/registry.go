@@ -12,6 +12,9 @@ import (
 // ListRegisteredModels returns one page of a project's registered models;
 // filter is MLflow's syntax (e.g. name LIKE 'iris%').
 func (s *Service) ListRegisteredModels(ctx context.Context, project, filter string, lp events.ListParams) (events.List[domain.RegisteredModel], error) {
+	if err := checkFilter(filter); err != nil {
+		return events.List[domain.RegisteredModel]{}, err
+	}
 	t, err := s.open(ctx, project)
 	if err != nil {
 		return events.List[domain.RegisteredModel]{}, err
