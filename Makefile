@@ -9,7 +9,7 @@ BIN     := bin
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 PY_REQS := python/requirements.txt $(wildcard python/requirements-test.txt)
 
-.PHONY: run test bench build venv vet fmt clean openapi swaggerui
+.PHONY: run test bench build venv vet fmt clean openapi swaggerui webui
 
 run: venv build
 	./$(BIN)/mlpanel
@@ -31,7 +31,7 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet $(MODULES)
 
-test: venv vet swaggerui
+test: venv vet swaggerui webui
 	$(GO) test -vet=off -count=1 -timeout 45m $(MODULES)
 
 # Benchmarks print ratios against a baseline measured in the same run.
@@ -46,6 +46,11 @@ openapi:
 # embedded in the gateway are that package's.
 swaggerui:
 	services/gateway/swaggerui/verify.sh
+
+# Installs the pinned Preact+htm and uPlot with npm and checks that the
+# files the web panel embeds are those packages'.
+webui:
+	services/gateway/webui/verify.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -135,7 +135,9 @@ func TestEventsFilteredByRole(t *testing.T) {
 	expect(t, as(t, owner, "PUT", "/projects/ev-b", map[string]string{"description": "changed b"}), 200)
 	expect(t, as(t, owner, "PUT", "/projects/ev-a", map[string]string{"description": "changed a"}), 200)
 
-	isA := func(e sseEvent) bool { return e.Event.Subject == "project/"+a.ID && e.Event.Type == "io.mlpanel.project.updated" }
+	isA := func(e sseEvent) bool {
+		return e.Event.Subject == "project/"+a.ID && e.Event.Type == "io.mlpanel.project.updated"
+	}
 	got := collect(t, v, isA, 20*time.Second)
 	sawDeployA := false
 	for _, e := range got {

@@ -40,7 +40,8 @@ async function failure(r) {
     const body = await r.json();
     if (body && body.message) msg = body.message;
   } catch { /* not JSON: keep the status line */ }
-  if (r.status === 401) onUnauthorized(msg);
+  // A 401 to a call that carried a token: it was revoked or expired.
+  if (r.status === 401 && session.token) onUnauthorized(msg);
   return new ApiError(r.status, msg);
 }
 
