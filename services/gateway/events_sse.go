@@ -108,6 +108,15 @@ func (g *Gateway) followEvents(c *gin.Context) {
 		case <-ctx.Done():
 			return
 		case <-tick.C:
+			if g.cfg.Auth {
+				// A stream outlives its checks: end it once the token is
+				// revoked or the user deleted, as the next call would fail.
+				if _, err := g.caller(c); err != nil {
+					fmt.Fprintf(c.Writer, "event: error\ndata: %s\n\n", strings.ReplaceAll(err.Error(), "\n", " "))
+					c.Writer.Flush()
+					return
+				}
+			}
 			if _, err := fmt.Fprint(c.Writer, ": keep-alive\n\n"); err != nil {
 				return
 			}

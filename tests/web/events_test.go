@@ -200,3 +200,27 @@ func TestEventsResume(t *testing.T) {
 		t.Fatalf("resumed events carry %v, want the two changes made while away (two, three)", descs)
 	}
 }
+
+// TestEventsEndWhenTokenRevoked: an open stream does not outlive its
+// token; it ends at the next keep-alive (15 s).
+func TestEventsEndWhenTokenRevoked(t *testing.T) {
+	tok := newUser(t, "revoked", false)
+	ch := follow(t, tok, "")
+	var toks []struct{ ID string }
+	as(t, adminToken, "GET", "/users/revoked/tokens", nil).JSON(t, &toks)
+	if len(toks) != 1 {
+		t.Fatalf("tokens of revoked: %+v", toks)
+	}
+	expect(t, as(t, adminToken, "DELETE", "/users/revoked/tokens/"+toks[0].ID, nil), 200)
+	timeout := time.After(40 * time.Second)
+	for {
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return
+			}
+		case <-timeout:
+			t.Fatal("the event stream is still open 40 s after its token was revoked")
+		}
+	}
+}
