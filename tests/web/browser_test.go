@@ -69,7 +69,8 @@ func newBrowser(t *testing.T, width, height int) *browser {
 			b.addError("uncaught: " + msg)
 		}
 	})
-	if err := chromedp.Run(ctx); err != nil {
+	// The window cannot be narrower than ~500 px headless; the viewport can.
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
 		t.Fatalf("starting Chromium: %v", err)
 	}
 	t.Cleanup(func() {
