@@ -238,7 +238,8 @@ func TestPanelInABrowser(t *testing.T) {
 		chromedp.WaitVisible(`[data-testid=filter-error]`, chromedp.ByQuery),
 	)
 	b.run("filtering runs", 30*time.Second,
-		chromedp.SetValue(`[data-testid=run-filter]`, "", chromedp.ByQuery),
+		chromedp.Click(`//button[text()="Clear"]`, chromedp.BySearch),
+		waitJS(`document.querySelector('[data-testid=run-filter]').value === ''`),
 		chromedp.SendKeys(`[data-testid=run-filter]`, "attributes.run_name = 'lr-0.05'\n", chromedp.ByQuery),
 		waitJS(`document.querySelectorAll('[data-testid=run-link]').length === 1 && !document.querySelector('[data-testid=filter-error]')`),
 		chromedp.Click(`//button[text()="Clear"]`, chromedp.BySearch),

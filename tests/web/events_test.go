@@ -18,6 +18,7 @@ import (
 // sseEvent is one event of GET /events.
 type sseEvent struct {
 	ID    string
+	Kind  string // "error" for the event that ends a stream
 	Event events.Event
 	Data  struct {
 		ID        string `json:"id"`
@@ -55,6 +56,9 @@ func follow(t *testing.T, token, lastID string) <-chan sseEvent {
 			switch {
 			case strings.HasPrefix(line, "id: "):
 				ev.ID = strings.TrimPrefix(line, "id: ")
+			case line == "event: error":
+				ev.Kind = "error" // the stream's last words; no id, so not delivered
+			case strings.HasPrefix(line, "data: ") && ev.Kind == "error":
 			case strings.HasPrefix(line, "data: "):
 				raw := []byte(strings.TrimPrefix(line, "data: "))
 				if err := json.Unmarshal(raw, &ev.Event); err != nil {
@@ -65,8 +69,10 @@ func follow(t *testing.T, token, lastID string) <-chan sseEvent {
 				}
 				_ = json.Unmarshal(raw, &body)
 				_ = json.Unmarshal(body.Data, &ev.Data)
-			case line == "" && ev.ID != "":
-				out <- ev
+			case line == "":
+				if ev.ID != "" {
+					out <- ev
+				}
 				ev = sseEvent{}
 			}
 		}

@@ -105,7 +105,7 @@ function ProjectRow({ p, role, open, toggle, onChanged }) {
         <button onClick=${toggle} aria-expanded=${open} data-testid="details">${open ? 'Hide' : 'Details'}</button>
       </div></td>
     </tr>
-    ${open && html`<tr><td colspan="7" class="wrap"><${ProjectDetails} p=${p}/></td></tr>`}`;
+    ${open && html`<tr><td colspan="7" class="wrap"><div class="details"><${ProjectDetails} p=${p}/></div></td></tr>`}`;
 }
 
 // The tracking URI to paste into a shell, and the log tail.
