@@ -160,10 +160,10 @@ function Artifacts({ p, runId }) {
   return html`<div class="files card">
     <div><div class="small muted mono">/${dir}</div>
       <${Loading} state=${state}>${() => html`<ul data-testid="artifacts">
-        ${dir && html`<li><button onClick=${() => { setDir(up); setFile(null); }}>⬑ ..</button></li>`}
+        ${dir && html`<li><button onClick=${() => { setDir(up); setFile(null); }}>↑ ..</button></li>`}
         ${state.data.items.map((a) => html`<li key=${a.path}>${a.type === 'File'
-          ? html`<button aria-current=${file && file.path === a.path ? 'true' : 'false'} onClick=${() => setFile(a)}>📄 ${a.name} <span class="muted small">${bytes(a.size)}</span></button>`
-          : html`<button onClick=${() => { setDir(a.path); setFile(null); }}>📁 ${a.name}/</button>`}</li>`)}
+          ? html`<button aria-current=${file && file.path === a.path ? 'true' : 'false'} onClick=${() => setFile(a)}>${a.name} <span class="muted small">${bytes(a.size)}</span></button>`
+          : html`<button onClick=${() => { setDir(a.path); setFile(null); }}><b>${a.name}/</b></button>`}</li>`)}
         ${state.data.items.length === 0 && html`<li class="muted small">empty</li>`}
       </ul>`}<//></div>
     <div>${file ? html`<${Preview} key=${file.path} p=${p} runId=${runId} file=${file}/>` : html`<p class="muted small">Pick a file to preview it.</p>`}</div>
