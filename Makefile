@@ -9,7 +9,7 @@ BIN     := bin
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 PY_REQS := python/requirements.txt $(wildcard python/requirements-test.txt)
 
-.PHONY: run test bench build venv vet fmt clean openapi swaggerui mlflowroutes
+.PHONY: run test bench build venv vet fmt clean openapi swaggerui mlflowroutes webui
 
 run: venv build
 	./$(BIN)/mlpanel
@@ -36,7 +36,7 @@ vet:
 # processes, not Go) run without it, to keep within the CI budget.
 RACE_MODULES := $(filter $(CURDIR)/pkg/% $(CURDIR)/services/%,$(MODULES))
 
-test: venv vet swaggerui
+test: venv vet swaggerui webui
 	$(GO) test -race -vet=off -count=1 -timeout 30m $(RACE_MODULES)
 	$(GO) test -vet=off -count=1 -timeout 45m $(filter-out $(RACE_MODULES),$(MODULES))
 
@@ -60,6 +60,11 @@ mlflowroutes: venv
 	$(VENV)/bin/python services/gateway/mlflowroutes/gen.py > services/gateway/mlflow_routes_gen.go.tmp
 	gofmt services/gateway/mlflow_routes_gen.go.tmp > services/gateway/mlflow_routes_gen.go
 	rm services/gateway/mlflow_routes_gen.go.tmp
+
+# Installs the pinned Preact+htm and uPlot with npm and checks that the
+# files the web panel embeds are those packages'.
+webui:
+	services/gateway/webui/verify.sh
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

@@ -29,9 +29,10 @@ func requirement(method, route string) need {
 	switch {
 	case route == "", route == "/healthz", route == "/readyz", route == "/metrics", route == "/healthcheck",
 		route == "/signin", route == "/signout",
-		strings.HasPrefix(route, "/openapi."), route == "/docs", strings.HasPrefix(route, "/docs/"):
+		strings.HasPrefix(route, "/openapi."), route == "/docs", strings.HasPrefix(route, "/docs/"),
+		route == "/", strings.HasPrefix(route, "/ui/"): // the web panel's files; its data needs a token
 		return public
-	case route == "/me":
+	case route == "/me", route == "/events": // events_sse.go filters each event by role
 		return signedIn
 	case route == "/audit", route == "/users", route == "/users/:name":
 		return adminOnly

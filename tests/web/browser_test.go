@@ -1,0 +1,397 @@
+package web
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/chromedp/cdproto/runtime"
+	"github.com/chromedp/chromedp"
+)
+
+// browser is one headless Chromium tab that records every console error
+// and uncaught exception; the test fails on any of them.
+type browser struct {
+	t      *testing.T
+	ctx    context.Context
+	mu     sync.Mutex
+	errors []string
+}
+
+// chromePath finds Debian's chromium: CHROME_PATH, else PATH.
+func chromePath(t *testing.T) string {
+	if p := os.Getenv("CHROME_PATH"); p != "" {
+		return p
+	}
+	for _, name := range []string{"chromium", "chromium-browser", "google-chrome"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
+		}
+	}
+	t.Fatal("no Chromium: install Debian's chromium (apt-get install -y chromium; .ci/run does) or set CHROME_PATH")
+	return ""
+}
+
+func newBrowser(t *testing.T, width, height int) *browser {
+	t.Helper()
+	opts := append(chromedp.DefaultExecAllocatorOptions[:],
+		chromedp.ExecPath(chromePath(t)),
+		chromedp.WindowSize(width, height),
+		chromedp.NoSandbox, // runs as root in CI containers
+		chromedp.Flag("disable-gpu", true),
+	)
+	actx, cancelA := chromedp.NewExecAllocator(context.Background(), opts...)
+	// chromedp logs DOM events its protocol version does not know (newer
+	// Chromium's top-layer events for <dialog>); they are not page errors.
+	quiet := func(format string, args ...any) {
+		if msg := fmt.Sprintf(format, args...); !strings.Contains(msg, "unhandled node event") {
+			t.Log(msg)
+		}
+	}
+	ctx, cancelC := chromedp.NewContext(actx, chromedp.WithErrorf(quiet))
+	t.Cleanup(func() { cancelC(); cancelA() })
+	b := &browser{t: t, ctx: ctx}
+	chromedp.ListenTarget(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *runtime.EventConsoleAPICalled:
+			if e.Type == runtime.APITypeError {
+				var parts []string
+				for _, a := range e.Args {
+					parts = append(parts, string(a.Value)+a.Description)
+				}
+				b.addError("console.error: " + strings.Join(parts, " "))
+			}
+		case *runtime.EventExceptionThrown:
+			msg := e.ExceptionDetails.Text
+			if e.ExceptionDetails.Exception != nil {
+				msg += " " + e.ExceptionDetails.Exception.Description
+			}
+			b.addError("uncaught: " + msg)
+		}
+	})
+	// The window cannot be narrower than ~500 px headless; the viewport can.
+	if err := chromedp.Run(ctx, chromedp.EmulateViewport(int64(width), int64(height))); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if len(b.errors) > 0 {
+			t.Errorf("JavaScript errors in the console:\n%s", strings.Join(b.errors, "\n"))
+		}
+	})
+	return b
+}
+
+func (b *browser) addError(s string) {
+	b.mu.Lock()
+	b.errors = append(b.errors, s)
+	b.mu.Unlock()
+}
+
+// run runs actions with a deadline and fails the test with what it was doing.
+func (b *browser) run(what string, timeout time.Duration, actions ...chromedp.Action) {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.ctx, timeout)
+	defer cancel()
+	if err := chromedp.Run(ctx, actions...); err != nil {
+		var shot []byte
+		_ = chromedp.Run(b.ctx, chromedp.FullScreenshot(&shot, 100))
+		if len(shot) > 0 {
+			p := filepath.Join(os.TempDir(), "mlpanel-web-failure.png")
+			_ = os.WriteFile(p, shot, 0o644)
+			b.t.Logf("screenshot of the failure: %s", p)
+		}
+		b.t.Fatalf("%s: %v", what, err)
+	}
+}
+
+// waitJS polls a JavaScript expression until it is true.
+func waitJS(expr string) chromedp.Action {
+	return chromedp.Poll(expr, nil, chromedp.WithPollingInterval(200*time.Millisecond))
+}
+
+// hash moves the single-page panel to a route, as a click on a link would.
+func hash(parts ...string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`location.hash = %q`, strings.Join(parts, "")), nil)
+}
+
+// text is the trimmed text of the first element matching a CSS selector.
+func (b *browser) text(sel string) string {
+	b.t.Helper()
+	var s string
+	b.run("reading "+sel, 10*time.Second, chromedp.Text(sel, &s, chromedp.ByQuery))
+	return strings.TrimSpace(s)
+}
+
+func (b *browser) count(sel string) int {
+	b.t.Helper()
+	var n int
+	b.run("counting "+sel, 10*time.Second, chromedp.Evaluate(fmt.Sprintf(`document.querySelectorAll(%q).length`, sel), &n))
+	return n
+}
+
+// screenshot saves the page to docs/screenshots/<name>.png.
+func (b *browser) screenshot(name string) {
+	b.t.Helper()
+	var png []byte
+	b.run("screenshot "+name, 20*time.Second, chromedp.Sleep(300*time.Millisecond), chromedp.FullScreenshot(&png, 100))
+	dir := filepath.Join(repoRoot, "docs", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), png, 0o644); err != nil {
+		b.t.Fatal(err)
+	}
+}
+
+func (b *browser) signIn(token, name string) {
+	b.t.Helper()
+	b.run("signing in as "+name, 30*time.Second,
+		chromedp.Navigate(panel.URL+"/"),
+		chromedp.WaitVisible(`[data-testid=token]`, chromedp.ByQuery),
+		chromedp.SendKeys(`[data-testid=token]`, token, chromedp.ByQuery),
+		chromedp.Click(`[data-testid=signin]`, chromedp.ByQuery),
+		waitJS(fmt.Sprintf(`(document.querySelector('[data-testid=me]')||{}).textContent === %q`, name)),
+		waitJS(`(document.querySelector('[data-testid=live]')||{}).textContent === 'live'`),
+	)
+}
+
+// train runs examples/train.py against a project through the gateway
+// with a user's token, as a user would from a shell.
+func train(t *testing.T, project, token string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command(filepath.Join(repoRoot, ".venv", "bin", "python"), append([]string{filepath.Join(repoRoot, "examples", "train.py")}, args...)...)
+	cmd.Env = append(os.Environ(),
+		"MLFLOW_TRACKING_URI="+panel.URL+"/projects/"+project+"/mlflow",
+		"MLFLOW_TRACKING_TOKEN="+token,
+		"GIT_PYTHON_REFRESH=quiet", "MLFLOW_ENABLE_ASYNC_LOGGING=false")
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		t.Fatalf("train.py: %v\n%s\n%s", err, out.String(), errb.String())
+	}
+	return out.String()
+}
+
+// TestPanelInABrowser walks a user through the panel in Chromium: sign
+// in, create and run a project and see it turn running without a reload,
+// train, chart, artifacts, registry, deploy, predict, stop, delete; and a
+// viewer sees no button that would answer 403.
+func TestPanelInABrowser(t *testing.T) {
+	alice := newUser(t, "alice", false)
+	victor := newUser(t, "victor", false)
+	b := newBrowser(t, 1280, 900)
+	b.signIn(alice, "alice")
+
+	// Create and run; the status must change on screen with no reload:
+	// a marker set on window would not survive one.
+	row := `tr[data-project="webproj"]`
+	b.run("creating a project", 30*time.Second,
+		chromedp.SendKeys(`[data-testid=new-project-name]`, "webproj", chromedp.ByQuery),
+		chromedp.Click(`[data-testid=create-project]`, chromedp.ByQuery),
+		chromedp.WaitVisible(row, chromedp.ByQuery),
+		chromedp.Evaluate(`window.__noReload = 1`, nil),
+		chromedp.Click(row+` [data-testid=run]`, chromedp.ByQuery),
+	)
+	b.run("waiting for webproj to turn running without reload", 3*time.Minute,
+		waitJS(`document.querySelector('tr[data-project="webproj"] [data-testid=status]')?.textContent === 'running'`))
+	var marker int
+	b.run("checking no reload happened", 5*time.Second, chromedp.Evaluate(`window.__noReload || 0`, &marker))
+	if marker != 1 {
+		t.Fatal("the page reloaded: the status came from a reload, not from /events")
+	}
+	expect(t, as(t, alice, "PUT", "/projects/webproj/members/victor", map[string]string{"role": "viewer"}), 200)
+	b.run("opening details", 20*time.Second,
+		chromedp.Click(row+` [data-testid=details]`, chromedp.ByQuery),
+		waitJS(`(document.querySelector('[data-testid=log]')||{}).textContent?.length > 20`))
+	if got := b.text(`.copy pre`); !strings.Contains(got, "MLFLOW_TRACKING_URI="+panel.URL+"/projects/webproj/mlflow") {
+		t.Fatalf("tracking URI block: %q", got)
+	}
+	b.screenshot("projects")
+
+	// Two training runs to overlay.
+	out := train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--run-name", "lr-0.05")
+	runID := out[strings.LastIndex(out, "run_id=")+len("run_id="):]
+	runID = strings.TrimSpace(runID)
+	train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--learning-rate", "0.01", "--run-name", "lr-0.01")
+
+	var p project
+	as(t, alice, "GET", "/projects/webproj", nil).JSON(t, &p)
+	var exps []struct{ ID, Name string }
+	as(t, alice, "GET", "/experiments?project_id="+p.ID, nil).JSON(t, &exps)
+	expID := ""
+	for _, e := range exps {
+		if e.Name == "iris" {
+			expID = e.ID
+		}
+	}
+	if expID == "" {
+		t.Fatalf("no experiment iris in %+v", exps)
+	}
+
+	// Runs table: a bad filter is an inline error, a good one filters.
+	b.run("opening the runs", 30*time.Second,
+		hash("#/projects/"+p.ID+"/experiments/"+expID),
+		waitJS(`document.querySelectorAll('[data-testid=run-link]').length === 2`),
+		chromedp.SendKeys(`[data-testid=run-filter]`, "metrics.nosuch >>> 1\n", chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid=filter-error]`, chromedp.ByQuery),
+	)
+	b.run("filtering runs", 30*time.Second,
+		chromedp.Click(`//button[text()="Clear"]`, chromedp.BySearch),
+		waitJS(`document.querySelector('[data-testid=run-filter]').value === ''`),
+		chromedp.SendKeys(`[data-testid=run-filter]`, "attributes.run_name = 'lr-0.05'\n", chromedp.ByQuery),
+		waitJS(`document.querySelectorAll('[data-testid=run-link]').length === 1 && !document.querySelector('[data-testid=filter-error]')`),
+		chromedp.Click(`//button[text()="Clear"]`, chromedp.BySearch),
+		waitJS(`document.querySelectorAll('[data-testid=run-link]').length === 2`),
+	)
+	// Compare both runs: each metric chart overlays two series.
+	b.run("comparing runs", time.Minute,
+		chromedp.Click(`tbody tr:nth-child(1) input[type=checkbox]`, chromedp.ByQuery),
+		chromedp.Click(`tbody tr:nth-child(2) input[type=checkbox]`, chromedp.ByQuery),
+		chromedp.Click(`[data-testid=compare]`, chromedp.ByQuery),
+		waitJS(`document.querySelectorAll('[data-testid=chart] canvas').length >= 4`),
+	)
+	var legends int
+	b.run("reading a chart legend", 10*time.Second, chromedp.Evaluate(
+		`[...document.querySelectorAll('[data-testid=chart]')].find(c => c.querySelector('h3').textContent === 'test_accuracy').querySelectorAll('.u-legend .u-series').length`, &legends))
+	if legends != 3 { // the step column and two runs
+		t.Fatalf("test_accuracy chart has %d legend entries, want step + 2 runs", legends)
+	}
+	if !strings.Contains(b.text(`[data-testid=params]`), "learning_rate") {
+		t.Fatal("params table lacks learning_rate")
+	}
+	// Artifacts: JSON pretty-printed, CSV as a table.
+	b.run("previewing artifacts", time.Minute,
+		chromedp.Click(`//ul[@data-testid="artifacts"]//button[contains(., "reports/")]`, chromedp.BySearch),
+		chromedp.Click(`//ul[@data-testid="artifacts"]//button[contains(., "summary.json")]`, chromedp.BySearch),
+		waitJS(`(document.querySelector('[data-testid=preview] pre')||{}).textContent?.includes('"accuracy"')`),
+		chromedp.Click(`//ul[@data-testid="artifacts"]//button[contains(., "data/")]`, chromedp.BySearch),
+		chromedp.Click(`//ul[@data-testid="artifacts"]//button[contains(., "predictions.csv")]`, chromedp.BySearch),
+		waitJS(`document.querySelectorAll('[data-testid=csv] tbody tr').length > 5`),
+	)
+	b.run("scrolling to the top", 5*time.Second, chromedp.Evaluate(`window.scrollTo(0,0)`, nil))
+	b.screenshot("run")
+
+	// Registry: set an alias, then deploy that version.
+	b.run("setting an alias", time.Minute,
+		hash("#/projects/"+p.ID+"/models/iris-web"),
+		chromedp.WaitVisible(`tr[data-version="1"] [data-testid=alias-input]`, chromedp.ByQuery),
+		chromedp.SendKeys(`tr[data-version="1"] [data-testid=alias-input]`, "champion", chromedp.ByQuery),
+		chromedp.Click(`tr[data-version="1"] [data-testid=set-alias]`, chromedp.ByQuery),
+		waitJS(`document.querySelector('tr[data-version="1"]')?.textContent.includes('@champion')`),
+	)
+	b.run("deploying version 1", time.Minute,
+		chromedp.Click(`tr[data-version="1"] [data-testid=deploy]`, chromedp.ByQuery),
+		chromedp.Click(`[data-testid=confirm-ok]`, chromedp.ByQuery),
+		waitJS(`location.hash.startsWith('#/deployments/')`),
+	)
+	b.run("waiting for the deployment to run", 5*time.Minute,
+		waitJS(`(document.querySelector('h1 [data-testid=status]')||{}).textContent === 'running'`))
+	// One row of the signature's inputs.
+	var cols []string
+	b.run("reading the form", 10*time.Second, chromedp.Evaluate(`[...document.querySelectorAll('[data-col]')].map(e => e.dataset.col)`, &cols))
+	if len(cols) != 4 {
+		t.Fatalf("try-it form has inputs %v, want the 4 iris features", cols)
+	}
+	for i, v := range []string{"5.1", "3.5", "1.4", "0.2"} {
+		b.run("typing "+cols[i], 10*time.Second, chromedp.SendKeys(fmt.Sprintf(`[data-col=%q]`, cols[i]), v, chromedp.ByQuery))
+	}
+	b.run("predicting", time.Minute,
+		chromedp.Click(`[data-testid=predict]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid=answer]`, chromedp.ByQuery))
+	if ans := b.text(`[data-testid=answer]`); !strings.Contains(ans, "predictions") {
+		t.Fatalf("predict answer %q", ans)
+	}
+	b.screenshot("deployment")
+	var depURL string
+	b.run("reading the deployment url", 5*time.Second, chromedp.Location(&depURL))
+	depID := depURL[strings.LastIndex(depURL, "/")+1:]
+
+	// The viewer: sees the project and deployment, but no button that would 403.
+	v := newBrowser(t, 390, 844)
+	v.signIn(victor, "victor")
+	v.run("viewer's projects", 30*time.Second, chromedp.WaitVisible(row, chromedp.ByQuery),
+		waitJS(`document.querySelector('tr[data-project="webproj"] [data-testid=status]')?.textContent === 'running'`))
+	for _, sel := range []string{"run", "terminate", "archive", "delete", "restore"} {
+		if n := v.count(row + ` [data-testid=` + sel + `]`); n != 0 {
+			t.Errorf("the viewer sees %d %q buttons on webproj", n, sel)
+		}
+	}
+	v.screenshot("projects-phone")
+	v.run("viewer's model page", 30*time.Second,
+		hash("#/projects/"+p.ID+"/models/iris-web"),
+		chromedp.WaitVisible(`tr[data-version="1"]`, chromedp.ByQuery))
+	if n := v.count(`[data-testid=deploy], [data-testid=alias-input]`); n != 0 {
+		t.Errorf("the viewer sees %d deploy/alias controls", n)
+	}
+	v.run("viewer's deployment page", 30*time.Second,
+		hash("#/deployments/"+depID),
+		chromedp.WaitVisible(`[data-testid=tryit]`, chromedp.ByQuery))
+	if n := v.count(`[data-testid=stop], [data-testid=delete-deployment]`); n != 0 {
+		t.Errorf("the viewer sees %d stop/delete buttons on the deployment", n)
+	}
+
+	// Back to alice: stop and delete the deployment, then the project.
+	b.run("stopping the deployment", 3*time.Minute,
+		chromedp.Click(`[data-testid=stop]`, chromedp.ByQuery),
+		waitJS(`(document.querySelector('h1 [data-testid=status]')||{}).textContent === 'stopped'`))
+	// The viewer's open page follows along through /events.
+	v.run("viewer sees the stop live", time.Minute,
+		waitJS(`(document.querySelector('h1 [data-testid=status]')||{}).textContent === 'stopped'`))
+	b.run("deleting the deployment", time.Minute,
+		chromedp.Click(`[data-testid=delete-deployment]`, chromedp.ByQuery),
+		chromedp.Click(`[data-testid=confirm-ok]`, chromedp.ByQuery),
+		waitJS(`location.hash === '#/deployments'`))
+	b.run("terminating and deleting the project", 3*time.Minute,
+		hash("#/projects"),
+		chromedp.WaitVisible(row+` [data-testid=terminate]`, chromedp.ByQuery),
+		chromedp.Click(row+` [data-testid=terminate]`, chromedp.ByQuery),
+		chromedp.Click(`[data-testid=confirm-ok]`, chromedp.ByQuery),
+		waitJS(`document.querySelector('tr[data-project="webproj"] [data-testid=status]')?.textContent === 'terminated'`),
+		chromedp.Click(row+` [data-testid=delete]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid=confirm-name]`, chromedp.ByQuery),
+	)
+	var disabled bool
+	b.run("confirm stays disabled until the name is typed", 5*time.Second,
+		chromedp.Evaluate(`document.querySelector('[data-testid=confirm-ok]').disabled`, &disabled))
+	if !disabled {
+		t.Fatal("deleting a project is confirmable without typing its name")
+	}
+	b.run("confirming the delete", time.Minute,
+		chromedp.SendKeys(`[data-testid=confirm-name]`, "webproj", chromedp.ByQuery),
+		chromedp.Click(`[data-testid=confirm-ok]`, chromedp.ByQuery),
+		waitJS(`!document.querySelector('tr[data-project="webproj"]')`))
+	expect(t, as(t, alice, "GET", "/projects/webproj", nil), 404)
+}
+
+// TestChartDownsample: a 100,000-point history is drawn from at most
+// 2,000 points that keep its extremes, in the panel's own module.
+func TestChartDownsample(t *testing.T) {
+	b := newBrowser(t, 1280, 900)
+	var got struct {
+		N        int
+		Min, Max float64
+		Ordered  bool
+	}
+	b.run("downsampling", 30*time.Second,
+		chromedp.Navigate(panel.URL+"/"),
+		chromedp.Evaluate(`(async () => {
+			const { downsample } = await import('/ui/app/chart.js');
+			const pts = Array.from({ length: 100000 }, (_, i) => [i, Math.sin(i / 700)]);
+			pts[31337][1] = 50; pts[77777][1] = -50; // one spike each way
+			const d = downsample(pts);
+			return { N: d.length, Min: Math.min(...d.map(p => p[1])), Max: Math.max(...d.map(p => p[1])),
+				Ordered: d.every((p, i) => i === 0 || d[i - 1][0] < p[0]) };
+		})()`, &got, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	if got.N == 0 || got.N > 2000 || got.Min != -50 || got.Max != 50 || !got.Ordered {
+		t.Fatalf("downsampled 100,000 points to %+v; want at most 2000 in step order, keeping the spikes -50 and 50", got)
+	}
+}
