@@ -14,6 +14,9 @@ import (
 // workspace (SqlAlchemyStore._get_active_workspace).
 const defaultWorkspace = "default"
 
+// The app asks for registry reads by this interface.
+var _ app.RegistryReads = (*Reader)(nil)
+
 // promptTag marks prompts, which the registry's searches leave out
 // unless the filter asks for them (such filters go to MLflow).
 const promptTag = "mlflow.prompt.is_prompt"
