@@ -248,3 +248,113 @@ func (s *Service) directHistory(ctx context.Context, t target, runID, key string
 	}
 	return events.List[domain.MetricPoint]{Items: res.Points, Total: res.Total}, true, nil
 }
+
+// DirectModels is one window of registered models and the search's true
+// total.
+type DirectModels struct {
+	Models []mc.RegisteredModel
+	Total  int
+}
+
+// DirectVersions is one window of model versions (aliases filled from
+// their model) and the search's true total.
+type DirectVersions struct {
+	Versions []mc.ModelVersion
+	Total    int
+}
+
+// RegistryReads is the part of DirectReads that answers the registry's
+// searches. Limit 0 reads to the end, a negative one reads the total
+// only. Filters it does not translate, and a model that does not exist,
+// are ErrUseREST.
+type RegistryReads interface {
+	// RegisteredModels is registered-models/search in name order (desc:
+	// reversed).
+	RegisteredModels(ctx context.Context, projectPath, filter string, desc bool, offset, limit int) (DirectModels, error)
+	// ModelVersions is model-versions/search of one model (all when
+	// model is ""), by (name, version) when byID (desc: reversed), else
+	// in MLflow's own order.
+	ModelVersions(ctx context.Context, projectPath, model string, byID, desc bool, offset, limit int) (DirectVersions, error)
+}
+
+// window is the SQL window of lp: offset and limit (0: to the end, -1:
+// the total only).
+func window(lp events.ListParams) (offset, limit int) {
+	if lp.End > 0 {
+		if limit = lp.End - lp.Start; limit <= 0 {
+			limit = -1
+		}
+	}
+	return max(lp.Start, 0), limit
+}
+
+// directModels answers ListRegisteredModels from the database; ok is
+// false when the REST path must answer. A sort by name (or id, the same)
+// is a window in SQL; other keys sort the whole list, read in MLflow's
+// order so equals keep it.
+func (s *Service) directModels(ctx context.Context, t target, filter string, lp events.ListParams) (events.List[domain.RegisteredModel], bool, error) {
+	rr, isR := s.direct.(RegistryReads)
+	if s.direct == nil || !isR || t.p.Path == "" {
+		return events.List[domain.RegisteredModel]{}, false, nil
+	}
+	if _, known := domain.RegisteredModelSortKeys[lp.Sort]; !known && lp.Sort != "" {
+		return events.List[domain.RegisteredModel]{}, false, nil // the REST path says which keys exist
+	}
+	byName := lp.Sort == "" || lp.Sort == "name" || lp.Sort == "id"
+	offset, limit, desc := 0, 0, false
+	if byName {
+		offset, limit = window(lp)
+		desc = lp.Desc()
+	}
+	res, err := rr.RegisteredModels(ctx, t.p.Path, filter, desc, offset, limit)
+	if errors.Is(err, ErrUseREST) {
+		return events.List[domain.RegisteredModel]{}, false, nil
+	}
+	if err != nil {
+		return events.List[domain.RegisteredModel]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading the registered models of project %s: %v", t.p.Name, err)
+	}
+	items := make([]domain.RegisteredModel, 0, len(res.Models))
+	for _, m := range res.Models {
+		items = append(items, domain.NewRegisteredModel(t.p.ID, m))
+	}
+	if byName {
+		return events.List[domain.RegisteredModel]{Items: items, Total: res.Total}, true, nil
+	}
+	out, err := page(items, lp, domain.RegisteredModelSortKeys, "name", "registered models")
+	return out, true, err
+}
+
+// directVersions answers ListModelVersions from the database; ok is
+// false when the REST path must answer. As directModels, a sort by id is
+// a window in SQL and other keys sort the whole list.
+func (s *Service) directVersions(ctx context.Context, t target, model string, lp events.ListParams) (events.List[domain.ModelVersion], bool, error) {
+	rr, isR := s.direct.(RegistryReads)
+	if s.direct == nil || !isR || t.p.Path == "" {
+		return events.List[domain.ModelVersion]{}, false, nil
+	}
+	if _, known := domain.ModelVersionSortKeys[lp.Sort]; !known && lp.Sort != "" {
+		return events.List[domain.ModelVersion]{}, false, nil
+	}
+	byID := lp.Sort == "" || lp.Sort == "id"
+	offset, limit, desc := 0, 0, false
+	if byID {
+		offset, limit = window(lp)
+		desc = lp.Desc()
+	}
+	res, err := rr.ModelVersions(ctx, t.p.Path, model, byID, desc, offset, limit)
+	if errors.Is(err, ErrUseREST) {
+		return events.List[domain.ModelVersion]{}, false, nil
+	}
+	if err != nil {
+		return events.List[domain.ModelVersion]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading the model versions of project %s: %v", t.p.Name, err)
+	}
+	items := make([]domain.ModelVersion, 0, len(res.Versions))
+	for _, v := range res.Versions {
+		items = append(items, domain.NewModelVersion(t.p.ID, v, nil))
+	}
+	if byID {
+		return events.List[domain.ModelVersion]{Items: items, Total: res.Total}, true, nil
+	}
+	out, err := page(items, lp, domain.ModelVersionSortKeys, "id", "model versions")
+	return out, true, err
+}

@@ -19,6 +19,9 @@ func (s *Service) ListRegisteredModels(ctx context.Context, project, filter stri
 	if err != nil {
 		return events.List[domain.RegisteredModel]{}, err
 	}
+	if res, ok, err := s.directModels(ctx, t, filter, lp); ok {
+		return res, err
+	}
 	models, err := t.c.SearchRegisteredModels(ctx, filter)
 	if err != nil {
 		return events.List[domain.RegisteredModel]{}, t.mlflowErr(err)
@@ -208,10 +211,14 @@ func (s *Service) ListModelVersions(ctx context.Context, project, modelID string
 	if err != nil {
 		return events.List[domain.ModelVersion]{}, err
 	}
+	modelID = strings.TrimSpace(modelID)
+	if res, ok, err := s.directVersions(ctx, t, modelID, lp); ok {
+		return res, err
+	}
 	// Searches leave aliases out; the models carry them.
 	aliases := map[string][]mc.Alias{}
 	filter := ""
-	if modelID = strings.TrimSpace(modelID); modelID != "" {
+	if modelID != "" {
 		m, err := t.c.GetRegisteredModel(ctx, modelID)
 		if err != nil {
 			return events.List[domain.ModelVersion]{}, t.mlflowErr(err)

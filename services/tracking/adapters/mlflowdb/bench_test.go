@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	mrand "math/rand"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -107,6 +108,48 @@ for i in range(int(sys.argv[2])):
 		must(param.Exec("lr", lrs[r.Intn(3)], uid))
 		must(tag.Exec("mlflow.runName", name, uid))
 		must(tag.Exec("mlflow.user", "bench", uid))
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// benchModels and benchVersions are the registry of the 100k project.
+const benchModels, benchVersions = 1000, 5
+
+// fillRegistry writes benchModels registered models of benchVersions
+// versions each (in MLflow's schema, as MLflow's store writes them: a
+// tag on every model, one on every version, an alias, stages moved) to
+// dir's database.
+func fillRegistry(b *testing.B, dir string) {
+	db, err := sql.Open("sqlite", "file:"+DBPath(dir)+"?_pragma=synchronous(OFF)&_pragma=journal_mode(MEMORY)")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	tx, err := db.Begin()
+	if err != nil {
+		b.Fatal(err)
+	}
+	exec := func(q string, args ...any) {
+		if _, err := tx.Exec(q, args...); err != nil {
+			b.Fatal(err)
+		}
+	}
+	base := int64(1_700_000_000_000)
+	stages := []string{"None", "Staging", "Production", "Archived"}
+	for i := 0; i < benchModels; i++ {
+		name := fmt.Sprintf("model-%05d", i)
+		t := base + int64(i)*10
+		exec(`INSERT INTO registered_models (name, creation_time, last_updated_time, description, workspace) VALUES (?, ?, ?, '', 'default')`, name, t, t+benchVersions)
+		exec(`INSERT INTO registered_model_tags (key, value, name, workspace) VALUES ('team', 'vision', ?, 'default')`, name)
+		for v := 1; v <= benchVersions; v++ {
+			exec(`INSERT INTO model_versions (name, version, creation_time, last_updated_time, description, user_id, current_stage, source, run_id, status, status_message, run_link, storage_location, workspace)
+				VALUES (?, ?, ?, ?, '', NULL, ?, ?, NULL, 'READY', NULL, NULL, ?, 'default')`,
+				name, v, t+int64(v), t+int64(v), stages[v%len(stages)], fmt.Sprintf("/models/%s/%d", name, v), fmt.Sprintf("/models/%s/%d", name, v))
+			exec(`INSERT INTO model_version_tags (key, value, name, version, workspace) VALUES ('validated', 'yes', ?, ?, 'default')`, name, v)
+		}
+		exec(`INSERT INTO registered_model_aliases (alias, version, name, workspace) VALUES ('champion', ?, ?, 'default')`, benchVersions, name)
 	}
 	if err := tx.Commit(); err != nil {
 		b.Fatal(err)
@@ -240,6 +283,9 @@ func BenchmarkTrackingReads(b *testing.B) {
 		defer os.RemoveAll(dir)
 		t0 := time.Now()
 		fillBig(b, venv, dir, size, 20)
+		if size == 100000 {
+			fillRegistry(b, dir)
+		}
 		b.Logf("%d runs written in %s", size, time.Since(t0).Round(time.Millisecond))
 		url, stop := startMLflow(b, venv, dir)
 		restart := func() {
@@ -275,6 +321,12 @@ func BenchmarkTrackingReads(b *testing.B) {
 			b.Fatalf("first run: %v (total %d)", err, one.Total)
 		}
 		runID := one.Items[0].ID
+		if ms, err := svc.ListRegisteredModels(ctx, "1", "", events.ListParams{End: 1}); err != nil || ms.Total != benchModels {
+			b.Fatalf("registered models: %v (total %d)", err, ms.Total)
+		}
+		if vs, err := svc.ListModelVersions(ctx, "1", "", events.ListParams{End: 1}); err != nil || vs.Total != benchModels*benchVersions {
+			b.Fatalf("model versions: %v (total %d)", err, vs.Total)
+		}
 		calls := []benchCall{
 			{"GET /runs?_start=50000&_end=50010 (deep page)",
 				listRuns(app.RunQuery{ExperimentID: "1"}, events.ListParams{Start: 50000, End: 50010}),
@@ -304,6 +356,20 @@ func BenchmarkTrackingReads(b *testing.B) {
 					return svc.MetricHistory(ctx, "1", runID, "accuracy", events.ListParams{})
 				}),
 				mlflowCall(&url, http.MethodGet, "metrics/get-history?run_id="+runID+"&metric_key=accuracy", nil)},
+			{fmt.Sprintf("GET /registered-models first page (%d models)", benchModels),
+				marshalled(func() (any, error) { return svc.ListRegisteredModels(ctx, "1", "", events.ListParams{End: 10}) }),
+				mlflowCall(&url, http.MethodGet, "registered-models/search?max_results=10", nil)},
+			{"GET /registered-models filter=name LIKE 'model-009%'",
+				marshalled(func() (any, error) {
+					return svc.ListRegisteredModels(ctx, "1", "name LIKE 'model-009%'", events.ListParams{End: 10})
+				}),
+				mlflowCall(&url, http.MethodGet, "registered-models/search?max_results=10&filter="+neturl.QueryEscape("name LIKE 'model-009%'"), nil)},
+			{fmt.Sprintf("GET /model-versions first page (%d versions)", benchModels*benchVersions),
+				marshalled(func() (any, error) { return svc.ListModelVersions(ctx, "1", "", events.ListParams{End: 10}) }),
+				mlflowCall(&url, http.MethodGet, "model-versions/search?max_results=10", nil)},
+			{"GET /model-versions?model_id=model-00500",
+				marshalled(func() (any, error) { return svc.ListModelVersions(ctx, "1", "model-00500", events.ListParams{End: 10}) }),
+				mlflowCall(&url, http.MethodGet, "model-versions/search?max_results=10&filter="+neturl.QueryEscape("name='model-00500'"), nil)},
 		}
 		for _, c := range calls {
 			m, f, to := median(b, c, n, restart)

@@ -492,9 +492,11 @@ func sortTags(ts []mc.Tag) { sort.Slice(ts, func(i, j int) bool { return ts[i].K
 // and with the direct reads, and compares the JSON answers and errors of
 // run lists (including runs with dataset inputs, read through runs/get),
 // experiment lists in every order and view, experiment gets and metric
-// history pages.
+// history pages, registered model and model version lists in every
+// order, filter and window.
 func TestServiceAnswersAsBefore(t *testing.T) {
 	fx := newFixture(t, 150, 5)
+	fillModels(t, fx.dir, 30, 6, 5)
 	ctx := context.Background()
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	hc := &http.Client{Timeout: time.Minute}
@@ -532,6 +534,27 @@ func TestServiceAnswersAsBefore(t *testing.T) {
 			for _, lp := range []events.ListParams{{Sort: sort}, {Sort: sort, Order: "DESC", Start: 1, End: 3}} {
 				same(fmt.Sprintf("ListExperiments view=%s %+v", view, lp), func(s *app.Service) (any, error) {
 					return s.ListExperiments(ctx, app.ExperimentQuery{Project: "1", View: view}, lp)
+				})
+			}
+		}
+	}
+	regWindows := []events.ListParams{{}, {End: 10}, {Start: 4, End: 9, Order: "DESC"}, {Start: 500, End: 510}, {Start: 3, End: 2}}
+	for _, f := range []string{"", "name LIKE 'iris%'", "name ILIKE '%cnn%'", "name = 'wine-0002'", "tags.team = 'nlp'", "name = 'a-prompt'", "nope = 1"} {
+		for _, sort := range []string{"", "name", "creation_timestamp", "last_updated_timestamp", "nope"} {
+			for _, lp := range regWindows {
+				lp.Sort = sort
+				same(fmt.Sprintf("ListRegisteredModels %q %+v", f, lp), func(s *app.Service) (any, error) {
+					return s.ListRegisteredModels(ctx, "1", f, lp)
+				})
+			}
+		}
+	}
+	for _, model := range []string{"", "iris-0000", "50%off-0005", "a-prompt", "nope", "it's"} {
+		for _, sort := range []string{"", "id", "version", "status", "last_updated_timestamp", "nope"} {
+			for _, lp := range regWindows {
+				lp.Sort = sort
+				same(fmt.Sprintf("ListModelVersions %q %+v", model, lp), func(s *app.Service) (any, error) {
+					return s.ListModelVersions(ctx, "1", model, lp)
 				})
 			}
 		}

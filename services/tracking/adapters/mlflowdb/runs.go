@@ -80,6 +80,7 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 	// side by side on two connections.
 	var cnt query
 	cnt.add("SELECT COUNT(*) FROM runs")
+	cnt.filterJoins(filters)
 	cnt.where(ids, st, filters)
 	counted := make(chan error, 1) // buffered: an early return leaks nothing
 	var n int
@@ -98,7 +99,9 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 	joins, orderSQL, jargs := q.joinsAndOrder(order)
 	// The ordered scan carries the run ids only (a deep page sorts
 	// narrow rows); the page's rows are read by id afterwards.
-	q.add("SELECT runs.run_uuid FROM runs"+joins, jargs...)
+	q.add("SELECT runs.run_uuid FROM runs")
+	q.filterJoins(filters)
+	q.add(joins, jargs...)
 	q.where(ids, st, filters)
 	limit := s.Limit
 	if limit <= 0 {

@@ -44,8 +44,35 @@ func (q *query) compare(col, op string, v any) {
 	}
 }
 
+// filterTables are the tables of the metric, param and tag clauses.
+var filterTables = map[string]string{"metric": "latest_metrics", "parameter": "params", "tag": "tags"}
+
+// joinsFilter reports whether clause c is a value comparison that where
+// reads through an inner join of alias f<i>.
+func joinsFilter(c clause) bool {
+	return filterTables[c.kind] != "" && c.op != "IS NULL" && c.op != "IS NOT NULL"
+}
+
+// filterJoins writes the joins of the value comparisons on metrics,
+// params and tags: "JOIN latest_metrics f0 ON f0.run_uuid = runs.run_uuid
+// AND f0.key = ?". MLflow joins these too; a join yields the rows its
+// DISTINCT query does because (key, run_uuid) is each table's primary
+// key, so a run joins at most one row per clause. Joined, SQLite can
+// drive the search from the clause's (key, run_uuid) index and look the
+// run up by id, instead of scanning runs and probing a list per clause
+// (measured at 100,000 runs: about half the time of IN (subquery)).
+func (q *query) filterJoins(filters []clause) {
+	for i, c := range filters {
+		if joinsFilter(c) {
+			a := fmt.Sprintf("f%d", i)
+			q.add(" JOIN "+filterTables[c.kind]+" "+a+" ON "+a+".run_uuid = runs.run_uuid AND "+a+".key = ?", c.key)
+		}
+	}
+}
+
 // where writes the conditions of MLflow's _search_runs: the experiments,
-// the lifecycle stages and every filter clause. Joins MLflow makes for a
+// the lifecycle stages and every filter clause, after filterJoins wrote
+// the joins of the value comparisons. Other joins MLflow makes for a
 // filter become IN (subquery): the same rows, since its query is
 // DISTINCT, and SQLite reads each subquery once through its key index.
 func (q *query) where(expIDs []int64, stages []string, filters []clause) {
@@ -62,8 +89,24 @@ func (q *query) where(expIDs []int64, stages []string, filters []clause) {
 		q.add("?", s)
 	}
 	q.add(")")
-	for _, c := range filters {
+	for i, c := range filters {
 		q.add(" AND ")
+		if joinsFilter(c) {
+			col := fmt.Sprintf("f%d.value", i)
+			if c.kind == "metric" {
+				// NaN is stored as 0 with is_nan: it satisfies only "!=".
+				q.add("(")
+				q.compare(col, c.op, c.value)
+				if c.op == "!=" {
+					q.add(fmt.Sprintf(" OR f%d.is_nan = 1)", i))
+				} else {
+					q.add(fmt.Sprintf(" AND f%d.is_nan = 0)", i))
+				}
+			} else {
+				q.compare(col, c.op, c.value)
+			}
+			continue
+		}
 		switch c.kind {
 		case "attribute":
 			if c.key == "run_name" {
@@ -88,20 +131,7 @@ func (q *query) where(expIDs []int64, stages []string, filters []clause) {
 				q.add("runs.run_uuid IN (SELECT x.run_uuid FROM "+table+" x WHERE x.key = ?)", c.key)
 				continue
 			}
-			q.add("runs.run_uuid IN (SELECT x.run_uuid FROM "+table+" x WHERE x.key = ? AND ", c.key)
-			if c.kind == "metric" {
-				// NaN is stored as 0 with is_nan: it satisfies only "!=".
-				q.add("(")
-				q.compare("x.value", c.op, c.value)
-				if c.op == "!=" {
-					q.add(" OR x.is_nan = 1)")
-				} else {
-					q.add(" AND x.is_nan = 0)")
-				}
-			} else {
-				q.compare("x.value", c.op, c.value)
-			}
-			q.add(")")
+			panic("mlflowdb: a value comparison on " + table + " is a join (filterJoins)")
 		case "dataset":
 			q.add("runs.run_uuid IN (SELECT i.destination_id FROM datasets d JOIN inputs i ON i.source_id = d.dataset_uuid")
 			if c.key == "context" {
