@@ -74,13 +74,19 @@ func projectLifecycle(c *cluster) map[string]any {
 	if uri == "" {
 		t.Fatalf("running project has no mlflowUri: %v", p)
 	}
-	resp, err = http.Get(strings.TrimRight(uri, "/") + "/health")
-	if err != nil {
-		t.Fatalf("the project's tracking server at %s: %v", uri, err)
+	// With auth on, mlflowUri is the gateway's proxy: the tracking server
+	// answers through it, with a token, and not without one.
+	if !strings.HasPrefix(uri, c.url("/projects/")) {
+		t.Fatalf("mlflowUri %s is not the gateway's proxy %s", uri, c.url("/projects/<name>/mlflow"))
+	}
+	health := strings.TrimPrefix(strings.TrimRight(uri, "/"), c.url("")) + "/health"
+	c.must(http.MethodGet, health, nil, http.StatusOK)
+	if resp, err = http.Get(c.url(health)); err != nil {
+		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		t.Fatalf("%s/health: status %d", uri, resp.StatusCode)
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("%s without a token: status %d, want 401", health, resp.StatusCode)
 	}
 	// The list goes through the gateway and NATS to the projects process.
 	var list []map[string]any
@@ -233,7 +239,7 @@ func trainDeployPredict(c *cluster, project map[string]any) {
 		t.Fatal("no deployer answers $SRV.PING")
 	}
 	const model = "iris-multiprocess"
-	out := c.python([]string{"MLFLOW_TRACKING_URI=" + uri},
+	out := c.python([]string{"MLFLOW_TRACKING_URI=" + uri, "MLFLOW_TRACKING_TOKEN=" + adminToken},
 		filepath.Join(c.root, "examples", "train.py"), "--experiment", "multiprocess", "--model-name", model, "--epochs", "3")
 	runID := valueAfter(out, "run_id=")
 	version := valueAfter(out, "version=")
