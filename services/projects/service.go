@@ -21,6 +21,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/adapters"
+	"github.com/mlpanel/mlpanel/services/projects/adapters/mlflowdb"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 	"github.com/mlpanel/mlpanel/services/projects/ports"
@@ -42,6 +43,7 @@ type Config struct {
 	StartTimeout time.Duration
 	MaxFailures  int
 	StopOnExit   bool
+	ImportRoot   string // server-side archives admins may import
 }
 
 // ConfigFromEnv reads the MLPANEL_* settings of the projects service.
@@ -57,6 +59,7 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		StartTimeout: r.Duration("START_TIMEOUT", 2*time.Minute),
 		MaxFailures:  r.Int("MAX_FAILURES", 5),
 		StopOnExit:   r.Bool("STOP_ON_EXIT", true),
+		ImportRoot:   r.String("IMPORT_ROOT", ""),
 	}
 	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
 	c.Ports = r.PortRange("PORT_RANGE", "5000-5099")
@@ -98,7 +101,8 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	supervised := make(chan error, 1)
 	go func() { supervised <- svc.Supervise(ctx) }()
 
-	ms, err := ports.Register(nc, svc, Version)
+	mover := app.NewMover(svc, &mlflowdb.Tool{Mlflow: cfg.Mlflow}, cfg.ImportRoot)
+	ms, err := ports.Register(nc, svc, Version, ports.MoveOps(mover))
 	if err != nil {
 		return err
 	}
