@@ -81,6 +81,10 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	if err != nil {
 		return err
 	}
+	tool := &mlflowdb.Tool{Mlflow: cfg.Mlflow}
+	// Starting a project whose database an older MLflow made migrates it
+	// first, behind a backup (mlflowdb.Upgrading).
+	servers := &mlflowdb.Upgrading{Servers: cfg.servers(), Tool: tool, Log: log}
 	svc := app.New(app.Config{
 		Home:         cfg.Home,
 		Ports:        cfg.Ports,
@@ -90,7 +94,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		StartTimeout: cfg.StartTimeout,
 		MaxFailures:  cfg.MaxFailures,
 		StopOnExit:   cfg.StopOnExit,
-	}, store, cfg.servers(),
+	}, store, servers,
 		events.NewPublisher(js, "mlpanel/projects"), log)
 
 	// Adopt before answering requests, so a run that arrives early never
@@ -101,7 +105,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	supervised := make(chan error, 1)
 	go func() { supervised <- svc.Supervise(ctx) }()
 
-	mover := app.NewMover(svc, &mlflowdb.Tool{Mlflow: cfg.Mlflow}, cfg.ImportRoot)
+	mover := app.NewMover(svc, tool, cfg.ImportRoot)
 	ms, err := ports.Register(nc, svc, Version, ports.MoveOps(mover))
 	if err != nil {
 		return err

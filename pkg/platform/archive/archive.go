@@ -7,6 +7,7 @@ package archive
 
 import (
 	"archive/tar"
+	"bytes"
 	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
@@ -18,7 +19,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -62,7 +62,7 @@ func NewWriter(w io.Writer) *Writer {
 
 // AddBytes adds a small file held in memory.
 func (w *Writer) AddBytes(name string, b []byte) error {
-	return w.add(name, int64(len(b)), strings.NewReader(string(b)))
+	return w.add(name, int64(len(b)), bytes.NewReader(b))
 }
 
 // AddFile streams the file at src into the archive as name.

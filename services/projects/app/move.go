@@ -395,3 +395,31 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// Described is a project with the MLflow that serves it and the schema
+// revision its database is at, so users see what an upgrade did.
+type Described struct {
+	domain.Project
+	MlflowVersion  string `json:"mlflowVersion,omitempty"`
+	SchemaRevision string `json:"schemaRevision,omitempty"`
+}
+
+// Describe is Find plus the MLflow version and the schema revision, read
+// from the database itself (read-only, one row).
+func (m *Mover) Describe(ctx context.Context, ref string) (Described, error) {
+	p, err := m.s.Find(ctx, ref)
+	if err != nil {
+		return Described{}, err
+	}
+	d := Described{Project: p}
+	if pinned, err := m.db.Pinned(ctx); err == nil {
+		d.MlflowVersion = pinned.Version
+	}
+	db := filepath.Join(p.Path, archive.DBName)
+	if _, err := os.Stat(db); err == nil {
+		if rev, err := m.db.Revision(ctx, db); err == nil {
+			d.SchemaRevision = rev
+		}
+	}
+	return d, nil
+}

@@ -12,6 +12,9 @@ import (
 // the gateway already wrote to the shared data home.
 func MoveOps(m *app.Mover) map[string]events.Operation {
 	return map[string]events.Operation{
+		// get replaces the plain one: the same project, plus its MLflow
+		// version and schema revision.
+		"get":    func(ctx context.Context, r events.Request) (any, error) { return m.Describe(ctx, r.Param("id")) },
 		"export": func(ctx context.Context, r events.Request) (any, error) { return m.Export(ctx, r.Param("id")) },
 		"export.release": func(ctx context.Context, r events.Request) (any, error) {
 			var in struct {
