@@ -44,6 +44,11 @@ type Config struct {
 	MaxFailures  int
 	StopOnExit   bool
 	ImportRoot   string // server-side archives admins may import
+	// BackupEvery, when set, writes an export archive of every project
+	// into BackupDir that often, keeping the newest BackupKeep of each.
+	BackupEvery time.Duration
+	BackupDir   string
+	BackupKeep  int
 }
 
 // ConfigFromEnv reads the MLPANEL_* settings of the projects service.
@@ -60,6 +65,9 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		MaxFailures:  r.Int("MAX_FAILURES", 5),
 		StopOnExit:   r.Bool("STOP_ON_EXIT", true),
 		ImportRoot:   r.String("IMPORT_ROOT", ""),
+		BackupEvery:  r.Duration("BACKUP_SCHEDULE", 0),
+		BackupDir:    r.String("BACKUP_DIR", filepath.Join(home, "backups")),
+		BackupKeep:   r.Int("BACKUP_KEEP", 7),
 	}
 	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
 	c.Ports = r.PortRange("PORT_RANGE", "5000-5099")
@@ -106,6 +114,9 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	go func() { supervised <- svc.Supervise(ctx) }()
 
 	mover := app.NewMover(svc, tool, cfg.ImportRoot)
+	if cfg.BackupEvery > 0 {
+		go mover.ScheduleBackups(ctx, cfg.BackupEvery, cfg.BackupDir, cfg.BackupKeep)
+	}
 	ms, err := ports.Register(nc, svc, Version, ports.MoveOps(mover))
 	if err != nil {
 		return err
