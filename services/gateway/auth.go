@@ -211,7 +211,9 @@ func (g *Gateway) projectRef(c *gin.Context) (string, error) {
 		}
 		return d.ProjectID, nil
 	}
-	if c.Request.Method == http.MethodPost || c.Request.Method == http.MethodPut {
+	// A data-plane body (an uploaded archive) is never peeked at: it may
+	// be gigabytes, and reading it here would consume it.
+	if (c.Request.Method == http.MethodPost || c.Request.Method == http.MethodPut) && !streamRoute(route) {
 		return bodyProjectID(c, g.cfg.MaxBody)
 	}
 	return "", nil
