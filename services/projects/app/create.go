@@ -19,6 +19,8 @@ type CreateInput struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	CreatedBy   string `json:"-"`
+	// Source adopts an existing MLflow instead of starting empty (adopt.go).
+	Source *Source `json:"source,omitempty"`
 }
 
 // Create registers a project, gives it a port for life and makes its

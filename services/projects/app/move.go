@@ -92,6 +92,10 @@ type ExportPlan struct {
 	Artifacts string `json:"artifacts"`
 }
 
+// servedArtifacts is the scheme of artifacts a project's server serves
+// from its artifact folder (mlflow server --serve-artifacts).
+const servedArtifacts = "mlflow-artifacts:"
+
 // staleAfter is when a staging folder that nobody released is removed
 // (a gateway that died mid-transfer).
 const staleAfter = 24 * time.Hour
@@ -326,8 +330,11 @@ func (m *Mover) adopt(ctx context.Context, staging string, meta Meta, in ImportI
 		if err := os.MkdirAll(arts, 0o755); err != nil {
 			return fmt.Errorf("importing into project %s: %w", p.ID, err)
 		}
+		// Locations under the old artifact folder become mlflow-artifacts:
+		// ones, which the project's server resolves in its own artifact
+		// folder, so remote clients download them through it too.
 		if meta.ArtifactRoot != "" {
-			if _, err := m.db.Relocate(ctx, db, meta.ArtifactRoot, filepath.Join(p.Path, archive.ArtifactsDir)); err != nil {
+			if _, err := m.db.Relocate(ctx, db, meta.ArtifactRoot, servedArtifacts); err != nil {
 				return fmt.Errorf("importing into project %s: %w", p.ID, err)
 			}
 		}

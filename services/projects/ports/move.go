@@ -14,7 +14,16 @@ func MoveOps(m *app.Mover) map[string]events.Operation {
 	return map[string]events.Operation{
 		// get replaces the plain one: the same project, plus its MLflow
 		// version and schema revision.
-		"get":    func(ctx context.Context, r events.Request) (any, error) { return m.Describe(ctx, r.Param("id")) },
+		"get": func(ctx context.Context, r events.Request) (any, error) { return m.Describe(ctx, r.Param("id")) },
+		// create replaces the plain one: a source adopts an existing MLflow.
+		"create": func(ctx context.Context, r events.Request) (any, error) {
+			var in app.CreateInput
+			if err := r.DecodeBody(&in); err != nil {
+				return nil, err
+			}
+			in.CreatedBy = r.Caller
+			return m.CreateOrAdopt(ctx, in, r.Restricted)
+		},
 		"export": func(ctx context.Context, r events.Request) (any, error) { return m.Export(ctx, r.Param("id")) },
 		"export.release": func(ctx context.Context, r events.Request) (any, error) {
 			var in struct {

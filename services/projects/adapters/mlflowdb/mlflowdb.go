@@ -81,8 +81,9 @@ var locations = []struct{ table, column, where string }{
 	{"trace_tags", "value", "key = 'mlflow.artifactLocation'"},
 }
 
-// Relocate rewrites every artifact location under the folder from to the
-// same place under to, in the plain and the file:// spelling. Locations
+// Relocate rewrites every artifact location under the folder from (in
+// the plain and the file:// spelling) to the same place under to, a
+// folder or a URI prefix such as "mlflow-artifacts:". Locations
 // of the mlflow-artifacts: scheme are relative to the serving server and
 // stay as they are. It reports how many values changed.
 func Relocate(ctx context.Context, path, from, to string) (int64, error) {
@@ -97,7 +98,11 @@ func Relocate(ctx context.Context, path, from, to string) (int64, error) {
 	}
 	defer tx.Rollback() //nolint:errcheck // after Commit it is a no-op
 	from, to = strings.TrimRight(from, "/"), strings.TrimRight(to, "/")
-	pairs := [][2]string{{"file://" + from, "file://" + to}, {from, to}}
+	toFile := "file://" + to
+	if strings.Contains(to, ":") { // a URI such as mlflow-artifacts: stays itself
+		toFile = to
+	}
+	pairs := [][2]string{{"file://" + from, toFile}, {from, to}}
 	var changed int64
 	for _, l := range locations {
 		ok, err := hasColumn(ctx, tx, l.table, l.column)

@@ -58,6 +58,14 @@ func TestRevisionAndRelocateOnTheRealSchema(t *testing.T) {
 		"SELECT artifact_location FROM experiments WHERE experiment_id = 12": "mlflow-artifacts:/12",
 		"SELECT artifact_uri FROM runs WHERE run_uuid = 'r1'":                "file:///new/q/artifacts/10/r1/artifacts",
 	}
+	// To the served scheme, from both spellings.
+	exec(`INSERT INTO runs (run_uuid, experiment_id, artifact_uri, lifecycle_stage, status, source_type) VALUES
+		('r2', 10, '/srv/old/1/r2/artifacts', 'active', 'FINISHED', 'LOCAL'), ('r3', 10, 'file:///srv/old/1/r3/artifacts', 'active', 'FINISHED', 'LOCAL')`)
+	if n, err := Relocate(ctx, path, "/srv/old", "mlflow-artifacts:"); err != nil || n != 2 {
+		t.Fatalf("Relocate to mlflow-artifacts: changed %d (%v), want 2", n, err)
+	}
+	want["SELECT artifact_uri FROM runs WHERE run_uuid = 'r2'"] = "mlflow-artifacts:/1/r2/artifacts"
+	want["SELECT artifact_uri FROM runs WHERE run_uuid = 'r3'"] = "mlflow-artifacts:/1/r3/artifacts"
 	for q, w := range want {
 		var got string
 		if err := db.QueryRow(q).Scan(&got); err != nil || got != w {

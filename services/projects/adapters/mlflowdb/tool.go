@@ -2,6 +2,8 @@ package mlflowdb
 
 import (
 	"context"
+	"fmt"
+	"os/exec"
 	"sync"
 
 	"github.com/mlpanel/mlpanel/services/projects/app"
@@ -40,4 +42,14 @@ func (t *Tool) Pinned(ctx context.Context) (app.Pinned, error) {
 	}
 	t.pinned = &app.Pinned{Version: p.Version, Head: p.Head, Revisions: p.Revisions}
 	return *t.pinned, nil
+}
+
+// MigrateFileStore runs `mlflow migrate-filestore` from the mlruns file
+// store under root (it only reads it) into a new SQLite database at db.
+func (t *Tool) MigrateFileStore(ctx context.Context, root, db string) (string, error) {
+	out, err := exec.CommandContext(ctx, t.Mlflow, "migrate-filestore", "--source", root, "--target", "sqlite:///"+db, "--no-progress").CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("mlflow migrate-filestore: %w", err)
+	}
+	return string(out), nil
 }
