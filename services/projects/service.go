@@ -114,6 +114,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	go func() { supervised <- svc.Supervise(ctx) }()
 
 	mover := app.NewMover(svc, tool, cfg.ImportRoot)
+	mover.Deployments = ports.Deployments(nc)
 	if cfg.BackupEvery > 0 {
 		go mover.ScheduleBackups(ctx, cfg.BackupEvery, cfg.BackupDir, cfg.BackupKeep)
 	}

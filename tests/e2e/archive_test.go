@@ -68,6 +68,18 @@ func TestProjectArchiveRoundTrip(t *testing.T) {
 	if names[0] != "export.json" || names[len(names)-1] != "manifest.json" || !contains(names, "mlflow.db") {
 		t.Fatalf("archive entries %v: want export.json first, mlflow.db, manifest.json last", names)
 	}
+	var meta struct {
+		MlflowVersion  string          `json:"mlflowVersion"`
+		SchemaRevision string          `json:"schemaRevision"`
+		Deployments    json.RawMessage `json:"deployments"`
+		Project        struct{ Name string }
+	}
+	if err := json.Unmarshal(tarEntry(t, archiveBytes, "export.json"), &meta); err != nil {
+		t.Fatal(err)
+	}
+	if meta.MlflowVersion == "" || meta.SchemaRevision == "" || meta.Project.Name != "archive-src" || !strings.HasPrefix(string(meta.Deployments), "[") {
+		t.Errorf("export.json %+v: want the MLflow version, schema revision, project and its deployment definitions", meta)
+	}
 	if left, _ := os.ReadDir(filepath.Join(panelCfg.Home, "exports")); len(left) > 0 {
 		t.Errorf("the export left %d staging entries behind", len(left))
 	}
@@ -170,6 +182,25 @@ func contains(list []string, s string) bool {
 		}
 	}
 	return false
+}
+
+func tarEntry(t *testing.T, b []byte, name string) []byte {
+	t.Helper()
+	gz, err := gzip.NewReader(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := tar.NewReader(gz)
+	for {
+		h, err := tr.Next()
+		if err != nil {
+			t.Fatalf("no %s in the archive: %v", name, err)
+		}
+		if h.Name == name {
+			out, _ := io.ReadAll(tr)
+			return out
+		}
+	}
 }
 
 func tarNames(t *testing.T, b []byte) []string {

@@ -57,6 +57,9 @@ type Mover struct {
 	// importRoot is the only folder under which admins may name
 	// server-side archives; empty refuses every server-side path.
 	importRoot string
+	// Deployments, when set, answers the deployment definitions of a
+	// project (the deployer owns them), which an export carries along.
+	Deployments func(ctx context.Context, projectID string) (json.RawMessage, error)
 }
 
 // NewMover builds the mover over s.
@@ -80,6 +83,9 @@ type Meta struct {
 	// point into, so an import can move them to its own folder.
 	ArtifactRoot string    `json:"artifactRoot"`
 	ExportedAt   time.Time `json:"exportedAt"`
+	// Deployments are the project's deployment definitions when exported,
+	// for reference: an import does not start model servers.
+	Deployments json.RawMessage `json:"deployments,omitempty"`
 }
 
 // ExportPlan tells the gateway which files make the archive. The
@@ -175,6 +181,14 @@ func (m *Mover) snapshot(ctx context.Context, p domain.Project, dir string) (Exp
 		ArtifactRoot: plan.Artifacts, ExportedAt: m.s.now()}
 	meta.Project.ID, meta.Project.Name, meta.Project.Description = p.ID, p.Name, p.Description
 	meta.Project.CreatedBy, meta.Project.CreatedAt = p.CreatedBy, p.CreatedAt
+	if m.Deployments != nil {
+		deps, err := m.Deployments(ctx, p.ID)
+		if err != nil {
+			// The archive is whole without them; say so in the log.
+			m.s.log.Warn("export without deployment definitions", "project", p.ID, "err", err)
+		}
+		meta.Deployments = deps
+	}
 	b, err := json.MarshalIndent(meta, "", "  ")
 	if err != nil {
 		return ExportPlan{}, err

@@ -2,10 +2,31 @@ package ports
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 )
+
+// Deployments asks the deployer for a project's deployment definitions.
+func Deployments(nc *nats.Conn) func(ctx context.Context, projectID string) (json.RawMessage, error) {
+	return func(ctx context.Context, projectID string) (json.RawMessage, error) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		var page struct {
+			Items json.RawMessage `json:"items"`
+		}
+		req := events.Request{Query: map[string]string{"project_id": projectID}}
+		if err := events.CallIdempotent(ctx, nc, "mlpanel.deployer.list", req, &page); err != nil {
+			return nil, fmt.Errorf("listing deployments of project %s: %w", projectID, err)
+		}
+		return page.Items, nil
+	}
+}
 
 // MoveOps are the export, import and clone endpoints. Archives never
 // ride NATS: export answers which files to stream, import names a file
