@@ -24,6 +24,9 @@ func Deployments(nc *nats.Conn) func(ctx context.Context, projectID string) (jso
 		if err := events.CallIdempotent(ctx, nc, "mlpanel.deployer.list", req, &page); err != nil {
 			return nil, fmt.Errorf("listing deployments of project %s: %w", projectID, err)
 		}
+		if len(page.Items) == 0 || string(page.Items) == "null" {
+			return json.RawMessage("[]"), nil
+		}
 		return page.Items, nil
 	}
 }
