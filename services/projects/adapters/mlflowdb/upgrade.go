@@ -76,8 +76,8 @@ func (u *Upgrading) migrate(ctx context.Context, db string) error {
 			return fmt.Errorf("migrating the MLflow database from %s to %s failed (%v) and restoring the backup %s failed too (%v): copy it over mlflow.db by hand; migration log:\n%s",
 				rev, pinned.Head, err, backup, rerr, lastLines(out, 20))
 		}
-		return fmt.Errorf("migrating the MLflow database from %s to MLflow %s failed, so the database was restored from its backup (%s); migration log:\n%s",
-			rev, pinned.Version, err, lastLines(out, 20))
+		return fmt.Errorf("migrating the MLflow database from %s to MLflow %s failed (%s), so the database was restored from its backup; migration log:\n%s",
+			rev, pinned.Version, cause(out, err), lastLines(out, 20))
 	}
 	return nil
 }
@@ -116,6 +116,18 @@ func copyFile(src, dst string) error {
 		return err
 	}
 	return f.Close()
+}
+
+// cause is the line of MLflow's output that names the error (a Python
+// traceback ends with it, before SQLAlchemy's statement dump), else err.
+func cause(out string, err error) string {
+	lines := strings.Split(out, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); strings.Contains(l, "Error: ") || strings.Contains(l, "Error) ") {
+			return l
+		}
+	}
+	return err.Error()
 }
 
 func lastLines(s string, n int) string {
