@@ -2,12 +2,12 @@ package e2e
 
 import (
 	"bytes"
-	"sync"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
