@@ -120,7 +120,7 @@ print("SHA=" + hashlib.sha256(open(p, "rb").read()).hexdigest())
 m = mlflow.pyfunc.load_model("models:/iris-arch@champion")
 cols = m.metadata.get_input_schema().input_names()
 pred = m.predict(pd.DataFrame([[5.1, 3.5, 1.4, 0.2], [7.7, 3.0, 6.1, 2.3]], columns=cols))
-print("PRED=" + json.dumps([x.item() if hasattr(x, "item") else x for x in pred]))
+print("PRED=" + json.dumps([x.item() if hasattr(x, "item") else x for x in pred], separators=(",", ":")))
 `, "MLFLOW_TRACKING_URI="+dst.MlflowURI)
 	want := python(t, `import hashlib; print("SHA=" + hashlib.sha256(bytes(range(256)) * 4099).hexdigest())`)
 	if depLine(t, out, "SHA=") != depLine(t, want, "SHA=") {
@@ -129,6 +129,31 @@ print("PRED=" + json.dumps([x.item() if hasattr(x, "item") else x for x in pred]
 	if got := depLine(t, out, "PRED="); got == "" || got == "[]" {
 		t.Errorf("no predictions from the imported model: %s", out)
 	}
+
+	// The imported model deploys and serves the same predictions.
+	r = tp.as(t, alice, http.MethodPost, "/deployments", map[string]any{"project_id": dst.ID, "model_id": "iris-arch", "version": "1", "type": "local"})
+	expect(t, r, http.StatusAccepted)
+	var dep deployment
+	r.JSON(t, &dep)
+	t.Cleanup(func() { tp.as(t, tp.admin, http.MethodDelete, "/deployments/"+dep.ID, nil) })
+	for dep.Status != "running" {
+		if time.Now().After(deadline.Add(4 * time.Minute)) {
+			t.Fatalf("the imported model's deployment never ran: %+v", dep)
+		}
+		time.Sleep(time.Second)
+		tp.as(t, alice, http.MethodGet, "/deployments/"+dep.ID, nil).JSON(t, &dep)
+	}
+	r = tp.as(t, alice, http.MethodPost, "/deployments/"+dep.ID+"/predict", map[string]any{"dataframe_split": map[string]any{
+		"columns": dep.InputColumns, "data": [][]float64{{5.1, 3.5, 1.4, 0.2}, {7.7, 3.0, 6.1, 2.3}}}})
+	expect(t, r, http.StatusOK)
+	var served struct {
+		Predictions []any `json:"predictions"`
+	}
+	r.JSON(t, &served)
+	if got, _ := json.Marshal(served.Predictions); string(got) != depLine(t, out, "PRED=") {
+		t.Errorf("the deployed imported model predicts %s, the stock client %s", got, depLine(t, out, "PRED="))
+	}
+	expect(t, tp.as(t, alice, http.MethodDelete, "/deployments/"+dep.ID, nil), http.StatusOK)
 
 	// Owner-only: bob may neither export nor clone alice's project, and
 	// learns nothing about it; alice may clone it.
