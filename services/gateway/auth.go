@@ -261,6 +261,11 @@ func (g *Gateway) scope(c *gin.Context) (callScope, error) {
 	var body string
 	switch c.Request.Method {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
+		// A data-plane body (an uploaded archive) is never peeked at: it
+		// may be gigabytes, and reading it here would consume it.
+		if streamRoute(route) {
+			break
+		}
 		var err error
 		if body, err = bodyProjectID(c, g.cfg.MaxBody); err != nil {
 			return callScope{}, err

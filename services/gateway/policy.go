@@ -38,8 +38,10 @@ func requirement(method, route string) need {
 		return adminOnly
 	case strings.HasPrefix(route, "/users/:name/tokens"):
 		return selfOrAdmin
-	case route == "/projects":
+	case route == "/projects", route == "/projects/import": // an import is owned by its caller
 		return signedIn
+	case route == "/projects/:id/export": // a whole copy of the project
+		return projOwn
 	case route == "/projects/:id/mlflow/*path":
 		return projRead // refined by mlflowNeed once the path is known
 	case strings.HasPrefix(route, "/projects/:id"):

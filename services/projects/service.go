@@ -22,6 +22,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/projects/adapters"
+	"github.com/mlpanel/mlpanel/services/projects/adapters/mlflowdb"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 	"github.com/mlpanel/mlpanel/services/projects/ports"
@@ -50,6 +51,12 @@ type Config struct {
 	StartTimeout time.Duration
 	MaxFailures  int
 	StopOnExit   bool
+	ImportRoot   string // server-side archives admins may import
+	// BackupEvery, when set, writes an export archive of every project
+	// into BackupDir that often, keeping the newest BackupKeep of each.
+	BackupEvery time.Duration
+	BackupDir   string
+	BackupKeep  int
 }
 
 // ConfigFromEnv reads the MLPANEL_* settings of the projects service.
@@ -65,6 +72,10 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		StartTimeout: r.Duration("START_TIMEOUT", 2*time.Minute),
 		MaxFailures:  r.Int("MAX_FAILURES", 5),
 		StopOnExit:   r.Bool("STOP_ON_EXIT", true),
+		ImportRoot:   r.String("IMPORT_ROOT", ""),
+		BackupEvery:  r.Duration("BACKUP_SCHEDULE", 0),
+		BackupDir:    r.String("BACKUP_DIR", filepath.Join(home, "backups")),
+		BackupKeep:   r.Int("BACKUP_KEEP", 7),
 	}
 	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
 	c.Auth = r.Bool("AUTH", false)
@@ -96,6 +107,10 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	if err := cfg.moveServers(ctx, store, log); err != nil {
 		return err
 	}
+	tool := &mlflowdb.Tool{Mlflow: cfg.Mlflow}
+	// Starting a project whose database an older MLflow made migrates it
+	// first, behind a backup (mlflowdb.Upgrading).
+	servers := &mlflowdb.Upgrading{Servers: cfg.servers(), Tool: tool, Log: log}
 	svc := app.New(app.Config{
 		Home:         cfg.Home,
 		Ports:        cfg.Ports,
@@ -105,11 +120,16 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		StartTimeout: cfg.StartTimeout,
 		MaxFailures:  cfg.MaxFailures,
 		StopOnExit:   cfg.StopOnExit,
-	}, store, cfg.servers(),
+	}, store, servers,
 		events.NewPublisher(js, "mlpanel/projects"), log)
 
+	mover := app.NewMover(svc, tool, cfg.ImportRoot)
+	mover.Deployments = ports.Deployments(nc)
+	if cfg.BackupEvery > 0 {
+		go mover.ScheduleBackups(ctx, cfg.BackupEvery, cfg.BackupDir, cfg.BackupKeep)
+	}
 	return reconcile.Serve(ctx, svc, func() (reconcile.Endpoints, error) {
-		ms, err := ports.Register(nc, svc, Version)
+		ms, err := ports.Register(nc, svc, Version, ports.MoveOps(mover))
 		if err == nil {
 			log.Info("projects service ready", "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
 		}

@@ -20,11 +20,19 @@ type CreateInput struct {
 	Description string `json:"description"`
 	CreatedBy   string `json:"-"`
 	CreatedByID string `json:"-"`
+	// Source adopts an existing MLflow instead of starting empty (adopt.go).
+	Source *Source `json:"source,omitempty"`
 }
 
 // Create registers a project, gives it a port for life and makes its
 // folder. The server is not started: that is run.
 func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Project, error) {
+	return s.create(ctx, in, nil)
+}
+
+// create is Create with fill, when set, putting the project's files in
+// place (an import) before the record exists, so a failure leaves no record.
+func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain.Project) error) (domain.Project, error) {
 	if err := domain.ValidateName(in.Name); err != nil {
 		return domain.Project{}, events.BadRequest(err)
 	}
@@ -63,7 +71,12 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Project, e
 	p.Path = filepath.Join(s.cfg.Home, "projects", p.ID)
 	p.MlflowURI = s.cfg.AdvertiseURL(p)
 	p.InternalURL = s.cfg.InternalURL(p)
-	if err := os.MkdirAll(filepath.Join(p.Path, "artifacts"), 0o755); err != nil {
+	if fill != nil {
+		if err := fill(p); err != nil {
+			_ = os.RemoveAll(p.Path)
+			return domain.Project{}, err
+		}
+	} else if err := os.MkdirAll(filepath.Join(p.Path, "artifacts"), 0o755); err != nil {
 		return domain.Project{}, fmt.Errorf("creating folder of project %s: %w", in.Name, err)
 	}
 	if err := s.store.Insert(ctx, p); err != nil {

@@ -4,6 +4,7 @@ package ports
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -22,7 +23,8 @@ const Service = "projects"
 const Timeout = 60 * time.Second
 
 // Register adds the projects endpoints to nc and returns the micro service.
-func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, error) {
+// extra adds more operations (MoveOps).
+func Register(nc *nats.Conn, svc *app.Service, version string, extra ...map[string]events.Operation) (micro.Service, error) {
 	ops := map[string]events.Operation{
 		"list": func(ctx context.Context, r events.Request) (any, error) { return svc.List(ctx, r) },
 		"get":  func(ctx context.Context, r events.Request) (any, error) { return svc.Find(ctx, r.Param("id")) },
@@ -49,6 +51,9 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 		"healthcheck": events.ByID(svc.Healthcheck),
 		"ping":        events.ByID(svc.Ping),
 		"logs":        events.LogsOp(proc.MaxLogLines, svc.Logs),
+	}
+	for _, more := range extra {
+		maps.Copy(ops, more)
 	}
 	return events.AddService(nc, Service, version, "MLflow tracking servers, one per project", Timeout, ops)
 }

@@ -1,0 +1,139 @@
+package mlflowdb
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/services/projects/app"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+)
+
+// UpgradeTimeout bounds one migration; MLflow's take seconds to minutes.
+const UpgradeTimeout = 10 * time.Minute
+
+// Upgrading starts tracking servers like Servers, but first brings a
+// database at an older schema revision to the pinned MLflow's with
+// MLflow's own migration, behind a backup: newer MLflow releases refuse
+// an old schema, and a migration that fails halfway must not leave a
+// database neither version can open.
+type Upgrading struct {
+	app.Servers
+	Tool *Tool
+	Log  *slog.Logger
+}
+
+// Start migrates when needed, then starts the server. A failed migration
+// restores the backup and is returned with MLflow's log, so the project
+// shows it as its last error.
+func (u *Upgrading) Start(p domain.Project) (*proc.Process, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), UpgradeTimeout)
+	defer cancel()
+	if err := u.migrate(ctx, filepath.Join(p.Path, "mlflow.db")); err != nil {
+		return nil, err
+	}
+	return u.Servers.Start(p)
+}
+
+func (u *Upgrading) migrate(ctx context.Context, db string) error {
+	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) {
+		return nil // a new project: MLflow creates the schema
+	}
+	rev, err := Revision(ctx, db)
+	if err != nil {
+		return err
+	}
+	pinned, err := u.Tool.Pinned(ctx)
+	if err != nil {
+		return err
+	}
+	switch {
+	case rev == "" || rev == pinned.Head:
+		return nil
+	case !pinned.Knows(rev):
+		return fmt.Errorf("the MLflow database is at schema revision %s, which this panel's MLflow %s does not know (a newer MLflow made it): run the project on a panel with that MLflow or newer", rev, pinned.Version)
+	}
+	// One backup per source revision: a retried start overwrites the copy
+	// of the same database rather than piling up copies.
+	backup := fmt.Sprintf("%s.before-mlflow-%s-from-%s", db, pinned.Version, rev)
+	if err := os.Remove(backup); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("replacing the old backup %s: %w", backup, err)
+	}
+	if err := Snapshot(ctx, db, backup); err != nil {
+		return fmt.Errorf("backing up the database before migrating it: %w", err)
+	}
+	u.Log.Info("migrating MLflow database", "db", db, "from", rev, "to", pinned.Head, "backup", backup)
+	out, err := Upgrade(ctx, u.Tool.Mlflow, db)
+	_ = os.WriteFile(filepath.Join(filepath.Dir(db), "upgrade.log"), []byte(out), 0o644)
+	if err != nil {
+		if rerr := restore(backup, db); rerr != nil {
+			return fmt.Errorf("migrating the MLflow database from %s to %s failed (%v) and restoring the backup %s failed too (%v): copy it over mlflow.db by hand; migration log:\n%s",
+				rev, pinned.Head, err, backup, rerr, lastLines(out, 20))
+		}
+		return fmt.Errorf("migrating the MLflow database from %s to MLflow %s failed (%s), so the database was restored from its backup; migration log:\n%s",
+			rev, pinned.Version, cause(out, err), lastLines(out, 20))
+	}
+	return nil
+}
+
+// restore puts the backup back; the journal of the failed migration
+// would otherwise be replayed onto it.
+func restore(backup, db string) error {
+	for _, suffix := range []string{"-journal", "-wal", "-shm"} {
+		if err := os.Remove(db + suffix); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	tmp := db + ".restoring"
+	if err := copyFile(backup, tmp); err != nil {
+		return err
+	}
+	return os.Rename(tmp, db)
+}
+
+func copyFile(src, dst string) error {
+	b, err := os.Open(src)
+	if err != nil {
+		return err
+	}
+	defer b.Close()
+	f, err := os.Create(dst)
+	if err != nil {
+		return err
+	}
+	if _, err := f.ReadFrom(b); err != nil {
+		f.Close()
+		return err
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
+
+// cause is the line of MLflow's output that names the error (a Python
+// traceback ends with it, before SQLAlchemy's statement dump), else err.
+func cause(out string, err error) string {
+	lines := strings.Split(out, "\n")
+	for i := len(lines) - 1; i >= 0; i-- {
+		if l := strings.TrimSpace(lines[i]); strings.Contains(l, "Error: ") || strings.Contains(l, "Error) ") {
+			return l
+		}
+	}
+	return err.Error()
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
+}
