@@ -139,12 +139,19 @@ func (f *foreignRedirect) Error() string {
 // one elsewhere is refused. The redirect's body, which repeats the
 // address, is dropped.
 func hideRedirect(resp *http.Response, internal *url.URL, gatewayPrefix string) error {
+	// A server on a Unix socket sees the Host header the transport sent
+	// (sockhttp: localhost), not the socket's placeholder host, and builds
+	// absolute redirects from it: that name is the server too.
+	server := *internal
+	if resp.Request != nil && resp.Request.Host != "" && resp.Request.Host != internal.Host && sockhttp.IsTarget(internal.Host) {
+		server.Host = resp.Request.Host
+	}
 	for _, h := range []string{"Location", "Content-Location"} {
 		loc := resp.Header.Get(h)
 		if loc == "" {
 			continue
 		}
-		mapped, ok := mapInternalURL(loc, internal, gatewayPrefix)
+		mapped, ok := mapInternalURL(loc, &server, gatewayPrefix)
 		if !ok {
 			return &foreignRedirect{resp.StatusCode}
 		}

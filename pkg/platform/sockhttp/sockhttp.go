@@ -59,6 +59,9 @@ func Target(addr string) string {
 	return "http://" + hex.EncodeToString([]byte(socket)) + hostSuffix + "/" + path
 }
 
+// IsTarget reports whether host is a Target URL's placeholder host.
+func IsTarget(host string) bool { return socketOf(host) != "" }
+
 // socketOf decodes the socket of a Target host, or "".
 func socketOf(host string) string {
 	h, ok := strings.CutSuffix(host, hostSuffix)
