@@ -41,6 +41,8 @@ type Config struct {
 	StartTimeout time.Duration
 	MaxFailures  int
 	StopOnExit   bool
+	IdleTimeout  time.Duration
+	MaxAwake     int
 }
 
 // ConfigFromEnv reads the MLPANEL_* settings of the projects service.
@@ -56,6 +58,8 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		StartTimeout: r.Duration("START_TIMEOUT", 2*time.Minute),
 		MaxFailures:  r.Int("MAX_FAILURES", 5),
 		StopOnExit:   r.Bool("STOP_ON_EXIT", true),
+		IdleTimeout:  r.Duration("IDLE_TIMEOUT", 15*time.Minute),
+		MaxAwake:     r.Int("MAX_AWAKE", 0),
 	}
 	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
 	c.Ports = r.PortRange("PORT_RANGE", "5000-5099")
@@ -86,6 +90,8 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		StartTimeout: cfg.StartTimeout,
 		MaxFailures:  cfg.MaxFailures,
 		StopOnExit:   cfg.StopOnExit,
+		IdleTimeout:  cfg.IdleTimeout,
+		MaxAwake:     cfg.MaxAwake,
 	}, store, cfg.servers(),
 		events.NewPublisher(js, "mlpanel/projects"), log)
 

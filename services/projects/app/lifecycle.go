@@ -36,14 +36,17 @@ func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
 		switch {
 		case p.Status == domain.StatusArchived:
 			return events.Conflictf("project %s is archived: restore it with PUT /projects/%s/restore first", p.Name, p.ID)
-		case p.DesiredState == domain.DesiredRunning && p.Status != domain.StatusFailed:
+		case p.DesiredState == domain.DesiredRunning && p.Status != domain.StatusFailed && p.Status != domain.StatusSleeping:
 			return events.Conflictf("project %s is already %s", p.Name, p.Status)
 		}
 		p.DesiredState = domain.DesiredRunning
 		p.LastError = ""
 		s.rt.Get(p.ID).crashes.Reset() // a user's run retries a failed project now
-		if p.Status == domain.StatusFailed {
-			p.Status = domain.StatusTerminated // converge leaves a failed project alone
+		if p.Status == domain.StatusSleeping {
+			s.rt.Get(p.ID).idle.woke(s.now()) // a run wakes a sleeping project
+		}
+		if p.Status == domain.StatusFailed || p.Status == domain.StatusSleeping {
+			p.Status = domain.StatusTerminated // converge leaves failed and sleeping projects alone
 		}
 		if err := s.converge(ctx, p); err != nil {
 			return err

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 )
@@ -49,6 +50,16 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 		"healthcheck": events.ByID(svc.Healthcheck),
 		"ping":        events.ByID(svc.Ping),
 		"logs":        events.LogsOp(proc.MaxLogLines, svc.Logs),
+		// wake answers once the server runs, bounded by the start timeout.
+		"wake": events.ByID(svc.Wake),
+		"activity": func(_ context.Context, r events.Request) (any, error) {
+			var rep activity.Report
+			if err := r.DecodeBody(&rep); err != nil {
+				return nil, err
+			}
+			svc.Touch(rep.IDs)
+			return struct{}{}, nil
+		},
 	}
 	return events.AddService(nc, Service, version, "MLflow tracking servers, one per project", Timeout, ops)
 }
