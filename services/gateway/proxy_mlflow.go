@@ -43,6 +43,7 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			sameOrigin(pr, t.base, t.public)
 			pr.SetXForwarded()
 		},
+		Transport: wakingTransport{g: g, base: http.DefaultTransport}, // wake.go
 		// Stream both ways: gigabyte artifacts never sit in memory.
 		FlushInterval: -1,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
@@ -63,11 +64,11 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			writeError(c, err)
 			return
 		}
-		if p.Status != "running" {
-			writeError(c, events.Errorf(http.StatusConflict,
-				"project %s is %s: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID))
+		if p, err = g.awake(c.Request.Context(), p); err != nil { // wake.go: a sleeping project wakes
+			writeError(c, err)
 			return
 		}
+		defer g.activity.Begin(p.ID)()
 		base, err := url.Parse(p.InternalURL)
 		if err != nil || base.Host == "" {
 			writeError(c, events.Errorf(http.StatusBadGateway, "project %s has no usable tracking server address %q", p.Name, p.InternalURL))
@@ -75,6 +76,7 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 		}
 		ctx := context.WithValue(c.Request.Context(), proxyTargetKey{}, proxyTarget{base: base, public: g.publicURL})
 		ctx = context.WithValue(ctx, proxyPathKey{}, c.Param("path"))
+		ctx = context.WithValue(ctx, proxyProjectKey{}, p.ID)
 		rp.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
 	}
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
