@@ -32,6 +32,12 @@ func (s *Service) withProject(ctx context.Context, ref string, fn func(p *domain
 // Run asks for the tracking server to run and starts it at once; the
 // project answers "starting" and turns "running" when /health answers.
 func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
+	if found, err := s.Find(ctx, ref); err == nil && found.Status != domain.StatusRunning && found.Status != domain.StatusStarting &&
+		found.Status != domain.StatusArchived {
+		if err := s.makeRoom(ctx, found); err != nil { // sleep.go: MLPANEL_MAX_AWAKE
+			return domain.Project{}, err
+		}
+	}
 	return s.withProject(ctx, ref, func(p *domain.Project) error {
 		switch {
 		case p.Status == domain.StatusArchived:

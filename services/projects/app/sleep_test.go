@@ -162,3 +162,29 @@ func TestBadIdleTimeoutIs400WithTheRule(t *testing.T) {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+func TestStatsCountWakesTimeAsleepAndTheServersMemory(t *testing.T) {
+	s, _, _ := newIdleService(t, 300*time.Millisecond, 0)
+	ctx := context.Background()
+	p := runProject(t, s, "alpha")
+	st, err := s.Stats(ctx, p.Name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Status != domain.StatusRunning || st.Processes != 1 || st.PSSBytes <= 0 || st.PSSBytes > st.RSSBytes || st.LastRequestAt == nil {
+		t.Fatalf("running: %+v", st)
+	}
+	waitStatus(t, s, p.ID, domain.StatusSleeping)
+	time.Sleep(200 * time.Millisecond)
+	if _, err := s.Wake(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	all, err := s.AllStats(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := all.Projects[0]
+	if got.Wakes != 1 || got.AsleepSeconds < 0.2 || all.Awake != 1 || all.TotalPSSBytes != got.PSSBytes {
+		t.Fatalf("after one sleep and wake: %+v", all)
+	}
+}

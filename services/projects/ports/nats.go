@@ -50,6 +50,8 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 		"healthcheck": events.ByID(svc.Healthcheck),
 		"ping":        events.ByID(svc.Ping),
 		"logs":        events.LogsOp(proc.MaxLogLines, svc.Logs),
+		"stats":       events.ByID(svc.Stats),
+		"stats-all":   func(ctx context.Context, _ events.Request) (any, error) { return svc.AllStats(ctx) },
 		// wake answers once the server runs, bounded by the start timeout.
 		"wake": events.ByID(svc.Wake),
 		"activity": func(_ context.Context, r events.Request) (any, error) {
