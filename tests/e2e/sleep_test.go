@@ -19,6 +19,13 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 )
 
+// The shared panel's projects never sleep on their own (other tests
+// reach servers directly, which the panel cannot see as use); the sleep
+// tests set a project's own idle timeout instead.
+func init() {
+	serviceConfigurers = append(serviceConfigurers, func(cfg *stack.Config, _ string) { cfg.Projects.IdleTimeout = 0 })
+}
+
 // sleepyProject is a project as the sleep tests read it.
 type sleepyProject struct {
 	project
@@ -154,6 +161,36 @@ print(run.info.run_id)
 	if count(ev, "waking") != 2 || count(ev, "sleeping") < 2 || count(ev, "starting") != 1 {
 		t.Fatalf("events %v: want one starting (the run), two sleeping, and one waking per sleep", ev)
 	}
+	// Its stats are those of a real MLflow server that slept and woke.
+	var st struct {
+		Status        string  `json:"status"`
+		Processes     int     `json:"processes"`
+		PSSBytes      int64   `json:"pssBytes"`
+		RSSBytes      int64   `json:"rssBytes"`
+		CPUSeconds    float64 `json:"cpuSeconds"`
+		LastRequestAt string  `json:"lastRequestAt"`
+		Wakes         int     `json:"wakes"`
+		AsleepSeconds float64 `json:"asleepSeconds"`
+	}
+	sr := call(t, http.MethodGet, "/projects/sleepy/stats", nil)
+	expect(t, sr, http.StatusOK)
+	sr.JSON(t, &st)
+	t.Logf("awake project: %d processes, PSS %d MiB, RSS %d MiB, CPU %.1f s, %d wakes, %.1f s asleep",
+		st.Processes, st.PSSBytes>>20, st.RSSBytes>>20, st.CPUSeconds, st.Wakes, st.AsleepSeconds)
+	if st.Status != "running" || st.Processes < 1 || st.PSSBytes < 20<<20 || st.PSSBytes > st.RSSBytes || st.RSSBytes > 4<<30 ||
+		st.CPUSeconds <= 0 || st.LastRequestAt == "" || st.Wakes != 2 || st.AsleepSeconds <= 0 {
+		t.Fatalf("stats of a running MLflow server woken twice: %+v", st)
+	}
+	all := call(t, http.MethodGet, "/stats", nil)
+	expect(t, all, http.StatusOK)
+	if !strings.Contains(string(all.Body), `"name":"sleepy"`) {
+		t.Fatalf("GET /stats lacks the project: %s", all.Body)
+	}
+	metrics := call(t, http.MethodGet, "/metrics", nil)
+	if !strings.Contains(string(metrics.Body), `mlpanel_project_pss_bytes{name="sleepy",project="`+p.ID+`"}`) {
+		t.Fatal("/metrics has no PSS gauge for the project")
+	}
+
 	// The tracking API wakes it too.
 	waitSleepy(t, panel.URL, p.ID, "sleeping", time.Minute)
 	expect(t, call(t, http.MethodGet, "/runs/"+runID+"?project_id="+p.ID, nil), http.StatusOK)
