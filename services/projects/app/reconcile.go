@@ -127,6 +127,7 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 				r.crashes.Reset()
 			}
 			if p.Status != domain.StatusRunning {
+				r.idle.touch(s.now()) // the idle clock starts when it answers, however long the start took
 				p.Status, p.LastError, p.RanBefore = domain.StatusRunning, "", true
 				return s.rec.Save(ctx, p, "running")
 			}

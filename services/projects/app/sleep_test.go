@@ -188,3 +188,25 @@ func TestStatsCountWakesTimeAsleepAndTheServersMemory(t *testing.T) {
 		t.Fatalf("after one sleep and wake: %+v", all)
 	}
 }
+
+// A start slower than the idle timeout does not put the project to sleep
+// the moment it answers: its idle clock starts then.
+func TestIdleClockStartsWhenTheServerAnswers(t *testing.T) {
+	s, srv, _ := newIdleService(t, 400*time.Millisecond, 0)
+	srv.healthy.Store(false)
+	ctx := context.Background()
+	p, err := s.Create(ctx, CreateInput{Name: "slow"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(600 * time.Millisecond) // longer than the idle timeout
+	srv.healthy.Store(true)
+	waitStatus(t, s, p.ID, domain.StatusRunning)
+	time.Sleep(150 * time.Millisecond)
+	if got, _ := s.store.Get(ctx, p.ID); got.Status != domain.StatusRunning {
+		t.Fatalf("%s right after it answered, want running", got.Status)
+	}
+}
