@@ -18,6 +18,9 @@ const Subject = "mlpanel.projects.activity"
 // project awake however long it takes).
 type Report struct {
 	IDs []string `json:"ids"`
+	// Busy are the ids among IDs still serving a request: they must not
+	// sleep before the next report, however short their idle timeout.
+	Busy []string `json:"busy,omitempty"`
 }
 
 // Send delivers one batch; the caller bounds it with ctx.
@@ -73,14 +76,17 @@ func (t *Tracker) Touch(id string) {
 func (t *Tracker) Take() Report {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	var busy []string
 	for id := range t.inflight {
 		t.used[id] = true
+		busy = append(busy, id)
 	}
 	r := Report{IDs: make([]string, 0, len(t.used))}
 	for id := range t.used {
 		r.IDs = append(r.IDs, id)
 	}
 	clear(t.used)
+	r.Busy = busy
 	return r
 }
 

@@ -14,9 +14,9 @@ func TestTakeReportsUsedAndInFlightProjectsOnce(t *testing.T) {
 	if !slices.Equal(got.IDs, []string{"1", "2"}) {
 		t.Fatalf("first batch = %v, want [1 2]", got.IDs)
 	}
-	// "2" still serves a request (a long upload): it stays in every batch.
-	if got := tr.Take(); !slices.Equal(got.IDs, []string{"2"}) {
-		t.Fatalf("second batch = %v, want [2]", got.IDs)
+	// "2" still serves a request (a long upload): it stays in every batch, busy.
+	if got := tr.Take(); !slices.Equal(got.IDs, []string{"2"}) || !slices.Equal(got.Busy, []string{"2"}) {
+		t.Fatalf("second batch = %v busy %v, want [2] busy [2]", got.IDs, got.Busy)
 	}
 	end()
 	end() // twice is harmless

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
@@ -19,6 +20,7 @@ import (
 type idleState struct {
 	mu          sync.Mutex
 	lastActive  time.Time // last request through the panel (or start)
+	busyUntil   time.Time // a request is in flight: no sleep before this
 	wakes       int
 	asleepSince time.Time // zero while awake
 	asleep      time.Duration
@@ -36,6 +38,26 @@ func (i *idleState) last() time.Time {
 	i.mu.Lock()
 	defer i.mu.Unlock()
 	return i.lastActive
+}
+
+// busy holds off a sleep until the next activity report is due.
+func (i *idleState) busy(until time.Time) {
+	i.mu.Lock()
+	if until.After(i.busyUntil) {
+		i.busyUntil = until
+	}
+	i.mu.Unlock()
+}
+
+// due is when the project may sleep at the earliest.
+func (i *idleState) due(timeout time.Duration) time.Time {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	d := i.lastActive.Add(timeout)
+	if i.busyUntil.After(d) {
+		return i.busyUntil
+	}
+	return d
 }
 
 func (i *idleState) slept(now time.Time) {
@@ -73,7 +95,7 @@ func (s *Service) sleepIfIdle(ctx context.Context, p *domain.Project) (reconcile
 		return reconcile.Result{}, nil
 	}
 	r := s.rt.Get(p.ID)
-	due := r.idle.last().Add(timeout)
+	due := r.idle.due(timeout)
 	if wait := due.Sub(s.now()); wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
@@ -96,11 +118,15 @@ func (s *Service) sleep(ctx context.Context, p *domain.Project, r *runtime, reas
 }
 
 // Touch resets the idle clock of the projects a gateway or the tracking
-// service reports as used.
-func (s *Service) Touch(ids []string) {
+// service reports as used; busy ones serve a request still (a long
+// upload) and may not sleep until a later report could say otherwise.
+func (s *Service) Touch(rep activity.Report) {
 	now := s.now()
-	for _, id := range ids {
+	for _, id := range rep.IDs {
 		s.rt.Get(id).idle.touch(now)
+	}
+	for _, id := range rep.Busy {
+		s.rt.Get(id).idle.busy(now.Add(2 * activity.Every))
 	}
 }
 

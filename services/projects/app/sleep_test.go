@@ -13,6 +13,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/events/eventstest"
+	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -58,8 +59,15 @@ func TestIdleProjectSleepsAndWakesOnce(t *testing.T) {
 
 	// Reported use holds off the sleep.
 	for range 8 {
-		s.Touch([]string{p.ID})
+		s.Touch(activity.Report{IDs: []string{p.ID}})
 		time.Sleep(100 * time.Millisecond)
+	}
+	// So does a request in flight, longer than the idle timeout, until
+	// the next report is due.
+	s.Touch(activity.Report{IDs: []string{p.ID}, Busy: []string{p.ID}})
+	time.Sleep(time.Second)
+	if got, _ := s.store.Get(ctx, p.ID); got.Status != domain.StatusRunning {
+		t.Fatalf("a project serving a request went %s", got.Status)
 	}
 	if got, _ := s.store.Get(ctx, p.ID); got.Status != domain.StatusRunning {
 		t.Fatalf("a project in use went %s", got.Status)

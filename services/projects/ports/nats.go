@@ -59,7 +59,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 			if err := r.DecodeBody(&rep); err != nil {
 				return nil, err
 			}
-			svc.Touch(rep.IDs)
+			svc.Touch(rep)
 			return struct{}{}, nil
 		},
 	}
