@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -216,5 +217,32 @@ func TestIdleClockStartsWhenTheServerAnswers(t *testing.T) {
 	time.Sleep(150 * time.Millisecond)
 	if got, _ := s.store.Get(ctx, p.ID); got.Status != domain.StatusRunning {
 		t.Fatalf("%s right after it answered, want running", got.Status)
+	}
+}
+
+// Killing a server while it wakes answers the waiting request with a 503
+// and leaves the project to the reconciler, which brings it back.
+func TestServerKilledWhileWakingRecovers(t *testing.T) {
+	s, srv, _ := newIdleService(t, 300*time.Millisecond, 0)
+	ctx := context.Background()
+	p := runProject(t, s, "alpha")
+	waitStatus(t, s, p.ID, domain.StatusSleeping)
+	srv.healthy.Store(false)
+	errc := make(chan error, 1)
+	go func() { _, err := s.Wake(ctx, p.ID); errc <- err }()
+	waking := waitStatus(t, s, p.ID, domain.StatusStarting)
+	for waking.Pid == 0 {
+		waking, _ = s.store.Get(ctx, p.ID)
+	}
+	if err := syscall.Kill(-waking.Pid, syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-errc; events.StatusOf(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "exited unexpectedly") {
+		t.Fatalf("wake of a killed server: %v, want 503 saying it exited", err)
+	}
+	srv.healthy.Store(true)
+	back := waitStatus(t, s, p.ID, domain.StatusRunning)
+	if back.Pid == waking.Pid || !alive(back.Pid) {
+		t.Fatalf("not recovered with a new server: %+v", back)
 	}
 }
