@@ -54,19 +54,19 @@ func runProject(t *testing.T, s *Service, name string) domain.Project {
 // An unused project sleeps (its server stopped, still wanted running),
 // activity keeps it awake, and concurrent wakes start it once.
 func TestIdleProjectSleepsAndWakesOnce(t *testing.T) {
-	s, srv, pub := newIdleService(t, 300*time.Millisecond, 0)
+	s, srv, pub := newIdleService(t, time.Second, 0)
 	ctx := context.Background()
 	p := runProject(t, s, "alpha")
 
 	// Reported use holds off the sleep.
-	for range 8 {
+	for range 15 {
 		s.Touch(activity.Report{IDs: []string{p.ID}})
 		time.Sleep(100 * time.Millisecond)
 	}
 	// So does a request in flight, longer than the idle timeout, until
 	// the next report is due.
 	s.Touch(activity.Report{IDs: []string{p.ID}, Busy: []string{p.ID}})
-	time.Sleep(time.Second)
+	time.Sleep(2 * time.Second)
 	if got, _ := s.store.Get(ctx, p.ID); got.Status != domain.StatusRunning {
 		t.Fatalf("a project serving a request went %s", got.Status)
 	}
@@ -201,7 +201,7 @@ func TestStatsCountWakesTimeAsleepAndTheServersMemory(t *testing.T) {
 // A start slower than the idle timeout does not put the project to sleep
 // the moment it answers: its idle clock starts then.
 func TestIdleClockStartsWhenTheServerAnswers(t *testing.T) {
-	s, srv, _ := newIdleService(t, 400*time.Millisecond, 0)
+	s, srv, _ := newIdleService(t, time.Second, 0)
 	srv.healthy.Store(false)
 	ctx := context.Background()
 	p, err := s.Create(ctx, CreateInput{Name: "slow"})
@@ -211,7 +211,7 @@ func TestIdleClockStartsWhenTheServerAnswers(t *testing.T) {
 	if _, err := s.Run(ctx, p.ID); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(600 * time.Millisecond) // longer than the idle timeout
+	time.Sleep(1500 * time.Millisecond) // longer than the idle timeout
 	srv.healthy.Store(true)
 	waitStatus(t, s, p.ID, domain.StatusRunning)
 	time.Sleep(150 * time.Millisecond)
@@ -223,7 +223,7 @@ func TestIdleClockStartsWhenTheServerAnswers(t *testing.T) {
 // Killing a server while it wakes answers the waiting request with a 503
 // and leaves the project to the reconciler, which brings it back.
 func TestServerKilledWhileWakingRecovers(t *testing.T) {
-	s, srv, _ := newIdleService(t, 300*time.Millisecond, 0)
+	s, srv, _ := newIdleService(t, time.Second, 0)
 	ctx := context.Background()
 	p := runProject(t, s, "alpha")
 	waitStatus(t, s, p.ID, domain.StatusSleeping)
