@@ -18,9 +18,15 @@ const IdleRule = "idleTimeout is a duration such as 90s, 15m or 2h between 1s an
 // and 0 says that plainly.
 const MaxIdleTimeout = 720 * time.Hour
 
+// MaxIdleTimeoutLen bounds the text, as the API document does.
+const MaxIdleTimeoutLen = 32
+
 // ParseIdleTimeout checks a project's idle timeout and returns it; ok is
 // false for "" (the panel's default applies).
 func ParseIdleTimeout(s string) (d time.Duration, ok bool, err error) {
+	if len(s) > MaxIdleTimeoutLen {
+		return 0, false, fmt.Errorf("invalid idleTimeout: longer than %d characters: %s", MaxIdleTimeoutLen, IdleRule)
+	}
 	s = strings.TrimSpace(s)
 	if s == "" {
 		return 0, false, nil

@@ -1,6 +1,7 @@
 package domain
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -15,7 +16,7 @@ func TestParseIdleTimeout(t *testing.T) {
 	if _, ok, err := ParseIdleTimeout(""); ok || err != nil {
 		t.Errorf(`ParseIdleTimeout("") = ok %v, err %v; want the default`, ok, err)
 	}
-	for _, bad := range []string{"-1m", "10", "soon", "500ms", "721h"} {
+	for _, bad := range []string{"-1m", "10", "soon", "500ms", "721h", strings.Repeat("0", 32) + "1s"} {
 		if _, _, err := ParseIdleTimeout(bad); err == nil {
 			t.Errorf("ParseIdleTimeout(%q) accepted", bad)
 		}
