@@ -61,6 +61,7 @@ func waitSleepy(t testing.TB, base, id, status string, timeout time.Duration) sl
 	for {
 		r := at(t, base, http.MethodGet, "/projects/"+id, nil)
 		expect(t, r, http.StatusOK)
+		p = sleepyProject{} // absent fields (pid, sleepReason) are zero, not the last poll's
 		r.JSON(t, &p)
 		if p.Status == status {
 			return p
