@@ -140,7 +140,8 @@ with mlflow.start_run() as run:
 print(run.info.run_id)
 `, "MLFLOW_TRACKING_URI="+panel.URL+"/projects/sleepy/mlflow",
 		"MLFLOW_HTTP_REQUEST_MAX_RETRIES=0") // an error would not be hidden by a retry
-	runID := strings.TrimSpace(out)
+	lines := strings.Split(strings.TrimSpace(out), "\n") // MLflow prints a "View run" line first
+	runID := strings.TrimSpace(lines[len(lines)-1])
 	got := call(t, http.MethodGet, "/runs/"+runID+"?project_id="+p.ID, nil)
 	expect(t, got, http.StatusOK)
 
