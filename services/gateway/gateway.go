@@ -21,6 +21,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/services/gateway/access"
 )
@@ -43,6 +44,9 @@ type Config struct {
 	// PublicURL is where users reach the gateway (MLPANEL_PUBLIC_URL): the
 	// MLflow UI opened there may write through the proxy.
 	PublicURL string
+	// WakeTimeout bounds how long a request to a sleeping project is held
+	// while it wakes: the projects service's start timeout.
+	WakeTimeout time.Duration
 }
 
 // ConfigFromEnv reads MLPANEL_HTTP_ADDR and friends.
@@ -55,6 +59,7 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		Auth:           r.Bool("AUTH", false),
 		AdminToken:     r.String("ADMIN_TOKEN", ""),
 		PublicURL:      r.String("PUBLIC_URL", ""),
+		WakeTimeout:    r.Duration("START_TIMEOUT", 2*time.Minute),
 	}
 }
 
@@ -75,6 +80,7 @@ type Gateway struct {
 	// publicURL is Config.PublicURL parsed; nil when unset or malformed.
 	publicURL *url.URL
 	now       func() time.Time
+	activity  *activity.Tracker // wake.go: requests per project, for idle clocks
 }
 
 // New builds the gateway.
@@ -89,6 +95,7 @@ func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gatew
 			g.log.Warn("MLPANEL_PUBLIC_URL is not an absolute URL; the MLflow UI works only at the gateway's own host", "value", cfg.PublicURL)
 		}
 	}
+	g.activity = newActivity(g)
 	return g
 }
 
@@ -223,6 +230,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 			g.audit.stop()
 		}
 	}()
+	go g.activity.Run(ctx)
 	// No ReadTimeout or WriteTimeout: they would cut gigabyte artifact
 	// uploads and downloads through the data plane. Control-plane calls get
 	// a per-request deadline instead (observe.go, deadlines); slow headers

@@ -95,7 +95,7 @@ func TestProjectSchemasMatchTheCode(t *testing.T) {
 		t.Errorf("a real project does not match the schema: %v", err)
 	}
 	// Every status and desired state the code knows is in the enums.
-	statuses := []domain.Status{domain.StatusTerminated, domain.StatusStarting, domain.StatusRunning, domain.StatusUnhealthy, domain.StatusFailed, domain.StatusArchived}
+	statuses := []domain.Status{domain.StatusTerminated, domain.StatusStarting, domain.StatusRunning, domain.StatusUnhealthy, domain.StatusFailed, domain.StatusArchived, domain.StatusSleeping}
 	var enum []string
 	for _, e := range doc.Components.Schemas["ProjectStatus"].Value.Enum {
 		enum = append(enum, e.(string))

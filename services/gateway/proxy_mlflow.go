@@ -34,8 +34,9 @@ type (
 
 func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 	rp := &httputil.ReverseProxy{
-		// Tracking servers listen on Unix sockets when auth is on.
-		Transport: sockhttp.Transport(nil),
+		// Tracking servers listen on Unix sockets when auth is on; a
+		// request to a server that went to sleep wakes it (wake.go).
+		Transport: wakingTransport{g: g, base: sockhttp.Transport(nil)},
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			t := pr.In.Context().Value(proxyTargetKey{}).(proxyTarget)
 			suffix := pr.In.Context().Value(proxyPathKey{}).(string)
@@ -79,11 +80,11 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			writeError(c, err)
 			return
 		}
-		if p.Status != "running" {
-			writeError(c, events.Errorf(http.StatusConflict,
-				"project %s is %s: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID))
+		if p, err = g.awake(c.Request.Context(), p); err != nil { // wake.go: a sleeping project wakes
+			writeError(c, err)
 			return
 		}
+		defer g.activity.Begin(p.ID)()
 		base, err := url.Parse(sockhttp.Target(p.InternalURL))
 		if err != nil || base.Host == "" {
 			writeError(c, events.Errorf(http.StatusBadGateway, "project %s has no usable tracking server address %q", p.Name, p.InternalURL))
@@ -96,6 +97,7 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 		ctx := context.WithValue(c.Request.Context(), proxyTargetKey{}, proxyTarget{base: base, public: g.publicURL})
 		ctx = context.WithValue(ctx, proxyPathKey{}, c.Param("path"))
 		ctx = context.WithValue(ctx, proxyPrefixKey{}, "/projects/"+url.PathEscape(c.Param("id"))+"/mlflow")
+		ctx = context.WithValue(ctx, proxyProjectKey{}, p.ID)
 		rp.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
 	}
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,

@@ -57,6 +57,8 @@ type Config struct {
 	BackupEvery time.Duration
 	BackupDir   string
 	BackupKeep  int
+	IdleTimeout time.Duration
+	MaxAwake    int
 }
 
 // ConfigFromEnv reads the MLPANEL_* settings of the projects service.
@@ -76,6 +78,8 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		BackupEvery:  r.Duration("BACKUP_SCHEDULE", 0),
 		BackupDir:    r.String("BACKUP_DIR", filepath.Join(home, "backups")),
 		BackupKeep:   r.Int("BACKUP_KEEP", 7),
+		IdleTimeout:  r.Duration("IDLE_TIMEOUT", 0),
+		MaxAwake:     r.Int("MAX_AWAKE", 0),
 	}
 	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
 	c.Auth = r.Bool("AUTH", false)
@@ -120,6 +124,8 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		StartTimeout: cfg.StartTimeout,
 		MaxFailures:  cfg.MaxFailures,
 		StopOnExit:   cfg.StopOnExit,
+		IdleTimeout:  cfg.IdleTimeout,
+		MaxAwake:     cfg.MaxAwake,
 	}, store, servers,
 		events.NewPublisher(js, "mlpanel/projects"), log)
 

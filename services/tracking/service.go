@@ -79,7 +79,9 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 		c.PageSize = cfg.PageSize
 		return c
 	}
-	svc := app.New(adapters.NewProjects(nc, 10*time.Second), clients, log,
+	projects := adapters.NewProjects(nc, 10*time.Second, log)
+	go projects.Run(ctx)
+	svc := app.New(projects, clients, log,
 		func() int64 { return time.Now().UnixMilli() })
 	direct := mlflowdb.New(log)
 	defer direct.Close()

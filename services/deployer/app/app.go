@@ -39,6 +39,11 @@ func (p Project) Running() bool { return p.Status == "running" }
 // *events.Error with the projects service's status (404 for an unknown one).
 type Projects interface {
 	Get(ctx context.Context, ref string) (Project, error)
+	// Wake returns the project once its server runs, waking a sleeping
+	// one and waiting for a starting one (bounded by ctx).
+	Wake(ctx context.Context, ref string) (Project, error)
+	// StartWaking asks a sleeping project to wake and returns at once.
+	StartWaking(ctx context.Context, ref string) error
 }
 
 // Registry resolves a version, an alias or "" (the latest) to a version

@@ -19,13 +19,33 @@ import (
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
 
-type fakeProjects struct{ status atomic.Value }
+type fakeProjects struct {
+	status atomic.Value
+	wakes  atomic.Int32
+}
 
 func (f *fakeProjects) Get(_ context.Context, ref string) (Project, error) {
 	if ref != "1" {
 		return Project{}, events.Errorf(http.StatusNotFound, "project %q not found", ref)
 	}
 	return Project{ID: "1", Name: "p", Status: f.status.Load().(string), InternalURL: "http://x"}, nil
+}
+
+// Wake and StartWaking wake a sleeping project at once.
+func (f *fakeProjects) Wake(ctx context.Context, ref string) (Project, error) {
+	if err := f.StartWaking(ctx, ref); err != nil {
+		return Project{}, err
+	}
+	return f.Get(ctx, ref)
+}
+
+func (f *fakeProjects) StartWaking(_ context.Context, ref string) error {
+	if ref != "1" {
+		return events.Errorf(http.StatusNotFound, "project %q not found", ref)
+	}
+	f.wakes.Add(1)
+	f.status.CompareAndSwap("sleeping", "running")
+	return nil
 }
 
 type fakeRegistry struct{}
@@ -293,5 +313,31 @@ func TestDeleteDuringStart(t *testing.T) {
 		if typ == string(domain.StatusRunning) {
 			t.Fatalf("events %s: a deleted deployment was reported running", pub.Changes())
 		}
+	}
+}
+
+// A deployment of a sleeping project wakes it: at create (its registry
+// resolves the model) and when the model server (re)starts.
+func TestSleepingProjectIsWokenForItsDeployment(t *testing.T) {
+	s, _, pr, _ := newTestService(t, 5)
+	ctx := context.Background()
+	pr.status.Store("sleeping")
+	d, err := s.Create(ctx, CreateInput{ProjectID: "1", ModelID: "m"})
+	if err != nil {
+		t.Fatalf("create on a sleeping project: %v", err)
+	}
+	waitStatus(t, s, d.ID, domain.StatusRunning)
+	if _, err := s.Stop(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, s, d.ID, domain.StatusStopped)
+	pr.status.Store("sleeping")
+	before := pr.wakes.Load()
+	if _, err := s.Run(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, s, d.ID, domain.StatusRunning)
+	if pr.wakes.Load() == before {
+		t.Fatal("the deployment started without waking its sleeping project")
 	}
 }

@@ -51,6 +51,12 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 	if err != nil {
 		return domain.Deployment{}, err
 	}
+	if p.Status == "sleeping" || p.Status == "starting" {
+		// Its registry resolves the model: wait for it rather than refuse.
+		if p, err = s.projects.Wake(ctx, p.ID); err != nil {
+			return domain.Deployment{}, err
+		}
+	}
 	if !p.Running() {
 		return domain.Deployment{}, events.Conflictf(
 			"project %s is %s: the model is resolved in its registry, so start it first with PUT /projects/%s/run", p.Name, p.Status, p.ID)

@@ -232,6 +232,13 @@ func (s *Service) start(ctx context.Context, d *domain.Deployment, r *runtime) e
 	if err != nil {
 		return s.waitForProject(ctx, d, r, fmt.Sprintf("waiting for project %s: the projects service does not answer (%v)", d.ProjectID, err))
 	}
+	if p.Status == "sleeping" {
+		// The model server fetches the model from the project's
+		// registry: wake it, and look again while it starts.
+		if err := s.projects.StartWaking(ctx, p.ID); err != nil {
+			s.log.Warn("waking the project of a deployment", "deployment", d.ID, "project", p.ID, "err", err)
+		}
+	}
 	if !p.Running() {
 		return s.waitForProject(ctx, d, r, fmt.Sprintf(
 			"waiting for project %s, which is %s: its registry serves the model; start it with PUT /projects/%s/run if it does not come back by itself", p.Name, p.Status, p.ID))

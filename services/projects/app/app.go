@@ -55,6 +55,8 @@ type Config struct {
 	StopGrace    time.Duration                 // SIGTERM to SIGKILL
 	StopOnExit   bool                          // stop every server when the service stops
 	Interval     time.Duration                 // reconcile period
+	IdleTimeout  time.Duration                 // a running project unused this long sleeps; 0 never
+	MaxAwake     int                           // at most this many servers run at once when waking; 0 no bound
 }
 
 // Service is the projects application.

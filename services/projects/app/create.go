@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
@@ -18,6 +19,7 @@ import (
 type CreateInput struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
+	IdleTimeout string `json:"idleTimeout"`
 	CreatedBy   string `json:"-"`
 	CreatedByID string `json:"-"`
 	// Source adopts an existing MLflow instead of starting empty (adopt.go).
@@ -37,6 +39,9 @@ func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain
 		return domain.Project{}, events.BadRequest(err)
 	}
 	if err := domain.ValidateDescription(in.Description); err != nil {
+		return domain.Project{}, events.BadRequest(err)
+	}
+	if _, _, err := domain.ParseIdleTimeout(in.IdleTimeout); err != nil {
 		return domain.Project{}, events.BadRequest(err)
 	}
 	s.createMu.Lock()
@@ -64,7 +69,7 @@ func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain
 	now := s.now()
 	p := domain.Project{
 		ID: strconv.FormatInt(seq, 10), Seq: seq,
-		Name: in.Name, Description: in.Description,
+		Name: in.Name, Description: in.Description, IdleTimeout: strings.TrimSpace(in.IdleTimeout),
 		Status: domain.StatusTerminated, DesiredState: domain.DesiredStopped,
 		Port: port, CreatedBy: in.CreatedBy, CreatedByID: in.CreatedByID, CreatedAt: now, UpdatedAt: now,
 	}

@@ -32,18 +32,27 @@ func (s *Service) withProject(ctx context.Context, ref string, fn func(p *domain
 // Run asks for the tracking server to run and starts it at once; the
 // project answers "starting" and turns "running" when /health answers.
 func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
+	if found, err := s.Find(ctx, ref); err == nil && found.Status != domain.StatusRunning && found.Status != domain.StatusStarting &&
+		found.Status != domain.StatusArchived {
+		if err := s.makeRoom(ctx, found); err != nil { // sleep.go: MLPANEL_MAX_AWAKE
+			return domain.Project{}, err
+		}
+	}
 	return s.withProject(ctx, ref, func(p *domain.Project) error {
 		switch {
 		case p.Status == domain.StatusArchived:
 			return events.Conflictf("project %s is archived: restore it with PUT /projects/%s/restore first", p.Name, p.ID)
-		case p.DesiredState == domain.DesiredRunning && p.Status != domain.StatusFailed:
+		case p.DesiredState == domain.DesiredRunning && p.Status != domain.StatusFailed && p.Status != domain.StatusSleeping:
 			return events.Conflictf("project %s is already %s", p.Name, p.Status)
 		}
 		p.DesiredState = domain.DesiredRunning
 		p.LastError = ""
 		s.rt.Get(p.ID).crashes.Reset() // a user's run retries a failed project now
-		if p.Status == domain.StatusFailed {
-			p.Status = domain.StatusTerminated // converge leaves a failed project alone
+		if p.Status == domain.StatusSleeping {
+			s.rt.Get(p.ID).idle.woke(s.now()) // a run wakes a sleeping project
+		}
+		if p.Status == domain.StatusFailed || p.Status == domain.StatusSleeping {
+			p.Status = domain.StatusTerminated // converge leaves failed and sleeping projects alone
 		}
 		if err := s.converge(ctx, p); err != nil {
 			return err

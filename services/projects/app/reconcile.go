@@ -21,6 +21,7 @@ type runtime struct {
 	checkedAt time.Time // last /health that answered; running servers are probed every healthEvery
 	// unanswered counts /health probes of a live server missed in a row.
 	unanswered int
+	idle       idleState
 }
 
 // healthEvery is how often a running server's /health is probed; a dead
@@ -54,6 +55,7 @@ func (s *Service) Adopt(ctx context.Context) error {
 		if pr, ok := proc.Adopt(p.Pid, p.PidStart); ok {
 			r := s.rt.Get(p.ID)
 			r.proc, r.startedAt = pr, s.now()
+			r.idle.touch(s.now()) // its idle clock restarts with the service
 			s.log.Info("adopted tracking server", "project", p.ID, "pid", p.Pid)
 		}
 	}
@@ -82,7 +84,10 @@ func (s *Service) Reconcile(ctx context.Context, id string) (reconcile.Result, e
 	if err != nil {
 		return reconcile.Result{}, err
 	}
-	return reconcile.Result{}, s.converge(ctx, &p)
+	if err := s.converge(ctx, &p); err != nil {
+		return reconcile.Result{}, err
+	}
+	return s.sleepIfIdle(ctx, &p)
 }
 
 // converge moves one project one step towards its desired state and saves
@@ -98,7 +103,9 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 			}
 			r.proc = nil
 		}
-		if p.Status == domain.StatusStarting || p.Status == domain.StatusRunning || p.Status == domain.StatusFailed || p.Pid != 0 {
+		if p.Status == domain.StatusStarting || p.Status == domain.StatusRunning || p.Status == domain.StatusFailed ||
+			p.Status == domain.StatusSleeping || p.Pid != 0 {
+			p.SleepReason = ""
 			p.Status, p.Pid, p.PidStart = domain.StatusTerminated, 0, 0
 			return s.rec.Save(ctx, p, "terminated")
 		}
@@ -107,6 +114,9 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 
 	if p.Status == domain.StatusFailed {
 		return nil // given up; a user's run starts over
+	}
+	if p.Status == domain.StatusSleeping {
+		return nil // the first request wakes it (Wake)
 	}
 
 	if alive {
@@ -119,6 +129,7 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 				r.crashes.Reset()
 			}
 			if p.Status != domain.StatusRunning {
+				r.idle.touch(s.now()) // the idle clock starts when it answers, however long the start took
 				p.Status, p.LastError, p.RanBefore = domain.StatusRunning, "", true
 				return s.rec.Save(ctx, p, "running")
 			}
@@ -144,6 +155,11 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 }
 
 func (s *Service) start(ctx context.Context, p *domain.Project, r *runtime) error {
+	return s.startAs(ctx, p, r, "starting")
+}
+
+// startAs starts the server and records change ("starting", "waking").
+func (s *Service) startAs(ctx context.Context, p *domain.Project, r *runtime, change string) error {
 	if !proc.PortFree(s.cfg.Host, p.Port) {
 		return s.crashed(ctx, p, r, fmt.Sprintf("port %d is in use by another program: stop it or delete and re-create the project to get another port", p.Port))
 	}
@@ -155,8 +171,9 @@ func (s *Service) start(ctx context.Context, p *domain.Project, r *runtime) erro
 		return s.crashed(ctx, p, r, err.Error())
 	}
 	r.proc, r.startedAt = pr, s.now()
-	p.Status, p.Pid, p.PidStart = domain.StatusStarting, pr.Pid, pr.StartTime
-	return s.rec.Save(ctx, p, "starting")
+	r.idle.touch(s.now())
+	p.Status, p.Pid, p.PidStart, p.SleepReason = domain.StatusStarting, pr.Pid, pr.StartTime, ""
+	return s.rec.Save(ctx, p, change)
 }
 
 // crashed counts a failure: backs off before the next start, and after

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
@@ -13,6 +14,7 @@ import (
 type UpdateInput struct {
 	Name        *string `json:"name"`
 	Description *string `json:"description"`
+	IdleTimeout *string `json:"idleTimeout"`
 }
 
 // Update renames or redescribes a project.
@@ -24,6 +26,11 @@ func (s *Service) Update(ctx context.Context, ref string, in UpdateInput) (domai
 	}
 	if in.Description != nil {
 		if err := domain.ValidateDescription(*in.Description); err != nil {
+			return domain.Project{}, events.BadRequest(err)
+		}
+	}
+	if in.IdleTimeout != nil {
+		if _, _, err := domain.ParseIdleTimeout(*in.IdleTimeout); err != nil {
 			return domain.Project{}, events.BadRequest(err)
 		}
 	}
@@ -52,6 +59,9 @@ func (s *Service) Update(ctx context.Context, ref string, in UpdateInput) (domai
 	}
 	if in.Description != nil {
 		p.Description = *in.Description
+	}
+	if in.IdleTimeout != nil {
+		p.IdleTimeout = strings.TrimSpace(*in.IdleTimeout)
 	}
 	if err := s.rec.Save(ctx, &p, "updated"); err != nil {
 		if errors.Is(err, ErrDuplicateName) {

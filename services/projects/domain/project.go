@@ -81,6 +81,12 @@ type Project struct {
 	// database holds the project's data, and a missing one is a loss to
 	// report, not an empty project to start.
 	RanBefore bool `json:"-" bson:"ranBefore,omitempty"`
+	// IdleTimeout overrides MLPANEL_IDLE_TIMEOUT for this project ("" uses
+	// it, "0" never sleeps); see ParseIdleTimeout.
+	IdleTimeout string `json:"idleTimeout,omitempty" bson:"idleTimeout,omitempty"`
+	// SleepReason says why a sleeping project sleeps (idle, or put to
+	// sleep to make room under MLPANEL_MAX_AWAKE).
+	SleepReason string `json:"sleepReason,omitempty" bson:"sleepReason,omitempty"`
 }
 
 var nameRule = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)

@@ -11,6 +11,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 )
@@ -51,6 +52,18 @@ func Register(nc *nats.Conn, svc *app.Service, version string, extra ...map[stri
 		"healthcheck": events.ByID(svc.Healthcheck),
 		"ping":        events.ByID(svc.Ping),
 		"logs":        events.LogsOp(proc.MaxLogLines, svc.Logs),
+		"stats":       events.ByID(svc.Stats),
+		"stats-all":   func(ctx context.Context, _ events.Request) (any, error) { return svc.AllStats(ctx) },
+		// wake answers once the server runs, bounded by the start timeout.
+		"wake": events.ByID(svc.Wake),
+		"activity": func(_ context.Context, r events.Request) (any, error) {
+			var rep activity.Report
+			if err := r.DecodeBody(&rep); err != nil {
+				return nil, err
+			}
+			svc.Touch(rep)
+			return struct{}{}, nil
+		},
 	}
 	for _, more := range extra {
 		maps.Copy(ops, more)

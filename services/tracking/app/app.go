@@ -31,6 +31,11 @@ const StatusRunning = "running"
 // known conditions (404 unknown project, 503 no projects service).
 type Projects interface {
 	Get(ctx context.Context, ref string) (Project, error)
+	// Wake returns the project once its server runs, waking it if it
+	// sleeps or waiting if it starts; a failed wake is a 503.
+	Wake(ctx context.Context, ref string) (Project, error)
+	// Used resets the project's idle clock (batched, never blocks).
+	Used(id string)
 }
 
 // Clients makes an MLflow client for a tracking server's base URL.
@@ -68,9 +73,16 @@ func (s *Service) open(ctx context.Context, ref string) (target, error) {
 	if err != nil {
 		return target{}, err
 	}
+	if p.Status == "sleeping" || p.Status == "starting" {
+		// A call that needs the server waits for it instead of failing.
+		if p, err = s.projects.Wake(ctx, p.ID); err != nil {
+			return target{}, err
+		}
+	}
 	if p.Status != StatusRunning || p.InternalURL == "" {
 		return target{}, notRunning(p)
 	}
+	s.projects.Used(p.ID)
 	return target{p: p, c: s.clients(p.InternalURL), s: s}, nil
 }
 

@@ -26,6 +26,17 @@ func (f fakeProjects) Get(_ context.Context, ref string) (Project, error) {
 	return Project{}, events.Errorf(http.StatusNotFound, "project %q not found", ref)
 }
 
+// Wake of a fake project fails as a server that cannot start does.
+func (f fakeProjects) Wake(ctx context.Context, ref string) (Project, error) {
+	p, err := f.Get(ctx, ref)
+	if err != nil {
+		return p, err
+	}
+	return Project{}, events.Errorf(http.StatusServiceUnavailable, "project %s did not start: woken by the tracking service", p.Name)
+}
+
+func (f fakeProjects) Used(string) {}
+
 func newService(projects fakeProjects, timeout time.Duration) *Service {
 	hc := &http.Client{Timeout: timeout}
 	return New(projects, func(u string) *mc.Client { return mc.New(u, hc) },
@@ -44,6 +55,7 @@ func TestProjectResolution(t *testing.T) {
 		"1": {ID: "1", Name: "stopped", Status: "terminated", InternalURL: "http://127.0.0.1:1"},
 		"2": {ID: "2", Name: "starting", Status: "starting", InternalURL: "http://127.0.0.1:1"},
 		"3": {ID: "3", Name: "archived", Status: "archived"},
+		"4": {ID: "4", Name: "sleeping", Status: "sleeping"},
 	}, time.Second)
 	ctx := context.Background()
 	_, err := svc.GetRun(ctx, "", "r")
@@ -52,8 +64,11 @@ func TestProjectResolution(t *testing.T) {
 	expectStatus(t, err, http.StatusNotFound, "not found")
 	_, err = svc.GetRun(ctx, "stopped", "r")
 	expectStatus(t, err, http.StatusConflict, "start it with PUT /projects/1/run")
+	// A starting or sleeping project is waited for, not refused.
 	_, err = svc.ListExperiments(ctx, ExperimentQuery{Project: "2"}, events.ListParams{})
-	expectStatus(t, err, http.StatusConflict, "start it with PUT /projects/2/run")
+	expectStatus(t, err, http.StatusServiceUnavailable, "woken by the tracking service")
+	_, err = svc.GetRun(ctx, "sleeping", "r")
+	expectStatus(t, err, http.StatusServiceUnavailable, "woken by the tracking service")
 	_, err = svc.GetRun(ctx, "archived", "r")
 	expectStatus(t, err, http.StatusConflict, "restore it with PUT /projects/3/restore, then start it with PUT /projects/3/run")
 }

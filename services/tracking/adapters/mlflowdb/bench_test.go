@@ -34,6 +34,10 @@ import (
 type benchProjects struct{ p app.Project }
 
 func (b benchProjects) Get(context.Context, string) (app.Project, error) { return b.p, nil }
+func (b benchProjects) Wake(ctx context.Context, ref string) (app.Project, error) {
+	return b.Get(ctx, ref)
+}
+func (benchProjects) Used(string) {}
 
 // urlProjects answers with the current address of a server the benchmark
 // may restart.
@@ -47,6 +51,11 @@ func (u *urlProjects) Get(context.Context, string) (app.Project, error) {
 	p.InternalURL = *u.url
 	return p, nil
 }
+
+func (u *urlProjects) Wake(ctx context.Context, ref string) (app.Project, error) {
+	return u.Get(ctx, ref)
+}
+func (*urlProjects) Used(string) {}
 
 // fillBig creates a database with MLflow's own code (schema at the pinned
 // revision, one experiment) and adds runs rows in MLflow's schema with

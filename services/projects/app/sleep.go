@@ -1,0 +1,239 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/activity"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+)
+
+// idleState is a project's use and sleep bookkeeping. Activity reports
+// arrive without the project's lock, hence its own mutex.
+type idleState struct {
+	mu          sync.Mutex
+	lastActive  time.Time // last request through the panel (or start)
+	busyUntil   time.Time // a request is in flight: no sleep before this
+	wakes       int
+	asleepSince time.Time // zero while awake
+	asleep      time.Duration
+}
+
+func (i *idleState) touch(now time.Time) {
+	i.mu.Lock()
+	if now.After(i.lastActive) {
+		i.lastActive = now
+	}
+	i.mu.Unlock()
+}
+
+func (i *idleState) last() time.Time {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	return i.lastActive
+}
+
+// busy holds off a sleep until the next activity report is due.
+func (i *idleState) busy(until time.Time) {
+	i.mu.Lock()
+	if until.After(i.busyUntil) {
+		i.busyUntil = until
+	}
+	i.mu.Unlock()
+}
+
+// due is when the project may sleep at the earliest.
+func (i *idleState) due(timeout time.Duration) time.Time {
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	d := i.lastActive.Add(timeout)
+	if i.busyUntil.After(d) {
+		return i.busyUntil
+	}
+	return d
+}
+
+func (i *idleState) slept(now time.Time) {
+	i.mu.Lock()
+	i.asleepSince = now
+	i.mu.Unlock()
+}
+
+// woke counts a wake and the time spent asleep before it.
+func (i *idleState) woke(now time.Time) {
+	i.mu.Lock()
+	if !i.asleepSince.IsZero() {
+		i.asleep += now.Sub(i.asleepSince)
+		i.asleepSince = time.Time{}
+	}
+	i.wakes++
+	i.lastActive = now
+	i.mu.Unlock()
+}
+
+// idleTimeout is the project's own timeout, or the panel's.
+func (s *Service) idleTimeout(p domain.Project) time.Duration {
+	if d, ok, err := domain.ParseIdleTimeout(p.IdleTimeout); err == nil && ok {
+		return d
+	}
+	return s.cfg.IdleTimeout
+}
+
+// sleepIfIdle puts a running project unused for its idle timeout to
+// sleep, or asks to be called again when it would be due. The caller
+// holds the project's lock.
+func (s *Service) sleepIfIdle(ctx context.Context, p *domain.Project) (reconcile.Result, error) {
+	timeout := s.idleTimeout(*p)
+	if timeout <= 0 || p.DesiredState != domain.DesiredRunning || p.Status != domain.StatusRunning {
+		return reconcile.Result{}, nil
+	}
+	r := s.rt.Get(p.ID)
+	due := r.idle.due(timeout)
+	if wait := due.Sub(s.now()); wait > 0 {
+		return reconcile.Result{RequeueAfter: wait}, nil
+	}
+	return reconcile.Result{}, s.sleep(ctx, p, r, fmt.Sprintf("no request for %s (idle timeout)", timeout))
+}
+
+// sleep stops the server of a project that stays wanted. The caller
+// holds the project's lock.
+func (s *Service) sleep(ctx context.Context, p *domain.Project, r *runtime, reason string) error {
+	if r.proc != nil {
+		if err := r.proc.Stop(s.cfg.StopGrace); err != nil {
+			return fmt.Errorf("putting tracking server of %s to sleep: %w", p.ID, err)
+		}
+		r.proc = nil
+	}
+	r.idle.slept(s.now())
+	p.Status, p.Pid, p.PidStart, p.SleepReason = domain.StatusSleeping, 0, 0, reason
+	s.log.Info("project sleeping", "project", p.ID, "reason", reason)
+	return s.rec.Save(ctx, p, "sleeping")
+}
+
+// Touch resets the idle clock of the projects a gateway or the tracking
+// service reports as used; busy ones serve a request still (a long
+// upload) and may not sleep until a later report could say otherwise.
+func (s *Service) Touch(rep activity.Report) {
+	now := s.now()
+	for _, id := range rep.IDs {
+		s.rt.Get(id).idle.touch(now)
+	}
+	for _, id := range rep.Busy {
+		s.rt.Get(id).idle.busy(now.Add(2 * activity.Every))
+	}
+}
+
+// wakePoll is how often a wake checks whether the server answers yet.
+const wakePoll = 100 * time.Millisecond
+
+// Wake returns the project once its server answers, starting it first if
+// it sleeps and waiting for it if it is starting; concurrent wakes start
+// it once. It counts as a use. A server that does not come up answers
+// 503 with its log tail.
+func (s *Service) Wake(ctx context.Context, ref string) (domain.Project, error) {
+	found, err := s.Find(ctx, ref)
+	if err != nil {
+		return domain.Project{}, err
+	}
+	// The caller holds its request for this long, whatever the NATS
+	// handler's own deadline.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.StartTimeout)
+	defer cancel()
+	if found.Status == domain.StatusSleeping {
+		if err := s.makeRoom(ctx, found); err != nil {
+			return domain.Project{}, err
+		}
+	}
+	for {
+		p, err := s.withProject(ctx, found.ID, func(p *domain.Project) error {
+			r := s.rt.Get(p.ID)
+			r.idle.touch(s.now())
+			switch {
+			case p.DesiredState != domain.DesiredRunning || p.Status == domain.StatusArchived:
+				return events.Conflictf("project %s is %s: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
+			case p.Status == domain.StatusFailed:
+				return events.Errorf(http.StatusServiceUnavailable, "project %s failed: %s", p.Name, p.LastError)
+			case p.Status == domain.StatusSleeping:
+				r.idle.woke(s.now())
+				r.crashes.Reset()
+				p.Status = domain.StatusTerminated
+				if err := s.startAs(ctx, p, r, "waking"); err != nil {
+					return err
+				}
+			case p.Status == domain.StatusStarting && r.proc == nil && p.LastError != "":
+				// It crashed while starting and backs off: the caller
+				// gets the reason now instead of a hang.
+				tail, _ := proc.Tail(s.servers.LogFile(*p), 20)
+				return events.Errorf(http.StatusServiceUnavailable, "project %s did not start: %s; last log lines:\n%s",
+					p.Name, p.LastError, strings.TrimSpace(tail))
+			}
+			return s.converge(ctx, p)
+		})
+		if err != nil || p.Status == domain.StatusRunning {
+			return p, err
+		}
+		select {
+		case <-ctx.Done():
+			tail, _ := proc.Tail(s.servers.LogFile(p), 20)
+			return domain.Project{}, events.Errorf(http.StatusServiceUnavailable,
+				"project %s did not answer within %s; last log lines:\n%s", p.Name, s.cfg.StartTimeout, strings.TrimSpace(tail))
+		case <-time.After(wakePoll):
+		}
+	}
+}
+
+// makeRoom puts the least recently used idle project to sleep when
+// waking waker would run more than MaxAwake servers. A project used
+// within the last activity report window is not idle: then the bound
+// is exceeded rather than a request cut off.
+func (s *Service) makeRoom(ctx context.Context, waker domain.Project) error {
+	if s.cfg.MaxAwake <= 0 {
+		return nil
+	}
+	type awake struct {
+		id   string
+		last time.Time
+	}
+	var all []awake
+	s.rt.Each(func(id string, r *runtime) {
+		if id != waker.ID && r.proc != nil && r.proc.Alive() {
+			all = append(all, awake{id, r.idle.last()})
+		}
+	})
+	if len(all) < s.cfg.MaxAwake {
+		return nil
+	}
+	var lru *awake
+	for i := range all {
+		if s.now().Sub(all[i].last) < idleGrace {
+			continue
+		}
+		if lru == nil || all[i].last.Before(lru.last) {
+			lru = &all[i]
+		}
+	}
+	if lru == nil {
+		s.log.Warn("MLPANEL_MAX_AWAKE exceeded: every awake project is in use", "max", s.cfg.MaxAwake, "waking", waker.ID)
+		return nil
+	}
+	_, err := s.withProject(ctx, lru.id, func(p *domain.Project) error {
+		if p.Status != domain.StatusRunning && p.Status != domain.StatusStarting {
+			return nil
+		}
+		return s.sleep(ctx, p, s.rt.Get(p.ID), fmt.Sprintf(
+			"put to sleep to wake project %s: at most %d projects run at once (MLPANEL_MAX_AWAKE); it was the least recently used",
+			waker.Name, s.cfg.MaxAwake))
+	})
+	return err
+}
+
+// idleGrace is how long after its last reported use a project still
+// counts as in use: two activity reports.
+const idleGrace = 5 * time.Second

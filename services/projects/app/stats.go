@@ -1,0 +1,96 @@
+package app
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+)
+
+// Stats is what one project costs and how it is used.
+type Stats struct {
+	ID     string        `json:"id"`
+	Name   string        `json:"name"`
+	Status domain.Status `json:"status"`
+	// Processes, memory and CPU are of the server's process group now
+	// (zero while it does not run).
+	Processes  int     `json:"processes"`
+	PSSBytes   int64   `json:"pssBytes"`
+	RSSBytes   int64   `json:"rssBytes"`
+	CPUSeconds float64 `json:"cpuSeconds"`
+	// LastRequestAt is the last use the panel saw since the service
+	// started (absent if none).
+	LastRequestAt *time.Time `json:"lastRequestAt,omitempty"`
+	Wakes         int        `json:"wakes"`
+	AsleepSeconds float64    `json:"asleepSeconds"`
+}
+
+// StatsList is every project's stats and their sums.
+type StatsList struct {
+	Projects        []Stats `json:"projects"`
+	Awake           int     `json:"awake"`
+	TotalPSSBytes   int64   `json:"totalPssBytes"`
+	TotalRSSBytes   int64   `json:"totalRssBytes"`
+	TotalCPUSeconds float64 `json:"totalCpuSeconds"`
+}
+
+// Stats reports one project's cost.
+func (s *Service) Stats(ctx context.Context, ref string) (Stats, error) {
+	p, err := s.Find(ctx, ref)
+	if err != nil {
+		return Stats{}, err
+	}
+	return s.statsOf(p)
+}
+
+// AllStats reports every project's cost, ordered by id.
+func (s *Service) AllStats(ctx context.Context) (StatsList, error) {
+	all, err := s.store.All(ctx)
+	if err != nil {
+		return StatsList{}, fmt.Errorf("loading projects for their stats: %w", err)
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].Seq < all[j].Seq })
+	out := StatsList{Projects: make([]Stats, 0, len(all))}
+	for _, p := range all {
+		st, err := s.statsOf(p)
+		if err != nil {
+			return StatsList{}, err
+		}
+		if st.Processes > 0 {
+			out.Awake++
+		}
+		out.TotalPSSBytes += st.PSSBytes
+		out.TotalRSSBytes += st.RSSBytes
+		out.TotalCPUSeconds += st.CPUSeconds
+		out.Projects = append(out.Projects, st)
+	}
+	return out, nil
+}
+
+func (s *Service) statsOf(p domain.Project) (Stats, error) {
+	st := Stats{ID: p.ID, Name: p.Name, Status: p.Status}
+	if p.Pid != 0 && (p.Status == domain.StatusRunning || p.Status == domain.StatusStarting) {
+		u, err := proc.GroupUsage(p.Pid)
+		if err != nil {
+			return Stats{}, fmt.Errorf("measuring project %s: %w", p.ID, err)
+		}
+		st.Processes, st.PSSBytes, st.RSSBytes, st.CPUSeconds = u.Processes, u.PSSBytes, u.RSSBytes, u.CPUSeconds
+	}
+	i := &s.rt.Get(p.ID).idle
+	i.mu.Lock()
+	defer i.mu.Unlock()
+	if !i.lastActive.IsZero() {
+		t := i.lastActive
+		st.LastRequestAt = &t
+	}
+	st.Wakes = i.wakes
+	asleep := i.asleep
+	if !i.asleepSince.IsZero() {
+		asleep += s.now().Sub(i.asleepSince)
+	}
+	st.AsleepSeconds = asleep.Seconds()
+	return st, nil
+}
