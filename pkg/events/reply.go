@@ -82,18 +82,21 @@ func handler[Req any](nc *nats.Conn, timeout time.Duration, fn func(ctx context.
 			var req Req
 			if len(r.Data()) > 0 {
 				if err := json.Unmarshal(r.Data(), &req); err != nil {
-					respondError(r, Errorf(http.StatusBadRequest, "malformed request: %v", err))
+					replyError(r, Errorf(http.StatusBadRequest, "malformed request: %v", err))
 					return
 				}
 			}
 			res, err := fn(ctx, req)
 			if err != nil {
-				respondError(r, err)
+				replyError(r, err)
 				return
 			}
-			if err := r.RespondJSON(res); err != nil {
-				respondError(r, fmt.Errorf("encoding reply: %w", err))
+			out, err := json.Marshal(res)
+			if err != nil {
+				replyError(r, fmt.Errorf("encoding reply: %w", err))
+				return
 			}
+			_ = r.Respond(out)
 		}()
 	})
 }
@@ -131,9 +134,17 @@ func HandlerDeadline(own time.Duration, callerMs string) time.Duration {
 	return max(min(own, caller-replyMargin(caller)), time.Millisecond)
 }
 
-func respondError(r micro.Request, err error) {
-	status := StatusOf(err)
-	_ = r.Error(strconv.Itoa(status), err.Error(), nil)
+// replyError answers with a service error after the handler returned
+// (handler runs each request in its own goroutine). micro's Error records
+// the error in the request, which micro reads for its statistics once the
+// handler returns: from another goroutine that is a data race. The same
+// message goes out through Respond, which records nothing unless the
+// publish itself fails.
+func replyError(r micro.Request, err error) {
+	_ = r.Respond(nil, micro.WithHeaders(micro.Headers{
+		micro.ErrorHeader:     {err.Error()},
+		micro.ErrorCodeHeader: {strconv.Itoa(StatusOf(err))},
+	}))
 }
 
 // Call sends req to a control subject and decodes the reply into resp.
