@@ -341,3 +341,39 @@ func TestReadIsCancelledWhenTheCallerGoes(t *testing.T) {
 		t.Fatal("the service still works for a caller that left 10 s ago")
 	}
 }
+
+// TestCallIdempotentResendsWhenTheAckingInstanceDies: an instance that
+// took a read (acked) and then died (its acks stop) does not lose it: the
+// read goes again to an instance that lives, as a kill -9 of one member
+// of the queue group must lose nothing.
+func TestCallIdempotentResendsWhenTheAckingInstanceDies(t *testing.T) {
+	nc := startNATS(t)
+	var dead, alive atomic.Int32
+	// Both see every request (no queue group), so the order is fixed: the
+	// first goes to the instance that acks and dies, the next to the live one.
+	if _, err := nc.Subscribe("test.dies", func(m *nats.Msg) {
+		if dead.Add(1) == 1 {
+			ack := nats.NewMsg(m.Reply)
+			ack.Header.Set(events.AckHeader, "1")
+			_ = nc.PublishMsg(ack) // and then nothing more: killed
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := nc.Subscribe("test.dies", func(m *nats.Msg) {
+		if alive.Add(1) > 1 {
+			_ = m.Respond([]byte(`{"OK": true}`))
+		}
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var out struct{ OK bool }
+	if err := events.CallIdempotent(ctx, nc, "test.dies", struct{}{}, &out); err != nil || !out.OK {
+		t.Fatalf("CallIdempotent = %+v, %v; want the live instance's answer", out, err)
+	}
+	if n := alive.Load(); n != 2 {
+		t.Fatalf("the read was sent %d times, want twice (once more after the acking instance went silent)", n)
+	}
+}

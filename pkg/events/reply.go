@@ -71,11 +71,20 @@ func handler[Req any](nc *nats.Conn, timeout time.Duration, fn func(ctx context.
 			// after it is heard.
 			cancelSub, _ = nc.Subscribe(subject, func(*nats.Msg) { cancel() })
 		}
-		if r.Headers().Get(AckHeader) != "" {
+		acked := r.Headers().Get(AckHeader) != ""
+		if acked {
 			_ = r.Respond(nil, micro.WithHeaders(micro.Headers{AckHeader: {"1"}}))
 		}
 		go func() {
 			defer cancel()
+			if acked {
+				// Acks go on while the work does, so the caller can tell
+				// a slow read (acks keep coming) from an instance that
+				// died with it (they stop), and send only the latter again.
+				stop := make(chan struct{})
+				defer close(stop)
+				go heartbeat(r, stop)
+			}
 			if cancelSub != nil {
 				defer func() { _ = cancelSub.Unsubscribe() }()
 			}
@@ -215,15 +224,52 @@ func requestAcked(ctx context.Context, nc *nats.Conn, subject string, body []byt
 		case first.Header.Get(AckHeader) == "":
 			return first, nil // a service that does not ack answered at once
 		}
-		// Taken: from now on only the reply counts, however late.
-		for {
-			msg, err := sub.NextMsgWithContext(ctx)
-			if err != nil {
-				return nil, err
-			}
-			if msg.Header.Get(AckHeader) == "" {
-				return msg, nil
-			}
+		// Taken: the reply counts however late, as long as the service
+		// keeps acking; silence means the instance died with the request,
+		// which is then sent again to one that lives.
+		if msg, err := awaitReply(ctx, sub); !errors.Is(err, errSilent) {
+			return msg, err
+		}
+	}
+}
+
+// heartbeatEvery is how often a service acks a request it is still
+// working on; a caller that hears nothing for silentAfter takes the
+// instance for dead.
+var (
+	heartbeatEvery = time.Second
+	silentAfter    = 5 * time.Second
+)
+
+var errSilent = errors.New("the service stopped acking")
+
+func heartbeat(r micro.Request, stop <-chan struct{}) {
+	t := time.NewTicker(heartbeatEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			_ = r.Respond(nil, micro.WithHeaders(micro.Headers{AckHeader: {"1"}}))
+		}
+	}
+}
+
+// awaitReply waits for the reply after an ack, errSilent when the acks
+// stop before it comes.
+func awaitReply(ctx context.Context, sub *nats.Subscription) (*nats.Msg, error) {
+	for {
+		wctx, cancel := context.WithTimeout(ctx, silentAfter)
+		msg, err := sub.NextMsgWithContext(wctx)
+		cancel()
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return nil, ctx.Err()
+		case err != nil:
+			return nil, errSilent
+		case msg.Header.Get(AckHeader) == "":
+			return msg, nil
 		}
 	}
 }
