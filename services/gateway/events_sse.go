@@ -3,7 +3,6 @@ package gateway
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -169,13 +168,11 @@ func (g *Gateway) eventFilter(c *gin.Context) (func(ctx context.Context, subject
 	if !g.cfg.Auth {
 		return all, nil
 	}
-	user, err := g.access.User(c, c.GetString(callerKey))
-	if err != nil {
-		if errors.Is(err, access.ErrNotFound) {
-			return nil, events.Errorf(http.StatusUnauthorized, "the token's user no longer exists")
-		}
-		return nil, err
+	v, ok := c.Get(userKey)
+	if !ok {
+		return nil, events.Errorf(http.StatusUnauthorized, "sign in first: send Authorization: Bearer <token>")
 	}
+	user := v.(access.User)
 	if user.Admin {
 		return all, nil
 	}
@@ -184,26 +181,20 @@ func (g *Gateway) eventFilter(c *gin.Context) (func(ctx context.Context, subject
 		at time.Time
 	}
 	roles := map[string]seen{} // by project id; one stream is one goroutine
-	mayRead := func(ctx context.Context, projectID, createdBy string) bool {
-		if projectID == "" {
+	// mayRead asks the same question as every other call (roleOf: the
+	// creator's account owns a project, others have the role they were
+	// given), on the project as the event shows it or, for a deployment's
+	// event, as the projects service has it.
+	mayRead := func(ctx context.Context, p projectInfo) bool {
+		if p.ID == "" {
 			return false
 		}
-		if s, ok := roles[projectID]; ok && time.Since(s.at) < roleTTL {
+		if s, ok := roles[p.ID]; ok && time.Since(s.at) < roleTTL {
 			return s.ok
 		}
-		ok := false
-		if createdBy == "" {
-			// Deployment events name only the project: ask who created it.
-			if p, err := g.projects.get(ctx, projectID); err == nil {
-				createdBy = p.CreatedBy
-			}
-		}
-		if createdBy != "" && createdBy == user.Name {
-			ok = true
-		} else if role, err := g.access.Role(ctx, projectID, user.Name); err == nil {
-			ok = role.Includes(access.Viewer)
-		}
-		roles[projectID] = seen{ok, time.Now()}
+		role, err := g.roleOf(ctx, p, user)
+		ok := err == nil && role.Includes(access.Viewer)
+		roles[p.ID] = seen{ok, time.Now()}
 		return ok
 	}
 	return func(ctx context.Context, subject string, data []byte) bool {
@@ -213,22 +204,30 @@ func (g *Gateway) eventFilter(c *gin.Context) (func(ctx context.Context, subject
 			return false
 		}
 		var body struct {
-			Data struct {
-				ID        string `json:"id"`
-				ProjectID string `json:"project_id"`
-				CreatedBy string `json:"createdBy"`
-			} `json:"data"`
+			Data json.RawMessage `json:"data"`
 		}
 		if json.Unmarshal(data, &body) != nil {
 			return false
 		}
 		switch parts[2] {
 		case "project":
+			var p projectInfo
+			if json.Unmarshal(body.Data, &p) != nil {
+				return false
+			}
 			// The subject's id, not the body's: the subject is what the
 			// owning service published on.
-			return mayRead(ctx, parts[3], body.Data.CreatedBy)
+			p.ID = parts[3]
+			return mayRead(ctx, p)
 		case "deployment":
-			return mayRead(ctx, body.Data.ProjectID, "")
+			var d struct {
+				ProjectID string `json:"project_id"`
+			}
+			if json.Unmarshal(body.Data, &d) != nil || d.ProjectID == "" {
+				return false
+			}
+			p, err := g.projects.get(ctx, d.ProjectID)
+			return err == nil && mayRead(ctx, p)
 		}
 		return false
 	}, nil

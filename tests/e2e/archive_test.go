@@ -87,6 +87,9 @@ func TestProjectArchiveRoundTrip(t *testing.T) {
 	// Import into a second panel with auth on: the importer owns the copy.
 	tp := startArchivePanel(t)
 	alice := tp.newUser(t, "alice", false)
+	// Auth is on: the imported project's mlflowUri is the gateway's proxy.
+	mlflowTokens.Store(tp.URL, alice)
+	t.Cleanup(func() { mlflowTokens.Delete(tp.URL) })
 	bob := tp.newUser(t, "bob", false)
 	imp := tp.upload(t, alice, "/projects/import?name=archive-dst", archiveBytes)
 	expect(t, imp, http.StatusCreated)
@@ -121,7 +124,7 @@ m = mlflow.pyfunc.load_model("models:/iris-arch@champion")
 cols = m.metadata.get_input_schema().input_names()
 pred = m.predict(pd.DataFrame([[5.1, 3.5, 1.4, 0.2], [7.7, 3.0, 6.1, 2.3]], columns=cols))
 print("PRED=" + json.dumps([x.item() if hasattr(x, "item") else x for x in pred], separators=(",", ":")))
-`, "MLFLOW_TRACKING_URI="+dst.MlflowURI)
+`, "MLFLOW_TRACKING_URI="+dst.MlflowURI, "MLFLOW_TRACKING_TOKEN="+alice)
 	want := python(t, `import hashlib; print("SHA=" + hashlib.sha256(bytes(range(256)) * 4099).hexdigest())`)
 	if depLine(t, out, "SHA=") != depLine(t, want, "SHA=") {
 		t.Errorf("the stock client downloaded different artifact bytes from the imported project")

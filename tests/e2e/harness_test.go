@@ -16,6 +16,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -244,6 +245,10 @@ func python(t testing.TB, script string, env ...string) string {
 }
 
 // mlflowAPI calls a project's MLflow REST API directly.
+// mlflowTokens holds, by gateway URL, the token mlflowAPI sends to a
+// panel with auth on, where mlflowUri is the gateway's proxy.
+var mlflowTokens sync.Map
+
 func mlflowAPI(t testing.TB, p project, method, path string, body any) response {
 	t.Helper()
 	var rd io.Reader
@@ -253,6 +258,12 @@ func mlflowAPI(t testing.TB, p project, method, path string, body any) response 
 	}
 	req, _ := http.NewRequest(method, p.MlflowURI+"/api/2.0/mlflow/"+path, rd)
 	req.Header.Set("Content-Type", "application/json")
+	mlflowTokens.Range(func(k, v any) bool {
+		if strings.HasPrefix(p.MlflowURI, k.(string)+"/") {
+			req.Header.Set("Authorization", "Bearer "+v.(string))
+		}
+		return true
+	})
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatalf("MLflow %s %s: %v", method, path, err)
