@@ -419,16 +419,11 @@ func compareArtifacts(t *testing.T, a, b project, runID, root, dir string) {
 }
 
 func artifactBytes(t *testing.T, p project, path string) []byte {
-	resp, err := http.Get(p.MlflowURI + "/api/2.0/mlflow-artifacts/artifacts/" + path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != http.StatusOK {
+	r := mlflowRaw(t, p, http.MethodGet, "/api/2.0/mlflow-artifacts/artifacts/"+path, nil)
+	if r.Status != http.StatusOK {
 		return nil
 	}
-	return b
+	return r.Body
 }
 
 func list(v any) []map[string]any {

@@ -256,7 +256,14 @@ func mlflowAPI(t testing.TB, p project, method, path string, body any) response 
 		raw, _ := json.Marshal(body)
 		rd = bytes.NewReader(raw)
 	}
-	req, _ := http.NewRequest(method, p.MlflowURI+"/api/2.0/mlflow/"+path, rd)
+	return mlflowRaw(t, p, method, "/api/2.0/mlflow/"+path, rd)
+}
+
+// mlflowRaw is one call to a path of the project's MLflow, with the
+// panel's token where mlflowTokens has one.
+func mlflowRaw(t testing.TB, p project, method, path string, rd io.Reader) response {
+	t.Helper()
+	req, _ := http.NewRequest(method, p.MlflowURI+path, rd)
 	req.Header.Set("Content-Type", "application/json")
 	mlflowTokens.Range(func(k, v any) bool {
 		if strings.HasPrefix(p.MlflowURI, k.(string)+"/") {
