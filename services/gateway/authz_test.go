@@ -27,7 +27,7 @@ import (
 // by small stand-ins that keep their records in memory (the e2e suite
 // runs the real ones).
 type authWorld struct {
-	t     *testing.T
+	t     testing.TB
 	g     *Gateway
 	e     *gin.Engine
 	admin string
@@ -39,7 +39,7 @@ type authWorld struct {
 	created  []string          // project_id of each deployer create
 }
 
-func startFerret(t *testing.T) *mongo.Database {
+func startFerret(t testing.TB) *mongo.Database {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -56,7 +56,7 @@ func startFerret(t *testing.T) *mongo.Database {
 	return client.Database("mlpanel")
 }
 
-func newAuthWorld(t *testing.T) *authWorld {
+func newAuthWorld(t testing.TB) *authWorld {
 	t.Helper()
 	nc := startNATS(t)
 	db := startFerret(t)

@@ -66,7 +66,7 @@ func (s *syncBuffer) lines(t *testing.T) []map[string]any {
 }
 
 // testGateway builds a gateway that logs JSON at debug level into logs.
-func testGateway(t *testing.T, cfg Config, nc *nats.Conn, db *mongo.Database) (*Gateway, *gin.Engine, *syncBuffer) {
+func testGateway(t testing.TB, cfg Config, nc *nats.Conn, db *mongo.Database) (*Gateway, *gin.Engine, *syncBuffer) {
 	t.Helper()
 	if cfg.MaxBody == 0 {
 		cfg.MaxBody = 1 << 20
@@ -80,7 +80,7 @@ func testGateway(t *testing.T, cfg Config, nc *nats.Conn, db *mongo.Database) (*
 }
 
 // startNATS runs an in-process NATS server for one test and connects.
-func startNATS(t *testing.T) *nats.Conn {
+func startNATS(t testing.TB) *nats.Conn {
 	t.Helper()
 	// JetStream on: the gateway keeps its audit queue there.
 	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, NoLog: true, JetStream: true, StoreDir: t.TempDir()})

@@ -34,7 +34,8 @@ type projectCache struct {
 
 	mu      sync.Mutex
 	entries map[string]cached // by id and by name
-	gen     map[string]uint64 // events seen per project id
+	seq     uint64            // events seen, all projects
+	last    map[string]uint64 // seq of the latest event per project id
 	sub     *nats.Subscription
 }
 
@@ -44,7 +45,7 @@ type cached struct {
 }
 
 func newProjectCache(nc *nats.Conn) *projectCache {
-	return &projectCache{nc: nc, ttl: 5 * time.Second, entries: map[string]cached{}, gen: map[string]uint64{}}
+	return &projectCache{nc: nc, ttl: 5 * time.Second, entries: map[string]cached{}, last: map[string]uint64{}}
 }
 
 // watch keeps entries in step with project events. A core subscription
@@ -68,7 +69,8 @@ func (pc *projectCache) watch() error {
 func (pc *projectCache) apply(id string, info projectInfo, known bool) {
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	pc.gen[id]++
+	pc.seq++
+	pc.last[id] = pc.seq
 	for k, e := range pc.entries {
 		if e.info.ID == id {
 			delete(pc.entries, k)
@@ -101,10 +103,11 @@ func (pc *projectCache) get(ctx context.Context, ref string) (projectInfo, error
 
 // fresh asks the projects service, bypassing the cache, and keeps the
 // answer unless an event about the project arrived meanwhile (the answer
-// may predate it).
+// may predate it). The events are counted across projects because ref
+// may be a name, whose project id is known only from the answer.
 func (pc *projectCache) fresh(ctx context.Context, ref string) (projectInfo, error) {
 	pc.mu.Lock()
-	before := pc.genOf(ref)
+	before := pc.seq
 	pc.mu.Unlock()
 	var info projectInfo
 	err := events.Call(ctx, pc.nc, "mlpanel.projects.get", events.Request{Path: map[string]string{"id": ref}}, &info)
@@ -113,18 +116,10 @@ func (pc *projectCache) fresh(ctx context.Context, ref string) (projectInfo, err
 	}
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
-	if pc.gen[info.ID] == before {
+	if pc.last[info.ID] <= before {
 		now := time.Now()
 		pc.entries[info.ID] = cached{info, now}
 		pc.entries[info.Name] = cached{info, now}
 	}
 	return info, nil
-}
-
-// genOf is the event count of the project ref names, when known.
-func (pc *projectCache) genOf(ref string) uint64 {
-	if e, ok := pc.entries[ref]; ok {
-		return pc.gen[e.info.ID]
-	}
-	return pc.gen[ref]
 }

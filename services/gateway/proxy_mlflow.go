@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/gin-gonic/gin"
 
@@ -25,25 +26,50 @@ func init() { dataPlane = append(dataPlane, mountMLflowProxy) }
 
 const mlflowRoute = "/projects/:id/mlflow/*path"
 
-type (
-	proxyTarget    struct{ base, public *url.URL }
-	proxyTargetKey struct{}
-	proxyPathKey   struct{}
-	proxyPrefixKey struct{} // the gateway's path for the project's MLflow
-)
+// proxyCall is what one proxied MLflow call needs after the handler has
+// resolved it, carried in one context value.
+type proxyCall struct {
+	base, public *url.URL
+	path         string // below the project's /mlflow
+	prefix       string // the gateway's path for the project's MLflow
+}
+
+type proxyCallKey struct{}
+
+// proxyBuffers are the proxy's copy buffers: without a pool every call
+// allocates 32 KiB.
+var proxyBuffers = &bufferPool{sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}}
+
+type bufferPool struct{ p sync.Pool }
+
+func (bp *bufferPool) Get() []byte  { return *bp.p.Get().(*[]byte) }
+func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
+
+// proxyTransport reaches tracking servers (on Unix sockets when auth is
+// on) and keeps enough idle connections per server that concurrent
+// clients reuse them instead of dialling per call.
+func proxyTransport() http.RoundTripper {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Proxy = nil
+	t.MaxIdleConnsPerHost = 32
+	return sockhttp.Transport(t)
+}
 
 func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 	rp := &httputil.ReverseProxy{
 		// Tracking servers listen on Unix sockets when auth is on; a
 		// request to a server that went to sleep wakes it (wake.go).
-		Transport: wakingTransport{g: g, base: sockhttp.Transport(nil)},
+		Transport: wakingTransport{g: g, base: proxyTransport()},
+		BufferPool: proxyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
-			t := pr.In.Context().Value(proxyTargetKey{}).(proxyTarget)
-			suffix := pr.In.Context().Value(proxyPathKey{}).(string)
+			t := pr.In.Context().Value(proxyCallKey{}).(*proxyCall)
 			pr.Out.URL.Scheme, pr.Out.URL.Host = t.base.Scheme, t.base.Host
-			pr.Out.URL.Path = strings.TrimSuffix(t.base.Path, "/") + suffix
+			pr.Out.URL.Path = strings.TrimSuffix(t.base.Path, "/") + t.path
 			pr.Out.URL.RawPath = ""
 			pr.Out.Host = t.base.Host // MLflow checks the Host header
+			if sockhttp.IsTarget(t.base.Host) {
+				pr.Out.Host = sockhttp.SocketHost // what the transport would send, without cloning the request
+			}
 			// The panel's token means nothing to MLflow; don't leak it.
 			pr.Out.Header.Del("Authorization")
 			mlflowOrigin(pr, t.base, t.public)
@@ -51,12 +77,15 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			pr.SetXForwarded()
 		},
 		ModifyResponse: func(resp *http.Response) error {
-			t := resp.Request.Context().Value(proxyTargetKey{}).(proxyTarget)
-			prefix := resp.Request.Context().Value(proxyPrefixKey{}).(string)
-			return hideRedirect(resp, t.base, prefix)
+			t := resp.Request.Context().Value(proxyCallKey{}).(*proxyCall)
+			return hideRedirect(resp, t.base, t.prefix)
 		},
-		// Stream both ways: gigabyte artifacts never sit in memory.
-		FlushInterval: -1,
+		// Stream both ways: gigabyte artifacts never sit in memory (the
+		// copy goes through a 32 KiB buffer). Answers of unknown length
+		// and event streams are flushed at every write (ReverseProxy does
+		// that on its own); a small answer of known length leaves in one
+		// write instead of a write for the headers and one for the body.
+		FlushInterval: 0,
 		ErrorHandler: func(w http.ResponseWriter, r *http.Request, err error) {
 			if errors.Is(err, context.Canceled) {
 				return // the client went away
@@ -94,9 +123,10 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			writeError(c, err)
 			return
 		}
-		ctx := context.WithValue(c.Request.Context(), proxyTargetKey{}, proxyTarget{base: base, public: g.publicURL})
-		ctx = context.WithValue(ctx, proxyPathKey{}, c.Param("path"))
-		ctx = context.WithValue(ctx, proxyPrefixKey{}, "/projects/"+url.PathEscape(c.Param("id"))+"/mlflow")
+		ctx := context.WithValue(c.Request.Context(), proxyCallKey{}, &proxyCall{
+			base: base, public: g.publicURL, path: c.Param("path"),
+			prefix: "/projects/" + url.PathEscape(c.Param("id")) + "/mlflow",
+		})
 		ctx = context.WithValue(ctx, proxyProjectKey{}, p.ID)
 		rp.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
 	}

@@ -65,7 +65,7 @@ func IsTarget(host string) bool { return socketOf(host) != "" }
 // socketOf decodes the socket of a Target host, or "".
 func socketOf(host string) string {
 	h, ok := strings.CutSuffix(host, hostSuffix)
-	if !ok {
+	if !ok || len(h)%2 != 0 {
 		return ""
 	}
 	b, err := hex.DecodeString(h)
@@ -109,12 +109,18 @@ func Transport(base *http.Transport) http.RoundTripper {
 type hostFix struct{ rt http.RoundTripper }
 
 func (h hostFix) RoundTrip(r *http.Request) (*http.Response, error) {
-	if socketOf(r.URL.Hostname()) != "" {
+	// A caller that already says Host: localhost (SocketHost) costs no
+	// clone of the request, which a proxy pays on every call.
+	if r.Host != SocketHost && IsTarget(r.URL.Hostname()) {
 		r = r.Clone(r.Context())
-		r.Host = "localhost"
+		r.Host = SocketHost
 	}
 	return h.rt.RoundTrip(r)
 }
+
+// SocketHost is the Host header requests to socket servers carry: MLflow
+// checks it against loopback names.
+const SocketHost = "localhost"
 
 // Dial connects to a socket address's server, for probes that only need
 // to know whether it listens.

@@ -1,0 +1,104 @@
+package gateway
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
+)
+
+// BenchmarkProxiedGET is the auth-on path of a small proxied MLflow GET
+// without the heavy e2e setup: a gateway with auth on (real NATS and
+// FerretDB behind it), a non-admin editor by membership calling with a
+// token, and a tiny upstream on a Unix socket standing in for the
+// tracking server. Each iteration calls through the gateway and straight
+// to the upstream, interleaved, and reports the median difference: what
+// the gateway itself adds. Profile it with
+//
+//	go test -run '^$' -bench ProxiedGET -cpuprofile cpu.out ./services/gateway
+//
+// (tests/e2e BenchmarkProxyOverhead measures the same with real MLflow.)
+func BenchmarkProxiedGET(b *testing.B) {
+	w := newAuthWorld(b)
+	w.g.log = discardLogger() // as a server logging at info: the access line is formatted and dropped
+	admin := w.admin
+	editor := w.user("bencher")
+	p := w.project(admin, "bench")
+	w.must(w.do(admin, "PUT", "/projects/bench/members/bencher", map[string]string{"role": "editor"}), 200)
+
+	sock := filepath.Join(b.TempDir(), "mlflow.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		b.Fatal(err)
+	}
+	body := []byte(`{"experiments": [{"experiment_id": "0", "name": "Default"}]}`)
+	up := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = rw.Write(body)
+	})}
+	go func() { _ = up.Serve(ln) }()
+	b.Cleanup(func() { _ = up.Close() })
+	w.mu.Lock()
+	for i := range w.projects {
+		if w.projects[i].ID == p.ID {
+			w.projects[i].Status = "running"
+			w.projects[i].InternalURL = sockhttp.URL(sock, "")
+		}
+	}
+	w.mu.Unlock()
+	w.g.projects.apply(p.ID, projectInfo{}, false) // forget the stopped state
+
+	gw := httptest.NewServer(w.e)
+	b.Cleanup(gw.Close)
+	const path = "/api/2.0/mlflow/experiments/search?max_results=10"
+	proxied := gw.URL + "/projects/bench/mlflow" + path
+	direct := &http.Client{Transport: sockhttp.Transport(nil)}
+	directURL := sockhttp.Target(sockhttp.URL(sock, path))
+	do := func(client *http.Client, url, token string) time.Duration {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		start := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		took := time.Since(start)
+		if resp.StatusCode != http.StatusOK {
+			b.Fatalf("GET %s: %d", url, resp.StatusCode)
+		}
+		return took
+	}
+	do(direct, directURL, "")
+	do(http.DefaultClient, proxied, editor)
+	b.ReportAllocs()
+	b.ResetTimer()
+	var added []time.Duration
+	var sumDirect, sumProxied time.Duration
+	for i := 0; i < b.N; i++ {
+		d := do(direct, directURL, "")
+		pr := do(http.DefaultClient, proxied, editor)
+		sumDirect += d
+		sumProxied += pr
+		added = append(added, pr-d)
+	}
+	b.StopTimer()
+	slices.Sort(added)
+	b.ReportMetric(float64(sumProxied)/float64(sumDirect), "proxied/direct")
+	b.ReportMetric(float64(added[len(added)/2].Microseconds()), "p50-added-µs")
+}
+
+// discardLogger formats lines at info level, as a server does, and drops them.
+func discardLogger() *slog.Logger {
+	return slog.New(slog.NewJSONHandler(io.Discard, &slog.HandlerOptions{Level: slog.LevelInfo})).With("service", "gateway")
+}
