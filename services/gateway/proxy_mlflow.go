@@ -59,7 +59,7 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 	rp := &httputil.ReverseProxy{
 		// Tracking servers listen on Unix sockets when auth is on; a
 		// request to a server that went to sleep wakes it (wake.go).
-		Transport: wakingTransport{g: g, base: proxyTransport()},
+		Transport:  wakingTransport{g: g, base: proxyTransport()},
 		BufferPool: proxyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			t := pr.In.Context().Value(proxyCallKey{}).(*proxyCall)
