@@ -36,46 +36,44 @@ func (g *Gateway) auditMutations(c *gin.Context) {
 	}
 }
 
-// mountAudit serves GET /audit (admins only, see policy.go).
-func (g *Gateway) mountAudit(e *gin.Engine) {
-	e.GET("/audit", g.withAccess(func(c *gin.Context) (int, any, error) {
-		lp, err := listParams(c)
+// listAudit answers GET /audit (admins only).
+func (g *Gateway) listAudit(c *gin.Context) (int, any, error) {
+	lp, err := listParams(c)
+	if err != nil {
+		return 0, nil, err
+	}
+	q := access.AuditQuery{User: c.Query("user"), Skip: int64(lp.Start)}
+	if lp.End > 0 {
+		q.Limit = int64(lp.End - lp.Start)
+	}
+	if ref := c.Query("project_id"); ref != "" {
+		p, err := g.projects.get(c, ref)
 		if err != nil {
 			return 0, nil, err
 		}
-		q := access.AuditQuery{User: c.Query("user"), Skip: int64(lp.Start)}
-		if lp.End > 0 {
-			q.Limit = int64(lp.End - lp.Start)
-		}
-		if ref := c.Query("project_id"); ref != "" {
-			p, err := g.projects.get(c, ref)
+		q.Project = p.ID
+	}
+	for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
+		// Present but empty is no date-time either: the document
+		// says format date-time, so `until=` is a 400, not "no bound".
+		if v, ok := c.GetQuery(name); ok {
+			t, err := time.Parse(time.RFC3339, v)
 			if err != nil {
-				return 0, nil, err
+				return 0, nil, events.Errorf(http.StatusBadRequest, "%s=%q: want an RFC 3339 time such as 2026-01-31T12:00:00Z", name, v)
 			}
-			q.Project = p.ID
+			*dst = t
 		}
-		for name, dst := range map[string]*time.Time{"since": &q.Since, "until": &q.Until} {
-			// Present but empty is no date-time either: the document
-			// says format date-time, so `until=` is a 400, not "no bound".
-			if v, ok := c.GetQuery(name); ok {
-				t, err := time.Parse(time.RFC3339, v)
-				if err != nil {
-					return 0, nil, events.Errorf(http.StatusBadRequest, "%s=%q: want an RFC 3339 time such as 2026-01-31T12:00:00Z", name, v)
-				}
-				*dst = t
-			}
-		}
-		if g.audit != nil {
-			// Show the calls made before this one: wait for the queue.
-			dctx, cancel := context.WithTimeout(c, 5*time.Second)
-			g.audit.drain(dctx)
-			cancel()
-		}
-		entries, total, err := g.access.Audit(c, q)
-		if err != nil {
-			return 0, nil, err
-		}
-		setTotal(c, int(total))
-		return http.StatusOK, entries, nil
-	}))
+	}
+	if g.audit != nil {
+		// Show the calls made before this one: wait for the queue.
+		dctx, cancel := context.WithTimeout(c, 5*time.Second)
+		g.audit.drain(dctx)
+		cancel()
+	}
+	entries, total, err := g.access.Audit(c, q)
+	if err != nil {
+		return 0, nil, err
+	}
+	setTotal(c, int(total))
+	return http.StatusOK, entries, nil
 }

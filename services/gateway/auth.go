@@ -38,7 +38,7 @@ func (g *Gateway) authenticate(c *gin.Context) {
 		c.Next()
 		return
 	}
-	nd := requirement(c.Request.Method, route)
+	nd := g.table.need(c)
 	if nd == public {
 		c.Next()
 		return
@@ -263,7 +263,7 @@ func (g *Gateway) scope(c *gin.Context) (callScope, error) {
 	case http.MethodPost, http.MethodPut, http.MethodPatch:
 		// A data-plane body (an uploaded archive) is never peeked at: it
 		// may be gigabytes, and reading it here would consume it.
-		if streamRoute(route) {
+		if g.streamRoute(c) {
 			break
 		}
 		var err error

@@ -13,21 +13,8 @@ import (
 	"github.com/mlpanel/mlpanel/services/gateway/access"
 )
 
-// mountAuth serves users, tokens and project members. They are the
-// gateway's own data, so these handlers answer without NATS.
-func (g *Gateway) mountAuth(e *gin.Engine) {
-	e.GET("/me", g.withAccess(g.me))
-	e.GET("/users", g.withAccess(g.listUsers))
-	e.POST("/users", g.withAccess(g.createUser))
-	e.GET("/users/:name", g.withAccess(g.getUser))
-	e.DELETE("/users/:name", g.withAccess(g.deleteUser))
-	e.GET("/users/:name/tokens", g.withAccess(g.listTokens))
-	e.POST("/users/:name/tokens", g.withAccess(g.createToken))
-	e.DELETE("/users/:name/tokens/:token", g.withAccess(g.deleteToken))
-	e.GET("/projects/:id/members", g.withAccess(g.listMembers))
-	e.PUT("/projects/:id/members/:user", g.withAccess(g.setMember))
-	e.DELETE("/projects/:id/members/:user", g.withAccess(g.removeMember))
-}
+// Users, tokens and project members are the gateway's own data, so
+// their handlers (routes.go) answer without NATS.
 
 // withAccess answers 503 until the store is ready and writes errors the
 // usual way.

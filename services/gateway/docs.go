@@ -1,16 +1,11 @@
 package gateway
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"fmt"
-	"mime"
 	"net/http"
 	"path"
 	"sync"
-	"time"
 
 	"github.com/gin-gonic/gin"
 )
@@ -64,38 +59,19 @@ const docsInit = `window.onload = function () {
 // inline style attributes and its icons are data: URLs.
 const docsCSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
 
-// docsAsset is one file under /docs/, with what it takes to serve it
-// with validators (ETag) so browsers revalidate cheaply.
-type docsAsset struct {
-	body        []byte
-	contentType string
-	etag        string
-}
-
-var docsAssets = sync.OnceValues(func() (map[string]docsAsset, error) {
-	assets := map[string]docsAsset{}
-	add := func(name string, body []byte) {
-		ct := mime.TypeByExtension(path.Ext(name))
-		if ct == "" {
-			ct = "text/plain; charset=utf-8" // LICENSE, NOTICE
-		}
-		sum := sha256.Sum256(body)
-		assets[name] = docsAsset{body: body, contentType: ct, etag: `"` + hex.EncodeToString(sum[:16]) + `"`}
-	}
-	entries, err := swaggerUIFS.ReadDir("swaggerui/dist")
+// docsAssets are Swagger UI's files and its starter, by name below /docs/.
+var docsAssets = sync.OnceValues(func() (map[string]asset, error) {
+	assets, err := embeddedAssets(swaggerUIFS, "swaggerui/dist")
 	if err != nil {
-		return nil, fmt.Errorf("listing the embedded Swagger UI: %w", err)
+		return nil, err
 	}
-	for _, e := range entries {
-		b, err := swaggerUIFS.ReadFile("swaggerui/dist/" + e.Name())
-		if err != nil {
-			return nil, fmt.Errorf("reading the embedded Swagger UI file %s: %w", e.Name(), err)
-		}
-		add(e.Name(), b)
-	}
-	add("init.js", []byte(docsInit))
+	assets["init.js"] = newAsset("init.js", []byte(docsInit))
 	return assets, nil
 })
+
+// docsFiles serves them; pinned files change only with a new binary, so
+// browsers revalidate daily.
+var docsFiles = assetServer{docsAssets, map[string]string{"Cache-Control": "public, max-age=86400"}, "no Swagger UI file %q: open /docs"}
 
 // specJSON is the document as JSON, converted once from the YAML.
 var specJSON = sync.OnceValues(func() ([]byte, error) {
@@ -110,52 +86,40 @@ var specJSON = sync.OnceValues(func() ([]byte, error) {
 	return b, nil
 })
 
-// mountDocs serves the OpenAPI document and Swagger UI.
-func (g *Gateway) mountDocs(e *gin.Engine) {
-	e.GET("/openapi.yaml", func(c *gin.Context) {
-		b, err := specFS.ReadFile("openapi.yaml")
-		if err != nil {
-			writeError(c, fmt.Errorf("reading the embedded OpenAPI document: %w", err))
-			return
-		}
-		c.Data(http.StatusOK, "application/yaml", b)
-	})
-	e.GET("/openapi.json", func(c *gin.Context) {
-		b, err := specJSON()
-		if err != nil {
-			writeError(c, err)
-			return
-		}
-		c.Data(http.StatusOK, "application/json", b)
-	})
-	e.GET("/docs", func(c *gin.Context) {
-		c.Header("Content-Security-Policy", docsCSP)
-		c.Header("X-Content-Type-Options", "nosniff")
-		c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(docsPage))
-	})
-	e.GET("/docs/*file", func(c *gin.Context) {
-		name := path.Clean(c.Param("file"))[1:]
-		if name == "" {
-			// /docs/ would resolve the page's relative links one level too deep.
-			c.Redirect(http.StatusMovedPermanently, "/docs")
-			return
-		}
-		assets, err := docsAssets()
-		if err != nil {
-			writeError(c, err)
-			return
-		}
-		a, ok := assets[name]
-		if !ok {
-			c.AbortWithStatusJSON(http.StatusNotFound, gin.H{"code": "404", "message": fmt.Sprintf("no Swagger UI file %q: open /docs", name)})
-			return
-		}
-		h := c.Writer.Header()
-		h.Set("Content-Type", a.contentType)
-		h.Set("ETag", a.etag)
-		h.Set("X-Content-Type-Options", "nosniff")
-		// Pinned files change only with a new binary; revalidate daily.
-		h.Set("Cache-Control", "public, max-age=86400")
-		http.ServeContent(c.Writer, c.Request, name, time.Time{}, bytes.NewReader(a.body))
-	})
+// serveSpecYAML answers the OpenAPI document as it is embedded.
+func serveSpecYAML(c *gin.Context) {
+	b, err := specFS.ReadFile("openapi.yaml")
+	if err != nil {
+		writeError(c, fmt.Errorf("reading the embedded OpenAPI document: %w", err))
+		return
+	}
+	c.Data(http.StatusOK, "application/yaml", b)
+}
+
+// serveSpecJSON answers the OpenAPI document as JSON.
+func serveSpecJSON(c *gin.Context) {
+	b, err := specJSON()
+	if err != nil {
+		writeError(c, err)
+		return
+	}
+	c.Data(http.StatusOK, "application/json", b)
+}
+
+// serveDocsPage answers Swagger UI's page.
+func serveDocsPage(c *gin.Context) {
+	c.Header("Content-Security-Policy", docsCSP)
+	c.Header("X-Content-Type-Options", "nosniff")
+	c.Data(http.StatusOK, "text/html; charset=utf-8", []byte(docsPage))
+}
+
+// serveDocsFile answers one of Swagger UI's files.
+func serveDocsFile(c *gin.Context) {
+	name := path.Clean(c.Param("file"))[1:]
+	if name == "" {
+		// /docs/ would resolve the page's relative links one level too deep.
+		c.Redirect(http.StatusMovedPermanently, "/docs")
+		return
+	}
+	docsFiles.serve(c, name)
 }

@@ -22,12 +22,6 @@ import (
 // JetStream when it goes away; the SSE id is the stream sequence, so a
 // client resumes exactly where it stopped with Last-Event-ID.
 
-func init() {
-	dataPlane = append(dataPlane, func(g *Gateway, e *gin.Engine) { e.GET("/events", g.followEvents) })
-	// An event stream lasts as long as the client wants: no overall deadline.
-	streamPatterns = append(streamPatterns, "/events")
-}
-
 // sseHeartbeat keeps idle proxies and browsers from closing a quiet stream.
 var sseHeartbeat = 15 * time.Second
 

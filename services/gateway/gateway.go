@@ -81,6 +81,10 @@ type Gateway struct {
 	publicURL *url.URL
 	now       func() time.Time
 	activity  *activity.Tracker // wake.go: requests per project, for idle clocks
+	// table is the API the handler serves (routes.go), indexed for the
+	// middleware that needs a route's access rule or stream flag.
+	table routeTable
+	ops   *opsState // observe.go: metrics registry and spec violations
 }
 
 // New builds the gateway.
@@ -96,6 +100,8 @@ func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gatew
 		}
 	}
 	g.activity = newActivity(g)
+	g.ops = newOpsState()
+	_ = g.ops.reg.Register(projectStatsCollector{g}) // stats.go
 	return g
 }
 
@@ -133,9 +139,13 @@ func (g *Gateway) prepare(ctx context.Context) error {
 	return nil
 }
 
-// Handler is the whole HTTP API.
-func (g *Gateway) Handler() http.Handler {
+// Handler is the whole HTTP API: the rows of routes.go.
+func (g *Gateway) Handler() http.Handler { return g.handler(g.routes()) }
+
+// handler serves the rows rs behind the gateway's middleware.
+func (g *Gateway) handler(rs []endpoint) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
+	g.table = newRouteTable(rs)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
 	e.Use(gin.CustomRecovery(func(c *gin.Context, rec any) {
@@ -154,18 +164,9 @@ func (g *Gateway) Handler() http.Handler {
 	e.NoMethod(func(c *gin.Context) {
 		writeError(c, events.Errorf(http.StatusMethodNotAllowed, "%s is not allowed on %s: see /openapi.yaml", c.Request.Method, c.Request.URL.Path))
 	})
-	for _, rt := range controlRoutes() {
-		e.Handle(rt.method, rt.path, g.control(rt))
+	for _, r := range rs {
+		e.Handle(r.method, r.path, r.handler)
 	}
-	for _, mount := range dataPlane {
-		mount(g, e)
-	}
-	g.mountDocs(e) // docs.go: /openapi.yaml, /openapi.json, /docs
-	g.mountOps(e)  // observe.go: /healthz, /readyz, /metrics
-	g.mountHealthcheck(e)
-	g.mountAuth(e) // auth.go: users, tokens, members
-	g.mountSignIn(e)
-	g.mountAudit(e)
 	return e
 }
 

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -32,28 +31,16 @@ const (
 
 type requestIDCtxKey struct{}
 
-// opsState is what the hooks in observe.go, validate.go and docs.go keep
-// per Gateway: one metrics registry and one list of spec violations, built
-// once even though Handler() may be called more than once (Serve calls it,
-// tests call it). It lives beside the Gateway rather than in it because
-// gateway.go is shared with the other hook owners; a field there would be
-// the tidier home.
+// opsState is what observe.go and validate.go keep per Gateway: one
+// metrics registry and one list of spec violations, built once in New
+// even though Handler() may be called more than once (Serve calls it,
+// tests call it).
 type opsState struct {
 	reg      *prometheus.Registry
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inFlight prometheus.Gauge
 	spec     *specRecorder
-}
-
-var opsStates sync.Map // *Gateway -> *opsState
-
-func (g *Gateway) ops() *opsState {
-	if s, ok := opsStates.Load(g); ok {
-		return s.(*opsState)
-	}
-	s, _ := opsStates.LoadOrStore(g, newOpsState())
-	return s.(*opsState)
 }
 
 func newOpsState() *opsState {
@@ -83,13 +70,13 @@ func newOpsState() *opsState {
 
 // Registry is the gateway's Prometheus registry, served at /metrics; other
 // gateway code may register its own collectors on it.
-func (g *Gateway) Registry() *prometheus.Registry { return g.ops().reg }
+func (g *Gateway) Registry() *prometheus.Registry { return g.ops.reg }
 
 // observe returns the middleware that identifies and measures requests:
 // request ID and request-scoped logger first (so everything after can log
 // with it), then deadlines, then the access log and metrics around the rest.
 func (g *Gateway) observe() []gin.HandlerFunc {
-	s := g.ops()
+	s := g.ops
 	return []gin.HandlerFunc{g.identify, func(c *gin.Context) { g.measure(c, s) }, g.limits}
 }
 
@@ -151,21 +138,14 @@ func (g *Gateway) logFor(c *gin.Context) *slog.Logger {
 	return g.log
 }
 
-// streamRoute reports whether a route pattern carries byte streams (the
-// data plane): their bodies may be gigabytes and take as long as they take,
-// so they get no overall deadline and no body validation.
-func streamRoute(pattern string) bool {
-	for _, p := range streamPatterns {
-		if pattern == p || (strings.HasSuffix(p, "/") && strings.HasPrefix(pattern, p)) {
-			return true
-		}
-	}
-	return false
+// streamRoute reports whether the route c matched carries byte streams
+// (the data plane, routes.go): their bodies may be gigabytes and take as
+// long as they take, so they get no overall deadline and no body
+// validation.
+func (g *Gateway) streamRoute(c *gin.Context) bool {
+	r, ok := g.table.of(c)
+	return ok && r.stream
 }
-
-// streamPatterns are the data plane's route patterns; one ending in "/"
-// covers everything under it.
-var streamPatterns = []string{"/deployments/:id/predict", "/artifacts/content", "/projects/:id/mlflow/"}
 
 // Timeouts of the HTTP server. The server itself has no ReadTimeout and no
 // WriteTimeout, because those would cut multi-gigabyte uploads and
@@ -188,7 +168,7 @@ var bodyGrace = 30 * time.Second
 // body limit covers every handler, not just those that remember to apply
 // one. Streams are exempt (see Serve); their handlers bound what they must.
 func (g *Gateway) limits(c *gin.Context) {
-	if streamRoute(c.FullPath()) {
+	if g.streamRoute(c) {
 		c.Next()
 		return
 	}
@@ -272,16 +252,16 @@ func opsRoute(route string) bool {
 // /readyz answer 503 quickly instead of hanging the prober.
 const readyTimeout = 2 * time.Second
 
-// mountOps serves the operational endpoints: liveness, readiness and
-// Prometheus metrics.
-func (g *Gateway) mountOps(e *gin.Engine) {
-	// Liveness: the process serves HTTP. Dependencies do not matter here,
-	// or an orchestrator would restart the gateway for a database outage.
-	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
-	e.GET("/readyz", g.ready)
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(g.ops().reg, promhttp.HandlerOpts{
+// healthz is liveness: the process serves HTTP. Dependencies do not
+// matter here, or an orchestrator would restart the gateway for a
+// database outage.
+func (g *Gateway) healthz(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) }
+
+// metrics serves the gateway's Prometheus registry.
+func (g *Gateway) metrics() gin.HandlerFunc {
+	return gin.WrapH(promhttp.HandlerFor(g.ops.reg, promhttp.HandlerOpts{
 		ErrorLog: slog.NewLogLogger(g.log.Handler(), slog.LevelWarn),
-	})))
+	}))
 }
 
 // ready answers 200 when NATS is connected and MongoDB answers a ping, and

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"regexp"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -278,16 +277,26 @@ func TestReadyz(t *testing.T) {
 }
 
 func TestStreamRoutes(t *testing.T) {
-	for route, want := range map[string]bool{
-		"/deployments/:id/predict":   true,
-		"/artifacts/content":         true,
-		"/projects/:id/mlflow/*path": true,
-		"/projects/:id":              false,
-		"/projects/:id/logs":         false,
-		"/artifacts":                 false,
+	g := New(Config{MaxBody: 1 << 20}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	table := newRouteTable(g.routes())
+	for r, want := range map[routeKey]bool{
+		{"POST", "/deployments/:id/predict"}:   true,
+		{"GET", "/artifacts/content"}:          true,
+		{"HEAD", "/artifacts/content"}:         true,
+		{"POST", "/projects/:id/mlflow/*path"}: true,
+		{"GET", "/projects/:id/export"}:        true,
+		{"POST", "/projects/import"}:           true,
+		{"GET", "/events"}:                     true,
+		{"GET", "/projects/:id"}:               false,
+		{"GET", "/projects/:id/logs"}:          false,
+		{"GET", "/artifacts"}:                  false,
+		{"POST", "/projects"}:                  false,
 	} {
-		if got := streamRoute(route); got != want {
-			t.Errorf("streamRoute(%q) = %v", route, got)
+		row, ok := table[r]
+		if !ok {
+			t.Errorf("%s %s is not in the route table", r.method, r.path)
+		} else if row.stream != want {
+			t.Errorf("%s %s: stream = %v", r.method, r.path, row.stream)
 		}
 	}
 }
@@ -366,12 +375,11 @@ func TestBodyLimit(t *testing.T) {
 // A control-plane call's write deadline does not outlive it: a stream
 // that follows on the same keep-alive connection is not cut.
 func TestDeadlineDoesNotLeakToNextRequest(t *testing.T) {
-	oldGrace, oldPatterns := bodyGrace, streamPatterns
+	oldGrace := bodyGrace
 	bodyGrace = 100 * time.Millisecond
-	streamPatterns = append(slices.Clone(streamPatterns), "/test/stream")
-	t.Cleanup(func() { bodyGrace, streamPatterns = oldGrace, oldPatterns })
-	_, e, _ := testGateway(t, Config{RequestTimeout: 100 * time.Millisecond}, nil, nil)
-	e.GET("/test/stream", func(c *gin.Context) {
+	t.Cleanup(func() { bodyGrace = oldGrace })
+	g, _, _ := testGateway(t, Config{RequestTimeout: 100 * time.Millisecond}, nil, nil)
+	e := g.handler(append(g.routes(), endpoint{method: "GET", path: "/test/stream", access: public, stream: true, handler: func(c *gin.Context) {
 		c.Status(http.StatusOK)
 		for i := 0; i < 6; i++ { // 600ms in all, well past the 200ms deadline
 			if _, err := c.Writer.Write(bytes.Repeat([]byte("x"), 1024)); err != nil {
@@ -380,7 +388,7 @@ func TestDeadlineDoesNotLeakToNextRequest(t *testing.T) {
 			c.Writer.Flush()
 			time.Sleep(100 * time.Millisecond)
 		}
-	})
+	}}))
 	srv := httptest.NewServer(e)
 	t.Cleanup(srv.Close)
 	client := srv.Client() // one keep-alive connection for both calls

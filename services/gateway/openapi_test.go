@@ -276,8 +276,10 @@ func mergeSpec(dir string) ([]byte, []string, error) {
 	}
 
 	control := map[string]bool{}
-	for _, rt := range controlRoutes() {
-		control[strings.ToLower(rt.method)+" "+openAPIPath(rt.path)] = true
+	for _, rt := range New(Config{}, nil, nil, slog.New(slog.DiscardHandler)).routes() {
+		if rt.subject != "" {
+			control[strings.ToLower(rt.method)+" "+openAPIPath(rt.path)] = true
+		}
 	}
 	for _, p := range mapPairs(paths) {
 		for _, m := range mapPairs(p.val) {

@@ -2,7 +2,8 @@ package gateway
 
 import (
 	"net/http"
-	"strings"
+
+	"github.com/gin-gonic/gin"
 )
 
 // need is what a route asks of the caller when auth is on.
@@ -18,47 +19,18 @@ const (
 	adminOnly
 )
 
-// projectGroups are the entity groups scoped to a project by project_id.
-var projectGroups = []string{"/experiments", "/runs", "/artifacts", "/registered-models", "/model-versions", "/deployments"}
+// need is what the route c matched asks of the caller: its row's access
+// in the table (routes.go). A request that matched no route is answered
+// 404/405 without a token; a route mounted outside the table needs an
+// admin, so nothing is open until someone decides who may call it.
+func (t routeTable) need(c *gin.Context) need { return t.needOf(c.Request.Method, c.FullPath()) }
 
-// requirement maps a matched route (gin's full path) to what it needs.
-// Anything not listed needs an admin, so a new route is closed until
-// someone decides who may call it.
-func requirement(method, route string) need {
-	read := method == http.MethodGet || method == http.MethodHead || method == http.MethodOptions
-	switch {
-	case route == "", route == "/healthz", route == "/readyz", route == "/metrics", route == "/healthcheck",
-		route == "/signin", route == "/signout",
-		strings.HasPrefix(route, "/openapi."), route == "/docs", strings.HasPrefix(route, "/docs/"),
-		route == "/", strings.HasPrefix(route, "/ui/"): // the web panel's files; its data needs a token
-		return public
-	case route == "/me", route == "/events": // events_sse.go filters each event by role
-		return signedIn
-	case route == "/audit", route == "/users", route == "/users/:name":
-		return adminOnly
-	case strings.HasPrefix(route, "/users/:name/tokens"):
-		return selfOrAdmin
-	case route == "/projects", route == "/projects/import": // an import is owned by its caller
-		return signedIn
-	case route == "/projects/:id/export": // a whole copy of the project
-		return projOwn
-	case route == "/projects/:id/mlflow/*path":
-		return projRead // refined by mlflowNeed once the path is known
-	case strings.HasPrefix(route, "/projects/:id"):
-		if read {
-			return projRead
-		}
-		return projOwn
-	case route == "/deployments/:id/predict":
-		return projRead // a prediction changes nothing
+func (t routeTable) needOf(method, route string) need {
+	if r, ok := t[routeKey{method, route}]; ok {
+		return r.access
 	}
-	for _, g := range projectGroups {
-		if route == g || strings.HasPrefix(route, g+"/") {
-			if read {
-				return projRead
-			}
-			return projWrite
-		}
+	if route == "" {
+		return public
 	}
 	return adminOnly
 }

@@ -1,12 +1,19 @@
 package gateway
 
-import "testing"
+import (
+	"io"
+	"log/slog"
+	"testing"
+)
 
+// TestRequirement: what the route table asks of callers, and deny by
+// default for a route mounted outside it.
 func TestRequirement(t *testing.T) {
 	cases := []struct {
 		method, route string
 		want          need
 	}{
+		{"GET", "", public}, // no route: the 404 needs no token
 		{"GET", "/healthz", public},
 		{"GET", "/openapi.json", public},
 		{"GET", "/projects", signedIn},
@@ -25,11 +32,14 @@ func TestRequirement(t *testing.T) {
 		{"GET", "/users", adminOnly},
 		{"POST", "/users/:name/tokens", selfOrAdmin},
 		{"GET", "/audit", adminOnly},
-		{"GET", "/some/new/route", adminOnly},
+		{"GET", "/stats", adminOnly},
+		{"GET", "/some/new/route", adminOnly}, // mounted outside the table
 	}
+	g := New(Config{MaxBody: 1 << 20}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	table := newRouteTable(g.routes())
 	for _, c := range cases {
-		if got := requirement(c.method, c.route); got != c.want {
-			t.Errorf("requirement(%s %s) = %d, want %d", c.method, c.route, got, c.want)
+		if got := table.needOf(c.method, c.route); got != c.want {
+			t.Errorf("%s %s needs %d, want %d", c.method, c.route, got, c.want)
 		}
 	}
 }

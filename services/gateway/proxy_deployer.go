@@ -22,8 +22,6 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 )
 
-func init() { dataPlane = append(dataPlane, mountPredict) }
-
 // DefaultPredictMaxBytes bounds one predict body unless
 // MLPANEL_PREDICT_MAX_BYTES says otherwise.
 const DefaultPredictMaxBytes = 32 << 20
@@ -50,7 +48,7 @@ type deployEndpoint struct {
 	deleted      bool
 }
 
-func mountPredict(g *Gateway, e *gin.Engine) {
+func newPredictProxy(g *Gateway) *predictProxy {
 	var r conf.Reader
 	max := int64(r.Int("PREDICT_MAX_BYTES", DefaultPredictMaxBytes))
 	if err := r.Err(); err != nil || max <= 0 {
@@ -64,7 +62,7 @@ func mountPredict(g *Gateway, e *gin.Engine) {
 			ResponseHeaderTimeout: 5 * time.Minute, // a big batch may take long
 		}}}
 	p.watch()
-	e.POST("/deployments/:id/predict", p.handle)
+	return p
 }
 
 // watch keeps the cache in step with deployment events. They are plain

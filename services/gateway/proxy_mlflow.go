@@ -22,7 +22,6 @@ import (
 // MLFLOW_TRACKING_URI=http://<panel>/projects/<name>/mlflow and
 // MLFLOW_TRACKING_TOKEN=<token> and use the stock mlflow client, so
 // tracking servers need not be reachable from outside at all.
-func init() { dataPlane = append(dataPlane, mountMLflowProxy) }
 
 const mlflowRoute = "/projects/:id/mlflow/*path"
 
@@ -55,7 +54,8 @@ func proxyTransport() http.RoundTripper {
 	return sockhttp.Transport(t)
 }
 
-func mountMLflowProxy(g *Gateway, e *gin.Engine) {
+// mlflowProxy answers every method on mlflowRoute.
+func (g *Gateway) mlflowProxy() gin.HandlerFunc {
 	rp := &httputil.ReverseProxy{
 		// Tracking servers listen on Unix sockets when auth is on; a
 		// request to a server that went to sleep wakes it (wake.go).
@@ -98,7 +98,7 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 			writeJSONError(w, http.StatusBadGateway, "the project's tracking server did not answer: "+err.Error())
 		},
 	}
-	h := func(c *gin.Context) {
+	return func(c *gin.Context) {
 		p, err := g.projects.get(c, c.Param("id"))
 		if err == nil && p.Status != "running" {
 			// The cache may hold a state the API already moved past
@@ -129,10 +129,6 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 		})
 		ctx = context.WithValue(ctx, proxyProjectKey{}, p.ID)
 		rp.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
-	}
-	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
-		http.MethodPatch, http.MethodDelete, http.MethodOptions} {
-		e.Handle(m, mlflowRoute, h)
 	}
 }
 

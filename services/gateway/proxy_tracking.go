@@ -20,12 +20,6 @@ import (
 // Artifact downloads are byte streams: the gateway asks the tracking
 // service over NATS where the file is (which also checks the project, the
 // run and the path), then streams it straight from the tracking server.
-func init() {
-	dataPlane = append(dataPlane, func(g *Gateway, e *gin.Engine) {
-		e.GET("/artifacts/content", g.artifactContent)
-		e.HEAD("/artifacts/content", g.artifactContent)
-	})
-}
 
 // artifactLocation is the tracking service's artifacts.locate answer.
 type artifactLocation struct {

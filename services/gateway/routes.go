@@ -6,7 +6,21 @@ import (
 	"github.com/gin-gonic/gin"
 )
 
-// route maps one REST endpoint to one control-plane operation.
+// endpoint is one row of the gateway's API: what a caller sends (method
+// and gin path), what they need with auth on, and what answers it.
+type endpoint struct {
+	method, path string
+	access       need // policy.go; a route not in the table needs an admin
+	// stream marks the data plane: bodies of any size that take as long
+	// as they take, so no overall deadline, no body limit and no peeking
+	// at the body (observe.go limits, auth.go scope).
+	stream  bool
+	handler gin.HandlerFunc
+	subject string // the NATS operation a `call` row makes; "" for the others
+}
+
+// route maps a REST endpoint to one control-plane operation: the answer
+// is the reply of one NATS request (gateway.go control).
 type route struct {
 	method  string
 	path    string // gin syntax
@@ -15,37 +29,150 @@ type route struct {
 	list    bool   // reply is events.List: answer the items with X-Total-Count
 }
 
-// controlRoutes are the endpoints that ride NATS request/reply. Each
-// service's group lives beside it in its own file.
-func controlRoutes() []route {
-	var rs []route
-	rs = append(rs, projectRoutes()...)
-	rs = append(rs, extraRoutes...)
+const (
+	get, head, post, put, patch, del = http.MethodGet, http.MethodHead, http.MethodPost,
+		http.MethodPut, http.MethodPatch, http.MethodDelete
+	ok, created, accepted = http.StatusOK, http.StatusCreated, http.StatusAccepted
+	item, list            = false, true
+)
+
+// Subjects of the services the control plane calls.
+const (
+	projectsOp = "mlpanel.projects."
+	trackingOp = "mlpanel.tracking."
+	deployerOp = "mlpanel.deployer."
+)
+
+// routes is the gateway's whole HTTP API, in one place. Each row is
+// method, path, who may call it (auth on), and the handler: `call` rows
+// are one NATS request to a service, `serve` rows are answered by the
+// gateway, `stream` rows move bytes over HTTP (the data plane).
+func (g *Gateway) routes() []endpoint {
+	call := func(method, path string, access need, subject string, status int, isList bool) endpoint {
+		return endpoint{method, path, access, false, g.control(route{method, path, subject, status, isList}), subject}
+	}
+	serve := func(method, path string, access need, h gin.HandlerFunc) endpoint {
+		return endpoint{method, path, access, false, h, ""}
+	}
+	stream := func(method, path string, access need, h gin.HandlerFunc) endpoint {
+		return endpoint{method, path, access, true, h, ""}
+	}
+	predict := newPredictProxy(g)
+	mlflow := g.mlflowProxy()
+	rs := []endpoint{
+		// Operations and documents: no token needed.
+		serve(get, "/healthz", public, g.healthz),
+		serve(get, "/readyz", public, g.ready),
+		serve(get, "/metrics", public, g.metrics()),
+		serve(get, "/healthcheck", public, healthcheck),
+		serve(get, "/openapi.yaml", public, serveSpecYAML),
+		serve(get, "/openapi.json", public, serveSpecJSON),
+		serve(get, "/docs", public, serveDocsPage),
+		serve(get, "/docs/*file", public, serveDocsFile),
+		serve(get, "/", public, serveWebIndex), // the web panel; its data needs a token
+		serve(get, "/ui/*file", public, serveWebFile),
+		serve(get, "/signin", public, g.signInForm),
+		serve(post, "/signin", public, g.signIn),
+		serve(post, "/signout", public, g.signOut),
+
+		// Accounts, tokens and the audit log: the gateway's own data.
+		serve(get, "/me", signedIn, g.withAccess(g.me)),
+		serve(get, "/users", adminOnly, g.withAccess(g.listUsers)),
+		serve(post, "/users", adminOnly, g.withAccess(g.createUser)),
+		serve(get, "/users/:name", adminOnly, g.withAccess(g.getUser)),
+		serve(del, "/users/:name", adminOnly, g.withAccess(g.deleteUser)),
+		serve(get, "/users/:name/tokens", selfOrAdmin, g.withAccess(g.listTokens)),
+		serve(post, "/users/:name/tokens", selfOrAdmin, g.withAccess(g.createToken)),
+		serve(del, "/users/:name/tokens/:token", selfOrAdmin, g.withAccess(g.deleteToken)),
+		serve(get, "/audit", adminOnly, g.withAccess(g.listAudit)),
+		stream(get, "/events", signedIn, g.followEvents), // filtered per event by the caller's role
+
+		// Projects (the projects service).
+		call(get, "/projects", signedIn, projectsOp+"list", ok, list),
+		call(post, "/projects", signedIn, projectsOp+"create", created, item),
+		call(get, "/projects/:id", projRead, projectsOp+"get", ok, item),
+		call(put, "/projects/:id", projOwn, projectsOp+"update", ok, item),
+		call(del, "/projects/:id", projOwn, projectsOp+"delete", ok, item),
+		call(put, "/projects/:id/run", projOwn, projectsOp+"run", ok, item),
+		call(put, "/projects/:id/terminate", projOwn, projectsOp+"terminate", ok, item),
+		call(put, "/projects/:id/archive", projOwn, projectsOp+"archive", ok, item),
+		call(put, "/projects/:id/restore", projOwn, projectsOp+"restore", ok, item),
+		call(get, "/projects/:id/healthcheck", projRead, projectsOp+"healthcheck", ok, item),
+		call(get, "/projects/:id/ping", projRead, projectsOp+"ping", ok, item),
+		call(get, "/projects/:id/logs", projRead, projectsOp+"logs", ok, item),
+		call(get, "/projects/:id/stats", projRead, projectsOp+"stats", ok, item),
+		call(get, "/stats", adminOnly, projectsOp+"stats-all", ok, item), // every project
+		call(post, "/projects/:id/clone", projOwn, projectsOp+"clone", created, item),
+		stream(get, "/projects/:id/export", projOwn, g.exportProject), // a whole copy of the project
+		stream(post, "/projects/import", signedIn, g.importProject),   // owned by its caller
+		serve(get, "/projects/:id/members", projRead, g.withAccess(g.listMembers)),
+		serve(put, "/projects/:id/members/:user", projOwn, g.withAccess(g.setMember)),
+		serve(del, "/projects/:id/members/:user", projOwn, g.withAccess(g.removeMember)),
+
+		// Experiments, runs, artifacts and the model registry (the
+		// tracking service), scoped by project_id.
+		call(get, "/experiments", projRead, trackingOp+"experiments.list", ok, list),
+		call(post, "/experiments", projWrite, trackingOp+"experiments.create", created, item),
+		call(get, "/experiments/:id", projRead, trackingOp+"experiments.get", ok, item),
+		call(del, "/experiments/:id", projWrite, trackingOp+"experiments.delete", ok, item),
+		call(put, "/experiments/:id/restore", projWrite, trackingOp+"experiments.restore", ok, item),
+		call(get, "/runs", projRead, trackingOp+"runs.list", ok, list),
+		call(get, "/runs/:id", projRead, trackingOp+"runs.get", ok, item),
+		call(del, "/runs/:id", projWrite, trackingOp+"runs.delete", ok, item),
+		call(put, "/runs/:id/restore", projWrite, trackingOp+"runs.restore", ok, item),
+		// *key: metric keys may hold slashes (train/loss).
+		call(get, "/runs/:id/metrics/*key", projRead, trackingOp+"runs.metric-history", ok, list),
+		call(get, "/artifacts", projRead, trackingOp+"artifacts.list", ok, list),
+		stream(get, "/artifacts/content", projRead, g.artifactContent),
+		stream(head, "/artifacts/content", projRead, g.artifactContent),
+		call(get, "/registered-models", projRead, trackingOp+"registered-models.list", ok, list),
+		call(post, "/registered-models", projWrite, trackingOp+"registered-models.create", created, item),
+		call(get, "/registered-models/:name", projRead, trackingOp+"registered-models.get", ok, item),
+		call(del, "/registered-models/:name", projWrite, trackingOp+"registered-models.delete", ok, item),
+		call(get, "/model-versions", projRead, trackingOp+"model-versions.list", ok, list),
+		call(get, "/model-versions/:version", projRead, trackingOp+"model-versions.get", ok, item),
+		call(del, "/model-versions/:version", projWrite, trackingOp+"model-versions.delete", ok, item),
+		call(put, "/model-versions/:version/aliases/:alias", projWrite, trackingOp+"model-versions.set-alias", ok, item),
+		call(del, "/model-versions/:version/aliases/:alias", projWrite, trackingOp+"model-versions.remove-alias", ok, item),
+
+		// Deployments (the deployer), authorised on the owning project.
+		call(get, "/deployments", projRead, deployerOp+"list", ok, list),
+		call(post, "/deployments", projWrite, deployerOp+"create", accepted, item),
+		call(get, "/deployments/:id", projRead, deployerOp+"get", ok, item),
+		call(del, "/deployments/:id", projWrite, deployerOp+"delete", ok, item),
+		call(put, "/deployments/:id/run", projWrite, deployerOp+"run", ok, item),
+		call(put, "/deployments/:id/stop", projWrite, deployerOp+"stop", ok, item),
+		call(get, "/deployments/:id/ping", projRead, deployerOp+"ping", ok, item),
+		call(get, "/deployments/:id/logs", projRead, deployerOp+"logs", ok, item),
+		call(get, "/deployments/:id/schema", projRead, deployerOp+"schema", ok, item),
+		stream(post, "/deployments/:id/predict", projRead, predict.handle), // a prediction changes nothing
+	}
+	// Each project's own MLflow, for the stock client and the MLflow UI;
+	// viewers may call MLflow's reads, editors the rest (mlflowNeed).
+	for _, m := range []string{get, head, post, put, patch, del, http.MethodOptions} {
+		rs = append(rs, stream(m, mlflowRoute, projRead, mlflow))
+	}
 	return rs
 }
 
-// extraRoutes is where other services' route files add theirs (init).
-var extraRoutes []route
+// routeKey finds a matched route's row: method and gin path.
+type routeKey struct{ method, path string }
 
-// dataPlane mounts the handlers that proxy bytes over HTTP instead of
-// riding NATS (predict, artifact downloads, the MLflow proxy); each
-// service's file adds its own in init.
-var dataPlane []func(g *Gateway, e *gin.Engine)
+// routeTable indexes the rows the gateway serves.
+type routeTable map[routeKey]endpoint
 
-func projectRoutes() []route {
-	const s = "mlpanel.projects."
-	return []route{
-		{http.MethodGet, "/projects", s + "list", http.StatusOK, true},
-		{http.MethodPost, "/projects", s + "create", http.StatusCreated, false},
-		{http.MethodGet, "/projects/:id", s + "get", http.StatusOK, false},
-		{http.MethodPut, "/projects/:id", s + "update", http.StatusOK, false},
-		{http.MethodDelete, "/projects/:id", s + "delete", http.StatusOK, false},
-		{http.MethodPut, "/projects/:id/run", s + "run", http.StatusOK, false},
-		{http.MethodPut, "/projects/:id/terminate", s + "terminate", http.StatusOK, false},
-		{http.MethodPut, "/projects/:id/archive", s + "archive", http.StatusOK, false},
-		{http.MethodPut, "/projects/:id/restore", s + "restore", http.StatusOK, false},
-		{http.MethodGet, "/projects/:id/healthcheck", s + "healthcheck", http.StatusOK, false},
-		{http.MethodGet, "/projects/:id/ping", s + "ping", http.StatusOK, false},
-		{http.MethodGet, "/projects/:id/logs", s + "logs", http.StatusOK, false},
+func newRouteTable(rs []endpoint) routeTable {
+	t := make(routeTable, len(rs))
+	for _, r := range rs {
+		t[routeKey{r.method, r.path}] = r
 	}
+	return t
+}
+
+// of is the row of the route c matched; ok is false for a request that
+// matched none (gin's 404 and 405) and for a route mounted outside the
+// table.
+func (t routeTable) of(c *gin.Context) (endpoint, bool) {
+	r, ok := t[routeKey{c.Request.Method, c.FullPath()}]
+	return r, ok
 }

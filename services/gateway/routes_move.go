@@ -21,22 +21,6 @@ import (
 // archive streams between the client and the data home's files, which
 // the projects service names; it never rides NATS and is never held in
 // memory whole. Clone moves nothing through the gateway.
-func init() {
-	dataPlane = append(dataPlane, mountMove)
-	streamPatterns = append(streamPatterns, exportRoute, importRoute)
-	extraRoutes = append(extraRoutes,
-		route{http.MethodPost, "/projects/:id/clone", "mlpanel.projects.clone", http.StatusCreated, false})
-}
-
-const (
-	exportRoute = "/projects/:id/export"
-	importRoute = "/projects/import"
-)
-
-func mountMove(g *Gateway, e *gin.Engine) {
-	e.GET(exportRoute, g.exportProject)
-	e.POST(importRoute, g.importProject)
-}
 
 // exportPlan mirrors the projects service's answer.
 type exportPlan struct {

@@ -5,24 +5,58 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
 	"testing"
+
+	"github.com/gin-gonic/gin"
 )
 
-// The tracking routes mount beside the others without gin conflicts
-// (e.g. /runs/:id/restore next to /runs/:id/metrics/*key).
+// TestTrackingRoutesMount: every row of the route table is mounted, and
+// nothing else is; a request to each row's path reaches that row (no
+// row shadows another, e.g. /runs/:id/restore beside
+// /runs/:id/metrics/*key, or /projects/import beside /projects/:id); an
+// unknown path is a 404.
 func TestTrackingRoutesMount(t *testing.T) {
 	g := New(Config{MaxBody: 1 << 20}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	h := g.Handler()
-	// Without NATS nothing answers, but an unknown route is a 404 from
-	// gin and a known one is not.
-	for _, path := range []string{"/nope"} {
+	rows := g.routes()
+	mounted := map[routeKey]bool{}
+	for _, r := range g.Handler().(*gin.Engine).Routes() {
+		mounted[routeKey{r.Method, r.Path}] = true
+	}
+	for _, r := range rows {
+		if !mounted[routeKey{r.method, r.path}] {
+			t.Errorf("%s %s is in the table but not mounted", r.method, r.path)
+		}
+		delete(mounted, routeKey{r.method, r.path})
+	}
+	for k := range mounted {
+		t.Errorf("%s %s is mounted outside the route table", k.method, k.path)
+	}
+
+	// The same rows with a handler that says which row answered.
+	e := gin.New()
+	for _, r := range rows {
+		e.Handle(r.method, r.path, func(c *gin.Context) { c.String(http.StatusOK, "%s %s", c.Request.Method, c.FullPath()) })
+	}
+	for _, r := range rows {
+		path := catchAll.ReplaceAllString(param.ReplaceAllString(r.path, "x1"), "a/b")
 		w := httptest.NewRecorder()
-		h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, path, nil))
-		if w.Code != http.StatusNotFound {
-			t.Fatalf("%s: %d", path, w.Code)
+		e.ServeHTTP(w, httptest.NewRequest(r.method, path, nil))
+		if want := r.method + " " + r.path; w.Code != http.StatusOK || w.Body.String() != want {
+			t.Errorf("%s %s reached %d %q, want the row %q", r.method, path, w.Code, w.Body.String(), want)
 		}
 	}
+	w := httptest.NewRecorder()
+	g.Handler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/nope", nil))
+	if w.Code != http.StatusNotFound {
+		t.Errorf("/nope: %d", w.Code)
+	}
 }
+
+var (
+	param    = regexp.MustCompile(`:[^/]+`)
+	catchAll = regexp.MustCompile(`\*.+$`)
+)
 
 func TestDisposition(t *testing.T) {
 	for _, c := range []struct{ ct, name, want string }{

@@ -28,12 +28,6 @@ const (
 	sessionKey    = "mlpanel.session" // the caller's *access.Session, when signed in by cookie
 )
 
-func (g *Gateway) mountSignIn(e *gin.Engine) {
-	e.GET("/signin", g.signInForm)
-	e.POST("/signin", g.signIn)
-	e.POST("/signout", g.signOut)
-}
-
 var signInPage = template.Must(template.New("signin").Parse(`<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>mlpanel sign-in</title></head>
 <body>

@@ -2,10 +2,8 @@ package gateway
 
 import (
 	"context"
-	"net/http"
 	"time"
 
-	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
@@ -14,19 +12,8 @@ import (
 // What idle and running projects cost: GET /projects/{id}/stats (viewers
 // of the project) and GET /stats (every project, so admins only under
 // auth), and the same figures as Prometheus gauges on /metrics, read
-// from the projects service at scrape time.
-func init() {
-	extraRoutes = append(extraRoutes,
-		route{http.MethodGet, "/projects/:id/stats", "mlpanel.projects.stats", http.StatusOK, false},
-		route{http.MethodGet, "/stats", "mlpanel.projects.stats-all", http.StatusOK, false},
-	)
-	dataPlane = append(dataPlane, func(g *Gateway, _ *gin.Engine) {
-		// Registered once per gateway; a second Handler() of the same
-		// gateway finds it there already.
-		_ = g.ops().reg.Register(projectStatsCollector{g})
-	})
-}
-
+// from the projects service at scrape time (the collector is registered
+// in New; the routes are in routes.go).
 // projectStats is one project in the projects service's stats-all reply.
 type projectStats struct {
 	ID            string     `json:"id"`

@@ -75,7 +75,7 @@ func (r *specRecorder) snapshot() []string {
 
 // SpecViolations lists the requests and responses that did not match the
 // document since the gateway started (only with spec checking on).
-func (g *Gateway) SpecViolations() []string { return g.ops().spec.snapshot() }
+func (g *Gateway) SpecViolations() []string { return g.ops.spec.snapshot() }
 
 // specSkipped are routes outside the API proper: the Swagger UI's own
 // files and the Prometheus exposition format.
@@ -111,7 +111,7 @@ func (g *Gateway) specCheck() gin.HandlerFunc {
 	if !g.cfg.SpecCheck {
 		return func(c *gin.Context) { c.Next() }
 	}
-	rec := g.ops().spec
+	rec := g.ops.spec
 	doc, err := loadSpec()
 	if err != nil {
 		// Every call would be unchecked: say so where the harness looks.
@@ -139,7 +139,7 @@ func (g *Gateway) specCheck() gin.HandlerFunc {
 			rec.add(fmt.Sprintf("%s -> %d: the document has no operation %s %s", where, c.Writer.Status(), method, path))
 			return
 		}
-		stream := streamRoute(pattern)
+		stream := g.streamRoute(c)
 		params := map[string]string{}
 		for _, p := range c.Params {
 			// A catch-all's value starts with the slash before it; at the
