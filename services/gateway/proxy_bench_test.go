@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"net"
@@ -25,9 +26,21 @@ import (
 //	go test -run '^$' -bench ProxiedGET -cpuprofile cpu.out ./services/gateway
 //
 // (tests/e2e BenchmarkProxyOverhead measures the same with real MLflow.)
+//
+// spec-check=on is how the e2e suite runs its panels (MLPANEL_SPEC_CHECK).
 func BenchmarkProxiedGET(b *testing.B) {
+	for _, check := range []bool{false, true} {
+		b.Run(fmt.Sprintf("spec-check=%v", map[bool]string{false: "off", true: "on"}[check]), func(b *testing.B) {
+			benchProxiedGET(b, check)
+		})
+	}
+}
+
+func benchProxiedGET(b *testing.B, specCheck bool) {
 	w := newAuthWorld(b)
 	w.g.log = discardLogger() // as a server logging at info: the access line is formatted and dropped
+	w.g.cfg.SpecCheck = specCheck
+	w.e = w.g.handler(w.g.routes())
 	admin := w.admin
 	editor := w.user("bencher")
 	p := w.project(admin, "bench")

@@ -13,8 +13,10 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/cmd/mlpanel/stack"
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 )
 
 // benchTarget is one MLflow server reached through a gateway and directly.
@@ -22,6 +24,9 @@ type benchTarget struct {
 	proxied, direct string // base URLs up to /api/2.0/mlflow
 	token           string // "" with auth off
 	runID           string
+	// directClient reaches the server itself: with auth on it listens on
+	// a Unix socket only the panel's user can open.
+	directClient *http.Client
 }
 
 var (
@@ -48,7 +53,8 @@ func benchSetup(b *testing.B) {
 			proxied: panel.URL + "/projects/" + p.Name + "/mlflow/api/2.0/mlflow",
 			direct:  p.MlflowURI + "/api/2.0/mlflow",
 		}
-		benchOff.runID = benchRun(b, benchOff.direct)
+		benchOff.directClient = http.DefaultClient
+		benchOff.runID = benchRun(b, benchOff.directClient, benchOff.direct)
 
 		cfg := panelCfg
 		cfg.Home = b.TempDir()
@@ -105,12 +111,24 @@ func benchSetup(b *testing.B) {
 			}
 			time.Sleep(300 * time.Millisecond)
 		}
-		benchOn = benchTarget{
-			proxied: s.URL + "/projects/bench-auth/mlflow/api/2.0/mlflow",
-			direct:  ap.MlflowURI + "/api/2.0/mlflow", // no MLPANEL_PUBLIC_URL here: the server itself
-			token:   tok.Token,
+		// With auth on, mlflowUri is the gateway's address: the server
+		// itself is on a socket, which the projects service names.
+		var internal struct {
+			InternalURL string `json:"internalUrl"`
 		}
-		benchOn.runID = benchRun(b, benchOn.direct)
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		err = events.Call(ctx, s.NC, "mlpanel.projects.get", events.Request{Path: map[string]string{"id": ap.ID}}, &internal)
+		cancel()
+		if err != nil || internal.InternalURL == "" {
+			b.Fatalf("the auth panel's project has no internal address %q: %v", internal.InternalURL, err)
+		}
+		benchOn = benchTarget{
+			proxied:      s.URL + "/projects/bench-auth/mlflow/api/2.0/mlflow",
+			direct:       sockhttp.Target(internal.InternalURL) + "/api/2.0/mlflow",
+			token:        tok.Token,
+			directClient: &http.Client{Transport: sockhttp.Transport(nil)},
+		}
+		benchOn.runID = benchRun(b, benchOn.directClient, benchOn.direct)
 	})
 	if benchOn.proxied == "" {
 		b.Fatal(benchSetupErr)
@@ -118,9 +136,9 @@ func benchSetup(b *testing.B) {
 }
 
 // benchRun creates an experiment and a run in it to log into.
-func benchRun(b *testing.B, base string) string {
+func benchRun(b *testing.B, client *http.Client, base string) string {
 	post := func(path, body string, out any) {
-		resp, err := http.Post(base+path, "application/json", bytes.NewReader([]byte(body)))
+		resp, err := client.Post(base+path, "application/json", bytes.NewReader([]byte(body)))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -196,7 +214,7 @@ func BenchmarkProxyOverhead(b *testing.B) {
 
 func benchProxy(b *testing.B, t benchTarget, bc benchCall) {
 	seq := 0
-	do := func(base, token string) time.Duration {
+	do := func(client *http.Client, base, token string) time.Duration {
 		seq++
 		var body io.Reader
 		if bc.body != nil {
@@ -210,7 +228,7 @@ func benchProxy(b *testing.B, t benchTarget, bc benchCall) {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		start := time.Now()
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := client.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -222,15 +240,15 @@ func benchProxy(b *testing.B, t benchTarget, bc benchCall) {
 		}
 		return took
 	}
-	do(t.direct, "") // warm both paths and the caches
-	do(t.proxied, t.token)
+	do(t.directClient, t.direct, "") // warm both paths and the caches
+	do(http.DefaultClient, t.proxied, t.token)
 	b.ResetTimer()
 	var direct, proxied []time.Duration
 	for i := 0; i < b.N; i++ {
 		// Interleave so drift in the machine's load hits both sides alike.
 		for j := 0; j < 5; j++ {
-			direct = append(direct, do(t.direct, ""))
-			proxied = append(proxied, do(t.proxied, t.token))
+			direct = append(direct, do(t.directClient, t.direct, ""))
+			proxied = append(proxied, do(http.DefaultClient, t.proxied, t.token))
 		}
 	}
 	b.StopTimer()
