@@ -64,7 +64,8 @@ func Handler[Req any](timeout time.Duration, fn func(ctx context.Context, req Re
 // stops waiting on MLflow at once instead of at the deadline.
 func handler[Req any](nc *nats.Conn, timeout time.Duration, fn func(ctx context.Context, req Req) (any, error)) micro.Handler {
 	return micro.HandlerFunc(func(r micro.Request) {
-		ctx, cancel := context.WithTimeout(context.Background(), HandlerDeadline(timeout, r.Headers().Get(TimeoutHeader)))
+		ctx := WithRequestID(context.Background(), r.Headers().Get(RequestIDHeader))
+		ctx, cancel := context.WithTimeout(ctx, HandlerDeadline(timeout, r.Headers().Get(TimeoutHeader)))
 		var cancelSub *nats.Subscription
 		if subject := r.Headers().Get(CancelHeader); nc != nil && subject != "" {
 			// Subscribed before the ack, so a caller that leaves right
@@ -198,7 +199,7 @@ func requestAcked(ctx context.Context, nc *nats.Conn, subject string, body []byt
 		m.Reply, m.Data = inbox, body
 		m.Header.Set(AckHeader, "1")
 		m.Header.Set(CancelHeader, inbox+".cancel")
-		setTimeout(ctx, m)
+		setHeaders(ctx, m)
 		if err := nc.PublishMsg(m); err != nil {
 			return nil, err
 		}
@@ -274,10 +275,14 @@ func awaitReply(ctx context.Context, sub *nats.Subscription) (*nats.Msg, error) 
 	}
 }
 
-// setTimeout tells the service how long the caller waits (TimeoutHeader).
-func setTimeout(ctx context.Context, m *nats.Msg) {
+// setHeaders tells the service how long the caller waits (TimeoutHeader)
+// and which HTTP request the call serves (RequestIDHeader).
+func setHeaders(ctx context.Context, m *nats.Msg) {
 	if d, ok := ctx.Deadline(); ok {
 		m.Header.Set(TimeoutHeader, strconv.FormatInt(max(time.Until(d).Milliseconds(), 1), 10))
+	}
+	if id := RequestID(ctx); id != "" {
+		m.Header.Set(RequestIDHeader, id)
 	}
 }
 
@@ -329,7 +334,7 @@ func requestRetryingNoResponders(ctx context.Context, nc *nats.Conn, subject str
 	m := nats.NewMsg(subject)
 	m.Data = body
 	for {
-		setTimeout(ctx, m)
+		setHeaders(ctx, m)
 		msg, err := nc.RequestMsgWithContext(ctx, m)
 		if !errors.Is(err, nats.ErrNoResponders) || time.Now().Add(wait).After(deadline) {
 			return msg, err

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
 	"time"
 
@@ -13,10 +14,25 @@ import (
 // Operation answers one control-plane request.
 type Operation func(ctx context.Context, r Request) (any, error)
 
+// ServiceOption changes how AddService serves its operations.
+type ServiceOption func(*serviceOptions)
+
+type serviceOptions struct{ log *slog.Logger }
+
+// WithLog logs one line per request served (debug; error for a failure
+// that is not the caller's), carrying the caller's request id.
+func WithLog(log *slog.Logger) ServiceOption {
+	return func(o *serviceOptions) { o.log = log }
+}
+
 // AddService registers a micro service named name in a queue group of the
 // same name, with one endpoint per operation on
 // mlpanel.<name>.<operation>, each run under timeout.
-func AddService(nc *nats.Conn, name, version, description string, timeout time.Duration, ops map[string]Operation) (micro.Service, error) {
+func AddService(nc *nats.Conn, name, version, description string, timeout time.Duration, ops map[string]Operation, opts ...ServiceOption) (micro.Service, error) {
+	var o serviceOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
 	ms, err := micro.AddService(nc, micro.Config{
 		Name: name, Version: version, Description: description, QueueGroup: name,
 	})
@@ -27,10 +43,40 @@ func AddService(nc *nats.Conn, name, version, description string, timeout time.D
 	for op, fn := range ops {
 		// Endpoint names may not hold dots; the subject keeps them.
 		endpoint := strings.ReplaceAll(op, ".", "_")
+		if o.log != nil {
+			fn = logged(o.log, ControlSubject(name, op), fn)
+		}
 		if err := g.AddEndpoint(endpoint, handler(nc, timeout, fn), micro.WithEndpointSubject(op)); err != nil {
 			_ = ms.Stop()
 			return nil, fmt.Errorf("adding endpoint %s.%s: %w", name, op, err)
 		}
 	}
 	return ms, nil
+}
+
+// logged logs each request of fn with the request id its context carries,
+// so a service's lines for one HTTP call can be found by the id the
+// gateway answered with.
+func logged(log *slog.Logger, subject string, fn Operation) Operation {
+	log = slog.New(LogHandler(log.Handler()))
+	return func(ctx context.Context, r Request) (any, error) {
+		start := time.Now()
+		res, err := fn(ctx, r)
+		level, status := slog.LevelDebug, 200
+		if err != nil {
+			status = StatusOf(err)
+			if status >= 500 {
+				level = slog.LevelError
+			}
+		}
+		attrs := []slog.Attr{slog.String("subject", subject), slog.Int("status", status), slog.Duration("duration", time.Since(start))}
+		if r.Caller != "" {
+			attrs = append(attrs, slog.String("caller", r.Caller))
+		}
+		if err != nil {
+			attrs = append(attrs, slog.String("err", err.Error()))
+		}
+		log.LogAttrs(ctx, level, "nats request", attrs...)
+		return res, err
+	}
 }

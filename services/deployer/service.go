@@ -108,7 +108,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		events.NewPublisher(js, "mlpanel/deployer"), log)
 
 	return reconcile.Serve(ctx, svc, func() (reconcile.Endpoints, error) {
-		ms, err := ports.Register(nc, svc, Version)
+		ms, err := ports.Register(nc, svc, Version, events.WithLog(log))
 		if err == nil {
 			log.Info("deployer ready", "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
 		}

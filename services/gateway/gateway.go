@@ -148,6 +148,9 @@ func (g *Gateway) handler(rs []endpoint) *gin.Engine {
 	g.table = newRouteTable(rs)
 	e := gin.New()
 	e.HandleMethodNotAllowed = true
+	// A gin.Context used as a context is the request's: calls made with
+	// it carry the request id (and end when the client goes away).
+	e.ContextWithFallback = true
 	e.Use(gin.CustomRecovery(func(c *gin.Context, rec any) {
 		g.logFor(c).Error("panic in handler", "path", c.Request.URL.Path, "panic", rec)
 		writeError(c, fmt.Errorf("unexpected failure: %v", rec))

@@ -29,8 +29,6 @@ const (
 	loggerKey    = "mlpanel.logger"
 )
 
-type requestIDCtxKey struct{}
-
 // opsState is what observe.go and validate.go keep per Gateway: one
 // metrics registry and one list of spec violations, built once in New
 // even though Handler() may be called more than once (Serve calls it,
@@ -91,9 +89,11 @@ func (g *Gateway) identify(c *gin.Context) {
 	c.Set(requestIDKey, id)
 	c.Set(loggerKey, g.log.With("request_id", id))
 	c.Header(RequestIDHeader, id)
-	// Proxied calls (MLflow, model servers) carry it upstream too.
+	// Proxied calls (MLflow, model servers) carry it upstream too, and
+	// control-plane calls in a NATS header (pkg/events), so the services'
+	// log lines for this request carry it as well.
 	c.Request.Header.Set(RequestIDHeader, id)
-	c.Request = c.Request.WithContext(context.WithValue(c.Request.Context(), requestIDCtxKey{}, id))
+	c.Request = c.Request.WithContext(events.WithRequestID(c.Request.Context(), id))
 	c.Next()
 }
 
@@ -115,16 +115,6 @@ func newRequestID() string {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on supported platforms
 	return hex.EncodeToString(b[:])
-}
-
-// RequestID is the ID of the request c is serving.
-func RequestID(c *gin.Context) string { return c.GetString(requestIDKey) }
-
-// RequestIDFrom is the request ID a request's context carries, for code
-// that has a context but no gin.Context; "" outside a request.
-func RequestIDFrom(ctx context.Context) string {
-	id, _ := ctx.Value(requestIDCtxKey{}).(string)
-	return id
 }
 
 // logFor is the logger for everything done on behalf of c: every line it

@@ -3,6 +3,7 @@ package gateway
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -135,13 +137,58 @@ func TestRequestIDHonouredOrMade(t *testing.T) {
 	}
 }
 
+// TestRequestIDReachesServices: the id a call is answered with travels in
+// a NATS header to the service, whose log line for the call carries it,
+// for a given id and for one the gateway made.
+func TestRequestIDReachesServices(t *testing.T) {
+	nc := startNATS(t)
+	svcLog := &syncBuffer{}
+	seen := make(chan string, 4)
+	ms, err := events.AddService(nc, "projects", "0.0.0", "stand-in", 5*time.Second, map[string]events.Operation{
+		"get": func(ctx context.Context, r events.Request) (any, error) {
+			seen <- events.RequestID(ctx)
+			return projectInfo{ID: "1", Name: r.Param("id"), Status: "running"}, nil
+		},
+	}, events.WithLog(slog.New(slog.NewJSONHandler(svcLog, &slog.HandlerOptions{Level: slog.LevelDebug}))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ms.Stop() })
+	_, e, _ := testGateway(t, Config{}, nc, nil)
+
+	for _, given := range []string{"trace-42", ""} {
+		svcLog.Reset()
+		var header []string
+		if given != "" {
+			header = []string{RequestIDHeader, given}
+		}
+		w := serve(e, http.MethodGet, "/projects/p1", nil, header...)
+		id := w.Header().Get(RequestIDHeader)
+		if w.Code != http.StatusOK || id == "" || (given != "" && id != given) {
+			t.Fatalf("given %q: %d, answered with id %q: %s", given, w.Code, id, w.Body)
+		}
+		if got := <-seen; got != id {
+			t.Errorf("the service's context has request id %q, the answer %q", got, id)
+		}
+		var found bool
+		for _, l := range svcLog.lines(t) {
+			if l["msg"] == "nats request" && l["request_id"] == id && l["subject"] == "mlpanel.projects.get" {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no service log line carries request_id %q:\n%s", id, svcLog.String())
+		}
+	}
+}
+
 // Every line logged for a request, by handlers and by the access log,
 // carries its request ID.
 func TestRequestScopedLogger(t *testing.T) {
 	g, e, logs := testGateway(t, Config{}, nil, nil)
 	e.GET("/test/log", func(c *gin.Context) {
-		if RequestID(c) == "" || RequestIDFrom(c.Request.Context()) != RequestID(c) {
-			t.Errorf("request ID missing from gin or request context: %q, %q", RequestID(c), RequestIDFrom(c.Request.Context()))
+		if id := c.GetString(requestIDKey); id == "" || events.RequestID(c) != id || events.RequestID(c.Request.Context()) != id {
+			t.Errorf("request ID missing from gin or request context: %q, %q", id, events.RequestID(c.Request.Context()))
 		}
 		g.logFor(c).Info("inside the handler")
 		c.String(http.StatusTeapot, "ok")

@@ -135,7 +135,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		go mover.ScheduleBackups(ctx, cfg.BackupEvery, cfg.BackupDir, cfg.BackupKeep)
 	}
 	return reconcile.Serve(ctx, svc, func() (reconcile.Endpoints, error) {
-		ms, err := ports.Register(nc, svc, Version, ports.MoveOps(mover))
+		ms, err := ports.Register(nc, svc, Version, log, ports.MoveOps(mover))
 		if err == nil {
 			log.Info("projects service ready", "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
 		}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/tracking/adapters"
@@ -86,7 +87,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	direct := mlflowdb.New(log)
 	defer direct.Close()
 	svc.UseDirectReads(direct)
-	ms, err := ports.Register(nc, svc, Version, cfg.Timeout)
+	ms, err := ports.Register(nc, svc, Version, cfg.Timeout, events.WithLog(log))
 	if err != nil {
 		return err
 	}

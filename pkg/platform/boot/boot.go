@@ -17,19 +17,23 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
 )
 
 // Database is the MongoDB database all services use; each owns its
 // collections in it.
 const Database = "mlpanel"
 
-// Logger returns a text logger at MLPANEL_LOG_LEVEL (debug, info, warn, error).
+// Logger returns a text logger at MLPANEL_LOG_LEVEL (debug, info, warn,
+// error). A line logged with the context of a control-plane call carries
+// the id of the HTTP request it serves (request_id).
 func Logger(level string) *slog.Logger {
 	var l slog.Level
 	if err := l.UnmarshalText([]byte(strings.ToUpper(level))); err != nil {
 		l = slog.LevelInfo
 	}
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l}))
+	return slog.New(events.LogHandler(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: l})))
 }
 
 // SignalContext ends on SIGINT or SIGTERM.

@@ -22,7 +22,7 @@ const Service = "deployer"
 const Timeout = 60 * time.Second
 
 // Register adds the deployer endpoints to nc and returns the micro service.
-func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, error) {
+func Register(nc *nats.Conn, svc *app.Service, version string, opts ...events.ServiceOption) (micro.Service, error) {
 	ops := map[string]events.Operation{
 		"list": func(ctx context.Context, r events.Request) (any, error) {
 			return svc.List(ctx, r.List, app.Filter{
@@ -60,7 +60,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string) (micro.Service, e
 		"schema": events.ByID(svc.Schema),
 		"logs":   events.LogsOp(proc.MaxLogLines, svc.Logs),
 	}
-	return events.AddService(nc, Service, version, "Registered models served as prediction endpoints, locally or on Compute Engine", Timeout, ops)
+	return events.AddService(nc, Service, version, "Registered models served as prediction endpoints, locally or on Compute Engine", Timeout, ops, opts...)
 }
 
 // given is a query parameter that was sent (even empty), or nil.

@@ -4,6 +4,7 @@ package ports
 
 import (
 	"context"
+	"log/slog"
 	"maps"
 	"time"
 
@@ -23,9 +24,10 @@ const Service = "projects"
 // end, which takes up to the stop grace period.
 const Timeout = 60 * time.Second
 
-// Register adds the projects endpoints to nc and returns the micro service.
-// extra adds more operations (MoveOps).
-func Register(nc *nats.Conn, svc *app.Service, version string, extra ...map[string]events.Operation) (micro.Service, error) {
+// Register adds the projects endpoints to nc and returns the micro service;
+// log gets a line per request (events.WithLog). extra adds more
+// operations (MoveOps).
+func Register(nc *nats.Conn, svc *app.Service, version string, log *slog.Logger, extra ...map[string]events.Operation) (micro.Service, error) {
 	ops := map[string]events.Operation{
 		"list": func(ctx context.Context, r events.Request) (any, error) { return svc.List(ctx, r) },
 		"get":  func(ctx context.Context, r events.Request) (any, error) { return svc.Find(ctx, r.Param("id")) },
@@ -68,5 +70,5 @@ func Register(nc *nats.Conn, svc *app.Service, version string, extra ...map[stri
 	for _, more := range extra {
 		maps.Copy(ops, more)
 	}
-	return events.AddService(nc, Service, version, "MLflow tracking servers, one per project", Timeout, ops)
+	return events.AddService(nc, Service, version, "MLflow tracking servers, one per project", Timeout, ops, events.WithLog(log))
 }

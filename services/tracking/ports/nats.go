@@ -84,9 +84,9 @@ func Operations(svc *app.Service) map[string]events.Operation {
 
 // Register adds the tracking endpoints to nc and returns the micro
 // service.
-func Register(nc *nats.Conn, svc *app.Service, version string, timeout time.Duration) (micro.Service, error) {
+func Register(nc *nats.Conn, svc *app.Service, version string, timeout time.Duration, opts ...events.ServiceOption) (micro.Service, error) {
 	return events.AddService(nc, Service, version,
-		"Experiments, runs, artifacts and model registry of every running project's MLflow", timeout, Operations(svc))
+		"Experiments, runs, artifacts and model registry of every running project's MLflow", timeout, Operations(svc), opts...)
 }
 
 // project is the project_id of the query, or else of the body (forms
