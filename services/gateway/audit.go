@@ -47,7 +47,7 @@ func (g *Gateway) listAudit(c *gin.Context) (int, any, error) {
 		q.Limit = int64(lp.End - lp.Start)
 	}
 	if ref := c.Query("project_id"); ref != "" {
-		p, err := g.projects.get(c, ref)
+		p, err := g.projects.Get(c, ref)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -191,10 +191,10 @@ func (g *Gateway) restrictList(c *gin.Context, user access.User) error {
 	}
 	if c.FullPath() == "/deployments" {
 		// The deployer knows no creators: add the user's own projects.
-		var own events.List[projectInfo]
 		req := callerRequest(user)
 		req.Restricted, req.Visible = true, ids
-		if err := events.Call(c, g.nc, "mlpanel.projects.list", req, &own); err != nil {
+		own, err := g.projectsAPI.List(c, req)
+		if err != nil {
 			return err
 		}
 		ids = ids[:0]
@@ -237,21 +237,14 @@ func (g *Gateway) scope(c *gin.Context) (callScope, error) {
 	switch {
 	case strings.HasPrefix(route, "/projects/:id"):
 		ref := c.Param("id")
-		p, err := g.projects.get(c, ref)
+		p, err := g.projects.Get(c, ref)
 		if err != nil {
 			return callScope{}, err
 		}
 		return callScope{true, p, projectNotFound(ref)}, nil
 	case strings.HasPrefix(route, "/deployments/:id"):
 		id := c.Param("id")
-		owner, err := g.owners.project(c, id)
-		if err != nil {
-			return callScope{}, err
-		}
-		p, err := g.projects.get(c, owner)
-		if events.StatusOf(err) == http.StatusNotFound {
-			return callScope{}, deploymentNotFound(id) // its project is gone, and with it the deployment
-		}
+		p, err := g.owners.project(c, id)
 		if err != nil {
 			return callScope{}, err
 		}
@@ -282,14 +275,14 @@ func (g *Gateway) scope(c *gin.Context) (callScope, error) {
 		// An id and a name may name one project; anything else is a
 		// contradiction the services would each settle differently. The
 		// answer is the same whether or not either project exists.
-		q, qerr := g.projects.get(c, query)
-		b, berr := g.projects.get(c, body)
+		q, qerr := g.projects.Get(c, query)
+		b, berr := g.projects.Get(c, body)
 		if qerr != nil || berr != nil || q.ID != b.ID {
 			return callScope{}, events.Errorf(http.StatusBadRequest,
 				"project_id is %q in the query but %q in the body: give it once, or the same project in both", query, body)
 		}
 	}
-	p, err := g.projects.get(c, ref)
+	p, err := g.projects.Get(c, ref)
 	if err != nil {
 		return callScope{}, err
 	}

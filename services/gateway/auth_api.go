@@ -160,7 +160,7 @@ func (g *Gateway) deleteToken(c *gin.Context) (int, any, error) {
 
 // listMembers lists a project's members, its creator first as owner.
 func (g *Gateway) listMembers(c *gin.Context) (int, any, error) {
-	p, err := g.projects.get(c, c.Param("id"))
+	p, err := g.projects.Get(c, c.Param("id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -179,7 +179,7 @@ func (g *Gateway) listMembers(c *gin.Context) (int, any, error) {
 }
 
 func (g *Gateway) setMember(c *gin.Context) (int, any, error) {
-	p, err := g.projects.get(c, c.Param("id"))
+	p, err := g.projects.Get(c, c.Param("id"))
 	if err != nil {
 		return 0, nil, err
 	}
@@ -211,7 +211,7 @@ func (g *Gateway) setMember(c *gin.Context) (int, any, error) {
 }
 
 func (g *Gateway) removeMember(c *gin.Context) (int, any, error) {
-	p, err := g.projects.get(c, c.Param("id"))
+	p, err := g.projects.Get(c, c.Param("id"))
 	if err != nil {
 		return 0, nil, err
 	}

@@ -154,7 +154,7 @@ func newAuthWorld(t testing.TB) *authWorld {
 	if err := w.g.prepare(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(w.g.projects.stop)
+	t.Cleanup(w.g.projects.Stop)
 	return w
 }
 

@@ -2,53 +2,57 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"sync"
 	"time"
 
-	"github.com/nats-io/nats.go"
-
 	"github.com/mlpanel/mlpanel/pkg/events"
+	deployer "github.com/mlpanel/mlpanel/services/deployer/client"
+	projects "github.com/mlpanel/mlpanel/services/projects/client"
 )
 
-// deploymentOwners remembers which project owns each deployment, so every
-// /deployments/{id} call is authorised on that project without asking the
-// deployer each time. A deployment never changes project and its id is
-// never given to another (ids are a sequence and deleted deployments
-// keep theirs), so an entry never goes stale; a deleted deployment is
-// still refused by the deployer itself.
+// deploymentOwners finds the project that owns each deployment, so every
+// /deployments/{id} call is authorised on that project. It remembers only
+// the deployment's project id: a deployment never changes project and
+// its id is never given to another (ids are a sequence and deleted
+// deployments keep theirs), so that never goes stale; the project itself
+// comes from the gateway's one project resolver, which follows project
+// events. A deleted deployment is still refused by the deployer itself.
 type deploymentOwners struct {
-	nc *nats.Conn
-	mu sync.Mutex
-	m  map[string]string
+	deployer deployer.Client
+	projects *projects.Resolver
+	mu       sync.Mutex
+	m        map[string]string
 }
 
-func newDeploymentOwners(nc *nats.Conn) *deploymentOwners {
-	return &deploymentOwners{nc: nc, m: map[string]string{}}
+func newDeploymentOwners(d deployer.Client, p *projects.Resolver) *deploymentOwners {
+	return &deploymentOwners{deployer: d, projects: p, m: map[string]string{}}
 }
 
-// project is the id of the project that owns deployment id; the deployer's
-// own 404 when there is no such deployment.
-func (o *deploymentOwners) project(ctx context.Context, id string) (string, error) {
+// project is the project that owns deployment id; the deployer's own 404
+// when there is no such deployment or its project is gone.
+func (o *deploymentOwners) project(ctx context.Context, id string) (projectInfo, error) {
 	o.mu.Lock()
-	p, ok := o.m[id]
+	owner, ok := o.m[id]
 	o.mu.Unlock()
-	if ok {
-		return p, nil
+	if !ok {
+		ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		d, err := o.deployer.Get(ctx, id)
+		cancel()
+		if err != nil {
+			return projectInfo{}, err
+		}
+		if d.ProjectID == "" {
+			return projectInfo{}, deploymentNotFound(id) // nothing to authorise on: hide it
+		}
+		owner = d.ProjectID
+		o.mu.Lock()
+		o.m[id] = owner
+		o.mu.Unlock()
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	var d struct {
-		ID        string `json:"id"`
-		ProjectID string `json:"project_id"`
+	p, err := o.projects.Get(ctx, owner)
+	if events.StatusOf(err) == http.StatusNotFound {
+		return projectInfo{}, deploymentNotFound(id) // its project is gone, and with it the deployment
 	}
-	if err := events.CallIdempotent(ctx, o.nc, "mlpanel.deployer.get", events.Request{Path: map[string]string{"id": id}}, &d); err != nil {
-		return "", err
-	}
-	if d.ProjectID == "" {
-		return "", deploymentNotFound(id) // nothing to authorise on: hide it
-	}
-	o.mu.Lock()
-	o.m[id] = d.ProjectID
-	o.mu.Unlock()
-	return d.ProjectID, nil
+	return p, err
 }

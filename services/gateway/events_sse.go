@@ -220,7 +220,7 @@ func (g *Gateway) eventFilter(c *gin.Context) (func(ctx context.Context, subject
 			if json.Unmarshal(body.Data, &d) != nil || d.ProjectID == "" {
 				return false
 			}
-			p, err := g.projects.get(ctx, d.ProjectID)
+			p, err := g.projects.Get(ctx, d.ProjectID)
 			return err == nil && mayRead(ctx, p)
 		}
 		return false

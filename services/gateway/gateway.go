@@ -23,7 +23,9 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	deployer "github.com/mlpanel/mlpanel/services/deployer/client"
 	"github.com/mlpanel/mlpanel/services/gateway/access"
+	projects "github.com/mlpanel/mlpanel/services/projects/client"
 )
 
 const callerKey = "mlpanel.caller"
@@ -74,9 +76,14 @@ type Gateway struct {
 	// audit queues audit entries durably (auditqueue.go).
 	authCache *accessCache
 	audit     *auditQueue
-	projects  *projectCache
-	owners    *deploymentOwners // which project owns each deployment
-	stderr    io.Writer         // where the first admin token is printed
+	// projectsAPI calls the projects service; projects resolves projects
+	// from memory, following their events, for every call's
+	// authorisation and the proxies; owners finds a deployment's project
+	// through it.
+	projectsAPI projects.Client
+	projects    *projects.Resolver
+	owners      *deploymentOwners
+	stderr      io.Writer // where the first admin token is printed
 	// publicURL is Config.PublicURL parsed; nil when unset or malformed.
 	publicURL *url.URL
 	now       func() time.Time
@@ -90,7 +97,7 @@ type Gateway struct {
 // New builds the gateway.
 func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gateway {
 	g := &Gateway{cfg: cfg, nc: nc, db: db, log: log.With("service", "gateway"),
-		projects: newProjectCache(nc), owners: newDeploymentOwners(nc), stderr: os.Stderr,
+		projectsAPI: projects.New(nc), stderr: os.Stderr,
 		now: func() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }}
 	if cfg.PublicURL != "" {
 		if u, err := url.Parse(cfg.PublicURL); err == nil && u.Host != "" {
@@ -99,7 +106,9 @@ func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gatew
 			g.log.Warn("MLPANEL_PUBLIC_URL is not an absolute URL; the MLflow UI works only at the gateway's own host", "value", cfg.PublicURL)
 		}
 	}
-	g.activity = newActivity(g)
+	g.projects = projects.NewResolver(g.projectsAPI, projects.DefaultTTL)
+	g.owners = newDeploymentOwners(deployer.New(nc), g.projects)
+	g.activity = activity.New(g.projectsAPI.Activity, g.log) // wake.go
 	g.ops = newOpsState()
 	_ = g.ops.reg.Register(projectStatsCollector{g}) // stats.go
 	return g
@@ -125,7 +134,7 @@ func (g *Gateway) prepare(ctx context.Context) error {
 			return err
 		}
 	}
-	if err := g.projects.watch(); err != nil {
+	if err := g.projects.Watch(); err != nil {
 		return fmt.Errorf("following project events: %w", err)
 	}
 	if g.cfg.Auth {
@@ -227,7 +236,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	if err := g.prepare(ctx); err != nil {
 		return err
 	}
-	defer g.projects.stop()
+	defer g.projects.Stop()
 	defer g.authCache.stop()
 	defer func() {
 		if g.audit != nil {

@@ -66,7 +66,7 @@ func benchProxiedGET(b *testing.B, specCheck bool) {
 		}
 	}
 	w.mu.Unlock()
-	w.g.projects.apply(p.ID, projectInfo{}, false) // forget the stopped state
+	w.g.projects.Apply(p.ID, projectInfo{}, false) // forget the stopped state
 
 	gw := httptest.NewServer(w.e)
 	b.Cleanup(gw.Close)

@@ -20,6 +20,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	deployer "github.com/mlpanel/mlpanel/services/deployer/client"
 )
 
 // DefaultPredictMaxBytes bounds one predict body unless
@@ -113,9 +114,11 @@ func (p *predictProxy) endpoint(ctx context.Context, id string) (deployEndpoint,
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	if err := events.Call(ctx, p.g.nc, "mlpanel.deployer.get", events.Request{Path: map[string]string{"id": id}}, &ep); err != nil {
+	d, err := deployer.New(p.g.nc).Get(ctx, id)
+	if err != nil {
 		return ep, err
 	}
+	ep = deployEndpoint{ID: d.ID, Status: string(d.Status), DesiredState: string(d.DesiredState), URL: d.URL, InputColumns: d.InputColumns}
 	p.mu.Lock()
 	p.cache[id] = ep
 	p.mu.Unlock()

@@ -99,11 +99,11 @@ func (g *Gateway) mlflowProxy() gin.HandlerFunc {
 		},
 	}
 	return func(c *gin.Context) {
-		p, err := g.projects.get(c, c.Param("id"))
+		p, err := g.projects.Get(c, c.Param("id"))
 		if err == nil && p.Status != "running" {
 			// The cache may hold a state the API already moved past
 			// (the event is on its way): ask again before refusing.
-			p, err = g.projects.fresh(c, c.Param("id"))
+			p, err = g.projects.Fresh(c, c.Param("id"))
 		}
 		if err != nil {
 			writeError(c, err)

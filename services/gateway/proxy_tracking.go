@@ -15,20 +15,12 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
+	tracking "github.com/mlpanel/mlpanel/services/tracking/client"
 )
 
 // Artifact downloads are byte streams: the gateway asks the tracking
 // service over NATS where the file is (which also checks the project, the
 // run and the path), then streams it straight from the tracking server.
-
-// artifactLocation is the tracking service's artifacts.locate answer.
-type artifactLocation struct {
-	Path        string `json:"path"`
-	Name        string `json:"name"`
-	URL         string `json:"url"`
-	Size        int64  `json:"size"`
-	ContentType string `json:"content_type"`
-}
 
 // artifactClient fetches artifact bytes. No overall timeout: a large file
 // may take long; the client's context ends it when the caller goes away.
@@ -46,8 +38,7 @@ func (g *Gateway) artifactContent(c *gin.Context) {
 		return
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), g.cfg.RequestTimeout)
-	var loc artifactLocation
-	err = events.Call(ctx, g.nc, "mlpanel.tracking.artifacts.locate", req, &loc)
+	loc, err := tracking.New(g.nc).LocateArtifact(ctx, req)
 	cancel()
 	if err != nil {
 		writeError(c, err)

@@ -4,6 +4,10 @@ import (
 	"net/http"
 
 	"github.com/gin-gonic/gin"
+
+	deployer "github.com/mlpanel/mlpanel/services/deployer/client"
+	projects "github.com/mlpanel/mlpanel/services/projects/client"
+	tracking "github.com/mlpanel/mlpanel/services/tracking/client"
 )
 
 // endpoint is one row of the gateway's API: what a caller sends (method
@@ -34,13 +38,6 @@ const (
 		http.MethodPut, http.MethodPatch, http.MethodDelete
 	ok, created, accepted = http.StatusOK, http.StatusCreated, http.StatusAccepted
 	item, list            = false, true
-)
-
-// Subjects of the services the control plane calls.
-const (
-	projectsOp = "mlpanel.projects."
-	trackingOp = "mlpanel.tracking."
-	deployerOp = "mlpanel.deployer."
 )
 
 // routes is the gateway's whole HTTP API, in one place. Each row is
@@ -88,21 +85,21 @@ func (g *Gateway) routes() []endpoint {
 		stream(get, "/events", signedIn, g.followEvents), // filtered per event by the caller's role
 
 		// Projects (the projects service).
-		call(get, "/projects", signedIn, projectsOp+"list", ok, list),
-		call(post, "/projects", signedIn, projectsOp+"create", created, item),
-		call(get, "/projects/:id", projRead, projectsOp+"get", ok, item),
-		call(put, "/projects/:id", projOwn, projectsOp+"update", ok, item),
-		call(del, "/projects/:id", projOwn, projectsOp+"delete", ok, item),
-		call(put, "/projects/:id/run", projOwn, projectsOp+"run", ok, item),
-		call(put, "/projects/:id/terminate", projOwn, projectsOp+"terminate", ok, item),
-		call(put, "/projects/:id/archive", projOwn, projectsOp+"archive", ok, item),
-		call(put, "/projects/:id/restore", projOwn, projectsOp+"restore", ok, item),
-		call(get, "/projects/:id/healthcheck", projRead, projectsOp+"healthcheck", ok, item),
-		call(get, "/projects/:id/ping", projRead, projectsOp+"ping", ok, item),
-		call(get, "/projects/:id/logs", projRead, projectsOp+"logs", ok, item),
-		call(get, "/projects/:id/stats", projRead, projectsOp+"stats", ok, item),
-		call(get, "/stats", adminOnly, projectsOp+"stats-all", ok, item), // every project
-		call(post, "/projects/:id/clone", projOwn, projectsOp+"clone", created, item),
+		call(get, "/projects", signedIn, projects.Subject("list"), ok, list),
+		call(post, "/projects", signedIn, projects.Subject("create"), created, item),
+		call(get, "/projects/:id", projRead, projects.Subject("get"), ok, item),
+		call(put, "/projects/:id", projOwn, projects.Subject("update"), ok, item),
+		call(del, "/projects/:id", projOwn, projects.Subject("delete"), ok, item),
+		call(put, "/projects/:id/run", projOwn, projects.Subject("run"), ok, item),
+		call(put, "/projects/:id/terminate", projOwn, projects.Subject("terminate"), ok, item),
+		call(put, "/projects/:id/archive", projOwn, projects.Subject("archive"), ok, item),
+		call(put, "/projects/:id/restore", projOwn, projects.Subject("restore"), ok, item),
+		call(get, "/projects/:id/healthcheck", projRead, projects.Subject("healthcheck"), ok, item),
+		call(get, "/projects/:id/ping", projRead, projects.Subject("ping"), ok, item),
+		call(get, "/projects/:id/logs", projRead, projects.Subject("logs"), ok, item),
+		call(get, "/projects/:id/stats", projRead, projects.Subject("stats"), ok, item),
+		call(get, "/stats", adminOnly, projects.Subject("stats-all"), ok, item), // every project
+		call(post, "/projects/:id/clone", projOwn, projects.Subject("clone"), created, item),
 		stream(get, "/projects/:id/export", projOwn, g.exportProject), // a whole copy of the project
 		stream(post, "/projects/import", signedIn, g.importProject),   // owned by its caller
 		serve(get, "/projects/:id/members", projRead, g.withAccess(g.listMembers)),
@@ -111,40 +108,40 @@ func (g *Gateway) routes() []endpoint {
 
 		// Experiments, runs, artifacts and the model registry (the
 		// tracking service), scoped by project_id.
-		call(get, "/experiments", projRead, trackingOp+"experiments.list", ok, list),
-		call(post, "/experiments", projWrite, trackingOp+"experiments.create", created, item),
-		call(get, "/experiments/:id", projRead, trackingOp+"experiments.get", ok, item),
-		call(del, "/experiments/:id", projWrite, trackingOp+"experiments.delete", ok, item),
-		call(put, "/experiments/:id/restore", projWrite, trackingOp+"experiments.restore", ok, item),
-		call(get, "/runs", projRead, trackingOp+"runs.list", ok, list),
-		call(get, "/runs/:id", projRead, trackingOp+"runs.get", ok, item),
-		call(del, "/runs/:id", projWrite, trackingOp+"runs.delete", ok, item),
-		call(put, "/runs/:id/restore", projWrite, trackingOp+"runs.restore", ok, item),
+		call(get, "/experiments", projRead, tracking.Subject("experiments.list"), ok, list),
+		call(post, "/experiments", projWrite, tracking.Subject("experiments.create"), created, item),
+		call(get, "/experiments/:id", projRead, tracking.Subject("experiments.get"), ok, item),
+		call(del, "/experiments/:id", projWrite, tracking.Subject("experiments.delete"), ok, item),
+		call(put, "/experiments/:id/restore", projWrite, tracking.Subject("experiments.restore"), ok, item),
+		call(get, "/runs", projRead, tracking.Subject("runs.list"), ok, list),
+		call(get, "/runs/:id", projRead, tracking.Subject("runs.get"), ok, item),
+		call(del, "/runs/:id", projWrite, tracking.Subject("runs.delete"), ok, item),
+		call(put, "/runs/:id/restore", projWrite, tracking.Subject("runs.restore"), ok, item),
 		// *key: metric keys may hold slashes (train/loss).
-		call(get, "/runs/:id/metrics/*key", projRead, trackingOp+"runs.metric-history", ok, list),
-		call(get, "/artifacts", projRead, trackingOp+"artifacts.list", ok, list),
+		call(get, "/runs/:id/metrics/*key", projRead, tracking.Subject("runs.metric-history"), ok, list),
+		call(get, "/artifacts", projRead, tracking.Subject("artifacts.list"), ok, list),
 		stream(get, "/artifacts/content", projRead, g.artifactContent),
 		stream(head, "/artifacts/content", projRead, g.artifactContent),
-		call(get, "/registered-models", projRead, trackingOp+"registered-models.list", ok, list),
-		call(post, "/registered-models", projWrite, trackingOp+"registered-models.create", created, item),
-		call(get, "/registered-models/:name", projRead, trackingOp+"registered-models.get", ok, item),
-		call(del, "/registered-models/:name", projWrite, trackingOp+"registered-models.delete", ok, item),
-		call(get, "/model-versions", projRead, trackingOp+"model-versions.list", ok, list),
-		call(get, "/model-versions/:version", projRead, trackingOp+"model-versions.get", ok, item),
-		call(del, "/model-versions/:version", projWrite, trackingOp+"model-versions.delete", ok, item),
-		call(put, "/model-versions/:version/aliases/:alias", projWrite, trackingOp+"model-versions.set-alias", ok, item),
-		call(del, "/model-versions/:version/aliases/:alias", projWrite, trackingOp+"model-versions.remove-alias", ok, item),
+		call(get, "/registered-models", projRead, tracking.Subject("registered-models.list"), ok, list),
+		call(post, "/registered-models", projWrite, tracking.Subject("registered-models.create"), created, item),
+		call(get, "/registered-models/:name", projRead, tracking.Subject("registered-models.get"), ok, item),
+		call(del, "/registered-models/:name", projWrite, tracking.Subject("registered-models.delete"), ok, item),
+		call(get, "/model-versions", projRead, tracking.Subject("model-versions.list"), ok, list),
+		call(get, "/model-versions/:version", projRead, tracking.Subject("model-versions.get"), ok, item),
+		call(del, "/model-versions/:version", projWrite, tracking.Subject("model-versions.delete"), ok, item),
+		call(put, "/model-versions/:version/aliases/:alias", projWrite, tracking.Subject("model-versions.set-alias"), ok, item),
+		call(del, "/model-versions/:version/aliases/:alias", projWrite, tracking.Subject("model-versions.remove-alias"), ok, item),
 
 		// Deployments (the deployer), authorised on the owning project.
-		call(get, "/deployments", projRead, deployerOp+"list", ok, list),
-		call(post, "/deployments", projWrite, deployerOp+"create", accepted, item),
-		call(get, "/deployments/:id", projRead, deployerOp+"get", ok, item),
-		call(del, "/deployments/:id", projWrite, deployerOp+"delete", ok, item),
-		call(put, "/deployments/:id/run", projWrite, deployerOp+"run", ok, item),
-		call(put, "/deployments/:id/stop", projWrite, deployerOp+"stop", ok, item),
-		call(get, "/deployments/:id/ping", projRead, deployerOp+"ping", ok, item),
-		call(get, "/deployments/:id/logs", projRead, deployerOp+"logs", ok, item),
-		call(get, "/deployments/:id/schema", projRead, deployerOp+"schema", ok, item),
+		call(get, "/deployments", projRead, deployer.Subject("list"), ok, list),
+		call(post, "/deployments", projWrite, deployer.Subject("create"), accepted, item),
+		call(get, "/deployments/:id", projRead, deployer.Subject("get"), ok, item),
+		call(del, "/deployments/:id", projWrite, deployer.Subject("delete"), ok, item),
+		call(put, "/deployments/:id/run", projWrite, deployer.Subject("run"), ok, item),
+		call(put, "/deployments/:id/stop", projWrite, deployer.Subject("stop"), ok, item),
+		call(get, "/deployments/:id/ping", projRead, deployer.Subject("ping"), ok, item),
+		call(get, "/deployments/:id/logs", projRead, deployer.Subject("logs"), ok, item),
+		call(get, "/deployments/:id/schema", projRead, deployer.Subject("schema"), ok, item),
 		stream(post, "/deployments/:id/predict", projRead, predict.handle), // a prediction changes nothing
 	}
 	// Each project's own MLflow, for the stock client and the MLflow UI;

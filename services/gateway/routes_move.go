@@ -22,20 +22,9 @@ import (
 // the projects service names; it never rides NATS and is never held in
 // memory whole. Clone moves nothing through the gateway.
 
-// exportPlan mirrors the projects service's answer.
-type exportPlan struct {
-	Filename  string `json:"filename"`
-	Dir       string `json:"dir"`
-	Meta      string `json:"meta"`
-	DB        string `json:"db"`
-	Artifacts string `json:"artifacts"`
-}
-
 func (g *Gateway) exportProject(c *gin.Context) {
-	req := events.Request{Path: map[string]string{"id": c.Param("id")}, Caller: c.GetString(callerKey)}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), g.cfg.RequestTimeout)
-	var plan exportPlan
-	err := events.Call(ctx, g.nc, "mlpanel.projects.export", req, &plan)
+	plan, err := g.projectsAPI.Export(ctx, c.Param("id"), c.GetString(callerKey))
 	cancel()
 	if err != nil {
 		writeError(c, err)
@@ -69,8 +58,7 @@ func abortStream(c *gin.Context) {
 func (g *Gateway) release(c *gin.Context, dir string) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 10*time.Second)
 	defer cancel()
-	body, _ := json.Marshal(map[string]string{"dir": dir})
-	if err := events.Call(ctx, g.nc, "mlpanel.projects.export.release", events.Request{Body: body}, nil); err != nil {
+	if err := g.projectsAPI.ReleaseExport(ctx, dir); err != nil {
 		g.logFor(c).Warn("releasing export staging folder", "dir", dir, "err", err)
 	}
 }
@@ -109,13 +97,12 @@ func (g *Gateway) importProject(c *gin.Context) {
 	if up, ok := in["upload"].(string); ok {
 		defer os.Remove(up) // the service removes it too; this covers a call that never reached it
 	}
-	body, _ := json.Marshal(in)
-	var reply json.RawMessage
-	if err := events.Call(ctx, g.nc, "mlpanel.projects.import", events.Request{Body: body, Caller: c.GetString(callerKey)}, &reply); err != nil {
+	p, err := g.projectsAPI.Import(ctx, in, c.GetString(callerKey))
+	if err != nil {
 		writeError(c, err)
 		return
 	}
-	c.Data(http.StatusCreated, "application/json; charset=utf-8", reply)
+	c.JSON(http.StatusCreated, p)
 }
 
 func (g *Gateway) importFromPath(c *gin.Context, in map[string]any) error {
@@ -178,15 +165,12 @@ func (g *Gateway) importFromForm(c *gin.Context, in map[string]any) error {
 // upload streams an archive into a file the projects service names.
 func (g *Gateway) upload(c *gin.Context, body io.Reader, in map[string]any) error {
 	ctx, cancel := context.WithTimeout(c.Request.Context(), g.cfg.RequestTimeout)
-	var slot struct {
-		Upload string `json:"upload"`
-	}
-	err := events.Call(ctx, g.nc, "mlpanel.projects.import.slot", events.Request{}, &slot)
+	upload, err := g.projectsAPI.ImportSlot(ctx)
 	cancel()
 	if err != nil {
 		return err
 	}
-	f, err := os.OpenFile(slot.Upload, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.OpenFile(upload, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return fmt.Errorf("storing the upload (the gateway needs the data home mounted, as the projects service has it): %w", err)
 	}
@@ -195,9 +179,9 @@ func (g *Gateway) upload(c *gin.Context, body io.Reader, in map[string]any) erro
 		err = cerr
 	}
 	if err != nil {
-		_ = os.Remove(slot.Upload)
+		_ = os.Remove(upload)
 		return events.Errorf(http.StatusBadRequest, "the upload broke off: %v", err)
 	}
-	in["upload"] = slot.Upload
+	in["upload"] = upload
 	return nil
 }

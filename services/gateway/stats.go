@@ -7,6 +7,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	projects "github.com/mlpanel/mlpanel/services/projects/client"
 )
 
 // What idle and running projects cost: GET /projects/{id}/stats (viewers
@@ -55,7 +56,7 @@ func (c projectStatsCollector) Collect(ch chan<- prometheus.Metric) {
 	var all struct {
 		Projects []projectStats `json:"projects"`
 	}
-	if err := events.Call(ctx, c.g.nc, "mlpanel.projects.stats-all", events.Request{}, &all); err != nil {
+	if err := events.Call(ctx, c.g.nc, projects.Subject("stats-all"), events.Request{}, &all); err != nil {
 		c.g.log.Warn("reading project stats for /metrics", "err", err)
 		return
 	}

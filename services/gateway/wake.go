@@ -2,9 +2,7 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -13,7 +11,6 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
-	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 )
@@ -24,16 +21,6 @@ import (
 // answers, so an MLflow client sees no error.
 
 type proxyProjectKey struct{}
-
-func newActivity(g *Gateway) *activity.Tracker {
-	return activity.New(func(ctx context.Context, r activity.Report) error {
-		body, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encoding activity report: %w", err)
-		}
-		return events.Call(ctx, g.nc, activity.Subject, events.Request{Body: body}, nil)
-	}, g.log)
-}
 
 // awake returns p once its server runs: at once if it runs, after a wake
 // if it sleeps or starts, else the answer that says how to start it.
@@ -53,9 +40,7 @@ func (g *Gateway) awake(ctx context.Context, p projectInfo) (projectInfo, error)
 func (g *Gateway) wake(ctx context.Context, id string) (projectInfo, error) {
 	ctx, cancel := context.WithTimeout(ctx, g.cfg.WakeTimeout+5*time.Second)
 	defer cancel()
-	var info projectInfo
-	err := events.Call(ctx, g.nc, "mlpanel.projects.wake", events.Request{Path: map[string]string{"id": id}}, &info)
-	return info, err
+	return g.projectsAPI.Wake(ctx, id)
 }
 
 // wakingTransport sends a proxied request again after waking the project

@@ -6,21 +6,23 @@ import (
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
+	projects "github.com/mlpanel/mlpanel/services/projects/client"
 )
 
-// Projects asks the projects service over NATS; it never reads the
-// projects collection, which that service owns.
+// Projects asks the projects service over NATS (its client package); it
+// never reads the projects collection, which that service owns.
 type Projects struct{ NC *nats.Conn }
+
+func fromProjects(p projects.Project) app.Project {
+	return app.Project{ID: p.ID, Name: p.Name, Status: string(p.Status), InternalURL: p.InternalURL, MlflowURI: p.MlflowURI}
+}
 
 // Wake returns the project once its server runs (the projects service
 // wakes a sleeping one), within ctx.
 func (p Projects) Wake(ctx context.Context, ref string) (app.Project, error) {
-	var out app.Project
-	err := events.Call(ctx, p.NC, events.ControlPrefix+".projects.wake",
-		events.Request{Path: map[string]string{"id": ref}}, &out)
-	return out, err
+	out, err := projects.New(p.NC).Wake(ctx, ref)
+	return fromProjects(out), err
 }
 
 // StartWaking asks the projects service to start a sleeping project
@@ -28,8 +30,7 @@ func (p Projects) Wake(ctx context.Context, ref string) (app.Project, error) {
 func (p Projects) StartWaking(ctx context.Context, ref string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return events.Call(ctx, p.NC, events.ControlPrefix+".projects.run",
-		events.Request{Path: map[string]string{"id": ref}}, nil)
+	return projects.New(p.NC).Run(ctx, ref)
 }
 
 // Get returns the project by id or name; the projects service's errors
@@ -37,8 +38,6 @@ func (p Projects) StartWaking(ctx context.Context, ref string) error {
 func (p Projects) Get(ctx context.Context, ref string) (app.Project, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	var out app.Project
-	err := events.Call(ctx, p.NC, events.ControlPrefix+".projects.get",
-		events.Request{Path: map[string]string{"id": ref}}, &out)
-	return out, err
+	out, err := projects.New(p.NC).Get(ctx, ref)
+	return fromProjects(out), err
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	deployer "github.com/mlpanel/mlpanel/services/deployer/client"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 )
 
@@ -21,7 +22,7 @@ func Deployments(nc *nats.Conn) func(ctx context.Context, projectID string) (jso
 			Items json.RawMessage `json:"items"`
 		}
 		req := events.Request{Query: map[string]string{"project_id": projectID}}
-		if err := events.CallIdempotent(ctx, nc, "mlpanel.deployer.list", req, &page); err != nil {
+		if err := events.CallIdempotent(ctx, nc, deployer.Subject("list"), req, &page); err != nil {
 			return nil, fmt.Errorf("listing deployments of project %s: %w", projectID, err)
 		}
 		if len(page.Items) == 0 || string(page.Items) == "null" {

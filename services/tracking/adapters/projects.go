@@ -4,20 +4,15 @@ package adapters
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"log/slog"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/activity"
+	projects "github.com/mlpanel/mlpanel/services/projects/client"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 )
-
-// ProjectsSubject is the projects service's get operation.
-var ProjectsSubject = events.ControlSubject("projects", "get")
 
 // Projects reads project records from the projects service. It caches
 // nothing: a lookup is one local NATS round trip, and a stale status would
@@ -31,14 +26,12 @@ type Projects struct {
 // NewProjects returns the adapter; Run reports the projects used.
 func NewProjects(nc *nats.Conn, timeout time.Duration, log *slog.Logger) *Projects {
 	p := &Projects{nc: nc, timeout: timeout}
-	p.activity = activity.New(func(ctx context.Context, r activity.Report) error {
-		body, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encoding activity report: %w", err)
-		}
-		return events.Call(ctx, nc, activity.Subject, events.Request{Body: body}, nil)
-	}, log)
+	p.activity = activity.New(projects.New(nc).Activity, log)
 	return p
+}
+
+func fromProjects(p projects.Project) app.Project {
+	return app.Project{ID: p.ID, Name: p.Name, Status: string(p.Status), InternalURL: p.InternalURL, Path: p.Path}
 }
 
 // Run reports the projects used until ctx ends.
@@ -50,9 +43,8 @@ func (p *Projects) Used(id string) { p.activity.Touch(id) }
 // Wake waits for the project's server, waking it first if it sleeps; the
 // caller's own deadline (the tracking operation's) bounds the wait.
 func (p *Projects) Wake(ctx context.Context, ref string) (app.Project, error) {
-	var out app.Project
-	err := events.Call(ctx, p.nc, events.ControlSubject("projects", "wake"), events.Request{Path: map[string]string{"id": ref}}, &out)
-	return out, err
+	out, err := projects.New(p.nc).Wake(ctx, ref)
+	return fromProjects(out), err
 }
 
 // Get returns the project with id or name ref. The projects service's
@@ -60,7 +52,6 @@ func (p *Projects) Wake(ctx context.Context, ref string) (app.Project, error) {
 func (p *Projects) Get(ctx context.Context, ref string) (app.Project, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
-	var out app.Project
-	err := events.Call(ctx, p.nc, ProjectsSubject, events.Request{Path: map[string]string{"id": ref}}, &out)
-	return out, err
+	out, err := projects.New(p.nc).Get(ctx, ref)
+	return fromProjects(out), err
 }

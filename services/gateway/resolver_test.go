@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	projects "github.com/mlpanel/mlpanel/services/projects/client"
 )
 
 // TestProjectCacheFollowsEvents: once a project event says running, the
@@ -31,14 +32,13 @@ func TestProjectCacheFollowsEvents(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = ms.Stop() })
 
-	pc := newProjectCache(nc)
-	pc.ttl = time.Hour // only events may change what it answers
-	if err := pc.watch(); err != nil {
+	pc := projects.NewResolver(projects.New(nc), time.Hour) // only events may change what it answers
+	if err := pc.Watch(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(pc.stop)
+	t.Cleanup(pc.Stop)
 	ctx := context.Background()
-	if p, err := pc.get(ctx, "churn"); err != nil || p.Status != "starting" {
+	if p, err := pc.Get(ctx, "churn"); err != nil || p.Status != "starting" {
 		t.Fatalf("first get: %+v %v", p, err)
 	}
 
@@ -62,7 +62,7 @@ func TestProjectCacheFollowsEvents(t *testing.T) {
 	publish("running", running)
 	deadline := time.Now().Add(2 * time.Second)
 	for {
-		p, err := pc.get(ctx, "churn")
+		p, err := pc.Get(ctx, "churn")
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -74,7 +74,7 @@ func TestProjectCacheFollowsEvents(t *testing.T) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-	if p, _ := pc.get(ctx, "3"); p.Status != "running" {
+	if p, _ := pc.Get(ctx, "3"); p.Status != "running" {
 		t.Fatalf("by id: %q", p.Status)
 	}
 	mu.Lock()
@@ -82,11 +82,11 @@ func TestProjectCacheFollowsEvents(t *testing.T) {
 	mu.Unlock()
 	publish("deleted", running)
 	time.Sleep(100 * time.Millisecond)
-	_, _ = pc.get(ctx, "churn")
+	_, _ = pc.Get(ctx, "churn")
 	// The answer asked for by name is kept: the next calls by name and by
 	// id are answered from memory, not by the service every time.
-	_, _ = pc.get(ctx, "churn")
-	_, _ = pc.get(ctx, "3")
+	_, _ = pc.Get(ctx, "churn")
+	_, _ = pc.Get(ctx, "3")
 	mu.Lock()
 	defer mu.Unlock()
 	if asked != before+1 {
