@@ -52,7 +52,7 @@ openapi:
 # Installs the pinned swagger-ui-dist with npm and checks that the files
 # embedded in the gateway are that package's.
 swaggerui:
-	services/gateway/swaggerui/verify.sh
+	services/gateway/npm-verify.sh swaggerui dist TestSwaggerUIMatchesNPM
 
 # The MLflow proxy's read/write table, generated from the pinned MLflow's own
 # routes (TestMLflowRouteTableIsCurrent fails when it is stale).
@@ -64,7 +64,7 @@ mlflowroutes: venv
 # Installs the pinned Preact+htm and uPlot with npm and checks that the
 # files the web panel embeds are those packages'.
 webui:
-	services/gateway/webui/verify.sh
+	services/gateway/npm-verify.sh webui vendor TestWebUIVendorMatchesNPM
 
 fmt:
 	gofmt -w $$(git ls-files '*.go')

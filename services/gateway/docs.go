@@ -15,7 +15,7 @@ var specFS embed.FS
 
 // swaggerUIFS holds the few files of the npm package swagger-ui-dist that
 // /docs needs, committed so `go build` works without npm; the test
-// TestSwaggerUIMatchesNPM and swaggerui/verify.sh check they equal the
+// TestSwaggerUIMatchesNPM and `make swaggerui` (npm-verify.sh) check they equal the
 // version pinned in swaggerui/package-lock.json.
 //
 //go:embed swaggerui/dist

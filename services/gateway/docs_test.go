@@ -122,7 +122,7 @@ func TestDocsAssets(t *testing.T) {
 }
 
 // The embedded files are the pinned npm package's, byte for byte. The
-// comparison needs `npm ci` in swaggerui/ (swaggerui/verify.sh does it);
+// comparison needs `npm ci` in swaggerui/ (`make swaggerui` does it);
 // without node_modules only the pins are checked.
 func TestSwaggerUIMatchesNPM(t *testing.T) {
 	var pkg struct {
@@ -156,7 +156,7 @@ func TestSwaggerUIMatchesNPM(t *testing.T) {
 
 	nm := filepath.Join("swaggerui", "node_modules", "swagger-ui-dist")
 	if _, err := os.Stat(nm); err != nil {
-		t.Skip("swaggerui/node_modules is absent: run swaggerui/verify.sh to compare the files with the npm package")
+		t.Skip("swaggerui/node_modules is absent: run `make swaggerui` to compare the files with the npm package")
 	}
 	var installed struct {
 		Version string `json:"version"`
@@ -173,7 +173,7 @@ func TestSwaggerUIMatchesNPM(t *testing.T) {
 			continue
 		}
 		if !bytes.Equal(embedded, fromNPM) {
-			t.Errorf("swaggerui/dist/%s differs from swagger-ui-dist %s: run swaggerui/verify.sh --update", n, pin)
+			t.Errorf("swaggerui/dist/%s differs from swagger-ui-dist %s: run `npm-verify.sh swaggerui dist TestSwaggerUIMatchesNPM --update`", n, pin)
 		}
 	}
 }

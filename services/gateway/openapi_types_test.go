@@ -10,8 +10,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+
+	dapp "github.com/mlpanel/mlpanel/services/deployer/app"
+	ddomain "github.com/mlpanel/mlpanel/services/deployer/domain"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
+	tapp "github.com/mlpanel/mlpanel/services/tracking/app"
+	tdomain "github.com/mlpanel/mlpanel/services/tracking/domain"
 )
 
 // jsonFields are the JSON names of a struct's fields, each with whether
@@ -58,28 +64,7 @@ func TestProjectSchemasMatchTheCode(t *testing.T) {
 		{"ProjectCreate", app.CreateInput{}, false},
 		{"ProjectUpdate", app.UpdateInput{}, false},
 	} {
-		ref := doc.Components.Schemas[c.schema]
-		if ref == nil || ref.Value == nil {
-			t.Errorf("no schema %s", c.schema)
-			continue
-		}
-		s := ref.Value
-		fields := jsonFields(reflect.TypeOf(c.v))
-		var props []string
-		for p := range s.Properties {
-			props = append(props, p)
-			if _, ok := fields[p]; !ok {
-				t.Errorf("schema %s has %q, which %T does not", c.schema, p, c.v)
-			}
-		}
-		for f, always := range fields {
-			if !slices.Contains(props, f) {
-				t.Errorf("%T has %q, which schema %s does not", c.v, f, c.schema)
-			}
-			if c.response && always != slices.Contains(s.Required, f) {
-				t.Errorf("%s.%s: always present in %T is %v, required in the schema is %v", c.schema, f, c.v, always, !always)
-			}
-		}
+		checkSchema(t, doc, c.schema, c.v, c.response)
 	}
 
 	// A real project, as the service encodes it, validates.
@@ -117,5 +102,63 @@ func TestProjectSchemasMatchTheCode(t *testing.T) {
 		if codeOK != specOK {
 			t.Errorf("name %q: code says %v, schema (%s) says %v", name, codeOK, pattern, specOK)
 		}
+	}
+}
+
+// checkSchema: schema and v have the same fields (besides extra, which
+// the gateway adds to the service's answer), and for an answer the
+// always-present ones are the required ones.
+func checkSchema(t *testing.T, doc *openapi3.T, schema string, v any, response bool, extra ...string) {
+	t.Helper()
+	ref := doc.Components.Schemas[schema]
+	if ref == nil || ref.Value == nil {
+		t.Errorf("no schema %s", schema)
+		return
+	}
+	s := ref.Value
+	fields := jsonFields(reflect.TypeOf(v))
+	var props []string
+	for p := range s.Properties {
+		props = append(props, p)
+		if _, ok := fields[p]; !ok && !slices.Contains(extra, p) {
+			t.Errorf("schema %s has %q, which %T does not", schema, p, v)
+		}
+	}
+	for f, always := range fields {
+		if !slices.Contains(props, f) {
+			t.Errorf("%T has %q, which schema %s does not", v, f, schema)
+		}
+		if response && always != slices.Contains(s.Required, f) {
+			t.Errorf("%s.%s: always present in %T is %v, required in the schema is %v", schema, f, v, always, !always)
+		}
+	}
+}
+
+// The tracking and deployer schemas and the Go types those services
+// encode their answers from (and decode their inputs into) have the same
+// fields; the original mlpanel's id keys are the gateway's additions.
+func TestTrackingAndDeployerSchemasMatchTheCode(t *testing.T) {
+	doc, err := loadSpec()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		schema   string
+		v        any
+		response bool
+		extra    []string
+	}{
+		{"Experiment", tdomain.Experiment{}, true, []string{"experiment_id"}},
+		{"ExperimentInput", tapp.ExperimentInput{}, false, nil},
+		{"Run", tdomain.Run{}, true, []string{"run_id"}},
+		{"Artifact", tdomain.Artifact{}, true, nil},
+		{"RegisteredModel", tdomain.RegisteredModel{}, true, []string{"model_id"}},
+		{"RegisteredModelInput", tapp.ModelInput{}, false, nil},
+		{"ModelVersion", tdomain.ModelVersion{}, true, nil},
+		{"Deployment", ddomain.Deployment{}, true, []string{"deployment_id"}},
+		{"DeploymentCreate", dapp.CreateInput{}, false, nil},
+		{"DeploymentHealth", dapp.Health{}, true, nil},
+	} {
+		checkSchema(t, doc, c.schema, c.v, c.response, c.extra...)
 	}
 }

@@ -10,7 +10,7 @@ import (
 
 // webUIFS is the web panel: its own code in webui/app (plain ES modules,
 // no build step) and the pinned third-party files in webui/vendor, which
-// TestWebUIVendorMatchesNPM and webui/verify.sh check against npm.
+// TestWebUIVendorMatchesNPM and `make webui` (npm-verify.sh) check against npm.
 //
 //go:embed webui/app webui/vendor
 var webUIFS embed.FS

@@ -11,7 +11,7 @@ import (
 )
 
 // The third-party files the panel embeds are exactly those of the npm
-// packages pinned in webui/package-lock.json (webui/verify.sh installs
+// packages pinned in webui/package-lock.json (`make webui` installs
 // them; without node_modules only the pins are checked).
 func TestWebUIVendorMatchesNPM(t *testing.T) {
 	var pkg struct {
@@ -44,7 +44,7 @@ func TestWebUIVendorMatchesNPM(t *testing.T) {
 	}
 	nm := filepath.Join("webui", "node_modules")
 	if _, err := os.Stat(nm); err != nil {
-		t.Log("webui/node_modules absent: run webui/verify.sh to compare the files too")
+		t.Log("webui/node_modules absent: run `make webui` to compare the files too")
 		return
 	}
 	for name, src := range from {
@@ -57,7 +57,7 @@ func TestWebUIVendorMatchesNPM(t *testing.T) {
 			t.Fatal(err)
 		}
 		if !bytes.Equal(got, want) {
-			t.Errorf("webui/vendor/%s differs from node_modules/%s: run webui/verify.sh --update", name, src)
+			t.Errorf("webui/vendor/%s differs from node_modules/%s: run `npm-verify.sh webui vendor TestWebUIVendorMatchesNPM --update`", name, src)
 		}
 	}
 }
