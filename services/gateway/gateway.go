@@ -168,7 +168,7 @@ func (g *Gateway) handler(rs []endpoint) *gin.Engine {
 	e.Use(g.specCheck())    // validate.go: requests and responses against the OpenAPI document
 	e.Use(g.auditMutations) // audit.go: every mutating call recorded, refused ones too
 	e.Use(g.preflight)      // session.go: CORS preflights need no token
-	e.Use(g.authenticate)   // auth.go: who calls, and may they
+	e.Use(g.authenticate)   // authn.go: who calls; authz.go: may they
 	e.Use(g.accessChanges)  // authcache.go: drop cached tokens and roles when they change
 	e.NoRoute(func(c *gin.Context) {
 		writeError(c, events.Errorf(http.StatusNotFound, "no endpoint %s %s: see /openapi.yaml", c.Request.Method, c.Request.URL.Path))

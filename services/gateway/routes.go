@@ -17,7 +17,7 @@ type endpoint struct {
 	access       need // policy.go; a route not in the table needs an admin
 	// stream marks the data plane: bodies of any size that take as long
 	// as they take, so no overall deadline, no body limit and no peeking
-	// at the body (observe.go limits, auth.go scope).
+	// at the body (observe.go limits, scope.go).
 	stream  bool
 	handler gin.HandlerFunc
 	subject string // the NATS operation a `call` row makes; "" for the others
