@@ -13,10 +13,10 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/cmd/mlpanel/stack"
-	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
+	projects "github.com/mlpanel/mlpanel/services/projects/client"
 )
 
 // benchTarget is one MLflow server reached through a gateway and directly.
@@ -113,11 +113,8 @@ func benchSetup(b *testing.B) {
 		}
 		// With auth on, mlflowUri is the gateway's address: the server
 		// itself is on a socket, which the projects service names.
-		var internal struct {
-			InternalURL string `json:"internalUrl"`
-		}
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err = events.Call(ctx, s.NC, "mlpanel.projects.get", events.Request{Path: map[string]string{"id": ap.ID}}, &internal)
+		internal, err := projects.New(s.NC).Get(ctx, ap.ID)
 		cancel()
 		if err != nil || internal.InternalURL == "" {
 			b.Fatalf("the auth panel's project has no internal address %q: %v", internal.InternalURL, err)
