@@ -27,19 +27,23 @@ import (
 //
 // (tests/e2e BenchmarkProxyOverhead measures the same with real MLflow.)
 //
-// spec-check=on is how the e2e suite runs its panels (MLPANEL_SPEC_CHECK).
+// auth=off is the same gateway with auth off (what auth itself costs is
+// the difference); spec-check=on is how the e2e suite runs its panels
+// (MLPANEL_SPEC_CHECK).
 func BenchmarkProxiedGET(b *testing.B) {
-	for _, check := range []bool{false, true} {
-		b.Run(fmt.Sprintf("spec-check=%v", map[bool]string{false: "off", true: "on"}[check]), func(b *testing.B) {
-			benchProxiedGET(b, check)
+	onOff := map[bool]string{false: "off", true: "on"}
+	for _, c := range []struct{ auth, check bool }{{false, false}, {true, false}, {true, true}} {
+		b.Run(fmt.Sprintf("auth=%s/spec-check=%s", onOff[c.auth], onOff[c.check]), func(b *testing.B) {
+			benchProxiedGET(b, c.auth, c.check)
 		})
 	}
 }
 
-func benchProxiedGET(b *testing.B, specCheck bool) {
+func benchProxiedGET(b *testing.B, auth, specCheck bool) {
 	w := newAuthWorld(b)
 	w.g.log = discardLogger() // as a server logging at info: the access line is formatted and dropped
 	w.g.cfg.SpecCheck = specCheck
+	w.g.cfg.Auth = auth // the users and members are made with auth on; then the switch
 	w.e = w.g.handler(w.g.routes())
 	admin := w.admin
 	editor := w.user("bencher")
@@ -63,10 +67,11 @@ func benchProxiedGET(b *testing.B, specCheck bool) {
 		if w.projects[i].ID == p.ID {
 			w.projects[i].Status = "running"
 			w.projects[i].InternalURL = sockhttp.URL(sock, "")
+			p = w.projects[i]
 		}
 	}
 	w.mu.Unlock()
-	w.g.projects.Apply(p.ID, projectInfo{}, false) // forget the stopped state
+	w.g.projects.Apply(p.ID, p, true) // as the project's running event does
 
 	gw := httptest.NewServer(w.e)
 	b.Cleanup(gw.Close)
