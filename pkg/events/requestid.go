@@ -28,28 +28,47 @@ func RequestID(ctx context.Context) string {
 
 // LogHandler adds request_id to every record logged with a context that
 // carries one (slog's *Context methods and LogAttrs), so a service's lines
-// for a call need no logger threaded through.
+// for a call need no logger threaded through. A logger that already says
+// request_id (With, or the record's own attrs) keeps its one.
 func LogHandler(h slog.Handler) slog.Handler {
 	if _, ok := h.(requestIDHandler); ok {
 		return h
 	}
-	return requestIDHandler{h}
+	return requestIDHandler{Handler: h}
 }
 
-type requestIDHandler struct{ slog.Handler }
+const requestIDAttr = "request_id"
+
+type requestIDHandler struct {
+	slog.Handler
+	has bool // WithAttrs gave it a request_id already
+}
 
 func (h requestIDHandler) Handle(ctx context.Context, r slog.Record) error {
-	if id := RequestID(ctx); id != "" {
+	if id := RequestID(ctx); id != "" && !h.has && !recordHas(r, requestIDAttr) {
 		r = r.Clone()
-		r.AddAttrs(slog.String("request_id", id))
+		r.AddAttrs(slog.String(requestIDAttr, id))
 	}
 	return h.Handler.Handle(ctx, r)
 }
 
+func recordHas(r slog.Record, key string) bool {
+	found := false
+	r.Attrs(func(a slog.Attr) bool {
+		found = a.Key == key
+		return !found
+	})
+	return found
+}
+
 func (h requestIDHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return requestIDHandler{h.Handler.WithAttrs(as)}
+	has := h.has
+	for _, a := range as {
+		has = has || a.Key == requestIDAttr
+	}
+	return requestIDHandler{h.Handler.WithAttrs(as), has}
 }
 
 func (h requestIDHandler) WithGroup(name string) slog.Handler {
-	return requestIDHandler{h.Handler.WithGroup(name)}
+	return requestIDHandler{h.Handler.WithGroup(name), h.has}
 }

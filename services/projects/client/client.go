@@ -47,10 +47,13 @@ func New(nc *nats.Conn) Client { return Client{nc} }
 
 func byID(ref string) events.Request { return events.Request{Path: map[string]string{"id": ref}} }
 
-// Get returns the project with id or name ref.
+// Get returns the project with id or name ref. It is a plain Call, not
+// CallIdempotent: services call it while they serve a request, also
+// while their connection drains at shutdown, when no new reply
+// subscription can be made.
 func (c Client) Get(ctx context.Context, ref string) (Project, error) {
 	var p Project
-	err := events.CallIdempotent(ctx, c.nc, Subject("get"), byID(ref), &p)
+	err := events.Call(ctx, c.nc, Subject("get"), byID(ref), &p)
 	return p, err
 }
 
