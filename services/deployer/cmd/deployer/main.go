@@ -6,16 +6,19 @@ import (
 	"context"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/services/deployer"
 )
 
-func main() { boot.Main("deployer", run) }
+func main() {
+	boot.Main("deployer", run, deployer.Settings...)
+}
 
 func run(ctx context.Context) error {
-	var r conf.Reader
-	cfg := deployer.ConfigFromEnv(&r)
-	c, err := boot.Connect(ctx, "deployer", &r, true)
+	cfg, err := deployer.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	c, err := boot.Connect(ctx, "deployer", true)
 	if err != nil {
 		return err
 	}

@@ -6,16 +6,19 @@ import (
 	"context"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/services/gateway"
 )
 
-func main() { boot.Main("gateway", run) }
+func main() {
+	boot.Main("gateway", run, gateway.Settings...)
+}
 
 func run(ctx context.Context) error {
-	var r conf.Reader
-	cfg := gateway.ConfigFromEnv(&r)
-	c, err := boot.Connect(ctx, "gateway", &r, true)
+	cfg, err := gateway.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	c, err := boot.Connect(ctx, "gateway", true)
 	if err != nil {
 		return err
 	}

@@ -6,16 +6,19 @@ import (
 	"context"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/services/projects"
 )
 
-func main() { boot.Main("projects", run) }
+func main() {
+	boot.Main("projects", run, projects.Settings...)
+}
 
 func run(ctx context.Context) error {
-	var r conf.Reader
-	cfg := projects.ConfigFromEnv(&r)
-	c, err := boot.Connect(ctx, "projects", &r, true)
+	cfg, err := projects.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	c, err := boot.Connect(ctx, "projects", true)
 	if err != nil {
 		return err
 	}

@@ -6,16 +6,19 @@ import (
 	"context"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/services/tracking"
 )
 
-func main() { boot.Main("tracking", run) }
+func main() {
+	boot.Main("tracking", run, tracking.Settings...)
+}
 
 func run(ctx context.Context) error {
-	var r conf.Reader
-	cfg := tracking.ConfigFromEnv(&r)
-	c, err := boot.Connect(ctx, "tracking", &r, false)
+	cfg, err := tracking.ConfigFromEnv()
+	if err != nil {
+		return err
+	}
+	c, err := boot.Connect(ctx, "tracking", false)
 	if err != nil {
 		return err
 	}
