@@ -15,6 +15,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/archive"
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -24,6 +25,9 @@ type MLflowDB interface {
 	Snapshot(ctx context.Context, src, dst string) error
 	// Revision is a database's alembic schema revision.
 	Revision(ctx context.Context, path string) (string, error)
+	// CurrentRevision is Revision of a project's live database, read
+	// again only when the file changed.
+	CurrentRevision(ctx context.Context, path string) (string, error)
 	// Relocate moves the artifact locations recorded under from to to.
 	Relocate(ctx context.Context, path, from, to string) (int64, error)
 	// Pinned is the panel's MLflow version and the revisions it knows.
@@ -39,14 +43,9 @@ type Pinned struct {
 	Revisions []string `json:"revisions"`
 }
 
-// Knows reports whether rev is a schema revision of the pinned MLflow.
-func (p Pinned) Knows(rev string) bool {
-	for _, r := range p.Revisions {
-		if r == rev {
-			return true
-		}
-	}
-	return false
+// Check is what a database at rev means to the pinned MLflow.
+func (p Pinned) Check(rev string) mlflowschema.Status {
+	return mlflowschema.Check(rev, p.Head, p.Revisions)
 }
 
 // Mover exports, imports and clones projects. It shares the service's
@@ -317,14 +316,14 @@ func (m *Mover) adopt(ctx context.Context, staging string, meta Meta, in ImportI
 	if err != nil {
 		return domain.Project{}, err
 	}
-	switch {
-	case rev == "":
+	switch pinned.Check(rev) {
+	case mlflowschema.Empty:
 		return domain.Project{}, events.Errorf(http.StatusBadRequest, "invalid project archive: %s has no MLflow schema revision", archive.DBName)
-	case !pinned.Knows(rev):
+	case mlflowschema.Unknown:
 		return domain.Project{}, events.Errorf(http.StatusBadRequest,
 			"the archive's database is at schema revision %s (MLflow %s), which this panel's MLflow %s does not know: import it into a panel with that MLflow or newer",
 			rev, meta.MlflowVersion, pinned.Version)
-	case rev != pinned.Head:
+	case mlflowschema.Older:
 		if out, err := m.db.Upgrade(ctx, db); err != nil {
 			return domain.Project{}, events.Errorf(http.StatusBadRequest,
 				"the archive's database (MLflow %s, revision %s) could not be migrated to MLflow %s: %v; last lines:\n%s",
@@ -426,7 +425,7 @@ type Described struct {
 }
 
 // Describe is Find plus the MLflow version and the schema revision, read
-// from the database itself (read-only, one row).
+// from the database itself (read-only, one row) when its file changed.
 func (m *Mover) Describe(ctx context.Context, ref string) (Described, error) {
 	p, err := m.s.Find(ctx, ref)
 	if err != nil {
@@ -438,7 +437,7 @@ func (m *Mover) Describe(ctx context.Context, ref string) (Described, error) {
 	}
 	db := filepath.Join(p.Path, archive.DBName)
 	if _, err := os.Stat(db); err == nil {
-		if rev, err := m.db.Revision(ctx, db); err == nil {
+		if rev, err := m.db.CurrentRevision(ctx, db); err == nil {
 			d.SchemaRevision = rev
 		}
 	}
