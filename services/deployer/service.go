@@ -90,12 +90,18 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	if err != nil {
 		return err
 	}
-	backends := map[domain.Type]app.Backend{
-		domain.TypeLocal: &adapters.Local{
-			Mlflow: cfg.Mlflow, Home: cfg.Home, Host: cfg.Host, Advert: cfg.AdvertHost,
-			Ports: cfg.Ports, Workers: cfg.Workers,
-		},
+	local := &adapters.Local{
+		Mlflow: cfg.Mlflow, Home: cfg.Home, Host: cfg.Host, Advert: cfg.AdvertHost,
+		Ports: cfg.Ports, Workers: cfg.Workers,
 	}
+	// Deferred first, so it runs last: after the reconciler has stopped
+	// (or left) the model servers that fetched their models through it.
+	defer func() {
+		if err := local.Close(); err != nil {
+			log.Warn("closing the socket relay", "err", err)
+		}
+	}()
+	backends := map[domain.Type]app.Backend{domain.TypeLocal: local}
 	if cfg.GCP.Project != "" {
 		gcp, err := adapters.NewGCP(ctx, cfg.GCP, cfg.Home, log)
 		if err != nil {

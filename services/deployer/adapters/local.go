@@ -64,6 +64,20 @@ func (l *Local) TrackingURI(p app.Project) string {
 	return u
 }
 
+// Close stops the relay, if one was started; the model servers are the
+// service's to stop or leave (StopOnExit). A later TrackingURI starts a
+// new relay.
+func (l *Local) Close() error {
+	l.mu.Lock()
+	r := l.relay
+	l.relay = nil
+	l.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	return r.Close()
+}
+
 // Start picks a port (the deployment's previous one when it is free, so
 // its url rarely changes) and launches the server without a shell.
 func (l *Local) Start(_ context.Context, t app.Target, _ func(domain.Stage)) (app.Server, error) {
