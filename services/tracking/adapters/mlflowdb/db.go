@@ -116,4 +116,3 @@ func (r *Reader) fallback(path, reason string) error {
 	}
 	return ErrFallback
 }
-
