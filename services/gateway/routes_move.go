@@ -63,6 +63,10 @@ func (g *Gateway) exportProject(c *gin.Context) {
 		writeError(c, fmt.Errorf("reading the export of project %s (the gateway needs the data home mounted, as the projects service has it): %w", c.Param("id"), err))
 		return
 	}
+	if meta, err = g.withMembers(c.Request.Context(), meta); err != nil {
+		writeError(c, err)
+		return
+	}
 	c.Header("Content-Type", "application/gzip")
 	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": plan.Filename}))
 	c.Status(http.StatusOK)
@@ -126,12 +130,24 @@ func (g *Gateway) importProject(c *gin.Context) {
 		defer os.Remove(up) // the service removes it too; this covers a call that never reached it
 	}
 	body, _ := json.Marshal(in)
-	var reply json.RawMessage
+	var reply map[string]json.RawMessage
 	if err := events.Call(ctx, g.nc, "mlpanel.projects.import", events.Request{Body: body, Caller: c.GetString(callerKey)}, &reply); err != nil {
 		writeError(c, err)
 		return
 	}
-	c.Data(http.StatusCreated, "application/json; charset=utf-8", reply)
+	// The project exists from here on: a member that cannot be restored
+	// is reported, not a reason to fail the import.
+	var p projectInfo
+	raw, _ := json.Marshal(reply)
+	_ = json.Unmarshal(raw, &p)
+	rep, err := g.restoreMembers(ctx, p, reply["archiveMembers"])
+	if err != nil {
+		g.logFor(c).Warn("restoring the members of an imported project", "project", p.ID, "err", err)
+		rep.Skipped = append(rep.Skipped, skippedMember{Reason: "restoring members failed (" + err.Error() + "): add them with PUT /projects/{id}/members/{user}"})
+	}
+	delete(reply, "archiveMembers")
+	reply["members"], _ = json.Marshal(rep)
+	c.JSON(http.StatusCreated, reply)
 }
 
 func (g *Gateway) importFromPath(c *gin.Context, in map[string]any) error {

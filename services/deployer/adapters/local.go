@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
@@ -154,8 +154,7 @@ func (l *Local) reserve(d domain.Deployment) (int, error) {
 			return port, nil
 		}
 	}
-	return 0, &app.Permanent{Err: events.Errorf(http.StatusServiceUnavailable,
-		"no free port left in MLPANEL_DEPLOY_PORT_RANGE %s: stop or delete deployments you no longer need, or widen the range", l.Ports)}
+	return 0, &app.Permanent{Err: errs.Unavailablef("no free port left in MLPANEL_DEPLOY_PORT_RANGE %s: stop or delete deployments you no longer need, or widen the range", l.Ports)}
 }
 
 func (l *Local) release(port int) {

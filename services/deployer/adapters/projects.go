@@ -20,7 +20,7 @@ func (p Projects) Wake(ctx context.Context, ref string) (app.Project, error) {
 	var out app.Project
 	err := events.Call(ctx, p.NC, events.ControlPrefix+".projects.wake",
 		events.Request{Path: map[string]string{"id": ref}}, &out)
-	return out, err
+	return out, events.AsDomain(err)
 }
 
 // StartWaking asks the projects service to start a sleeping project
@@ -28,17 +28,18 @@ func (p Projects) Wake(ctx context.Context, ref string) (app.Project, error) {
 func (p Projects) StartWaking(ctx context.Context, ref string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return events.Call(ctx, p.NC, events.ControlPrefix+".projects.run",
-		events.Request{Path: map[string]string{"id": ref}}, nil)
+	return events.AsDomain(events.Call(ctx, p.NC, events.ControlPrefix+".projects.run",
+		events.Request{Path: map[string]string{"id": ref}}, nil))
 }
 
 // Get returns the project by id or name; the projects service's errors
-// (404 for an unknown project) come back as they are.
+// come back as kinds (errs.NotFound for an unknown project) with its
+// messages.
 func (p Projects) Get(ctx context.Context, ref string) (app.Project, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	var out app.Project
 	err := events.Call(ctx, p.NC, events.ControlPrefix+".projects.get",
 		events.Request{Path: map[string]string{"id": ref}}, &out)
-	return out, err
+	return out, events.AsDomain(err)
 }
