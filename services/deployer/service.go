@@ -6,7 +6,6 @@ package deployer
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -29,11 +28,9 @@ const Version = "0.1.0"
 // Config is the deployer's settings: each tagged field is one MLPANEL_*
 // variable with its default (pkg/platform/conf), GCP's included.
 type Config struct {
-	// Home is the data home (deployments' logs); ConfigFromEnv makes it
-	// absolute.
-	Home string `env:"MLPANEL_HOME" envDefault:".mlpanel"`
-	// Mlflow is the mlflow executable; by default the repository's .venv's.
-	Mlflow string `env:"MLPANEL_MLFLOW" conf:"computed"`
+	// Runner is the data home (deployments' logs; the projects' artifacts
+	// models are served from) and the mlflow executable.
+	conf.Runner
 	// Ports are the ports local model servers take, lo-hi.
 	Ports proc.Range `env:"MLPANEL_DEPLOY_PORT_RANGE" envDefault:"6000-6099"`
 	// Host is where local model servers bind.
@@ -70,9 +67,8 @@ func ConfigFromEnv() (Config, error) {
 	if err := conf.Load(&c); err != nil {
 		return c, err
 	}
-	c.Home, _ = filepath.Abs(c.Home)
-	if c.Mlflow == "" {
-		c.Mlflow = conf.DefaultMlflow()
+	if err := c.Resolve(); err != nil {
+		return c, err
 	}
 	if c.AdvertHost == "" {
 		c.AdvertHost = conf.Reachable(c.Host)
@@ -83,7 +79,7 @@ func ConfigFromEnv() (Config, error) {
 // Run serves the deployer until ctx ends.
 func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) error {
 	log = log.With("service", ports.Service)
-	if err := conf.CheckMlflow(cfg.Mlflow); err != nil {
+	if err := cfg.Check(); err != nil {
 		return err
 	}
 	js, err := events.OpenStream(ctx, nc)
@@ -117,13 +113,8 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	}, adapters.NewMongoStore(db), adapters.Projects{NC: nc}, adapters.NewRegistry(), backends,
 		events.NewPublisher(js, "mlpanel/deployer"), log)
 
-	return reconcile.Serve(ctx, svc, func() (reconcile.Endpoints, error) {
-		ms, err := ports.Register(nc, svc, Version)
-		if err == nil {
-			log.Info("deployer ready", "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
-		}
-		return ms, err
-	}, log)
+	register := func() (reconcile.Endpoints, error) { return ports.Register(nc, svc, Version) }
+	return reconcile.Serve(ctx, svc, register, log, "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
 }
 
 func (c Config) stopOnExit() bool {

@@ -36,9 +36,9 @@ const Version = "0.1.0"
 // MLPANEL_* variable with its default (pkg/platform/conf); the untagged
 // ones are derived from them by ConfigFromEnv.
 type Config struct {
-	// Home is the data home: projects' SQLite databases, artifacts, logs
-	// and sockets. ConfigFromEnv makes it absolute.
-	Home string `env:"MLPANEL_HOME" envDefault:".mlpanel"`
+	// Runner is the data home (projects' SQLite databases, artifacts,
+	// logs and sockets) and the mlflow executable.
+	conf.Runner
 	// Ports are the ports tracking servers take, lo-hi.
 	Ports proc.Range `env:"MLPANEL_PORT_RANGE" envDefault:"5000-5099"`
 	// Host is where tracking servers bind.
@@ -60,8 +60,6 @@ type Config struct {
 	HTTPAddr string `env:"MLPANEL_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
 	// GatewayURL is the gateway's address, derived from HTTPAddr.
 	GatewayURL string
-	// Mlflow is the mlflow executable; by default the repository's .venv's.
-	Mlflow string `env:"MLPANEL_MLFLOW" conf:"computed"`
 	// Workers are gunicorn/uvicorn workers per tracking server.
 	Workers int `env:"MLPANEL_MLFLOW_WORKERS" envDefault:"1"`
 	// Jobs runs tracking servers with MLflow's job execution enabled.
@@ -102,9 +100,8 @@ func ConfigFromEnv() (Config, error) {
 	if err := conf.Load(&c); err != nil {
 		return c, err
 	}
-	c.Home, _ = filepath.Abs(c.Home)
-	if c.Mlflow == "" {
-		c.Mlflow = conf.DefaultMlflow()
+	if err := c.Resolve(); err != nil {
+		return c, err
 	}
 	if c.BackupDir == "" {
 		c.BackupDir = filepath.Join(c.Home, "backups")
@@ -122,7 +119,7 @@ func ConfigFromEnv() (Config, error) {
 // started.
 func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) error {
 	log = log.With("service", ports.Service)
-	if err := conf.CheckMlflow(cfg.Mlflow); err != nil {
+	if err := cfg.Check(); err != nil {
 		return err
 	}
 	js, err := events.OpenStream(ctx, nc)
@@ -161,13 +158,8 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	if cfg.BackupEvery > 0 {
 		go mover.ScheduleBackups(ctx, cfg.BackupEvery, cfg.BackupDir, cfg.BackupKeep)
 	}
-	return reconcile.Serve(ctx, svc, func() (reconcile.Endpoints, error) {
-		ms, err := ports.Register(nc, svc, Version, ports.MoveOps(mover))
-		if err == nil {
-			log.Info("projects service ready", "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
-		}
-		return ms, err
-	}, log)
+	register := func() (reconcile.Endpoints, error) { return ports.Register(nc, svc, Version, ports.MoveOps(mover)) }
+	return reconcile.Serve(ctx, svc, register, log, "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
 }
 
 func (c Config) servers() *adapters.MLflowServers {

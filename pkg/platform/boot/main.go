@@ -32,6 +32,26 @@ func Main(name string, run func(ctx context.Context) error, cfgs ...any) {
 	}
 }
 
+// Service is the whole main of a separately run service: -h lists its
+// settings (the structs in settings); otherwise it loads its Config with
+// load, connects (to MongoDB too when withMongo), and runs serve until
+// SIGINT or SIGTERM, then closes the connections. A malformed setting or
+// a failed connection exits 1 naming it.
+func Service[C any](name string, settings []any, withMongo bool, load func() (C, error), serve func(ctx context.Context, cfg C, c *Conns) error) {
+	Main(name, func(ctx context.Context) error {
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		c, err := Connect(ctx, name, withMongo)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return serve(ctx, cfg, c)
+	}, settings...)
+}
+
 // Conns are a separately run service's connections.
 type Conns struct {
 	NATS  *nats.Conn

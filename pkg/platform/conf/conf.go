@@ -202,3 +202,32 @@ func CheckMlflow(path string) error {
 	}
 	return nil
 }
+
+// Runner is the settings of a service that runs MLflow processes (the
+// projects and deployer services embed it): the data home and the mlflow
+// executable.
+type Runner struct {
+	// Home is the data home: databases, artifacts, logs and sockets.
+	// Resolve makes it absolute.
+	Home string `env:"MLPANEL_HOME" envDefault:".mlpanel"`
+	// Mlflow is the mlflow executable; by default the repository's .venv's
+	// (DefaultMlflow).
+	Mlflow string `env:"MLPANEL_MLFLOW" conf:"computed"`
+}
+
+// Resolve fills what Load leaves to the code: an absolute Home and the
+// default mlflow.
+func (r *Runner) Resolve() error {
+	home, err := filepath.Abs(r.Home)
+	if err != nil {
+		return fmt.Errorf("MLPANEL_HOME=%q: %w", r.Home, err)
+	}
+	r.Home = home
+	if r.Mlflow == "" {
+		r.Mlflow = DefaultMlflow()
+	}
+	return nil
+}
+
+// Check stops a start when the mlflow executable is missing (CheckMlflow).
+func (r Runner) Check() error { return CheckMlflow(r.Mlflow) }

@@ -10,18 +10,8 @@ import (
 )
 
 func main() {
-	boot.Main("deployer", run, deployer.Settings...)
-}
-
-func run(ctx context.Context) error {
-	cfg, err := deployer.ConfigFromEnv()
-	if err != nil {
-		return err
-	}
-	c, err := boot.Connect(ctx, "deployer", true)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return deployer.Run(ctx, cfg, c.NATS, c.DB, c.Log)
+	boot.Service("deployer", deployer.Settings, true, deployer.ConfigFromEnv,
+		func(ctx context.Context, cfg deployer.Config, c *boot.Conns) error {
+			return deployer.Run(ctx, cfg, c.NATS, c.DB, c.Log)
+		})
 }

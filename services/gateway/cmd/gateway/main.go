@@ -10,18 +10,8 @@ import (
 )
 
 func main() {
-	boot.Main("gateway", run, gateway.Settings...)
-}
-
-func run(ctx context.Context) error {
-	cfg, err := gateway.ConfigFromEnv()
-	if err != nil {
-		return err
-	}
-	c, err := boot.Connect(ctx, "gateway", true)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return gateway.New(cfg, c.NATS, c.DB, c.Log).Run(ctx)
+	boot.Service("gateway", gateway.Settings, true, gateway.ConfigFromEnv,
+		func(ctx context.Context, cfg gateway.Config, c *boot.Conns) error {
+			return gateway.New(cfg, c.NATS, c.DB, c.Log).Run(ctx)
+		})
 }

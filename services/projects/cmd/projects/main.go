@@ -10,18 +10,8 @@ import (
 )
 
 func main() {
-	boot.Main("projects", run, projects.Settings...)
-}
-
-func run(ctx context.Context) error {
-	cfg, err := projects.ConfigFromEnv()
-	if err != nil {
-		return err
-	}
-	c, err := boot.Connect(ctx, "projects", true)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return projects.Run(ctx, cfg, c.NATS, c.DB, c.Log)
+	boot.Service("projects", projects.Settings, true, projects.ConfigFromEnv,
+		func(ctx context.Context, cfg projects.Config, c *boot.Conns) error {
+			return projects.Run(ctx, cfg, c.NATS, c.DB, c.Log)
+		})
 }

@@ -10,18 +10,8 @@ import (
 )
 
 func main() {
-	boot.Main("tracking", run, tracking.Settings...)
-}
-
-func run(ctx context.Context) error {
-	cfg, err := tracking.ConfigFromEnv()
-	if err != nil {
-		return err
-	}
-	c, err := boot.Connect(ctx, "tracking", false)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return tracking.Run(ctx, cfg, c.NATS, c.Log)
+	boot.Service("tracking", tracking.Settings, false, tracking.ConfigFromEnv,
+		func(ctx context.Context, cfg tracking.Config, c *boot.Conns) error {
+			return tracking.Run(ctx, cfg, c.NATS, c.Log)
+		})
 }
