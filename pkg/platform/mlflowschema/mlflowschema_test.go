@@ -58,7 +58,7 @@ func TestCheck(t *testing.T) {
 	}
 }
 
-func newDB(t *testing.T, rev string) (string, *sql.DB) {
+func newDB(t testing.TB, rev string) (string, *sql.DB) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "mlflow.db")
 	db, err := sql.Open("sqlite", "file:"+path)
