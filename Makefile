@@ -9,7 +9,7 @@ BIN     := bin
 MODULES := $(shell $(GO) list -m -f '{{.Dir}}/...' 2>/dev/null)
 PY_REQS := python/requirements.txt $(wildcard python/requirements-test.txt)
 
-.PHONY: run test bench build venv vet fmt clean openapi swaggerui mlflowroutes webui
+.PHONY: run test bench build venv vet modules fmt clean openapi swaggerui mlflowroutes webui
 
 run: venv build
 	./$(BIN)/mlpanel
@@ -31,12 +31,21 @@ vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
 	$(GO) vet $(MODULES)
 
+# Each module builds, vets and tidies on its own, outside the workspace
+# (require + replace between the modules; see README "Modules"), so a
+# module's go.mod is the truth about its dependencies.
+modules:
+	@set -e; for d in $(patsubst %/...,%,$(MODULES)); do \
+		echo "module $$d"; \
+		(cd $$d && GOWORK=off $(GO) mod tidy -diff && GOWORK=off $(GO) vet ./...) || { echo "$$d: does not build, vet or tidy on its own (GOWORK=off)"; exit 1; }; \
+	done
+
 # The libraries and services run their unit and integration tests under
 # the race detector; the end-to-end modules (whose time goes to MLflow
 # processes, not Go) run without it, to keep within the CI budget.
 RACE_MODULES := $(filter $(CURDIR)/pkg/% $(CURDIR)/services/%,$(MODULES))
 
-test: venv vet swaggerui webui
+test: venv vet modules swaggerui webui
 	$(GO) test -race -vet=off -count=1 -timeout 30m $(RACE_MODULES)
 	$(GO) test -vet=off -count=1 -timeout 45m $(filter-out $(RACE_MODULES),$(MODULES))
 
@@ -44,6 +53,7 @@ test: venv vet swaggerui webui
 bench: venv
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./tests/e2e/
 	$(GO) test -run '^$$' -bench BenchmarkTrackingReads -benchtime 1x -timeout 30m ./services/tracking/adapters/mlflowdb/
+	$(GO) test -run '^$$' -bench BenchmarkRevision -benchtime 200x ./pkg/platform/mlflowschema/
 
 # The OpenAPI document is the merge of services/gateway/openapi/*.yaml.
 openapi:

@@ -2,8 +2,6 @@ package deployments
 
 import (
 	"context"
-	"go/parser"
-	"go/token"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -208,47 +206,15 @@ func requireVolume(t *testing.T, p *types.Project, service, target string) types
 	return types.ServiceVolumeConfig{}
 }
 
-// serviceSettings are the settings a service's binary reads: its own folder
-// (service code and cmd/<name>/main.go) and the shared pkg/ code, except
-// that pkg/'s MLPANEL_MONGO_URI counts only for a service with state (one
-// whose code imports the Mongo driver): the shared connect code reads it
-// only for those.
+// serviceSettings are the settings a service's binary reads, by name.
 func serviceSettings(all []setting, service string) map[string][]setting {
 	out := map[string][]setting{}
-	stateful := importsMongo(service)
 	for _, s := range all {
-		f := filepath.ToSlash(s.File)
-		own := strings.HasPrefix(f, "services/"+service+"/")
-		shared := strings.HasPrefix(f, "pkg/") && (s.Name != "MONGO_URI" || stateful)
-		if own || shared {
+		if s.Command == service {
 			out[s.Name] = append(out[s.Name], s)
 		}
 	}
 	return out
-}
-
-// importsMongo reports whether any non-test Go file of the service imports
-// the MongoDB driver.
-func importsMongo(service string) bool {
-	wd, _ := os.Getwd()
-	dir := filepath.Join(filepath.Dir(wd), "services", service)
-	found := false
-	_ = filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
-		if err != nil || found || d.IsDir() || !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(token.NewFileSet(), path, nil, parser.ImportsOnly)
-		if err != nil {
-			return nil
-		}
-		for _, imp := range f.Imports {
-			if strings.HasPrefix(strings.Trim(imp.Path.Value, `"`), "go.mongodb.org/mongo-driver") {
-				found = true
-			}
-		}
-		return nil
-	})
-	return found
 }
 
 // TestComposeSettings: every MLPANEL_ setting a service reads is set in
@@ -278,8 +244,8 @@ func TestComposeSettings(t *testing.T) {
 				continue
 			}
 			if _, ok := docs[name]; !ok {
-				t.Errorf("%s reads MLPANEL_%s (%s:%d): neither set in docker-compose.yml nor documented with a default in .env.example",
-					service, name, reads[name][0].File, reads[name][0].Line)
+				t.Errorf("%s reads MLPANEL_%s (%s): neither set in docker-compose.yml nor documented with a default in .env.example",
+					service, name, reads[name][0].Where)
 			}
 		}
 		for key := range p.Services[service].Environment {
@@ -298,8 +264,8 @@ func TestComposeSettings(t *testing.T) {
 			for _, r := range reads[name] {
 				if loopback(r.Default) {
 					if _, set := env(service, name); !set {
-						t.Errorf("%s reads MLPANEL_%s with the loopback default %q (%s:%d): compose must set it",
-							service, name, r.Default, r.File, r.Line)
+						t.Errorf("%s reads MLPANEL_%s with the loopback default %q (%s): compose must set it",
+							service, name, r.Default, r.Where)
 					}
 					break
 				}

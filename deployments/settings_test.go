@@ -2,18 +2,21 @@ package deployments
 
 import (
 	"bufio"
-	"go/ast"
-	"go/parser"
-	"go/token"
-	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"sort"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/mlpanel/mlpanel/cmd/mlpanel/stack"
+	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/services/deployer"
+	"github.com/mlpanel/mlpanel/services/gateway"
+	"github.com/mlpanel/mlpanel/services/projects"
+	"github.com/mlpanel/mlpanel/services/tracking"
 )
 
 // repoRoot is the repository root, one level above this module.
@@ -26,16 +29,27 @@ func repoRoot(t testing.TB) string {
 	return filepath.Dir(wd)
 }
 
-// setting is one MLPANEL_* read found in the code.
+// setting is one MLPANEL_* setting of a command's settings structs.
 type setting struct {
 	Name string // without the prefix, e.g. "HTTP_ADDR"
-	Kind string // String, Int, Bool, Duration, or Getenv
-	// Default is the default's value as the documentation writes it, or ""
-	// with Dynamic set when the code computes it (e.g. DefaultMlflow()).
+	Kind string // "Duration" for time.Duration (compared by value), else the Go type
+	// Default is the envDefault tag, or "" with Dynamic set when the code
+	// computes it (conf:"computed", e.g. from another setting).
 	Default string
 	Dynamic bool
-	File    string // relative to the repository root
-	Line    int
+	Command string // the compose service, or "mlpanel" for the all-in-one
+	Where   string // the struct field, e.g. "projects.Config.Ports"
+}
+
+// commands are the settings structs each command loads, by compose
+// service name ("mlpanel" is the all-in-one): the lists the mains hand to
+// boot.Main for -h, so what is checked here is what the binaries read.
+var commands = map[string][]any{
+	"projects": projects.Settings,
+	"tracking": tracking.Settings,
+	"deployer": deployer.Settings,
+	"gateway":  gateway.Settings,
+	"mlpanel":  stack.Settings,
 }
 
 // pendingSettings may be documented and set in compose before the code
@@ -44,143 +58,34 @@ type setting struct {
 // other.
 var pendingSettings = map[string]string{}
 
-var settingName = regexp.MustCompile(`^[A-Z][A-Z0-9_]*$`)
-
-// codeSettings finds every setting the Go code reads: calls of the
-// conf.Reader methods String/Int/Bool/Duration/PortRange whose first argument is an
-// upper-case literal name, and os.Getenv/os.LookupEnv of "MLPANEL_..."
-// literals. It parses the source (no type checking), so a receiver not named
-// like the conf.Reader is still found; tests and the virtualenv are skipped.
-func codeSettings(t testing.TB, root string) []setting {
+// codeSettings lists every setting of every command, from the tagged
+// fields of their settings structs (pkg/platform/conf.Settings): the
+// structs are the source of truth the documentation is checked against.
+func codeSettings(t testing.TB, _ string) []setting {
 	t.Helper()
 	var out []setting
-	fset := token.NewFileSet()
-	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
-		if err != nil {
-			return err
-		}
-		if d.IsDir() {
-			name := d.Name()
-			if path != root && (strings.HasPrefix(name, ".") || name == "node_modules" || name == "vendor" || name == "testdata" || name == "bin") {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
-			return nil
-		}
-		f, err := parser.ParseFile(fset, path, nil, parser.SkipObjectResolution)
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(root, path)
-		ast.Inspect(f, func(n ast.Node) bool {
-			call, ok := n.(*ast.CallExpr)
-			if !ok || len(call.Args) == 0 {
-				return true
-			}
-			sel, ok := call.Fun.(*ast.SelectorExpr)
-			if !ok {
-				return true
-			}
-			lit, ok := call.Args[0].(*ast.BasicLit)
-			if !ok || lit.Kind != token.STRING {
-				return true
-			}
-			name, err := strconv.Unquote(lit.Value)
-			if err != nil {
-				return true
-			}
-			pos := fset.Position(call.Pos())
-			switch method := sel.Sel.Name; method {
-			case "String", "Int", "Bool", "Duration", "PortRange":
-				if len(call.Args) != 2 || !settingName.MatchString(name) {
-					return true
+	for _, cmd := range sortedKeys(commands) {
+		for _, cfg := range commands[cmd] {
+			typ := reflect.TypeOf(cfg)
+			for _, s := range conf.Settings(cfg) {
+				name, ok := strings.CutPrefix(s.Name, conf.Prefix)
+				if !ok {
+					t.Errorf("%s.%s reads %s: every setting's name starts with %s", typ, s.Field, s.Name, conf.Prefix)
+					continue
 				}
-				def, dynamic := staticValue(call.Args[1], method)
-				out = append(out, setting{Name: name, Kind: method, Default: def, Dynamic: dynamic, File: rel, Line: pos.Line})
-			case "Getenv", "LookupEnv":
-				if x, ok := sel.X.(*ast.Ident); ok && x.Name == "os" && strings.HasPrefix(name, "MLPANEL_") {
-					out = append(out, setting{Name: strings.TrimPrefix(name, "MLPANEL_"), Kind: "Getenv", Dynamic: true, File: rel, Line: pos.Line})
+				kind := s.Type.String()
+				if s.Type == reflect.TypeFor[time.Duration]() {
+					kind = "Duration"
 				}
+				out = append(out, setting{Name: name, Kind: kind, Default: s.Default, Dynamic: s.Computed,
+					Command: cmd, Where: typ.String() + "." + s.Field})
 			}
-			return true
-		})
-		return nil
-	})
-	if err != nil {
-		t.Fatalf("scanning the Go code for settings: %v", err)
+		}
 	}
 	if len(out) == 0 {
-		t.Fatal("found no MLPANEL_ settings in the code: the scanner is broken")
+		t.Fatal("found no MLPANEL_ settings in the commands' structs")
 	}
 	return out
-}
-
-// staticValue evaluates a default that is a constant expression the way
-// .env.example writes it: strings as they are, integers in decimal, booleans,
-// and durations such as 2*time.Minute. Anything else is dynamic.
-func staticValue(e ast.Expr, kind string) (string, bool) {
-	switch kind {
-	case "String", "PortRange":
-		if lit, ok := e.(*ast.BasicLit); ok && lit.Kind == token.STRING {
-			s, err := strconv.Unquote(lit.Value)
-			return s, err != nil
-		}
-	case "Bool":
-		if id, ok := e.(*ast.Ident); ok && (id.Name == "true" || id.Name == "false") {
-			return id.Name, false
-		}
-	case "Int":
-		if n, ok := evalInt(e); ok {
-			return strconv.FormatInt(n, 10), false
-		}
-	case "Duration":
-		if n, ok := evalInt(e); ok {
-			return time.Duration(n).String(), false
-		}
-	}
-	return "", true
-}
-
-// evalInt evaluates integer literals, time unit constants, *, << and
-// parentheses: enough for every default in the code base.
-func evalInt(e ast.Expr) (int64, bool) {
-	switch x := e.(type) {
-	case *ast.BasicLit:
-		if x.Kind != token.INT {
-			return 0, false
-		}
-		n, err := strconv.ParseInt(x.Value, 0, 64)
-		return n, err == nil
-	case *ast.ParenExpr:
-		return evalInt(x.X)
-	case *ast.SelectorExpr:
-		if pkg, ok := x.X.(*ast.Ident); ok && pkg.Name == "time" {
-			units := map[string]time.Duration{
-				"Nanosecond": time.Nanosecond, "Microsecond": time.Microsecond, "Millisecond": time.Millisecond,
-				"Second": time.Second, "Minute": time.Minute, "Hour": time.Hour,
-			}
-			if u, ok := units[x.Sel.Name]; ok {
-				return int64(u), true
-			}
-		}
-	case *ast.BinaryExpr:
-		a, ok1 := evalInt(x.X)
-		b, ok2 := evalInt(x.Y)
-		if !ok1 || !ok2 {
-			return 0, false
-		}
-		switch x.Op {
-		case token.MUL:
-			return a * b, true
-		case token.SHL:
-			return a << b, true
-		case token.ADD:
-			return a + b, true
-		}
-	}
-	return 0, false
 }
 
 // documented is one setting line of .env.example.

@@ -7,18 +7,16 @@ import (
 
 	"github.com/mlpanel/mlpanel/cmd/mlpanel/stack"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 )
 
-func main() { boot.Main("mlpanel", run) }
+func main() { boot.Main("mlpanel", run, stack.Settings...) }
 
 func run(ctx context.Context) error {
-	var r conf.Reader
-	cfg := stack.ConfigFromEnv(&r)
-	log := boot.Logger(r.String("LOG_LEVEL", "info"))
-	if err := r.Err(); err != nil {
+	cfg, err := stack.ConfigFromEnv()
+	if err != nil {
 		return err
 	}
+	log := boot.Logger(cfg.LogLevel)
 	s, err := stack.Start(ctx, cfg, log)
 	if err != nil {
 		return err

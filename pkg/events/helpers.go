@@ -9,17 +9,6 @@ import (
 	"strconv"
 )
 
-// BadRequest is a 400 whose message is err's (a validation error that
-// already says what to do).
-func BadRequest(err error) *Error {
-	return &Error{Status: http.StatusBadRequest, Message: err.Error()}
-}
-
-// Conflictf is a 409 with a formatted message.
-func Conflictf(format string, args ...any) *Error {
-	return Errorf(http.StatusConflict, format, args...)
-}
-
 // StoreError is what a caller sees of a store failure: notFound when the
 // store answered its sentinel, otherwise err wrapped with what was read.
 func StoreError(err, sentinel, notFound error, what string) error {

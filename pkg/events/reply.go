@@ -11,6 +11,8 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 )
 
 // Error is a failure with the HTTP status it maps to. Services return it
@@ -28,14 +30,48 @@ func Errorf(status int, format string, args ...any) *Error {
 	return &Error{Status: status, Message: fmt.Sprintf(format, args...)}
 }
 
+// kindStatus is where the domain's error kinds (pkg/platform/errs) become
+// the statuses of replies, which the gateway answers as they are: the one
+// place a service's errors meet HTTP.
+var kindStatus = map[errs.Kind]int{
+	errs.Invalid:     http.StatusBadRequest,
+	errs.NotFound:    http.StatusNotFound,
+	errs.Conflict:    http.StatusConflict,
+	errs.Forbidden:   http.StatusForbidden,
+	errs.Unavailable: http.StatusServiceUnavailable,
+	errs.Upstream:    http.StatusBadGateway,
+}
+
 // StatusOf is the HTTP status an error maps to: the status of an *Error in
-// the chain, 500 otherwise.
+// the chain (a transport's own, or a reply relayed from another service),
+// else that of its kind (errs), 500 for an error of no kind.
 func StatusOf(err error) int {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Status
 	}
+	if s, ok := kindStatus[errs.KindOf(err)]; ok {
+		return s
+	}
 	return http.StatusInternalServerError
+}
+
+// AsDomain turns another service's error reply (an *Error from Call) into
+// the kind of error app code checks (errs.NotFound, ...), with the same
+// message, so code that calls a service through an adapter decides on
+// kinds, not statuses. A status no kind has (504, 413, ...) and any other
+// error are returned as they are.
+func AsDomain(err error) error {
+	var e *Error
+	if !errors.As(err, &e) {
+		return err
+	}
+	for kind, status := range kindStatus {
+		if status == e.Status {
+			return &errs.Error{Kind: kind, Message: e.Message}
+		}
+	}
+	return err
 }
 
 // List is the reply of every list operation: one page and the true total.

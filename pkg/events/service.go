@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -25,16 +26,28 @@ func WithLog(log *slog.Logger) ServiceOption {
 	return func(o *serviceOptions) { o.log = log }
 }
 
+// HostMetadata is the $SRV.INFO metadata key under which every instance
+// names the host it runs on, so a container's healthcheck (deployments'
+// healthcheck nats) checks the instance in that container, not any
+// replica.
+const HostMetadata = "host"
+
 // AddService registers a micro service named name in a queue group of the
 // same name, with one endpoint per operation on
-// mlpanel.<name>.<operation>, each run under timeout.
+// mlpanel.<name>.<operation>, each run under timeout. The instance
+// advertises its host name (HostMetadata).
 func AddService(nc *nats.Conn, name, version, description string, timeout time.Duration, ops map[string]Operation, opts ...ServiceOption) (micro.Service, error) {
 	var o serviceOptions
 	for _, opt := range opts {
 		opt(&o)
 	}
+	host, err := os.Hostname()
+	if err != nil {
+		return nil, fmt.Errorf("adding micro service %s: the host name: %w", name, err)
+	}
 	ms, err := micro.AddService(nc, micro.Config{
 		Name: name, Version: version, Description: description, QueueGroup: name,
+		Metadata: map[string]string{HostMetadata: host},
 	})
 	if err != nil {
 		return nil, fmt.Errorf("adding micro service %s: %w", name, err)

@@ -6,13 +6,13 @@ package deployer
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
@@ -25,73 +25,79 @@ import (
 // Version is reported by $SRV.INFO.
 const Version = "0.1.0"
 
-// Config is the deployer's settings.
+// Config is the deployer's settings: each tagged field is one MLPANEL_*
+// variable with its default (pkg/platform/conf), GCP's included.
 type Config struct {
-	Home         string
-	Mlflow       string
-	Ports        proc.Range // MLPANEL_DEPLOY_PORT_RANGE
-	Host         string     // where local model servers bind
-	AdvertHost   string     // the host in a local deployment's url
-	Workers      int
-	StartTimeout time.Duration
-	MaxFailures  int
+	// Runner is the data home (deployments' logs; the projects' artifacts
+	// models are served from) and the mlflow executable.
+	conf.Runner
+	// Ports are the ports local model servers take, lo-hi.
+	Ports proc.Range `env:"MLPANEL_DEPLOY_PORT_RANGE" envDefault:"6000-6099"`
+	// Host is where local model servers bind.
+	Host string `env:"MLPANEL_DEPLOY_HOST" envDefault:"127.0.0.1"`
+	// AdvertHost is the host in a local deployment's url; by default
+	// Host, or loopback when Host is a wildcard.
+	AdvertHost string `env:"MLPANEL_DEPLOY_ADVERTISE_HOST" conf:"computed"`
+	// Workers are workers per local model server.
+	Workers int `env:"MLPANEL_DEPLOY_WORKERS" envDefault:"1"`
+	// StartTimeout bounds how long a local model server may take to
+	// become healthy.
+	StartTimeout time.Duration `env:"MLPANEL_DEPLOY_START_TIMEOUT" envDefault:"3m"`
+	// MaxFailures is the crashes in a row after which a deployment is
+	// failed.
+	MaxFailures int `env:"MLPANEL_DEPLOY_MAX_FAILURES" envDefault:"5"`
 	// StopOnExit stops local model servers when the service stops. Off,
 	// a restarted deployer adopts them.
-	StopOnExit bool
+	StopOnExit bool `env:"MLPANEL_DEPLOY_STOP_ON_EXIT" envDefault:"true"`
 	// KeepServersOnExit, when set, is asked at exit instead of StopOnExit:
 	// a panel embedded in tests keeps its servers for one restart to prove
 	// adoption, and still leaves no orphan when it closes.
 	KeepServersOnExit func() bool
-	GCP               adapters.GCPConfig
+	// GCP are the Compute Engine settings (MLPANEL_GCP_*).
+	GCP adapters.GCPConfig
 }
 
-// ConfigFromEnv reads the MLPANEL_* settings of the deployer.
-func ConfigFromEnv(r *conf.Reader) Config {
-	home, _ := filepath.Abs(r.String("HOME", ".mlpanel"))
-	c := Config{
-		Home:         home,
-		Mlflow:       r.String("MLFLOW", conf.DefaultMlflow()),
-		Host:         r.String("DEPLOY_HOST", "127.0.0.1"),
-		Workers:      r.Int("DEPLOY_WORKERS", 1),
-		StartTimeout: r.Duration("DEPLOY_START_TIMEOUT", 3*time.Minute),
-		MaxFailures:  r.Int("DEPLOY_MAX_FAILURES", 5),
-		StopOnExit:   r.Bool("DEPLOY_STOP_ON_EXIT", true),
-		GCP: adapters.GCPConfig{
-			Project:      r.String("GCP_PROJECT", ""),
-			Zone:         r.String("GCP_ZONE", "us-central1-a"),
-			MachineType:  r.String("GCP_MACHINE_TYPE", "e2-standard-2"),
-			Image:        r.String("GCP_IMAGE", "projects/cos-cloud/global/images/family/cos-stable"),
-			ServingImage: r.String("GCP_SERVING_IMAGE", "ghcr.io/mlflow/mlflow:v3.6.0"),
-			Network:      r.String("GCP_NETWORK", "global/networks/default"),
-			ServingPort:  r.Int("GCP_SERVING_PORT", 8080),
-			Firewall:     r.String("GCP_FIREWALL_RULE", "mlpanel-model-serving"),
-			Tag:          r.String("GCP_NETWORK_TAG", "mlpanel-model-serving"),
-			Endpoint:     r.String("GCP_ENDPOINT", ""),
-			StartTimeout: r.Duration("GCP_START_TIMEOUT", 15*time.Minute),
-			PollEvery:    r.Duration("GCP_POLL_INTERVAL", 5*time.Second),
-		},
+// Settings are the settings structs the deployer command loads: its -h
+// lists them and the documentation checks (deployments) read them.
+var Settings = []any{boot.Config{}, boot.MongoConfig{}, Config{}}
+
+// ConfigFromEnv loads the deployer's settings and fills the computed ones.
+func ConfigFromEnv() (Config, error) {
+	var c Config
+	if err := conf.Load(&c); err != nil {
+		return c, err
 	}
-	c.AdvertHost = r.String("DEPLOY_ADVERTISE_HOST", conf.Reachable(c.Host))
-	c.Ports = r.PortRange("DEPLOY_PORT_RANGE", "6000-6099")
-	return c
+	if err := c.Resolve(); err != nil {
+		return c, err
+	}
+	if c.AdvertHost == "" {
+		c.AdvertHost = conf.Reachable(c.Host)
+	}
+	return c, nil
 }
 
 // Run serves the deployer until ctx ends.
 func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) error {
 	log = log.With("service", ports.Service)
-	if err := conf.CheckMlflow(cfg.Mlflow); err != nil {
+	if err := cfg.Check(); err != nil {
 		return err
 	}
 	js, err := events.OpenStream(ctx, nc)
 	if err != nil {
 		return err
 	}
-	backends := map[domain.Type]app.Backend{
-		domain.TypeLocal: &adapters.Local{
-			Mlflow: cfg.Mlflow, Home: cfg.Home, Host: cfg.Host, Advert: cfg.AdvertHost,
-			Ports: cfg.Ports, Workers: cfg.Workers,
-		},
+	local := &adapters.Local{
+		Mlflow: cfg.Mlflow, Home: cfg.Home, Host: cfg.Host, Advert: cfg.AdvertHost,
+		Ports: cfg.Ports, Workers: cfg.Workers,
 	}
+	// Deferred first, so it runs last: after the reconciler has stopped
+	// (or left) the model servers that fetched their models through it.
+	defer func() {
+		if err := local.Close(); err != nil {
+			log.Warn("closing the socket relay", "err", err)
+		}
+	}()
+	backends := map[domain.Type]app.Backend{domain.TypeLocal: local}
 	if cfg.GCP.Project != "" {
 		gcp, err := adapters.NewGCP(ctx, cfg.GCP, cfg.Home, log)
 		if err != nil {
@@ -107,13 +113,8 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	}, adapters.NewMongoStore(db), adapters.Projects{NC: nc}, adapters.NewRegistry(), backends,
 		events.NewPublisher(js, "mlpanel/deployer"), log)
 
-	return reconcile.Serve(ctx, svc, func() (reconcile.Endpoints, error) {
-		ms, err := ports.Register(nc, svc, Version, events.WithLog(log))
-		if err == nil {
-			log.Info("deployer ready", "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
-		}
-		return ms, err
-	}, log)
+	register := func() (reconcile.Endpoints, error) { return ports.Register(nc, svc, Version, events.WithLog(log)) }
+	return reconcile.Serve(ctx, svc, register, log, "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
 }
 
 func (c Config) stopOnExit() bool {

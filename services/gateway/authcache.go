@@ -155,5 +155,6 @@ func changesAccess(method, route string) bool {
 		return false
 	}
 	return route == "/users" || strings.HasPrefix(route, "/users/") ||
-		route == "/projects/:id/members/:user" || route == "/projects/:id"
+		route == "/projects/:id/members/:user" || route == "/projects/:id" ||
+		route == "/projects/import" // restores the archive's members
 }

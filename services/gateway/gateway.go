@@ -22,6 +22,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/activity"
+	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	deployer "github.com/mlpanel/mlpanel/services/deployer/client"
 	"github.com/mlpanel/mlpanel/services/gateway/access"
@@ -30,39 +31,48 @@ import (
 
 const callerKey = "mlpanel.caller"
 
-// Config is the gateway's settings.
+// Config is the gateway's settings: each tagged field is one MLPANEL_*
+// variable with its default (pkg/platform/conf).
 type Config struct {
-	Addr           string
-	MaxBody        int64         // control-plane request bodies
-	RequestTimeout time.Duration // one control-plane call
+	// Addr is where the REST API listens (host:port).
+	Addr string `env:"MLPANEL_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	// MaxBody bounds control-plane request bodies, in bytes.
+	MaxBody int64 `env:"MLPANEL_MAX_BODY_BYTES" envDefault:"1048576"`
+	// PredictMaxBytes bounds one predict request body, in bytes (413 above).
+	PredictMaxBytes int64 `env:"MLPANEL_PREDICT_MAX_BYTES" envDefault:"33554432"`
+	// RequestTimeout is the deadline of one control-plane call.
+	RequestTimeout time.Duration `env:"MLPANEL_REQUEST_TIMEOUT" envDefault:"60s"`
 	// SpecCheck validates every request and response against the OpenAPI
 	// document and records mismatches (SpecViolations); for tests and
 	// staging, as it buffers bodies to check them.
-	SpecCheck bool
+	SpecCheck bool `env:"MLPANEL_SPEC_CHECK" envDefault:"false"`
 	// Auth requires a token on every call but health and docs, and checks
 	// the caller's role. Off for `make run` on localhost, on for teams.
-	Auth       bool
-	AdminToken string // the first admin's token; else one is printed once
-	// PublicURL is where users reach the gateway (MLPANEL_PUBLIC_URL): the
-	// MLflow UI opened there may write through the proxy.
-	PublicURL string
+	Auth bool `env:"MLPANEL_AUTH" envDefault:"false"`
+	// AdminToken is the first admin's token; else one is printed once.
+	AdminToken string `env:"MLPANEL_ADMIN_TOKEN"`
+	// PublicURL is where users reach the gateway: the MLflow UI opened
+	// there may write through the proxy.
+	PublicURL string `env:"MLPANEL_PUBLIC_URL"`
 	// WakeTimeout bounds how long a request to a sleeping project is held
 	// while it wakes: the projects service's start timeout.
-	WakeTimeout time.Duration
+	WakeTimeout time.Duration `env:"MLPANEL_START_TIMEOUT" envDefault:"2m"`
 }
 
-// ConfigFromEnv reads MLPANEL_HTTP_ADDR and friends.
-func ConfigFromEnv(r *conf.Reader) Config {
-	return Config{
-		Addr:           r.String("HTTP_ADDR", "127.0.0.1:8080"),
-		MaxBody:        int64(r.Int("MAX_BODY_BYTES", 1<<20)),
-		RequestTimeout: r.Duration("REQUEST_TIMEOUT", 60*time.Second),
-		SpecCheck:      r.Bool("SPEC_CHECK", false),
-		Auth:           r.Bool("AUTH", false),
-		AdminToken:     r.String("ADMIN_TOKEN", ""),
-		PublicURL:      r.String("PUBLIC_URL", ""),
-		WakeTimeout:    r.Duration("START_TIMEOUT", 2*time.Minute),
+// Settings are the settings structs the gateway command loads: its -h
+// lists them and the documentation checks (deployments) read them.
+var Settings = []any{boot.Config{}, boot.MongoConfig{}, Config{}}
+
+// ConfigFromEnv loads the gateway's settings.
+func ConfigFromEnv() (Config, error) {
+	var c Config
+	if err := conf.Load(&c); err != nil {
+		return c, err
 	}
+	if c.MaxBody <= 0 || c.PredictMaxBytes <= 0 {
+		return c, fmt.Errorf("MLPANEL_MAX_BODY_BYTES=%d, MLPANEL_PREDICT_MAX_BYTES=%d: want positive sizes in bytes", c.MaxBody, c.PredictMaxBytes)
+	}
+	return c, nil
 }
 
 // Gateway holds what the handlers share.

@@ -19,12 +19,11 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	deployer "github.com/mlpanel/mlpanel/services/deployer/client"
 )
 
-// DefaultPredictMaxBytes bounds one predict body unless
-// MLPANEL_PREDICT_MAX_BYTES says otherwise.
+// DefaultPredictMaxBytes bounds one predict body when Config leaves
+// PredictMaxBytes zero (MLPANEL_PREDICT_MAX_BYTES's default is the same).
 const DefaultPredictMaxBytes = 32 << 20
 
 // predictProxy streams predict calls straight to the deployment's model
@@ -50,10 +49,8 @@ type deployEndpoint struct {
 }
 
 func newPredictProxy(g *Gateway) *predictProxy {
-	var r conf.Reader
-	max := int64(r.Int("PREDICT_MAX_BYTES", DefaultPredictMaxBytes))
-	if err := r.Err(); err != nil || max <= 0 {
-		g.log.Warn("MLPANEL_PREDICT_MAX_BYTES is malformed; using the default", "err", err, "default", DefaultPredictMaxBytes)
+	max := g.cfg.PredictMaxBytes
+	if max <= 0 { // a Config built in code, not by ConfigFromEnv
 		max = DefaultPredictMaxBytes
 	}
 	p := &predictProxy{g: g, max: max, cache: map[string]deployEndpoint{},

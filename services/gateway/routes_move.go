@@ -36,6 +36,10 @@ func (g *Gateway) exportProject(c *gin.Context) {
 		writeError(c, fmt.Errorf("reading the export of project %s (the gateway needs the data home mounted, as the projects service has it): %w", c.Param("id"), err))
 		return
 	}
+	if meta, err = g.withMembers(c.Request.Context(), meta); err != nil {
+		writeError(c, err)
+		return
+	}
 	c.Header("Content-Type", "application/gzip")
 	c.Header("Content-Disposition", mime.FormatMediaType("attachment", map[string]string{"filename": plan.Filename}))
 	c.Status(http.StatusOK)
@@ -97,12 +101,22 @@ func (g *Gateway) importProject(c *gin.Context) {
 	if up, ok := in["upload"].(string); ok {
 		defer os.Remove(up) // the service removes it too; this covers a call that never reached it
 	}
-	p, err := g.projectsAPI.Import(ctx, in, c.GetString(callerKey))
+	imp, err := g.projectsAPI.Import(ctx, in, c.GetString(callerKey))
 	if err != nil {
 		writeError(c, err)
 		return
 	}
-	c.JSON(http.StatusCreated, p)
+	// The project exists from here on: a member that cannot be restored
+	// is reported, not a reason to fail the import.
+	rep, err := g.restoreMembers(ctx, imp.Project, imp.ArchiveMembers)
+	if err != nil {
+		g.logFor(c).Warn("restoring the members of an imported project", "project", imp.ID, "err", err)
+		rep.Skipped = append(rep.Skipped, skippedMember{Reason: "restoring members failed (" + err.Error() + "): add them with PUT /projects/{id}/members/{user}"})
+	}
+	c.JSON(http.StatusCreated, struct {
+		projectInfo
+		Members membersReport `json:"members"`
+	}{imp.Project, rep})
 }
 
 func (g *Gateway) importFromPath(c *gin.Context, in map[string]any) error {

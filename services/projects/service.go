@@ -17,6 +17,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
@@ -31,71 +32,94 @@ import (
 // Version is reported by $SRV.INFO.
 const Version = "0.1.0"
 
-// Config is the projects service's settings.
+// Config is the projects service's settings: each tagged field is one
+// MLPANEL_* variable with its default (pkg/platform/conf); the untagged
+// ones are derived from them by ConfigFromEnv.
 type Config struct {
-	Home       string
-	Ports      proc.Range
-	Host       string // where tracking servers bind
-	AdvertHost string // the host in mlflowUri
-	PublicURL  string // when set, mlflowUri is PublicURL/projects/<name>/mlflow
+	// Runner is the data home (projects' SQLite databases, artifacts,
+	// logs and sockets) and the mlflow executable.
+	conf.Runner
+	// Ports are the ports tracking servers take, lo-hi.
+	Ports proc.Range `env:"MLPANEL_PORT_RANGE" envDefault:"5000-5099"`
+	// Host is where tracking servers bind.
+	Host string `env:"MLPANEL_TRACKING_HOST" envDefault:"127.0.0.1"`
+	// AdvertHost is the host in a project's internalUrl; by default Host,
+	// or loopback when Host is a wildcard.
+	AdvertHost string `env:"MLPANEL_TRACKING_ADVERTISE_HOST" conf:"computed"`
+	// PublicURL, when set, makes mlflowUri PublicURL/projects/<name>/mlflow.
+	PublicURL string `env:"MLPANEL_PUBLIC_URL"`
 	// Auth is the gateway's MLPANEL_AUTH: with it on, mlflowUri is the
 	// gateway's proxy (PublicURL or else GatewayURL), and tracking servers
 	// listen on Unix sockets under Home/sockets (0700) unless TCP is set,
 	// so no client can bypass the gateway's tokens and roles.
-	Auth         bool
-	TCP          bool   // with auth on, listen on Host and a port anyway (a private network, e.g. compose)
-	GatewayURL   string // the gateway's address, from MLPANEL_HTTP_ADDR
-	Mlflow       string
-	Workers      int
-	Jobs         bool
-	StartTimeout time.Duration
-	MaxFailures  int
-	StopOnExit   bool
-	ImportRoot   string // server-side archives admins may import
+	Auth bool `env:"MLPANEL_AUTH" envDefault:"false"`
+	// TCP: with auth on, listen on Host and a port anyway (a private
+	// network, e.g. compose).
+	TCP bool `env:"MLPANEL_TRACKING_TCP" envDefault:"false"`
+	// HTTPAddr is the gateway's listen address, read to derive GatewayURL.
+	HTTPAddr string `env:"MLPANEL_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
+	// GatewayURL is the gateway's address, derived from HTTPAddr.
+	GatewayURL string
+	// Workers are gunicorn/uvicorn workers per tracking server.
+	Workers int `env:"MLPANEL_MLFLOW_WORKERS" envDefault:"1"`
+	// Jobs runs tracking servers with MLflow's job execution enabled.
+	Jobs bool `env:"MLPANEL_MLFLOW_JOBS" envDefault:"false"`
+	// StartTimeout bounds how long a tracking server may take to answer
+	// /health.
+	StartTimeout time.Duration `env:"MLPANEL_START_TIMEOUT" envDefault:"2m"`
+	// MaxFailures is the crashes in a row after which a project is failed.
+	MaxFailures int `env:"MLPANEL_MAX_FAILURES" envDefault:"5"`
+	// StopOnExit stops the tracking servers when the service stops; off,
+	// the next start adopts them.
+	StopOnExit bool `env:"MLPANEL_STOP_ON_EXIT" envDefault:"true"`
+	// ImportRoot is the folder under which admins may name server-side
+	// archives to import; empty refuses every server-side path.
+	ImportRoot string `env:"MLPANEL_IMPORT_ROOT"`
 	// BackupEvery, when set, writes an export archive of every project
 	// into BackupDir that often, keeping the newest BackupKeep of each.
-	BackupEvery time.Duration
-	BackupDir   string
-	BackupKeep  int
-	IdleTimeout time.Duration
-	MaxAwake    int
+	BackupEvery time.Duration `env:"MLPANEL_BACKUP_SCHEDULE" envDefault:"0s"`
+	// BackupDir is where scheduled backups go; by default Home/backups.
+	BackupDir string `env:"MLPANEL_BACKUP_DIR" conf:"computed"`
+	// BackupKeep is how many scheduled backups are kept per project.
+	BackupKeep int `env:"MLPANEL_BACKUP_KEEP" envDefault:"7"`
+	// IdleTimeout puts a project with no request for that long to sleep;
+	// 0 never does. A project's own idleTimeout overrides it.
+	IdleTimeout time.Duration `env:"MLPANEL_IDLE_TIMEOUT" envDefault:"0s"`
+	// MaxAwake bounds how many projects run at once; 0: no bound.
+	MaxAwake int `env:"MLPANEL_MAX_AWAKE" envDefault:"0"`
 }
 
-// ConfigFromEnv reads the MLPANEL_* settings of the projects service.
-func ConfigFromEnv(r *conf.Reader) Config {
-	home, _ := filepath.Abs(r.String("HOME", ".mlpanel"))
-	c := Config{
-		Home:         home,
-		Host:         r.String("TRACKING_HOST", "127.0.0.1"),
-		PublicURL:    r.String("PUBLIC_URL", ""),
-		Mlflow:       r.String("MLFLOW", conf.DefaultMlflow()),
-		Workers:      r.Int("MLFLOW_WORKERS", 1),
-		Jobs:         r.Bool("MLFLOW_JOBS", false),
-		StartTimeout: r.Duration("START_TIMEOUT", 2*time.Minute),
-		MaxFailures:  r.Int("MAX_FAILURES", 5),
-		StopOnExit:   r.Bool("STOP_ON_EXIT", true),
-		ImportRoot:   r.String("IMPORT_ROOT", ""),
-		BackupEvery:  r.Duration("BACKUP_SCHEDULE", 0),
-		BackupDir:    r.String("BACKUP_DIR", filepath.Join(home, "backups")),
-		BackupKeep:   r.Int("BACKUP_KEEP", 7),
-		IdleTimeout:  r.Duration("IDLE_TIMEOUT", 0),
-		MaxAwake:     r.Int("MAX_AWAKE", 0),
+// Settings are the settings structs the projects command loads: its -h
+// lists them and the documentation checks (deployments) read them.
+var Settings = []any{boot.Config{}, boot.MongoConfig{}, Config{}}
+
+// ConfigFromEnv loads the projects service's settings and fills the
+// computed ones.
+func ConfigFromEnv() (Config, error) {
+	var c Config
+	if err := conf.Load(&c); err != nil {
+		return c, err
 	}
-	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
-	c.Auth = r.Bool("AUTH", false)
-	c.TCP = r.Bool("TRACKING_TCP", false)
-	if host, port, err := net.SplitHostPort(r.String("HTTP_ADDR", "127.0.0.1:8080")); err == nil {
+	if err := c.Resolve(); err != nil {
+		return c, err
+	}
+	if c.BackupDir == "" {
+		c.BackupDir = filepath.Join(c.Home, "backups")
+	}
+	if c.AdvertHost == "" {
+		c.AdvertHost = conf.Reachable(c.Host)
+	}
+	if host, port, err := net.SplitHostPort(c.HTTPAddr); err == nil {
 		c.GatewayURL = "http://" + net.JoinHostPort(conf.Reachable(host), port)
 	}
-	c.Ports = r.PortRange("PORT_RANGE", "5000-5099")
-	return c
+	return c, nil
 }
 
 // Run serves the projects service until ctx ends, then stops what it
 // started.
 func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) error {
 	log = log.With("service", ports.Service)
-	if err := conf.CheckMlflow(cfg.Mlflow); err != nil {
+	if err := cfg.Check(); err != nil {
 		return err
 	}
 	js, err := events.OpenStream(ctx, nc)
@@ -134,13 +158,10 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	if cfg.BackupEvery > 0 {
 		go mover.ScheduleBackups(ctx, cfg.BackupEvery, cfg.BackupDir, cfg.BackupKeep)
 	}
-	return reconcile.Serve(ctx, svc, func() (reconcile.Endpoints, error) {
-		ms, err := ports.Register(nc, svc, Version, log, ports.MoveOps(mover))
-		if err == nil {
-			log.Info("projects service ready", "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
-		}
-		return ms, err
-	}, log)
+	register := func() (reconcile.Endpoints, error) {
+		return ports.Register(nc, svc, Version, log, ports.MoveOps(mover))
+	}
+	return reconcile.Serve(ctx, svc, register, log, "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
 }
 
 func (c Config) servers() *adapters.MLflowServers {

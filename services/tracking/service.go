@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/tracking/adapters"
@@ -25,29 +26,34 @@ import (
 // Version is reported by $SRV.INFO.
 const Version = "0.1.0"
 
-// Config is the tracking service's settings.
+// Config is the tracking service's settings: each field is one MLPANEL_*
+// variable with its default (pkg/platform/conf).
 type Config struct {
 	// Timeout bounds one operation; a list walks many MLflow pages, so it
 	// is longer than one MLflow call but shorter than the gateway's
 	// request timeout, so the caller gets this service's answer.
-	Timeout time.Duration
+	Timeout time.Duration `env:"MLPANEL_TRACKING_TIMEOUT" envDefault:"55s"`
 	// MLflowTimeout bounds one call to a tracking server.
-	MLflowTimeout time.Duration
-	// PageSize is max_results per MLflow search page when walking lists.
-	PageSize int
+	MLflowTimeout time.Duration `env:"MLPANEL_TRACKING_MLFLOW_TIMEOUT" envDefault:"30s"`
+	// PageSize is max_results per MLflow search page when walking lists
+	// (1 to 50000; mlflowclient.DefaultPageSize is the default).
+	PageSize int `env:"MLPANEL_TRACKING_PAGE_SIZE" envDefault:"1000"`
 }
 
-// ConfigFromEnv reads the MLPANEL_* settings of the tracking service.
-func ConfigFromEnv(r *conf.Reader) Config {
-	c := Config{
-		Timeout:       r.Duration("TRACKING_TIMEOUT", 55*time.Second),
-		MLflowTimeout: r.Duration("TRACKING_MLFLOW_TIMEOUT", 30*time.Second),
-		PageSize:      r.Int("TRACKING_PAGE_SIZE", mc.DefaultPageSize),
+// Settings are the settings structs the tracking command loads: its -h
+// lists them and the documentation checks (deployments) read them.
+var Settings = []any{boot.Config{}, Config{}}
+
+// ConfigFromEnv loads the tracking service's settings.
+func ConfigFromEnv() (Config, error) {
+	var c Config
+	if err := conf.Load(&c); err != nil {
+		return c, err
 	}
 	if c.PageSize < 1 || c.PageSize > 50000 {
-		r.Fail(fmt.Errorf("MLPANEL_TRACKING_PAGE_SIZE=%d: want 1 to 50000", c.PageSize))
+		return c, fmt.Errorf("MLPANEL_TRACKING_PAGE_SIZE=%d: want 1 to 50000", c.PageSize)
 	}
-	return c
+	return c, nil
 }
 
 func (c Config) withDefaults() Config {

@@ -181,6 +181,48 @@ print("PRED=" + json.dumps([x.item() if hasattr(x, "item") else x for x in pred]
 		tp.as(t, tp.admin, http.MethodPut, "/projects/"+id+"/terminate", nil)
 	}
 
+	// Members travel by user name: bob (viewer) and carol (editor) of
+	// alice's project are in its export; imported again on a panel where
+	// bob exists and carol no longer does, bob is a viewer of the copy and
+	// carol is reported skipped with what to do.
+	tp.newUser(t, "carol", false)
+	expect(t, tp.as(t, alice, http.MethodPut, "/projects/"+dst.ID+"/members/bob", map[string]string{"role": "viewer"}), http.StatusOK)
+	expect(t, tp.as(t, alice, http.MethodPut, "/projects/"+dst.ID+"/members/carol", map[string]string{"role": "editor"}), http.StatusOK)
+	r = tp.as(t, alice, http.MethodGet, "/projects/"+dst.ID+"/export", nil)
+	expect(t, r, http.StatusOK)
+	withMembers := r.Body
+	var exported struct {
+		Members []struct{ User, Role string } `json:"members"`
+	}
+	if err := json.Unmarshal(tarEntry(t, withMembers, "export.json"), &exported); err != nil {
+		t.Fatal(err)
+	}
+	sort.Slice(exported.Members, func(i, j int) bool { return exported.Members[i].User < exported.Members[j].User })
+	if fmt.Sprint(exported.Members) != "[{bob viewer} {carol editor}]" {
+		t.Errorf("export.json members %v, want bob (viewer) and carol (editor)", exported.Members)
+	}
+	expect(t, tp.as(t, tp.admin, http.MethodDelete, "/users/carol", nil), http.StatusOK)
+	imp = tp.upload(t, alice, "/projects/import?name=archive-members", withMembers)
+	expect(t, imp, http.StatusCreated)
+	var withM struct {
+		project
+		Members struct {
+			Restored []struct{ User, Role string }
+			Skipped  []struct{ User, Role, Reason string }
+		} `json:"members"`
+	}
+	imp.JSON(t, &withM)
+	if fmt.Sprint(withM.Members.Restored) != "[{bob viewer}]" || len(withM.Members.Skipped) != 1 ||
+		withM.Members.Skipped[0].User != "carol" || !strings.Contains(withM.Members.Skipped[0].Reason, "POST /users") {
+		t.Errorf("import's members report %+v: want bob restored, carol skipped saying how to add her", withM.Members)
+	}
+	var ms []struct{ User, Role string }
+	tp.as(t, alice, http.MethodGet, "/projects/"+withM.ID+"/members", nil).JSON(t, &ms)
+	if fmt.Sprint(ms) != "[{alice owner} {bob viewer}]" {
+		t.Errorf("members of the imported copy %v, want alice (owner) and bob (viewer)", ms)
+	}
+	expect(t, tp.as(t, bob, http.MethodGet, "/projects/"+withM.ID, nil), http.StatusOK)
+
 	// Refused archives: 400, no project, nothing left in the data home.
 	before := countProjects(t)
 	dirs := readProjectDirs(t)

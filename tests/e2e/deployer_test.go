@@ -43,8 +43,7 @@ func init() {
 		// them running, as a crash would.
 		cfg.Deployer.StopOnExit = true
 		cfg.Deployer.KeepServersOnExit = depKeepServers.Load
-		// The gateway reads its predict limit when it mounts its routes.
-		os.Setenv("MLPANEL_PREDICT_MAX_BYTES", fmt.Sprint(depPredictLimit))
+		cfg.Gateway.PredictMaxBytes = depPredictLimit
 	})
 }
 

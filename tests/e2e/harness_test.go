@@ -22,7 +22,6 @@ import (
 
 	"github.com/mlpanel/mlpanel/cmd/mlpanel/stack"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 )
 
@@ -47,8 +46,10 @@ func runMain(m *testing.M) int {
 	}
 	defer os.RemoveAll(home)
 
-	var r conf.Reader
-	panelCfg = stack.ConfigFromEnv(&r)
+	if panelCfg, err = stack.ConfigFromEnv(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	panelCfg.Home = home
 	panelCfg.Projects.Home = home
 	panelCfg.NATSListen = "127.0.0.1:0"

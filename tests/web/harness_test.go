@@ -14,7 +14,6 @@ import (
 
 	"github.com/mlpanel/mlpanel/cmd/mlpanel/stack"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 )
 
@@ -41,8 +40,11 @@ func runMain(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(home)
-	var r conf.Reader
-	cfg := stack.ConfigFromEnv(&r)
+	cfg, err := stack.ConfigFromEnv()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
 	cfg.Home, cfg.Projects.Home = home, home
 	cfg.NATSListen, cfg.MongoListen = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Gateway.Addr = panelAddr

@@ -27,33 +27,49 @@ import (
 	"github.com/mlpanel/mlpanel/services/tracking"
 )
 
-// Config is the all-in-one configuration.
+// Config is the all-in-one configuration: its own settings (tagged, see
+// pkg/platform/conf) and each service's Config, loaded by that service's
+// ConfigFromEnv.
 type Config struct {
-	Home        string
-	NATSURL     string // external NATS; empty runs the embedded one
-	NATSListen  string // where the embedded NATS listens
-	MongoURI    string // external MongoDB; empty runs embedded FerretDB
-	MongoListen string // where the embedded FerretDB listens
-	Projects    projects.Config
-	Tracking    tracking.Config
-	Deployer    deployer.Config
-	Gateway     gateway.Config
+	// Home is the data home, the projects service's (MLPANEL_HOME).
+	Home string
+	// NATSURL is an external NATS; empty runs the embedded one.
+	NATSURL string `env:"MLPANEL_NATS_URL"`
+	// NATSListen is where the embedded NATS listens.
+	NATSListen string `env:"MLPANEL_NATS_LISTEN" envDefault:"127.0.0.1:4222"`
+	// MongoURI is an external MongoDB; empty runs embedded FerretDB.
+	MongoURI string `env:"MLPANEL_MONGO_URI"`
+	// MongoListen is where the embedded FerretDB listens.
+	MongoListen string `env:"MLPANEL_MONGO_LISTEN" envDefault:"127.0.0.1:27027"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `env:"MLPANEL_LOG_LEVEL" envDefault:"info"`
+
+	Projects projects.Config `env:"-"`
+	Tracking tracking.Config `env:"-"`
+	Deployer deployer.Config `env:"-"`
+	Gateway  gateway.Config  `env:"-"`
 }
 
-// ConfigFromEnv reads every MLPANEL_* setting the stack uses.
-func ConfigFromEnv(r *conf.Reader) Config {
-	p := projects.ConfigFromEnv(r)
-	return Config{
-		Home:        p.Home,
-		NATSURL:     r.String("NATS_URL", ""),
-		NATSListen:  r.String("NATS_LISTEN", "127.0.0.1:4222"),
-		MongoURI:    r.String("MONGO_URI", ""),
-		MongoListen: r.String("MONGO_LISTEN", "127.0.0.1:27027"),
-		Projects:    p,
-		Tracking:    tracking.ConfigFromEnv(r),
-		Deployer:    deployer.ConfigFromEnv(r),
-		Gateway:     gateway.ConfigFromEnv(r),
-	}
+// Settings are the settings structs the all-in-one loads: its -h lists
+// them and the documentation checks (deployments) read them.
+var Settings = []any{Config{}, projects.Config{}, tracking.Config{}, deployer.Config{}, gateway.Config{}}
+
+// ConfigFromEnv loads every MLPANEL_* setting the stack uses; a malformed
+// one is an error naming it (all of them, when there are several).
+func ConfigFromEnv() (Config, error) {
+	var c Config
+	errs := []error{conf.Load(&c)}
+	var err error
+	c.Projects, err = projects.ConfigFromEnv()
+	errs = append(errs, err)
+	c.Tracking, err = tracking.ConfigFromEnv()
+	errs = append(errs, err)
+	c.Deployer, err = deployer.ConfigFromEnv()
+	errs = append(errs, err)
+	c.Gateway, err = gateway.ConfigFromEnv()
+	errs = append(errs, err)
+	c.Home = c.Projects.Home
+	return c, errors.Join(errs...)
 }
 
 // Stack is a running panel.

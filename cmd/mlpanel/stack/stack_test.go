@@ -12,16 +12,16 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 )
 
 // TestStartFailsCleanly: a missing mlflow is a clear error, not a panic,
 // and what had started is stopped again: its ports are free, its
 // goroutines ended and no child process is left.
 func TestStartFailsCleanly(t *testing.T) {
-	var r conf.Reader
-	cfg := ConfigFromEnv(&r)
+	cfg, err := ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
 	cfg.Home = t.TempDir()
 	cfg.Projects.Home = cfg.Home
 	cfg.Projects.Mlflow = "/nonexistent/mlflow"

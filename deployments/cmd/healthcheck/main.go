@@ -17,6 +17,8 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
 )
 
 // timeout stays below compose's healthcheck timeout, so a hung check
@@ -66,11 +68,11 @@ func checkHTTP(ctx context.Context, url string) error {
 	return nil
 }
 
-// checkNATS asks every instance of the service for its $SRV.INFO. An
-// instance that sets the micro metadata "host" to its host name (in a
-// container: the container's) is matched to this container, so with
-// several replicas each container checks its own; a service that does not
-// set it passes when any instance answers.
+// checkNATS asks every instance of the service for its $SRV.INFO. Every
+// mlpanel service sets the metadata events.HostMetadata to its host name
+// (in a container: the container's), so with several replicas each
+// container checks its own; an instance without it (another program of
+// that name) passes when any instance answers.
 func checkNATS(ctx context.Context, url, service string) error {
 	nc, err := nats.Connect(url, nats.Name("healthcheck"), nats.Timeout(timeout))
 	if err != nil {
@@ -108,7 +110,7 @@ func checkNATS(ctx context.Context, url, service string) error {
 			continue
 		}
 		answered++
-		if h, ok := info.Metadata["host"]; ok {
+		if h, ok := info.Metadata[events.HostMetadata]; ok {
 			tagged = true
 			if h == host {
 				return nil

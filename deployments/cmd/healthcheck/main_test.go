@@ -3,12 +3,13 @@ package main
 import (
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/micro"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/embedded"
 )
 
@@ -26,7 +27,9 @@ func TestHTTP(t *testing.T) {
 }
 
 // TestNATS: the check passes only while an instance of the named micro
-// service answers $SRV.PING on MLPANEL_NATS_URL.
+// service answers $SRV.INFO on MLPANEL_NATS_URL and, since every service
+// advertises its host, only for the instance on this host: a scaled
+// replica's healthcheck checks itself.
 func TestNATS(t *testing.T) {
 	ns, err := embedded.StartNATS(t.TempDir(), "")
 	if err != nil {
@@ -52,16 +55,18 @@ func TestNATS(t *testing.T) {
 	if err := run([]string{"nats", "tracking"}); err == nil {
 		t.Fatal("passed for another service than the one running")
 	}
-	// A replica that names its host: only the container on that host passes.
-	host, _ := os.Hostname()
-	other, err := micro.AddService(nc, micro.Config{Name: "deployer", Version: "0.0.1", Metadata: map[string]string{"host": "elsewhere"}})
+	// A replica on another host: the container on this host does not
+	// pass on its answer.
+	other, err := micro.AddService(nc, micro.Config{Name: "deployer", Version: "0.0.1", Metadata: map[string]string{events.HostMetadata: "elsewhere"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := run([]string{"nats", "deployer"}); err == nil {
 		t.Fatal("passed for an instance on another host")
 	}
-	mine, err := micro.AddService(nc, micro.Config{Name: "deployer", Version: "0.0.1", Metadata: map[string]string{"host": host}})
+	// The instance in this container, registered as every service
+	// registers (events.AddService advertises the host).
+	mine, err := events.AddService(nc, "deployer", "0.0.1", "", time.Second, map[string]events.Operation{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package boot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -14,8 +15,14 @@ import (
 )
 
 // Main runs a service's run function under a context that ends on SIGINT
-// or SIGTERM, and exits 1 with the error if it fails.
-func Main(name string, run func(ctx context.Context) error) {
+// or SIGTERM, and exits 1 with the error if it fails. With -h (or -help,
+// --help) it prints the settings of cfgs, the structs the command reads,
+// with their defaults, instead.
+func Main(name string, run func(ctx context.Context) error, cfgs ...any) {
+	if len(os.Args) > 1 && (os.Args[1] == "-h" || os.Args[1] == "-help" || os.Args[1] == "--help") {
+		fmt.Printf("usage: %s\n\nSettings (environment variables, shown with their defaults):\n%s", name, conf.Usage(cfgs...))
+		return
+	}
 	ctx, cancel := SignalContext()
 	err := run(ctx)
 	cancel()
@@ -23,6 +30,26 @@ func Main(name string, run func(ctx context.Context) error) {
 		fmt.Fprintf(os.Stderr, "%s: %v\n", name, err)
 		os.Exit(1)
 	}
+}
+
+// Service is the whole main of a separately run service: -h lists its
+// settings (the structs in settings); otherwise it loads its Config with
+// load, connects (to MongoDB too when withMongo), and runs serve until
+// SIGINT or SIGTERM, then closes the connections. A malformed setting or
+// a failed connection exits 1 naming it.
+func Service[C any](name string, settings []any, withMongo bool, load func() (C, error), serve func(ctx context.Context, cfg C, c *Conns) error) {
+	Main(name, func(ctx context.Context) error {
+		cfg, err := load()
+		if err != nil {
+			return err
+		}
+		c, err := Connect(ctx, name, withMongo)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		return serve(ctx, cfg, c)
+	}, settings...)
 }
 
 // Conns are a separately run service's connections.
@@ -33,23 +60,25 @@ type Conns struct {
 	Log   *slog.Logger
 }
 
-// Connect reads MLPANEL_NATS_URL, MLPANEL_MONGO_URI (when withMongo) and
-// MLPANEL_LOG_LEVEL, fails on any malformed setting read so far, and
-// connects.
-func Connect(ctx context.Context, name string, r *conf.Reader, withMongo bool) (*Conns, error) {
-	natsURL := r.String("NATS_URL", "nats://127.0.0.1:4222")
-	mongoURI := r.String("MONGO_URI", "mongodb://127.0.0.1:27017")
-	log := Logger(r.String("LOG_LEVEL", "info"))
-	if err := r.Err(); err != nil {
+// Connect loads Config (and MongoConfig when withMongo) and connects.
+// A malformed setting stops it before anything is dialled.
+func Connect(ctx context.Context, name string, withMongo bool) (*Conns, error) {
+	var cfg Config
+	var mcfg MongoConfig
+	err := conf.Load(&cfg)
+	if withMongo {
+		err = errors.Join(err, conf.Load(&mcfg))
+	}
+	if err != nil {
 		return nil, err
 	}
+	log := Logger(cfg.LogLevel)
 	c := &Conns{Log: log}
-	var err error
-	if c.NATS, err = NATS(natsURL, name, log); err != nil {
+	if c.NATS, err = NATS(cfg.NATSURL, name, log); err != nil {
 		return nil, err
 	}
 	if withMongo {
-		if c.Mongo, err = Mongo(ctx, mongoURI); err != nil {
+		if c.Mongo, err = Mongo(ctx, mcfg.MongoURI); err != nil {
 			c.NATS.Close()
 			return nil, err
 		}

@@ -20,8 +20,10 @@ type Endpoints interface{ Stop() error }
 // Serve runs a supervised service until ctx ends: it adopts before it
 // registers the endpoints, so a request that arrives early never starts a
 // second copy of a server that survived a restart; on the way out it
-// deregisters first, then waits for the supervisor to finish.
-func Serve(ctx context.Context, s Supervisor, register func() (Endpoints, error), log *slog.Logger) error {
+// deregisters first, then waits for the supervisor to finish. Once the
+// endpoints answer it logs "ready" with readyArgs (what the service runs
+// with).
+func Serve(ctx context.Context, s Supervisor, register func() (Endpoints, error), log *slog.Logger, readyArgs ...any) error {
 	if err := s.Adopt(ctx); err != nil {
 		return err
 	}
@@ -31,6 +33,7 @@ func Serve(ctx context.Context, s Supervisor, register func() (Endpoints, error)
 	if err != nil {
 		return err
 	}
+	log.Info("ready", readyArgs...)
 	<-ctx.Done()
 	if err := ep.Stop(); err != nil {
 		log.Warn("stopping micro service", "err", err)

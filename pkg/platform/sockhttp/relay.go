@@ -22,9 +22,10 @@ import (
 // reading and nothing else, and the port alone opens nothing. Tokens
 // travel in the child's environment, which other OS users cannot read.
 type Relay struct {
-	ln  net.Listener
-	srv *http.Server
-	rp  *httputil.ReverseProxy
+	ln     net.Listener
+	srv    *http.Server
+	rp     *httputil.ReverseProxy
+	served chan struct{} // closed when Serve has returned
 
 	mu      sync.Mutex
 	sockets map[string]string // token -> socket address (http+unix://...)
@@ -37,7 +38,7 @@ func StartRelay() (*Relay, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening for the socket relay: %w", err)
 	}
-	r := &Relay{ln: ln, sockets: map[string]string{}, tokens: map[string]string{}}
+	r := &Relay{ln: ln, sockets: map[string]string{}, tokens: map[string]string{}, served: make(chan struct{})}
 	r.rp = &httputil.ReverseProxy{
 		Transport: Transport(nil),
 		Rewrite: func(pr *httputil.ProxyRequest) {
@@ -47,7 +48,10 @@ func StartRelay() (*Relay, error) {
 		},
 	}
 	r.srv = &http.Server{Handler: http.HandlerFunc(r.serve)}
-	go func() { _ = r.srv.Serve(ln) }()
+	go func() {
+		defer close(r.served)
+		_ = r.srv.Serve(ln)
+	}()
 	return r, nil
 }
 
@@ -100,10 +104,18 @@ func (r *Relay) serve(w http.ResponseWriter, req *http.Request) {
 	r.rp.ServeHTTP(w, req.WithContext(contextWith(ctx, u)))
 }
 
-// Close stops the relay.
+// Close stops the relay: its port is closed, requests in flight are cut,
+// its serving goroutine has ended and the kept-alive connections to the
+// socket servers are closed when it returns. Tokens handed out open
+// nothing any more.
 func (r *Relay) Close() error {
-	if err := r.srv.Close(); err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return err
+	err := r.srv.Close()
+	<-r.served
+	if c, ok := r.rp.Transport.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+	if err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("closing the socket relay: %w", err)
 	}
 	return nil
 }

@@ -122,6 +122,14 @@ func (h hostFix) RoundTrip(r *http.Request) (*http.Response, error) {
 // checks it against loopback names.
 const SocketHost = "localhost"
 
+// CloseIdleConnections lets http.Client.CloseIdleConnections and owners
+// of the transport (the relay, on Close) drop kept-alive connections.
+func (h hostFix) CloseIdleConnections() {
+	if c, ok := h.rt.(interface{ CloseIdleConnections() }); ok {
+		c.CloseIdleConnections()
+	}
+}
+
 // Dial connects to a socket address's server, for probes that only need
 // to know whether it listens.
 func Dial(ctx context.Context, socket string) (net.Conn, error) {

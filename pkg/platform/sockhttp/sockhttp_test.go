@@ -5,8 +5,10 @@ import (
 	"net"
 	"net/http"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 )
 
 // serveSocket runs an HTTP server on a Unix socket that echoes the
@@ -90,5 +92,47 @@ func TestRelayReadsOnlyWithItsToken(t *testing.T) {
 	}
 	if again, _ := r.URL(URL(socket, "/projects/4/mlflow")); again != u {
 		t.Fatalf("a second URL for the same server: %q, want %q", again, u)
+	}
+}
+
+// TestRelayCloseLeavesNothing: after Close the relay's port refuses, and
+// no goroutine of it (its server, its connections to the socket server)
+// is left, so a deployer that stops leaks neither.
+func TestRelayCloseLeavesNothing(t *testing.T) {
+	socket := serveSocket(t)
+	http.DefaultClient.CloseIdleConnections()
+	before := runtime.NumGoroutine()
+	r, err := StartRelay()
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := r.URL(URL(socket, "/projects/4/mlflow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := &http.Client{Transport: &http.Transport{}}
+	for range 3 {
+		if status, _ := get(t, c, "GET", u+"/health"); status != 200 {
+			t.Fatalf("GET through the relay: %d", status)
+		}
+	}
+	c.CloseIdleConnections()
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	port := strings.Split(u, "/")[2]
+	if conn, err := net.DialTimeout("tcp", port, time.Second); err == nil {
+		conn.Close()
+		t.Fatalf("the relay's port %s still accepts after Close", port)
+	}
+	// Connections close asynchronously on the socket server's side too;
+	// give the runtime a moment before counting.
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > before {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines before the relay, %d after Close:\n%s", before, n, buf[:runtime.Stack(buf, true)])
 	}
 }

@@ -29,20 +29,32 @@ import (
 
 // GCPConfig is where and how deployments of type gcp run.
 type GCPConfig struct {
-	Project      string // MLPANEL_GCP_PROJECT; empty disables gcp deployments
-	Zone         string
-	MachineType  string
-	Image        string // boot image, a container-optimized OS by default
-	ServingImage string // container image with mlflow that serves the model
-	Network      string
-	ServingPort  int
-	Firewall     string // name of the rule that opens ServingPort
-	Tag          string // network tag the rule targets
+	// Project is the Google Cloud project; empty disables gcp deployments.
+	// Credentials are Application Default Credentials.
+	Project string `env:"MLPANEL_GCP_PROJECT"`
+	// Zone is where instances are created.
+	Zone string `env:"MLPANEL_GCP_ZONE" envDefault:"us-central1-a"`
+	// MachineType is the instances' machine type.
+	MachineType string `env:"MLPANEL_GCP_MACHINE_TYPE" envDefault:"e2-standard-2"`
+	// Image is the boot image, a container-optimized OS.
+	Image string `env:"MLPANEL_GCP_IMAGE" envDefault:"projects/cos-cloud/global/images/family/cos-stable"`
+	// ServingImage is the container image with mlflow that serves the model.
+	ServingImage string `env:"MLPANEL_GCP_SERVING_IMAGE" envDefault:"ghcr.io/mlflow/mlflow:v3.6.0"`
+	// Network is the VPC network of the instances.
+	Network string `env:"MLPANEL_GCP_NETWORK" envDefault:"global/networks/default"`
+	// ServingPort is the port the model server listens on.
+	ServingPort int `env:"MLPANEL_GCP_SERVING_PORT" envDefault:"8080"`
+	// Firewall is the name of the rule that opens ServingPort.
+	Firewall string `env:"MLPANEL_GCP_FIREWALL_RULE" envDefault:"mlpanel-model-serving"`
+	// Tag is the network tag the rule targets.
+	Tag string `env:"MLPANEL_GCP_NETWORK_TAG" envDefault:"mlpanel-model-serving"`
 	// Endpoint overrides the Compute Engine API address and turns
 	// authentication off: for tests against a fake server only.
-	Endpoint     string
-	StartTimeout time.Duration // from insert to /ping answering
-	PollEvery    time.Duration
+	Endpoint string `env:"MLPANEL_GCP_ENDPOINT"`
+	// StartTimeout bounds the time from insert to /ping answering.
+	StartTimeout time.Duration `env:"MLPANEL_GCP_START_TIMEOUT" envDefault:"15m"`
+	// PollEvery is how often a starting instance is polled.
+	PollEvery time.Duration `env:"MLPANEL_GCP_POLL_INTERVAL" envDefault:"5s"`
 }
 
 // GCP runs each deployment on a Compute Engine instance of its own, with

@@ -11,7 +11,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
@@ -62,6 +62,20 @@ func (l *Local) TrackingURI(p app.Project) string {
 		return p.InternalURL
 	}
 	return u
+}
+
+// Close stops the relay, if one was started; the model servers are the
+// service's to stop or leave (StopOnExit). A later TrackingURI starts a
+// new relay.
+func (l *Local) Close() error {
+	l.mu.Lock()
+	r := l.relay
+	l.relay = nil
+	l.mu.Unlock()
+	if r == nil {
+		return nil
+	}
+	return r.Close()
 }
 
 // Start picks a port (the deployment's previous one when it is free, so
@@ -140,8 +154,7 @@ func (l *Local) reserve(d domain.Deployment) (int, error) {
 			return port, nil
 		}
 	}
-	return 0, &app.Permanent{Err: events.Errorf(http.StatusServiceUnavailable,
-		"no free port left in MLPANEL_DEPLOY_PORT_RANGE %s: stop or delete deployments you no longer need, or widen the range", l.Ports)}
+	return 0, &app.Permanent{Err: errs.Unavailablef("no free port left in MLPANEL_DEPLOY_PORT_RANGE %s: stop or delete deployments you no longer need, or widen the range", l.Ports)}
 }
 
 func (l *Local) release(port int) {

@@ -6,6 +6,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
 	projects "github.com/mlpanel/mlpanel/services/projects/client"
 )
@@ -22,7 +23,7 @@ func fromProjects(p projects.Project) app.Project {
 // wakes a sleeping one), within ctx.
 func (p Projects) Wake(ctx context.Context, ref string) (app.Project, error) {
 	out, err := projects.New(p.NC).Wake(ctx, ref)
-	return fromProjects(out), err
+	return fromProjects(out), events.AsDomain(err)
 }
 
 // StartWaking asks the projects service to start a sleeping project
@@ -30,14 +31,15 @@ func (p Projects) Wake(ctx context.Context, ref string) (app.Project, error) {
 func (p Projects) StartWaking(ctx context.Context, ref string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	return projects.New(p.NC).Run(ctx, ref)
+	return events.AsDomain(projects.New(p.NC).Run(ctx, ref))
 }
 
 // Get returns the project by id or name; the projects service's errors
-// (404 for an unknown project) come back as they are.
+// come back as kinds (errs.NotFound for an unknown project) with its
+// messages.
 func (p Projects) Get(ctx context.Context, ref string) (app.Project, error) {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	out, err := projects.New(p.NC).Get(ctx, ref)
-	return fromProjects(out), err
+	return fromProjects(out), events.AsDomain(err)
 }

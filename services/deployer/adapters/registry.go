@@ -10,7 +10,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
@@ -39,7 +39,7 @@ func (r *Registry) get(ctx context.Context, base, path string, q url.Values, out
 	}
 	resp, err := r.Client.Do(req)
 	if err != nil {
-		return "", events.Errorf(http.StatusBadGateway, "the project's tracking server did not answer %s: %v", path, err)
+		return "", errs.Upstreamf("the project's tracking server did not answer %s: %v", path, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
@@ -53,7 +53,7 @@ func (r *Registry) get(ctx context.Context, base, path string, q url.Values, out
 			me.ErrorCode = strconv.Itoa(resp.StatusCode)
 		}
 		if resp.StatusCode >= 500 {
-			return me.ErrorCode, events.Errorf(http.StatusBadGateway, "the project's tracking server failed %s: %s", path, me.Message)
+			return me.ErrorCode, errs.Upstreamf("the project's tracking server failed %s: %s", path, me.Message)
 		}
 		return me.ErrorCode, nil
 	}
@@ -84,7 +84,7 @@ func (r *Registry) Resolve(ctx context.Context, trackingURL, model, version stri
 			if _, err := r.latest(ctx, trackingURL, model); err != nil {
 				return "", err // the model itself is unknown
 			}
-			return "", events.Errorf(http.StatusNotFound, "registered model %q has no version %s", model, version)
+			return "", errs.NotFoundf("registered model %q has no version %s", model, version)
 		}
 		return out.ModelVersion.Version, nil
 	case version != "":
@@ -99,7 +99,7 @@ func (r *Registry) Resolve(ctx context.Context, trackingURL, model, version stri
 			if _, err := r.latest(ctx, trackingURL, model); err != nil {
 				return "", err
 			}
-			return "", events.Errorf(http.StatusNotFound, "registered model %q has no version %q and no alias %q", model, version, version)
+			return "", errs.NotFoundf("registered model %q has no version %q and no alias %q", model, version, version)
 		}
 		return out.ModelVersion.Version, nil
 	}
@@ -108,7 +108,7 @@ func (r *Registry) Resolve(ctx context.Context, trackingURL, model, version stri
 		return "", err
 	}
 	if v == "" {
-		return "", events.Errorf(http.StatusNotFound, "registered model %q has no versions yet: register one first", model)
+		return "", errs.NotFoundf("registered model %q has no versions yet: register one first", model)
 	}
 	return v, nil
 }
@@ -126,8 +126,7 @@ func (r *Registry) latest(ctx context.Context, trackingURL, model string) (strin
 		return "", err
 	}
 	if code != "" {
-		return "", events.Errorf(http.StatusNotFound,
-			"registered model %q not found in the project: list models with GET /registered-models?project_id=...", model)
+		return "", errs.NotFoundf("registered model %q not found in the project: list models with GET /registered-models?project_id=...", model)
 	}
 	best := 0
 	for _, v := range out.RegisteredModel.LatestVersions {

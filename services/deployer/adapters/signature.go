@@ -13,7 +13,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
 )
@@ -44,7 +44,7 @@ func (r *Registry) downloadURI(ctx context.Context, trackingURL, model, version 
 		return "", err
 	}
 	if code == "RESOURCE_DOES_NOT_EXIST" {
-		return "", events.Errorf(http.StatusNotFound, "version %s of registered model %q is gone from the project's registry", version, model)
+		return "", errs.NotFoundf("version %s of registered model %q is gone from the project's registry", version, model)
 	}
 	if code != "" || out.ArtifactURI == "" {
 		return "", fmt.Errorf("no download uri for %s/%s (%s)", model, version, code)

@@ -35,8 +35,8 @@ type Project struct {
 // Running reports whether the project's tracking server answers.
 func (p Project) Running() bool { return p.Status == "running" }
 
-// Projects looks projects up in the projects service. Errors are
-// *events.Error with the projects service's status (404 for an unknown one).
+// Projects looks projects up in the projects service. Errors carry the
+// projects service's kind and message (errs.NotFound for an unknown one).
 type Projects interface {
 	Get(ctx context.Context, ref string) (Project, error)
 	// Wake returns the project once its server runs, waking a sleeping
@@ -48,7 +48,7 @@ type Projects interface {
 
 // Registry resolves a version, an alias or "" (the latest) to a version
 // number in a project's model registry. Unknown models and versions are
-// *events.Error 404.
+// errs.NotFound.
 type Registry interface {
 	Resolve(ctx context.Context, trackingURL, model, version string) (string, error)
 	// InputColumns are the input names of the version's signature (none

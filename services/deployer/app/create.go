@@ -3,11 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strconv"
 	"strings"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
 
@@ -29,23 +28,22 @@ type CreateInput struct {
 func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment, error) {
 	typ, err := domain.ParseType(in.Type)
 	if err != nil {
-		return domain.Deployment{}, events.BadRequest(err)
+		return domain.Deployment{}, errs.AsInvalid(err)
 	}
 	if _, ok := s.backends[typ]; !ok {
-		return domain.Deployment{}, events.Errorf(http.StatusBadRequest,
-			"deployments of type %s are not configured on this panel: set MLPANEL_GCP_PROJECT and MLPANEL_GCP_ZONE", typ)
+		return domain.Deployment{}, errs.Invalidf("deployments of type %s are not configured on this panel: set MLPANEL_GCP_PROJECT and MLPANEL_GCP_ZONE", typ)
 	}
 	projectRef := strings.TrimSpace(string(in.ProjectID))
 	model := strings.TrimSpace(in.ModelID)
 	version := strings.TrimSpace(string(in.Version))
 	switch {
 	case projectRef == "":
-		return domain.Deployment{}, events.Errorf(http.StatusBadRequest, "project_id is required")
+		return domain.Deployment{}, errs.Invalidf("project_id is required")
 	case model == "":
-		return domain.Deployment{}, events.Errorf(http.StatusBadRequest, "model_id (the registered model's name) is required")
+		return domain.Deployment{}, errs.Invalidf("model_id (the registered model's name) is required")
 	}
 	if err := domain.ValidateVersion(version); err != nil {
-		return domain.Deployment{}, events.BadRequest(err)
+		return domain.Deployment{}, errs.AsInvalid(err)
 	}
 	p, err := s.projects.Get(ctx, projectRef)
 	if err != nil {
@@ -58,7 +56,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 		}
 	}
 	if !p.Running() {
-		return domain.Deployment{}, events.Conflictf(
+		return domain.Deployment{}, errs.Conflictf(
 			"project %s is %s: the model is resolved in its registry, so start it first with PUT /projects/%s/run", p.Name, p.Status, p.ID)
 	}
 	resolved, err := s.registry.Resolve(ctx, p.InternalURL, model, version)

@@ -1,13 +1,12 @@
 package app
 
 import (
-	"net/http"
-
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 )
 
 func notFound(id string) error {
-	return events.Errorf(http.StatusNotFound, "deployment %q not found: list deployments with GET /deployments", id)
+	return errs.NotFoundf("deployment %q not found: list deployments with GET /deployments", id)
 }
 
 // storeErr turns store failures into what the caller should see.

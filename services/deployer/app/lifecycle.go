@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
 
@@ -30,7 +30,7 @@ func (s *Service) withDeployment(ctx context.Context, id string, fn func(d *doma
 func (s *Service) Run(ctx context.Context, id string) (domain.Deployment, error) {
 	return s.withDeployment(ctx, id, func(d *domain.Deployment) error {
 		if d.DesiredState == domain.DesiredRunning && d.Status != domain.StatusFailed {
-			return events.Conflictf("deployment %s is already %s", d.ID, d.Status)
+			return errs.Conflictf("deployment %s is already %s", d.ID, d.Status)
 		}
 		d.DesiredState = domain.DesiredRunning
 		d.Error = ""

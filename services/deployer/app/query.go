@@ -3,9 +3,9 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
@@ -50,21 +50,20 @@ func (s *Service) List(ctx context.Context, lp events.ListParams, f Filter) (eve
 	}
 	less, ok := sortKeys[key]
 	if !ok {
-		return events.List[domain.Deployment]{}, events.Errorf(http.StatusBadRequest,
-			"cannot sort deployments by %q: use one of id, project_id, model_id, status, type, created_at, updated_at", lp.Sort)
+		return events.List[domain.Deployment]{}, errs.Invalidf("cannot sort deployments by %q: use one of id, project_id, model_id, status, type, created_at, updated_at", lp.Sort)
 	}
 	// A filter given empty or unknown would silently list nothing.
 	if f.Status != nil {
 		if _, err := domain.ParseStatus(*f.Status); err != nil {
-			return events.List[domain.Deployment]{}, events.Errorf(http.StatusBadRequest, "%v", err)
+			return events.List[domain.Deployment]{}, errs.Invalidf("%v", err)
 		}
 	}
 	if f.Type != nil {
 		if *f.Type == "" {
-			return events.List[domain.Deployment]{}, events.Errorf(http.StatusBadRequest, "type=\"\": use local or gcp")
+			return events.List[domain.Deployment]{}, errs.Invalidf("type=\"\": use local or gcp")
 		}
 		if _, err := domain.ParseType(*f.Type); err != nil {
-			return events.List[domain.Deployment]{}, events.Errorf(http.StatusBadRequest, "%v", err)
+			return events.List[domain.Deployment]{}, errs.Invalidf("%v", err)
 		}
 	}
 	if f.ProjectID != "" && !domain.IsVersionNumber(f.ProjectID) {
@@ -110,8 +109,7 @@ func (s *Service) Ping(ctx context.Context, id string) (Health, error) {
 	}
 	srv := s.serverOf(d.ID)
 	if srv == nil || !srv.Ready(ctx) {
-		return Health{}, events.Errorf(http.StatusBadRequest,
-			"the model server of deployment %s does not answer (status %s)", d.ID, d.Status)
+		return Health{}, errs.Invalidf("the model server of deployment %s does not answer (status %s)", d.ID, d.Status)
 	}
 	return Health{ID: d.ID, Status: "ok", URL: d.URL}, nil
 }
@@ -128,7 +126,7 @@ func (s *Service) Schema(ctx context.Context, id string) (ModelSchema, error) {
 		return ModelSchema{}, err
 	}
 	if !p.Running() {
-		return ModelSchema{}, events.Conflictf("project %s is %s: the schema is read from its registry, so start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
+		return ModelSchema{}, errs.Conflictf("project %s is %s: the schema is read from its registry, so start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
 	}
 	sc, err := s.registry.Schema(ctx, p.InternalURL, d.ModelID, d.Version)
 	if err != nil {

@@ -4,11 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"strings"
 	"time"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
@@ -226,7 +225,7 @@ func (s *Service) start(ctx context.Context, d *domain.Deployment, r *runtime) e
 		return s.fail(ctx, d, r, fmt.Sprintf("deployments of type %s are not configured on this panel", d.Type))
 	}
 	p, err := s.projects.Get(ctx, d.ProjectID)
-	if events.StatusOf(err) == http.StatusNotFound {
+	if errs.Is(err, errs.NotFound) {
 		return s.crashed(ctx, d, r, fmt.Sprintf("looking up project %s: %v", d.ProjectID, err))
 	}
 	if err != nil {

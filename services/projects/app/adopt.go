@@ -4,14 +4,13 @@ import (
 	"context"
 
 	"fmt"
-	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/archive"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -36,10 +35,10 @@ func (m *Mover) CreateOrAdopt(ctx context.Context, in CreateInput, restricted bo
 		return m.s.Create(ctx, in)
 	}
 	if restricted {
-		return domain.Project{}, events.Errorf(http.StatusForbidden, "only admins may create a project from an existing MLflow (source)")
+		return domain.Project{}, errs.Forbiddenf("only admins may create a project from an existing MLflow (source)")
 	}
 	if err := domain.ValidateName(in.Name); err != nil {
-		return domain.Project{}, events.BadRequest(err)
+		return domain.Project{}, errs.AsInvalid(err)
 	}
 	db, fileStore, err := m.sourceStore(in.Source.BackendStoreURI)
 	if err != nil {
@@ -61,14 +60,14 @@ func (m *Mover) CreateOrAdopt(ctx context.Context, in CreateInput, restricted bo
 	if fileStore {
 		mig, ok := m.db.(FileStoreMigrator)
 		if !ok {
-			return domain.Project{}, events.Errorf(http.StatusBadRequest, "this panel cannot migrate file stores: give a SQLite backend_store_uri")
+			return domain.Project{}, errs.Invalidf("this panel cannot migrate file stores: give a SQLite backend_store_uri")
 		}
 		if out, err := mig.MigrateFileStore(ctx, db, target); err != nil {
-			return domain.Project{}, events.Errorf(http.StatusBadRequest, "MLflow could not migrate the file store %s into SQLite: %v; last lines:\n%s", db, err, lastLines(out, 20))
+			return domain.Project{}, errs.Invalidf("MLflow could not migrate the file store %s into SQLite: %v; last lines:\n%s", db, err, lastLines(out, 20))
 		}
 	} else if err := m.db.Snapshot(ctx, db, target); err != nil {
 		// A read-only copy: the source database is never written.
-		return domain.Project{}, events.Errorf(http.StatusBadRequest, "cannot read %s as an SQLite database: %v", db, err)
+		return domain.Project{}, errs.Invalidf("cannot read %s as an SQLite database: %v", db, err)
 	}
 	if err := copyTree(arts, filepath.Join(staging, archive.ArtifactsDir)); err != nil {
 		return domain.Project{}, fmt.Errorf("copying artifacts from %s: %w", arts, err)
@@ -82,12 +81,12 @@ func (m *Mover) CreateOrAdopt(ctx context.Context, in CreateInput, restricted bo
 func (m *Mover) sourceStore(uri string) (path string, fileStore bool, err error) {
 	switch {
 	case uri == "":
-		return "", false, events.Errorf(http.StatusBadRequest, "source.backend_store_uri is required: sqlite:///<path of mlflow.db> or the path of an mlruns folder")
+		return "", false, errs.Invalidf("source.backend_store_uri is required: sqlite:///<path of mlflow.db> or the path of an mlruns folder")
 	case strings.HasPrefix(uri, "sqlite:///"):
 		p, err := m.underRoot("backend_store_uri", strings.TrimPrefix(uri, "sqlite:///"), false)
 		return p, false, err
 	case strings.Contains(uri, "://") && !strings.HasPrefix(uri, "file://"):
-		return "", false, events.Errorf(http.StatusBadRequest, "source.backend_store_uri %q: only sqlite:/// databases and mlruns folders can be adopted", uri)
+		return "", false, errs.Invalidf("source.backend_store_uri %q: only sqlite:/// databases and mlruns folders can be adopted", uri)
 	}
 	p, err := m.underRoot("backend_store_uri", uri, true)
 	return p, true, err
@@ -97,12 +96,12 @@ func (m *Mover) sourceStore(uri string) (path string, fileStore bool, err error)
 // inside MLPANEL_IMPORT_ROOT once links are followed.
 func (m *Mover) underRoot(field, p string, dir bool) (string, error) {
 	if m.importRoot == "" {
-		return "", events.Errorf(http.StatusBadRequest, "adopting an existing MLflow is off: set MLPANEL_IMPORT_ROOT to the folder its files may come from")
+		return "", errs.Invalidf("adopting an existing MLflow is off: set MLPANEL_IMPORT_ROOT to the folder its files may come from")
 	}
 	if strings.HasPrefix(p, "file://") {
 		u, err := url.Parse(p)
 		if err != nil {
-			return "", events.Errorf(http.StatusBadRequest, "source.%s %q is not a valid file:// URI", field, p)
+			return "", errs.Invalidf("source.%s %q is not a valid file:// URI", field, p)
 		}
 		p = u.Path
 	}
@@ -112,18 +111,18 @@ func (m *Mover) underRoot(field, p string, dir bool) (string, error) {
 	}
 	real, err := filepath.EvalSymlinks(filepath.Clean(p))
 	if err != nil || !filepath.IsAbs(p) || !inside(root, real) {
-		return "", events.Errorf(http.StatusBadRequest, "source.%s %q is not an existing absolute path under MLPANEL_IMPORT_ROOT (%s)", field, p, m.importRoot)
+		return "", errs.Invalidf("source.%s %q is not an existing absolute path under MLPANEL_IMPORT_ROOT (%s)", field, p, m.importRoot)
 	}
 	st, err := os.Stat(real)
 	if err != nil {
-		return "", events.Errorf(http.StatusBadRequest, "source.%s %q: %v", field, p, err)
+		return "", errs.Invalidf("source.%s %q: %v", field, p, err)
 	}
 	if st.IsDir() != dir {
 		what := "a file"
 		if dir {
 			what = "a folder"
 		}
-		return "", events.Errorf(http.StatusBadRequest, "source.%s %q must be %s", field, p, what)
+		return "", errs.Invalidf("source.%s %q must be %s", field, p, what)
 	}
 	return real, nil
 }

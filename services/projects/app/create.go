@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -36,13 +35,13 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Project, e
 // place (an import) before the record exists, so a failure leaves no record.
 func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain.Project) error) (domain.Project, error) {
 	if err := domain.ValidateName(in.Name); err != nil {
-		return domain.Project{}, events.BadRequest(err)
+		return domain.Project{}, errs.AsInvalid(err)
 	}
 	if err := domain.ValidateDescription(in.Description); err != nil {
-		return domain.Project{}, events.BadRequest(err)
+		return domain.Project{}, errs.AsInvalid(err)
 	}
 	if _, _, err := domain.ParseIdleTimeout(in.IdleTimeout); err != nil {
-		return domain.Project{}, events.BadRequest(err)
+		return domain.Project{}, errs.AsInvalid(err)
 	}
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
@@ -103,6 +102,5 @@ func (s *Service) freePort(used map[int]bool) (int, error) {
 			return port, nil
 		}
 	}
-	return 0, events.Errorf(http.StatusServiceUnavailable,
-		"no free port left in MLPANEL_PORT_RANGE %s: delete projects you no longer need or widen the range", s.cfg.Ports)
+	return 0, errs.Unavailablef("no free port left in MLPANEL_PORT_RANGE %s: delete projects you no longer need or widen the range", s.cfg.Ports)
 }

@@ -1,17 +1,16 @@
 package app
 
 import (
-	"net/http"
-
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 )
 
 func notFound(ref string) error {
-	return events.Errorf(http.StatusNotFound, "project %q not found: list projects with GET /projects", ref)
+	return errs.NotFoundf("project %q not found: list projects with GET /projects", ref)
 }
 
 func duplicateName(name string) error {
-	return events.Conflictf("a project named %q already exists: choose another name", name)
+	return errs.Conflictf("a project named %q already exists: choose another name", name)
 }
 
 // storeErr turns store failures into what the caller should see.

@@ -6,7 +6,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -41,9 +41,9 @@ func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
 	return s.withProject(ctx, ref, func(p *domain.Project) error {
 		switch {
 		case p.Status == domain.StatusArchived:
-			return events.Conflictf("project %s is archived: restore it with PUT /projects/%s/restore first", p.Name, p.ID)
+			return errs.Conflictf("project %s is archived: restore it with PUT /projects/%s/restore first", p.Name, p.ID)
 		case p.DesiredState == domain.DesiredRunning && p.Status != domain.StatusFailed && p.Status != domain.StatusSleeping:
-			return events.Conflictf("project %s is already %s", p.Name, p.Status)
+			return errs.Conflictf("project %s is already %s", p.Name, p.Status)
 		}
 		p.DesiredState = domain.DesiredRunning
 		p.LastError = ""
@@ -60,7 +60,7 @@ func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
 		if p.Status == domain.StatusFailed {
 			// The start cannot succeed (its database is gone): the
 			// caller is told why, and the record says so too.
-			return events.Conflictf("%s", p.LastError)
+			return errs.Conflictf("%s", p.LastError)
 		}
 		return nil
 	})
@@ -81,7 +81,7 @@ func (s *Service) Terminate(ctx context.Context, ref string) (domain.Project, er
 func (s *Service) Archive(ctx context.Context, ref string) (domain.Project, error) {
 	return s.withProject(ctx, ref, func(p *domain.Project) error {
 		if p.Status == domain.StatusArchived {
-			return events.Conflictf("project %s is already archived", p.Name)
+			return errs.Conflictf("project %s is already archived", p.Name)
 		}
 		p.DesiredState = domain.DesiredStopped
 		if err := s.converge(ctx, p); err != nil {
@@ -96,7 +96,7 @@ func (s *Service) Archive(ctx context.Context, ref string) (domain.Project, erro
 func (s *Service) Restore(ctx context.Context, ref string) (domain.Project, error) {
 	return s.withProject(ctx, ref, func(p *domain.Project) error {
 		if p.Status != domain.StatusArchived {
-			return events.Conflictf("project %s is not archived (status %s): only archived projects can be restored", p.Name, p.Status)
+			return errs.Conflictf("project %s is not archived (status %s): only archived projects can be restored", p.Name, p.Status)
 		}
 		p.Status = domain.StatusTerminated
 		p.LastError = ""
@@ -111,7 +111,7 @@ func (s *Service) Delete(ctx context.Context, ref string) (domain.Project, error
 	defer s.createMu.Unlock()
 	return s.withProject(ctx, ref, func(p *domain.Project) error {
 		if p.Active() {
-			return events.Conflictf("project %s is %s: terminate it with PUT /projects/%s/terminate before deleting it", p.Name, p.Status, p.ID)
+			return errs.Conflictf("project %s is %s: terminate it with PUT /projects/%s/terminate before deleting it", p.Name, p.Status, p.ID)
 		}
 		trash := filepath.Join(s.cfg.Home, "trash")
 		if err := os.MkdirAll(trash, 0o755); err != nil {

@@ -7,14 +7,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/archive"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -24,6 +24,9 @@ type MLflowDB interface {
 	Snapshot(ctx context.Context, src, dst string) error
 	// Revision is a database's alembic schema revision.
 	Revision(ctx context.Context, path string) (string, error)
+	// CurrentRevision is Revision of a project's live database, read
+	// again only when the file changed.
+	CurrentRevision(ctx context.Context, path string) (string, error)
 	// Relocate moves the artifact locations recorded under from to to.
 	Relocate(ctx context.Context, path, from, to string) (int64, error)
 	// Pinned is the panel's MLflow version and the revisions it knows.
@@ -39,14 +42,9 @@ type Pinned struct {
 	Revisions []string `json:"revisions"`
 }
 
-// Knows reports whether rev is a schema revision of the pinned MLflow.
-func (p Pinned) Knows(rev string) bool {
-	for _, r := range p.Revisions {
-		if r == rev {
-			return true
-		}
-	}
-	return false
+// Check is what a database at rev means to the pinned MLflow.
+func (p Pinned) Check(rev string) mlflowschema.Status {
+	return mlflowschema.Check(rev, p.Head, p.Revisions)
 }
 
 // Mover exports, imports and clones projects. It shares the service's
@@ -86,6 +84,19 @@ type Meta struct {
 	// Deployments are the project's deployment definitions when exported,
 	// for reference: an import does not start model servers.
 	Deployments json.RawMessage `json:"deployments,omitempty"`
+	// Members are the project's members by user name and role. The
+	// gateway owns them: it adds them to an export and restores them
+	// after an import (Imported.ArchiveMembers); this service carries
+	// them untouched.
+	Members json.RawMessage `json:"members,omitempty"`
+}
+
+// Imported is a project made from an archive, with the members the
+// archive named, for the gateway to restore (it answers the caller with
+// what it restored and skipped instead).
+type Imported struct {
+	domain.Project
+	ArchiveMembers json.RawMessage `json:"archiveMembers,omitempty"`
 }
 
 // ExportPlan tells the gateway which files make the archive. The
@@ -157,7 +168,7 @@ func (m *Mover) Export(ctx context.Context, ref string) (ExportPlan, error) {
 func (m *Mover) snapshot(ctx context.Context, p domain.Project, dir string) (ExportPlan, error) {
 	src := filepath.Join(p.Path, archive.DBName)
 	if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
-		return ExportPlan{}, events.Conflictf("project %s has no MLflow database yet: run it once (PUT /projects/%s/run) before exporting it", p.Name, p.ID)
+		return ExportPlan{}, errs.Conflictf("project %s has no MLflow database yet: run it once (PUT /projects/%s/run) before exporting it", p.Name, p.ID)
 	}
 	plan := ExportPlan{
 		Filename:  fmt.Sprintf("%s-%s.tar.gz", p.Name, m.s.now().Format("20060102T150405Z")),
@@ -202,7 +213,7 @@ func (m *Mover) snapshot(ctx context.Context, p domain.Project, dir string) (Exp
 // Release removes an export's staging folder once the archive is sent.
 func (m *Mover) Release(_ context.Context, dir string) (struct{}, error) {
 	if !inside(m.area("exports"), filepath.Clean(dir)) {
-		return struct{}{}, events.Errorf(http.StatusBadRequest, "%q is not an export staging folder", dir)
+		return struct{}{}, errs.Invalidf("%q is not an export staging folder", dir)
 	}
 	if err := os.RemoveAll(dir); err != nil {
 		return struct{}{}, fmt.Errorf("releasing %s: %w", dir, err)
@@ -238,71 +249,80 @@ type ImportInput struct {
 // Import creates a new project from an archive: new id, port and name,
 // the database moved to the new artifact folder, the MLflow schema
 // brought to the pinned revision. A refused archive leaves nothing.
-func (m *Mover) Import(ctx context.Context, in ImportInput) (domain.Project, error) {
+func (m *Mover) Import(ctx context.Context, in ImportInput) (Imported, error) {
+	meta, p, err := m.importArchive(ctx, in)
+	if err != nil {
+		return Imported{}, err
+	}
+	return Imported{Project: p, ArchiveMembers: meta.Members}, nil
+}
+
+func (m *Mover) importArchive(ctx context.Context, in ImportInput) (Meta, domain.Project, error) {
 	src, cleanup, err := m.source(in)
 	if err != nil {
-		return domain.Project{}, err
+		return Meta{}, domain.Project{}, err
 	}
 	defer cleanup()
 	if in.Name != "" {
 		if err := domain.ValidateName(in.Name); err != nil {
-			return domain.Project{}, events.BadRequest(err)
+			return Meta{}, domain.Project{}, errs.AsInvalid(err)
 		}
 	}
 	f, err := os.Open(src)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return domain.Project{}, events.Errorf(http.StatusBadRequest, "no archive at %s: give a file under MLPANEL_IMPORT_ROOT", in.Path)
+			return Meta{}, domain.Project{}, errs.Invalidf("no archive at %s: give a file under MLPANEL_IMPORT_ROOT", in.Path)
 		}
-		return domain.Project{}, fmt.Errorf("opening archive: %w", err)
+		return Meta{}, domain.Project{}, fmt.Errorf("opening archive: %w", err)
 	}
 	defer f.Close()
 	staging, err := m.stage("imports", "extract-")
 	if err != nil {
-		return domain.Project{}, err
+		return Meta{}, domain.Project{}, err
 	}
 	defer os.RemoveAll(staging) // moved away on success
 	raw, err := archive.Extract(f, staging)
 	if err != nil {
 		var inv *archive.InvalidError
 		if errors.As(err, &inv) {
-			return domain.Project{}, events.Errorf(http.StatusBadRequest, "%s", inv.Error())
+			return Meta{}, domain.Project{}, errs.Invalidf("%s", inv.Error())
 		}
-		return domain.Project{}, err
+		return Meta{}, domain.Project{}, err
 	}
 	var meta Meta
 	if err := json.Unmarshal(raw, &meta); err != nil || meta.Format != archive.Format {
-		return domain.Project{}, events.Errorf(http.StatusBadRequest, "invalid project archive: %s is not an mlpanel export (format %q, want %q)", archive.MetaName, meta.Format, archive.Format)
+		return Meta{}, domain.Project{}, errs.Invalidf("invalid project archive: %s is not an mlpanel export (format %q, want %q)", archive.MetaName, meta.Format, archive.Format)
 	}
 	if in.Description == nil {
 		in.Description = &meta.Project.Description
 	}
-	return m.adopt(ctx, staging, meta, in)
+	p, err := m.adopt(ctx, staging, meta, in)
+	return meta, p, err
 }
 
 // source resolves where the archive is and what to remove afterwards.
 func (m *Mover) source(in ImportInput) (string, func(), error) {
 	switch {
 	case in.Upload != "" && in.Path != "":
-		return "", nil, events.Errorf(http.StatusBadRequest, "give either an uploaded archive or a server-side path, not both")
+		return "", nil, errs.Invalidf("give either an uploaded archive or a server-side path, not both")
 	case in.Upload != "":
 		up := filepath.Clean(in.Upload)
 		if !inside(m.area("imports"), up) {
-			return "", nil, events.Errorf(http.StatusBadRequest, "%q is not an upload slot", in.Upload)
+			return "", nil, errs.Invalidf("%q is not an upload slot", in.Upload)
 		}
 		return up, func() { _ = os.Remove(up) }, nil
 	case in.Path != "":
 		if m.importRoot == "" {
-			return "", nil, events.Errorf(http.StatusBadRequest, "server-side imports are off: set MLPANEL_IMPORT_ROOT to the folder archives may come from, or upload the archive")
+			return "", nil, errs.Invalidf("server-side imports are off: set MLPANEL_IMPORT_ROOT to the folder archives may come from, or upload the archive")
 		}
 		p, err := filepath.EvalSymlinks(filepath.Clean(in.Path))
 		root, rerr := filepath.EvalSymlinks(m.importRoot)
 		if err != nil || rerr != nil || !inside(root, p) {
-			return "", nil, events.Errorf(http.StatusBadRequest, "no archive %q under MLPANEL_IMPORT_ROOT (%s): give a file inside that folder", in.Path, m.importRoot)
+			return "", nil, errs.Invalidf("no archive %q under MLPANEL_IMPORT_ROOT (%s): give a file inside that folder", in.Path, m.importRoot)
 		}
 		return p, func() {}, nil
 	}
-	return "", nil, events.Errorf(http.StatusBadRequest, "no archive: upload a .tar.gz made by GET /projects/{id}/export as the request body")
+	return "", nil, errs.Invalidf("no archive: upload a .tar.gz made by GET /projects/{id}/export as the request body")
 }
 
 // adopt turns an extracted archive (or a clone's copy) in staging into a
@@ -311,23 +331,21 @@ func (m *Mover) adopt(ctx context.Context, staging string, meta Meta, in ImportI
 	db := filepath.Join(staging, archive.DBName)
 	rev, err := m.db.Revision(ctx, db)
 	if err != nil {
-		return domain.Project{}, events.Errorf(http.StatusBadRequest, "invalid project archive: %s is not a readable MLflow database: %v", archive.DBName, err)
+		return domain.Project{}, errs.Invalidf("invalid project archive: %s is not a readable MLflow database: %v", archive.DBName, err)
 	}
 	pinned, err := m.db.Pinned(ctx)
 	if err != nil {
 		return domain.Project{}, err
 	}
-	switch {
-	case rev == "":
-		return domain.Project{}, events.Errorf(http.StatusBadRequest, "invalid project archive: %s has no MLflow schema revision", archive.DBName)
-	case !pinned.Knows(rev):
-		return domain.Project{}, events.Errorf(http.StatusBadRequest,
-			"the archive's database is at schema revision %s (MLflow %s), which this panel's MLflow %s does not know: import it into a panel with that MLflow or newer",
+	switch pinned.Check(rev) {
+	case mlflowschema.Empty:
+		return domain.Project{}, errs.Invalidf("invalid project archive: %s has no MLflow schema revision", archive.DBName)
+	case mlflowschema.Unknown:
+		return domain.Project{}, errs.Invalidf("the archive's database is at schema revision %s (MLflow %s), which this panel's MLflow %s does not know: import it into a panel with that MLflow or newer",
 			rev, meta.MlflowVersion, pinned.Version)
-	case rev != pinned.Head:
+	case mlflowschema.Older:
 		if out, err := m.db.Upgrade(ctx, db); err != nil {
-			return domain.Project{}, events.Errorf(http.StatusBadRequest,
-				"the archive's database (MLflow %s, revision %s) could not be migrated to MLflow %s: %v; last lines:\n%s",
+			return domain.Project{}, errs.Invalidf("the archive's database (MLflow %s, revision %s) could not be migrated to MLflow %s: %v; last lines:\n%s",
 				meta.MlflowVersion, rev, pinned.Version, err, lastLines(out, 20))
 		}
 	}
@@ -374,7 +392,7 @@ type CloneInput struct {
 // database and a copy of its artifacts, as an export then an import would.
 func (m *Mover) Clone(ctx context.Context, ref string, in CloneInput) (domain.Project, error) {
 	if err := domain.ValidateName(in.Name); err != nil {
-		return domain.Project{}, events.BadRequest(err)
+		return domain.Project{}, errs.AsInvalid(err)
 	}
 	p, err := m.s.Find(ctx, ref)
 	if err != nil {
@@ -426,7 +444,7 @@ type Described struct {
 }
 
 // Describe is Find plus the MLflow version and the schema revision, read
-// from the database itself (read-only, one row).
+// from the database itself (read-only, one row) when its file changed.
 func (m *Mover) Describe(ctx context.Context, ref string) (Described, error) {
 	p, err := m.s.Find(ctx, ref)
 	if err != nil {
@@ -438,7 +456,7 @@ func (m *Mover) Describe(ctx context.Context, ref string) (Described, error) {
 	}
 	db := filepath.Join(p.Path, archive.DBName)
 	if _, err := os.Stat(db); err == nil {
-		if rev, err := m.db.Revision(ctx, db); err == nil {
+		if rev, err := m.db.CurrentRevision(ctx, db); err == nil {
 			d.SchemaRevision = rev
 		}
 	}

@@ -3,10 +3,10 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"regexp"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -16,7 +16,7 @@ var numericID = regexp.MustCompile(`^[0-9]+$`)
 // Find resolves a project by id or, since names start with a letter, by name.
 func (s *Service) Find(ctx context.Context, ref string) (domain.Project, error) {
 	if ref == "" {
-		return domain.Project{}, events.Errorf(http.StatusBadRequest, "a project id or name is required")
+		return domain.Project{}, errs.Invalidf("a project id or name is required")
 	}
 	var (
 		p   domain.Project
@@ -50,7 +50,7 @@ func (s *Service) List(ctx context.Context, r events.Request) (events.List[domai
 	// unknown one would silently list nothing.
 	if _, given := r.Query["status"]; given {
 		if _, err := domain.ParseStatus(status); err != nil {
-			return events.List[domain.Project]{}, events.Errorf(http.StatusBadRequest, "%v", err)
+			return events.List[domain.Project]{}, errs.Invalidf("%v", err)
 		}
 	}
 	sortKey := lp.Sort
@@ -59,8 +59,7 @@ func (s *Service) List(ctx context.Context, r events.Request) (events.List[domai
 	}
 	less, ok := sortKeys[sortKey]
 	if !ok {
-		return events.List[domain.Project]{}, events.Errorf(http.StatusBadRequest,
-			"cannot sort projects by %q: use one of id, name, status, port, createdAt, updatedAt", lp.Sort)
+		return events.List[domain.Project]{}, errs.Invalidf("cannot sort projects by %q: use one of id, name, status, port, createdAt, updatedAt", lp.Sort)
 	}
 	all, err := s.store.All(ctx)
 	if err != nil {
@@ -93,8 +92,7 @@ func (s *Service) Healthcheck(ctx context.Context, ref string) (Health, error) {
 	}
 	r := s.rt.Get(p.ID)
 	if r.proc == nil || !r.proc.Alive() {
-		return Health{}, events.Errorf(http.StatusBadRequest,
-			"the tracking server of project %s is not running (status %s): start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
+		return Health{}, errs.Invalidf("the tracking server of project %s is not running (status %s): start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
 	}
 	return Health{ID: p.ID, Status: "alive", Pid: r.proc.Pid, Port: p.Port}, nil
 }
@@ -106,8 +104,7 @@ func (s *Service) Ping(ctx context.Context, ref string) (Health, error) {
 		return Health{}, err
 	}
 	if !s.servers.Healthy(ctx, p) {
-		return Health{}, events.Errorf(http.StatusBadRequest,
-			"the tracking server of project %s does not answer on port %d (status %s)", p.Name, p.Port, p.Status)
+		return Health{}, errs.Invalidf("the tracking server of project %s does not answer on port %d (status %s)", p.Name, p.Port, p.Status)
 	}
 	return Health{ID: p.ID, Status: "ok", Port: p.Port}, nil
 }

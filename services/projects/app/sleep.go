@@ -3,13 +3,12 @@ package app
 import (
 	"context"
 	"fmt"
-	"net/http"
 	"strings"
 	"sync"
 	"time"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/activity"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
@@ -157,9 +156,9 @@ func (s *Service) Wake(ctx context.Context, ref string) (domain.Project, error) 
 			r.idle.touch(s.now())
 			switch {
 			case p.DesiredState != domain.DesiredRunning || p.Status == domain.StatusArchived:
-				return events.Conflictf("project %s is %s: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
+				return errs.Conflictf("project %s is %s: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
 			case p.Status == domain.StatusFailed:
-				return events.Errorf(http.StatusServiceUnavailable, "project %s failed: %s", p.Name, p.LastError)
+				return errs.Unavailablef("project %s failed: %s", p.Name, p.LastError)
 			case p.Status == domain.StatusSleeping:
 				r.idle.woke(s.now())
 				r.crashes.Reset()
@@ -171,7 +170,7 @@ func (s *Service) Wake(ctx context.Context, ref string) (domain.Project, error) 
 				// It crashed while starting and backs off: the caller
 				// gets the reason now instead of a hang.
 				tail, _ := proc.Tail(s.servers.LogFile(*p), 20)
-				return events.Errorf(http.StatusServiceUnavailable, "project %s did not start: %s; last log lines:\n%s",
+				return errs.Unavailablef("project %s did not start: %s; last log lines:\n%s",
 					p.Name, p.LastError, strings.TrimSpace(tail))
 			}
 			return s.converge(ctx, p)
@@ -182,8 +181,7 @@ func (s *Service) Wake(ctx context.Context, ref string) (domain.Project, error) 
 		select {
 		case <-ctx.Done():
 			tail, _ := proc.Tail(s.servers.LogFile(p), 20)
-			return domain.Project{}, events.Errorf(http.StatusServiceUnavailable,
-				"project %s did not answer within %s; last log lines:\n%s", p.Name, s.cfg.StartTimeout, strings.TrimSpace(tail))
+			return domain.Project{}, errs.Unavailablef("project %s did not answer within %s; last log lines:\n%s", p.Name, s.cfg.StartTimeout, strings.TrimSpace(tail))
 		case <-time.After(wakePoll):
 		}
 	}

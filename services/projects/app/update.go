@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -21,17 +21,17 @@ type UpdateInput struct {
 func (s *Service) Update(ctx context.Context, ref string, in UpdateInput) (domain.Project, error) {
 	if in.Name != nil {
 		if err := domain.ValidateName(*in.Name); err != nil {
-			return domain.Project{}, events.BadRequest(err)
+			return domain.Project{}, errs.AsInvalid(err)
 		}
 	}
 	if in.Description != nil {
 		if err := domain.ValidateDescription(*in.Description); err != nil {
-			return domain.Project{}, events.BadRequest(err)
+			return domain.Project{}, errs.AsInvalid(err)
 		}
 	}
 	if in.IdleTimeout != nil {
 		if _, _, err := domain.ParseIdleTimeout(*in.IdleTimeout); err != nil {
-			return domain.Project{}, events.BadRequest(err)
+			return domain.Project{}, errs.AsInvalid(err)
 		}
 	}
 	// Renames race with creates on name uniqueness.

@@ -109,14 +109,22 @@ func (c Client) ImportSlot(ctx context.Context) (string, error) {
 // Import creates a project for caller from an archive: in names it
 // ("name", "description") and says where the archive is ("upload" from
 // ImportSlot, or "path" under the import root).
-func (c Client) Import(ctx context.Context, in map[string]any, caller string) (Project, error) {
+func (c Client) Import(ctx context.Context, in map[string]any, caller string) (Imported, error) {
 	body, err := json.Marshal(in)
 	if err != nil {
-		return Project{}, fmt.Errorf("encoding import request: %w", err)
+		return Imported{}, fmt.Errorf("encoding import request: %w", err)
 	}
-	var p Project
+	var p Imported
 	err = events.Call(ctx, c.nc, Subject("import"), events.Request{Body: body, Caller: caller}, &p)
 	return p, err
+}
+
+// Imported is a project made from an archive, with the members the
+// archive named (user names and roles), for the gateway to restore: the
+// projects service does not own accounts.
+type Imported struct {
+	Project
+	ArchiveMembers json.RawMessage `json:"archiveMembers,omitempty"`
 }
 
 // Activity reports the projects used since the last report (their idle

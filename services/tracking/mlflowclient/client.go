@@ -82,9 +82,6 @@ func New(baseURL string, hc *http.Client) *Client {
 	return &Client{base: strings.TrimRight(baseURL, "/"), hc: hc, PageSize: DefaultPageSize}
 }
 
-// BaseURL is the server's root URL.
-func (c *Client) BaseURL() string { return c.base }
-
 func (c *Client) pageSize() int {
 	if c.PageSize <= 0 {
 		return DefaultPageSize

@@ -67,9 +67,3 @@ func (c *Client) DeleteExperiment(ctx context.Context, id string) error {
 func (c *Client) RestoreExperiment(ctx context.Context, id string) error {
 	return c.send(ctx, http.MethodPost, "experiments/restore", map[string]string{"experiment_id": id}, nil)
 }
-
-// SetExperimentTag sets one tag.
-func (c *Client) SetExperimentTag(ctx context.Context, id, key, value string) error {
-	return c.send(ctx, http.MethodPost, "experiments/set-experiment-tag",
-		map[string]string{"experiment_id": id, "key": key, "value": value}, nil)
-}

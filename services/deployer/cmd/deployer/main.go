@@ -6,19 +6,12 @@ import (
 	"context"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/services/deployer"
 )
 
-func main() { boot.Main("deployer", run) }
-
-func run(ctx context.Context) error {
-	var r conf.Reader
-	cfg := deployer.ConfigFromEnv(&r)
-	c, err := boot.Connect(ctx, "deployer", &r, true)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return deployer.Run(ctx, cfg, c.NATS, c.DB, c.Log)
+func main() {
+	boot.Service("deployer", deployer.Settings, true, deployer.ConfigFromEnv,
+		func(ctx context.Context, cfg deployer.Config, c *boot.Conns) error {
+			return deployer.Run(ctx, cfg, c.NATS, c.DB, c.Log)
+		})
 }

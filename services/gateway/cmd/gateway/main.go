@@ -6,19 +6,12 @@ import (
 	"context"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/services/gateway"
 )
 
-func main() { boot.Main("gateway", run) }
-
-func run(ctx context.Context) error {
-	var r conf.Reader
-	cfg := gateway.ConfigFromEnv(&r)
-	c, err := boot.Connect(ctx, "gateway", &r, true)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return gateway.New(cfg, c.NATS, c.DB, c.Log).Run(ctx)
+func main() {
+	boot.Service("gateway", gateway.Settings, true, gateway.ConfigFromEnv,
+		func(ctx context.Context, cfg gateway.Config, c *boot.Conns) error {
+			return gateway.New(cfg, c.NATS, c.DB, c.Log).Run(ctx)
+		})
 }

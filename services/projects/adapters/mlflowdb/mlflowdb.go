@@ -17,6 +17,8 @@ import (
 	"strings"
 
 	_ "modernc.org/sqlite" // pure Go, already in the module graph through FerretDB
+
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 )
 
 func open(path string, readOnly bool) (*sql.DB, error) {
@@ -54,20 +56,7 @@ func Snapshot(ctx context.Context, src, dst string) error {
 // Revision is the database's alembic schema revision ("" for a database
 // MLflow never initialised).
 func Revision(ctx context.Context, path string) (string, error) {
-	db, err := open(path, true)
-	if err != nil {
-		return "", err
-	}
-	defer db.Close()
-	var rev string
-	err = db.QueryRowContext(ctx, "SELECT version_num FROM alembic_version").Scan(&rev)
-	switch {
-	case err == nil:
-		return rev, nil
-	case errors.Is(err, sql.ErrNoRows), strings.Contains(err.Error(), "no such table"):
-		return "", nil
-	}
-	return "", fmt.Errorf("reading the schema revision of %s: %w", path, err)
+	return mlflowschema.ReadFile(ctx, path)
 }
 
 // locations are the columns where MLflow records where artifacts live
@@ -159,14 +148,9 @@ type Pinned struct {
 	Revisions []string `json:"revisions"`
 }
 
-// Knows reports whether rev is one of the pinned MLflow's revisions.
-func (p Pinned) Knows(rev string) bool {
-	for _, r := range p.Revisions {
-		if r == rev {
-			return true
-		}
-	}
-	return false
+// Check is what a database at rev means to the pinned MLflow.
+func (p Pinned) Check(rev string) mlflowschema.Status {
+	return mlflowschema.Check(rev, p.Head, p.Revisions)
 }
 
 // pinnedScript asks MLflow's own alembic scripts, the source of truth,

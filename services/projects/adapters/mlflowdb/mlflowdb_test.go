@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 )
 
 // mlflowDB makes a database with the pinned MLflow's own schema.
@@ -30,7 +31,7 @@ func TestRevisionAndRelocateOnTheRealSchema(t *testing.T) {
 	path, pinned := mlflowDB(t)
 	ctx := context.Background()
 	rev, err := Revision(ctx, path)
-	if err != nil || rev != pinned.Head || !pinned.Knows(rev) || pinned.Version == "" {
+	if err != nil || rev != pinned.Head || pinned.Check(rev) != mlflowschema.Current || pinned.Version == "" {
 		t.Fatalf("revision %q (%v), pinned %+v", rev, err, pinned)
 	}
 	db, err := open(path, false)

@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"sync"
 
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 )
 
@@ -15,11 +16,15 @@ type Tool struct {
 
 	mu     sync.Mutex
 	pinned *app.Pinned
+	revs   mlflowschema.Cache // live databases' revisions
 }
 
 func (t *Tool) Snapshot(ctx context.Context, src, dst string) error { return Snapshot(ctx, src, dst) }
 func (t *Tool) Revision(ctx context.Context, path string) (string, error) {
 	return Revision(ctx, path)
+}
+func (t *Tool) CurrentRevision(ctx context.Context, path string) (string, error) {
+	return t.revs.Revision(ctx, path)
 }
 func (t *Tool) Relocate(ctx context.Context, path, from, to string) (int64, error) {
 	return Relocate(ctx, path, from, to)

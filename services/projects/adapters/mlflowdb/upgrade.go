@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
@@ -53,10 +54,10 @@ func (u *Upgrading) migrate(ctx context.Context, db string) error {
 	if err != nil {
 		return err
 	}
-	switch {
-	case rev == "" || rev == pinned.Head:
+	switch pinned.Check(rev) {
+	case mlflowschema.Empty, mlflowschema.Current:
 		return nil
-	case !pinned.Knows(rev):
+	case mlflowschema.Unknown:
 		return fmt.Errorf("the MLflow database is at schema revision %s, which this panel's MLflow %s does not know (a newer MLflow made it): run the project on a panel with that MLflow or newer", rev, pinned.Version)
 	}
 	// One backup per source revision: a retried start overwrites the copy

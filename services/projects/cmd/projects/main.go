@@ -6,19 +6,12 @@ import (
 	"context"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/services/projects"
 )
 
-func main() { boot.Main("projects", run) }
-
-func run(ctx context.Context) error {
-	var r conf.Reader
-	cfg := projects.ConfigFromEnv(&r)
-	c, err := boot.Connect(ctx, "projects", &r, true)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return projects.Run(ctx, cfg, c.NATS, c.DB, c.Log)
+func main() {
+	boot.Service("projects", projects.Settings, true, projects.ConfigFromEnv,
+		func(ctx context.Context, cfg projects.Config, c *boot.Conns) error {
+			return projects.Run(ctx, cfg, c.NATS, c.DB, c.Log)
+		})
 }

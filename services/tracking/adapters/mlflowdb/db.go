@@ -20,14 +20,9 @@ import (
 
 	_ "modernc.org/sqlite"
 
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/services/tracking/app" // pure-Go SQLite driver, registered as "sqlite"
 )
-
-// SupportedRevisions are the alembic revisions of MLflow's schema this
-// package reads: the head of the pinned MLflow (python/requirements.txt).
-// TestSupportedRevisionIsPinnedMLflowHead derives the head from the
-// installed MLflow's migrations and fails when a new pin moves it.
-var SupportedRevisions = map[string]bool{"dc11669786a5": true}
 
 // ErrFallback says the database cannot answer this call exactly; ask
 // MLflow's REST API.
@@ -95,15 +90,17 @@ func (r *Reader) db(ctx context.Context, path string) (*sql.DB, error) {
 	r.mu.Unlock()
 	// The revision is read on every call (microseconds): `mlflow db
 	// upgrade` may move it while the service runs.
-	var rev string
-	if err := db.QueryRowContext(ctx, "SELECT version_num FROM alembic_version").Scan(&rev); err != nil {
+	// Which revisions this SQL understands is decided in mlflowschema,
+	// for this service and the projects service alike.
+	rev, err := mlflowschema.Read(ctx, db)
+	if err != nil {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
 		return nil, r.fallback(path, fmt.Sprintf("cannot read alembic_version: %v", err))
 	}
-	if !SupportedRevisions[rev] {
-		return nil, r.fallback(path, fmt.Sprintf("schema revision %s is not one this mlpanel reads (it reads %v)", rev, keys(SupportedRevisions)))
+	if !mlflowschema.Readable(rev) {
+		return nil, r.fallback(path, fmt.Sprintf("schema revision %q is not one this mlpanel reads (it reads %s)", rev, mlflowschema.Head))
 	}
 	return db, nil
 }
@@ -118,12 +115,4 @@ func (r *Reader) fallback(path, reason string) error {
 		r.log.Warn("reading MLflow's database directly is off for this project; using MLflow's REST API", "db", path, "reason", reason)
 	}
 	return ErrFallback
-}
-
-func keys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	return out
 }

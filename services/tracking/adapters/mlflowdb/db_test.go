@@ -7,52 +7,16 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"os"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
 
-// TestSupportedRevisionIsPinnedMLflowHead derives the head of the pinned
-// MLflow's migration chain from the installed package: a new pin that
-// moves the schema fails here until this package is checked against it.
-func TestSupportedRevisionIsPinnedMLflowHead(t *testing.T) {
-	files, _ := filepath.Glob(filepath.Join(repoRoot(t), ".venv", "lib", "python*", "site-packages", "mlflow", "store", "db_migrations", "versions", "*.py"))
-	if len(files) == 0 {
-		t.Fatal("no MLflow migrations under .venv: run `make venv`")
-	}
-	revRe := regexp.MustCompile(`(?m)^revision\s*=\s*"(\w+)"`)
-	downRe := regexp.MustCompile(`(?m)^down_revision\s*=\s*(.*)$`)
-	idRe := regexp.MustCompile(`"(\w+)"`)
-	revs, downs := map[string]bool{}, map[string]bool{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if m := revRe.FindSubmatch(b); m != nil {
-			revs[string(m[1])] = true
-		}
-		if m := downRe.FindSubmatch(b); m != nil {
-			for _, d := range idRe.FindAllSubmatch(m[1], -1) {
-				downs[string(d[1])] = true
-			}
-		}
-	}
-	var heads []string
-	for r := range revs {
-		if !downs[r] {
-			heads = append(heads, r)
-		}
-	}
-	if len(heads) != 1 || !SupportedRevisions[heads[0]] || len(SupportedRevisions) != 1 {
-		t.Errorf("pinned MLflow's schema head is %v; SupportedRevisions is %v: check the SQL of this package against the new schema, then update it", heads, keys(SupportedRevisions))
-	}
-}
+// The head this package's SQL reads is pinned, and checked against the
+// installed MLflow, in pkg/platform/mlflowschema (TestHeadIsThePinnedMLflowHead).
 
 // TestOtherRevisionFallsBackWithOneWarning: a database of another schema
 // revision, or none at all, is answered through REST, and the log says so
@@ -113,10 +77,7 @@ func TestRunTimesSeeEveryCommit(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer w.Close()
-	var rev string
-	for r := range SupportedRevisions {
-		rev = r
-	}
+	rev := mlflowschema.Head
 	for _, q := range []string{"CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)", "INSERT INTO alembic_version VALUES ('" + rev + "')",
 		"CREATE TABLE runs (run_uuid TEXT PRIMARY KEY, experiment_id INTEGER, lifecycle_stage TEXT, status TEXT, start_time BIGINT, end_time BIGINT)",
 		"INSERT INTO runs VALUES ('a', 1, 'active', 'FINISHED', 100, 200)"} {

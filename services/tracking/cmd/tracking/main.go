@@ -6,19 +6,12 @@ import (
 	"context"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
-	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/services/tracking"
 )
 
-func main() { boot.Main("tracking", run) }
-
-func run(ctx context.Context) error {
-	var r conf.Reader
-	cfg := tracking.ConfigFromEnv(&r)
-	c, err := boot.Connect(ctx, "tracking", &r, false)
-	if err != nil {
-		return err
-	}
-	defer c.Close()
-	return tracking.Run(ctx, cfg, c.NATS, c.Log)
+func main() {
+	boot.Service("tracking", tracking.Settings, false, tracking.ConfigFromEnv,
+		func(ctx context.Context, cfg tracking.Config, c *boot.Conns) error {
+			return tracking.Run(ctx, cfg, c.NATS, c.Log)
+		})
 }
