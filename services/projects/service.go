@@ -23,6 +23,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/projects/adapters"
 	"github.com/mlpanel/mlpanel/services/projects/adapters/mlflowdb"
+	"github.com/mlpanel/mlpanel/services/projects/adapters/pgdb"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 	"github.com/mlpanel/mlpanel/services/projects/ports"
@@ -59,6 +60,9 @@ type Config struct {
 	BackupKeep  int
 	IdleTimeout time.Duration
 	MaxAwake    int
+	// ProjectDBURL is the PostgreSQL server of projects with backend
+	// postgresql (MLPANEL_PROJECT_DB_URL); empty: SQLite only.
+	ProjectDBURL string
 }
 
 // ConfigFromEnv reads the MLPANEL_* settings of the projects service.
@@ -80,6 +84,12 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		BackupKeep:   r.Int("BACKUP_KEEP", 7),
 		IdleTimeout:  r.Duration("IDLE_TIMEOUT", 0),
 		MaxAwake:     r.Int("MAX_AWAKE", 0),
+		ProjectDBURL: r.String("PROJECT_DB_URL", ""),
+	}
+	if c.ProjectDBURL != "" {
+		if err := pgdb.CheckURL(c.ProjectDBURL); err != nil {
+			r.Fail(err)
+		}
 	}
 	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
 	c.Auth = r.Bool("AUTH", false)
@@ -126,6 +136,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		StopOnExit:   cfg.StopOnExit,
 		IdleTimeout:  cfg.IdleTimeout,
 		MaxAwake:     cfg.MaxAwake,
+		Databases:    cfg.databases(),
 	}, store, servers,
 		events.NewPublisher(js, "mlpanel/projects"), log)
 
@@ -143,8 +154,18 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	}, log)
 }
 
+// databases is nil without MLPANEL_PROJECT_DB_URL: a create asking for
+// backend postgresql is then a 400 that names the setting.
+func (c Config) databases() app.Databases {
+	if c.ProjectDBURL == "" {
+		return nil
+	}
+	return pgdb.Databases{URL: c.ProjectDBURL}
+}
+
 func (c Config) servers() *adapters.MLflowServers {
 	s := adapters.NewMLflowServers(c.Mlflow, c.Host, c.Workers, c.Jobs)
+	s.ProjectDBURL = c.ProjectDBURL
 	if ip := net.ParseIP(c.AdvertHost); ip == nil || !(ip.IsLoopback() || ip.IsPrivate()) {
 		// A host name (a compose service, say): MLflow's defaults would
 		// refuse it, so list it beside loopback.

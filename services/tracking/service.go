@@ -34,6 +34,9 @@ type Config struct {
 	MLflowTimeout time.Duration
 	// PageSize is max_results per MLflow search page when walking lists.
 	PageSize int
+	// ProjectDBURL is MLPANEL_PROJECT_DB_URL, the PostgreSQL server of
+	// projects with backend postgresql, for the direct reads.
+	ProjectDBURL string
 }
 
 // ConfigFromEnv reads the MLPANEL_* settings of the tracking service.
@@ -42,6 +45,7 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		Timeout:       r.Duration("TRACKING_TIMEOUT", 55*time.Second),
 		MLflowTimeout: r.Duration("TRACKING_MLFLOW_TIMEOUT", 30*time.Second),
 		PageSize:      r.Int("TRACKING_PAGE_SIZE", mc.DefaultPageSize),
+		ProjectDBURL:  r.String("PROJECT_DB_URL", ""),
 	}
 	if c.PageSize < 1 || c.PageSize > 50000 {
 		r.Fail(fmt.Errorf("MLPANEL_TRACKING_PAGE_SIZE=%d: want 1 to 50000", c.PageSize))
@@ -84,6 +88,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	svc := app.New(projects, clients, log,
 		func() int64 { return time.Now().UnixMilli() })
 	direct := mlflowdb.New(log)
+	direct.PostgresURL = cfg.ProjectDBURL
 	defer direct.Close()
 	svc.UseDirectReads(direct)
 	ms, err := ports.Register(nc, svc, Version, cfg.Timeout)

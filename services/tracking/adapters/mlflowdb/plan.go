@@ -2,7 +2,6 @@ package mlflowdb
 
 import (
 	"context"
-	"database/sql"
 	"fmt"
 )
 
@@ -33,7 +32,10 @@ const sampleSQL = `WITH RECURSIVE b(lo, hi) AS (SELECT min(rowid), max(rowid) FR
 // for `metrics.accuracy > 0.9`. When the key fills a good share of its
 // table, one sequential read of the table is several times cheaper; a
 // sample of its rows says whether it does.
-func chooseDriver(ctx context.Context, db *sql.DB, filters []clause) (int, error) {
+func chooseDriver(ctx context.Context, db *conn, filters []clause) (int, error) {
+	if db.planned {
+		return -1, nil
+	}
 	for i, c := range filters {
 		if !joinsFilter(c) {
 			continue

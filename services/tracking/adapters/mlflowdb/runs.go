@@ -33,7 +33,7 @@ func stages(view string) ([]string, error) {
 // SearchRuns answers one page of runs/search with its total from the
 // database at path, in MLflow's order. ErrFallback when it cannot.
 func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.DirectRunSearch) (app.DirectRunPage, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	filters, err := parseFilter(s.Filter)
 	if err != nil {
 		return app.DirectRunPage{}, ErrFallback
@@ -67,7 +67,7 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 		// MLflow searches what it is given; the REST path first checks
 		// that each experiment exists and is active, and says so if not.
 		var active int
-		var q query
+		q := db.query()
 		q.add("SELECT COUNT(*) FROM experiments WHERE lifecycle_stage = 'active' AND experiment_id IN "+placeholders(len(ids)), int64Args(ids)...)
 		if err := db.QueryRowContext(ctx, q.sql.String(), q.args...).Scan(&active); err != nil {
 			return app.DirectRunPage{}, r.queryErr(ctx, path, "checking experiments", err)
@@ -85,7 +85,7 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 	// takes the CPU time of both in one thread: the window materialises
 	// every matching row, measured at 100,000 runs as slow as the two
 	// queries one after the other.)
-	var cnt query
+	cnt := db.query()
 	cnt.add("SELECT COUNT(*)")
 	cnt.from(filters, drive)
 	cnt.where(ids, st, filters)
@@ -102,7 +102,7 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 	if s.Limit < 0 {
 		return page, total()
 	}
-	var q query
+	q := db.query()
 	joins, orderSQL, jargs := q.joinsAndOrder(order)
 	// The ordered scan carries the run ids only (a deep page sorts
 	// narrow rows); the page's rows are read by id afterwards.
@@ -110,11 +110,7 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 	q.from(filters, drive)
 	q.add(joins, jargs...)
 	q.where(ids, st, filters)
-	limit := s.Limit
-	if limit <= 0 {
-		limit = -1
-	}
-	q.add(" ORDER BY "+orderSQL+" LIMIT ? OFFSET ?", limit, s.Offset)
+	q.add(" ORDER BY "+orderSQL+" LIMIT ? OFFSET ?", db.limit(s.Limit), s.Offset)
 	idRows, err := db.QueryContext(ctx, q.sql.String(), q.args...)
 	if err != nil {
 		return app.DirectRunPage{}, r.queryErr(ctx, path, "searching runs", err)
@@ -176,7 +172,7 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 
 // fillData adds the latest metrics, params and tags of the page's runs,
 // with one query each, and marks the runs that have inputs or outputs.
-func (r *Reader) fillData(ctx context.Context, db *sql.DB, path string, page *app.DirectRunPage, index map[string]int) error {
+func (r *Reader) fillData(ctx context.Context, db *conn, path string, page *app.DirectRunPage, index map[string]int) error {
 	if len(page.Runs) == 0 {
 		return nil
 	}
@@ -199,7 +195,7 @@ func (r *Reader) fillData(ctx context.Context, db *sql.DB, path string, page *ap
 		}
 		return r.queryErr(ctx, path, what, rows.Err())
 	}
-	err := each("reading latest metrics", "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN "+in+" ORDER BY run_uuid, rowid", ids, func(rows *sql.Rows) error {
+	err := each("reading latest metrics", "SELECT run_uuid, key, value, timestamp, step, is_nan FROM latest_metrics WHERE run_uuid IN "+in+" ORDER BY run_uuid, "+db.insertOrder, ids, func(rows *sql.Rows) error {
 		var id, key string
 		var v float64
 		var ts, step sql.NullInt64
@@ -218,7 +214,7 @@ func (r *Reader) fillData(ctx context.Context, db *sql.DB, path string, page *ap
 		return err
 	}
 	for _, t := range []struct{ table, what string }{{"params", "reading params"}, {"tags", "reading tags"}} {
-		err := each(t.what, "SELECT run_uuid, key, value FROM "+t.table+" WHERE run_uuid IN "+in+" ORDER BY run_uuid, rowid", ids, func(rows *sql.Rows) error {
+		err := each(t.what, "SELECT run_uuid, key, value FROM "+t.table+" WHERE run_uuid IN "+in+" ORDER BY run_uuid, "+db.insertOrder, ids, func(rows *sql.Rows) error {
 			var id, key string
 			var v sql.NullString
 			if err := rows.Scan(&id, &key, &v); err != nil {
@@ -253,7 +249,7 @@ func (r *Reader) fillData(ctx context.Context, db *sql.DB, path string, page *ap
 // of the experiment time rule (domain.RunTimes.Add, in SQL), with one
 // grouped query.
 func (r *Reader) RunTimes(ctx context.Context, projectPath string, experimentIDs []string) (map[string]domain.RunTimes, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	counter, cacheable := changeCounter(path)
 	if !cacheable {
 		return r.runTimes(ctx, path, experimentIDs)
@@ -280,7 +276,14 @@ func (r *Reader) RunTimes(ctx context.Context, projectPath string, experimentIDs
 
 func (r *Reader) runTimes(ctx context.Context, path string, experimentIDs []string) (map[string]domain.RunTimes, error) {
 	out := make(map[string]domain.RunTimes, len(experimentIDs))
-	var q query
+	if len(experimentIDs) == 0 {
+		return out, nil
+	}
+	db, err := r.db(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	q := db.query()
 	q.add(`SELECT experiment_id, COUNT(*),
 	  COALESCE(MIN(CASE WHEN start_time > 0 THEN start_time END), 0),
 	  COALESCE(MAX(CASE WHEN status IN ('RUNNING', 'SCHEDULED') OR COALESCE(end_time, 0) = 0 THEN COALESCE(start_time, 0) ELSE end_time END), 0)
@@ -296,13 +299,6 @@ func (r *Reader) runTimes(ctx context.Context, path string, experimentIDs []stri
 		q.add("?", n)
 	}
 	q.add(") GROUP BY experiment_id")
-	if len(experimentIDs) == 0 {
-		return out, nil
-	}
-	db, err := r.db(ctx, path)
-	if err != nil {
-		return nil, err
-	}
 	rows, err := db.QueryContext(ctx, q.sql.String(), q.args...)
 	if err != nil {
 		return nil, r.queryErr(ctx, path, "counting runs per experiment", err)

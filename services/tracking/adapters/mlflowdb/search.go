@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// query is SQL text with its arguments.
+// query is SQL text with its arguments, in a dialect.
 type query struct {
+	d    *dialect
 	sql  strings.Builder
 	args []any
 }
@@ -17,14 +18,14 @@ func (q *query) add(s string, args ...any) {
 }
 
 // compare writes "<col> <op> ?" the way SQLAlchemy renders MLflow's
-// comparison on SQLite (LIKE is case-sensitive there because MLflow sets
-// PRAGMA case_sensitive_like; ILIKE is lower() LIKE lower()).
+// comparison (LIKE is case-sensitive on SQLite too, because MLflow sets
+// PRAGMA case_sensitive_like; ILIKE is the dialect's).
 func (q *query) compare(col, op string, v any) {
 	switch op {
 	case "LIKE":
 		q.add(col+" LIKE ?", v)
 	case "ILIKE":
-		q.add("lower("+col+") LIKE lower(?)", v)
+		q.add(q.d.ilike(col), v)
 	case "IN", "NOT IN":
 		list := v.([]string)
 		if op == "NOT IN" {
@@ -123,9 +124,9 @@ func (q *query) where(expIDs []int64, stages []string, filters []clause) {
 				q.add("(")
 				q.compare(col, c.op, c.value)
 				if c.op == "!=" {
-					q.add(fmt.Sprintf(" OR f%d.is_nan = 1)", i))
+					q.add(fmt.Sprintf(" OR f%d.is_nan = TRUE)", i))
 				} else {
-					q.add(fmt.Sprintf(" AND f%d.is_nan = 0)", i))
+					q.add(fmt.Sprintf(" AND f%d.is_nan = FALSE)", i))
 				}
 			} else {
 				q.compare(col, c.op, c.value)
@@ -203,7 +204,7 @@ func (q *query) joinsAndOrder(order []orderClause) (joins, orderSQL string, args
 			jargs = append(jargs, c.key)
 			val = alias + ".value"
 			if c.kind == "metric" {
-				rank = fmt.Sprintf("CASE WHEN %s.is_nan = 1 THEN 1 WHEN %s IS NULL THEN 2 ELSE 0 END", alias, val)
+				rank = fmt.Sprintf("CASE WHEN %s.is_nan = TRUE THEN 1 WHEN %s IS NULL THEN 2 ELSE 0 END", alias, val)
 			} else {
 				rank = fmt.Sprintf("CASE WHEN %s IS NULL THEN 1 ELSE 0 END", val)
 			}
