@@ -18,14 +18,16 @@ type Databases struct {
 	URL string // a role that may create databases, connected to any database of the server
 }
 
-// DatabaseURL is the address of database name on the server at server:
-// what MLflow gets as its backend store.
+// DatabaseURL is the address of database name on the server at server,
+// as MLflow's backend store: psycopg2 named as the driver, because the
+// SQLAlchemy under MLflow otherwise picks psycopg 3, which the project's
+// virtualenv does not install (python/requirements.txt pins psycopg2).
 func DatabaseURL(server, name string) (string, error) {
 	u, err := url.Parse(server)
 	if err != nil || (u.Scheme != "postgresql" && u.Scheme != "postgres") || u.Host == "" {
 		return "", fmt.Errorf("MLPANEL_PROJECT_DB_URL must be postgresql://user:password@host:port/database (any database the user may connect to)")
 	}
-	u.Scheme = "postgresql" // SQLAlchemy knows this spelling only
+	u.Scheme = "postgresql+psycopg2"
 	u.Path = "/" + name
 	return u.String(), nil
 }

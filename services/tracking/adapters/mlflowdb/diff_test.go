@@ -85,6 +85,7 @@ func newPGFixture(t testing.TB, pgURL string, runs int, seed int) fixture {
 		t.Fatal(err)
 	}
 	u.Path = "/" + name
+	u.Scheme = "postgresql+psycopg2" // the driver python/requirements.txt pins
 	fill(t, u.String(), runs, seed)
 	url, _ := startMLflowOn(t, venvBin(t), dir, u.String())
 	return fixture{dir: dir, store: "postgresql:" + name, url: url}
