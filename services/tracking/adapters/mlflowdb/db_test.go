@@ -89,6 +89,28 @@ func TestOtherRevisionFallsBackWithOneWarning(t *testing.T) {
 	}
 }
 
+// TestOtherBackendsFallBackWithOneWarning: a MySQL project, or a
+// PostgreSQL one while the tracking service lacks MLPANEL_PROJECT_DB_URL,
+// is answered through REST; the log says why once per database.
+func TestOtherBackendsFallBackWithOneWarning(t *testing.T) {
+	var logs bytes.Buffer
+	rd := New(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer rd.Close()
+	for _, store := range []string{"mysql:mlflow", "postgresql:mlpanel_project_1_ab"} {
+		for i := 0; i < 3; i++ {
+			if _, err := rd.SearchRuns(context.Background(), store, app.DirectRunSearch{View: mc.ViewActive}); !errors.Is(err, app.ErrUseREST) {
+				t.Fatalf("%s call %d: got %v, want ErrUseREST", store, i, err)
+			}
+			if _, err := rd.Experiments(context.Background(), store, mc.ViewActive); !errors.Is(err, app.ErrUseREST) {
+				t.Fatalf("%s call %d: got %v, want ErrUseREST", store, i, err)
+			}
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 || !strings.Contains(logs.String(), "no mysql database") || !strings.Contains(logs.String(), "MLPANEL_PROJECT_DB_URL") {
+		t.Errorf("want one warning per database saying why, got %d:\n%s", n, logs.String())
+	}
+}
+
 // TestParserLeavesWhatItDoesNotKnowToMLflow: forms the strict parser does
 // not take are not guessed at.
 func TestParserLeavesWhatItDoesNotKnowToMLflow(t *testing.T) {
