@@ -3,6 +3,7 @@ package mlflowdb
 import (
 	"encoding/binary"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
@@ -12,8 +13,12 @@ import (
 // which every committed write transaction increments in rollback-journal
 // mode, MLflow's default for SQLite. ok is false in WAL mode (header bytes
 // 18-19 are 2), where the counter does not move, or when the header
-// cannot be read: then nothing is cached.
+// cannot be read, or the database is no SQLite file (a PostgreSQL key):
+// then nothing is cached.
 func changeCounter(path string) (uint32, bool) {
+	if !filepath.IsAbs(path) {
+		return 0, false
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, false
