@@ -45,14 +45,14 @@ type timesCache struct {
 }
 
 type timesEntry struct {
-	counter uint32
+	counter string                     // the database's state (see Reader.state)
 	times   map[string]domain.RunTimes // experiment id; absent = not cached
 	known   map[string]bool
 }
 
 // lookup returns the cached times of ids and the ids it lacks for the
 // database at counter.
-func (c *timesCache) lookup(path string, counter uint32, ids []string) (map[string]domain.RunTimes, []string) {
+func (c *timesCache) lookup(path, counter string, ids []string) (map[string]domain.RunTimes, []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make(map[string]domain.RunTimes, len(ids))
@@ -72,7 +72,7 @@ func (c *timesCache) lookup(path string, counter uint32, ids []string) (map[stri
 }
 
 // store records the times of ids (absent from times: no active runs).
-func (c *timesCache) store(path string, counter uint32, ids []string, times map[string]domain.RunTimes) {
+func (c *timesCache) store(path, counter string, ids []string, times map[string]domain.RunTimes) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.by == nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -250,7 +251,7 @@ func (r *Reader) fillData(ctx context.Context, db *conn, path string, page *app.
 // grouped query.
 func (r *Reader) RunTimes(ctx context.Context, projectPath string, experimentIDs []string) (map[string]domain.RunTimes, error) {
 	path := dbKey(projectPath)
-	counter, cacheable := changeCounter(path)
+	counter, cacheable := r.state(ctx, path)
 	if !cacheable {
 		return r.runTimes(ctx, path, experimentIDs)
 	}
@@ -272,6 +273,29 @@ func (r *Reader) RunTimes(ctx context.Context, projectPath string, experimentIDs
 		cached[id] = t
 	}
 	return cached, nil
+}
+
+// state names the committed state of the database at path, read before
+// a query, so that a result is cached under no older state than the one
+// it saw; ok is false when it cannot say. SQLite: the file change
+// counter. PostgreSQL: the transaction snapshot (xmin:xmax:in-progress
+// ids, shared by the server's databases): while it reads the same, no
+// transaction has started writing, committed or aborted since, so no
+// row of this database changed.
+func (r *Reader) state(ctx context.Context, path string) (string, bool) {
+	if filepath.IsAbs(path) {
+		c, ok := changeCounter(path)
+		return strconv.FormatUint(uint64(c), 10), ok
+	}
+	db, err := r.db(ctx, path)
+	if err != nil || db.dialect != postgres {
+		return "", false
+	}
+	var snap string
+	if err := db.QueryRowContext(ctx, "SELECT pg_current_snapshot()::text").Scan(&snap); err != nil {
+		return "", false
+	}
+	return snap, true
 }
 
 func (r *Reader) runTimes(ctx context.Context, path string, experimentIDs []string) (map[string]domain.RunTimes, error) {
