@@ -39,9 +39,9 @@ func TestPostgreSQLProject(t *testing.T) {
 	cfg.Home = t.TempDir()
 	cfg.Projects.Home = cfg.Home
 	cfg.Deployer.Home = cfg.Home
-	cfg.Projects.Ports = proc.Range{Lo: 15160, Hi: 15164}
+	cfg.Projects.Ports = proc.Range{Lo: 15170, Hi: 15174}
 	cfg.Projects.StopOnExit = true
-	cfg.Gateway.Addr = "127.0.0.1:15193"
+	cfg.Gateway.Addr = "127.0.0.1:15195"
 	cfg.Projects.ProjectDBURL = pg
 	cfg.Tracking.ProjectDBURL = pg
 	s, err := stack.Start(context.Background(), cfg, boot.Logger("warn"))
