@@ -24,6 +24,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/projects/adapters"
 	"github.com/mlpanel/mlpanel/services/projects/adapters/mlflowdb"
+	"github.com/mlpanel/mlpanel/services/projects/adapters/pgdb"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 	"github.com/mlpanel/mlpanel/services/projects/ports"
@@ -87,6 +88,9 @@ type Config struct {
 	IdleTimeout time.Duration `env:"MLPANEL_IDLE_TIMEOUT" envDefault:"0s"`
 	// MaxAwake bounds how many projects run at once; 0: no bound.
 	MaxAwake int `env:"MLPANEL_MAX_AWAKE" envDefault:"0"`
+	// ProjectDBURL is the PostgreSQL server of projects with backend
+	// postgresql; empty: SQLite only.
+	ProjectDBURL string `env:"MLPANEL_PROJECT_DB_URL"`
 }
 
 // Settings are the settings structs the projects command loads: its -h
@@ -99,6 +103,11 @@ func ConfigFromEnv() (Config, error) {
 	var c Config
 	if err := conf.Load(&c); err != nil {
 		return c, err
+	}
+	if c.ProjectDBURL != "" {
+		if err := pgdb.CheckURL(c.ProjectDBURL); err != nil {
+			return c, err
+		}
 	}
 	if err := c.Resolve(); err != nil {
 		return c, err
@@ -150,6 +159,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		StopOnExit:   cfg.StopOnExit,
 		IdleTimeout:  cfg.IdleTimeout,
 		MaxAwake:     cfg.MaxAwake,
+		Databases:    cfg.databases(),
 	}, store, servers,
 		events.NewPublisher(js, "mlpanel/projects"), log)
 
@@ -164,8 +174,18 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	return reconcile.Serve(ctx, svc, register, log, "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
 }
 
+// databases is nil without MLPANEL_PROJECT_DB_URL: a create asking for
+// backend postgresql is then a 400 that names the setting.
+func (c Config) databases() app.Databases {
+	if c.ProjectDBURL == "" {
+		return nil
+	}
+	return pgdb.Databases{URL: c.ProjectDBURL}
+}
+
 func (c Config) servers() *adapters.MLflowServers {
 	s := adapters.NewMLflowServers(c.Mlflow, c.Host, c.Workers, c.Jobs)
+	s.ProjectDBURL = c.ProjectDBURL
 	if ip := net.ParseIP(c.AdvertHost); ip == nil || !(ip.IsLoopback() || ip.IsPrivate()) {
 		// A host name (a compose service, say): MLflow's defaults would
 		// refuse it, so list it beside loopback.

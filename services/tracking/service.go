@@ -38,6 +38,9 @@ type Config struct {
 	// PageSize is max_results per MLflow search page when walking lists
 	// (1 to 50000; mlflowclient.DefaultPageSize is the default).
 	PageSize int `env:"MLPANEL_TRACKING_PAGE_SIZE" envDefault:"1000"`
+	// ProjectDBURL is the PostgreSQL server of projects with backend
+	// postgresql, for the direct reads.
+	ProjectDBURL string `env:"MLPANEL_PROJECT_DB_URL"`
 }
 
 // Settings are the settings structs the tracking command loads: its -h
@@ -91,6 +94,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	svc := app.New(projects, clients, log,
 		func() int64 { return time.Now().UnixMilli() })
 	direct := mlflowdb.New(log)
+	direct.PostgresURL = cfg.ProjectDBURL
 	defer direct.Close()
 	svc.UseDirectReads(direct)
 	ms, err := ports.Register(nc, svc, Version, cfg.Timeout, events.WithLog(log))

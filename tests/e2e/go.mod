@@ -3,6 +3,7 @@ module github.com/mlpanel/mlpanel/tests/e2e
 go 1.26.0
 
 require (
+	github.com/jackc/pgx/v5 v5.7.5
 	github.com/mlpanel/mlpanel/cmd/mlpanel v0.0.0
 	github.com/mlpanel/mlpanel/pkg/events v0.0.0
 	github.com/mlpanel/mlpanel/pkg/platform v0.0.0
@@ -57,7 +58,6 @@ require (
 	github.com/jackc/pgerrcode v0.0.0-20240316143900-6e2875d9b438 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
-	github.com/jackc/pgx/v5 v5.7.5 // indirect
 	github.com/jackc/puddle/v2 v2.2.2 // indirect
 	github.com/json-iterator/go v1.1.12 // indirect
 	github.com/klauspost/compress v1.20.4 // indirect

@@ -17,6 +17,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
+	"github.com/mlpanel/mlpanel/services/projects/adapters/pgdb"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -32,6 +33,9 @@ type MLflowServers struct {
 	// Host headers other than loopback and private IPs, and other
 	// containers reach a team server's tracking servers by host name.
 	AllowedHosts string
+	// ProjectDBURL is MLPANEL_PROJECT_DB_URL, the server of the
+	// databases of projects with backend postgresql.
+	ProjectDBURL string
 	client       *http.Client
 }
 
@@ -52,20 +56,17 @@ func (m *MLflowServers) LogFile(p domain.Project) string { return filepath.Join(
 // listens where the project's internalUrl says: a Unix socket
 // (sockhttp.URL) or the project's port on Host.
 func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
-	db := filepath.Join(p.Path, "mlflow.db")
-	if _, err := os.Stat(db); p.RanBefore && errors.Is(err, fs.ErrNotExist) {
-		// mlflow would create an empty database and the project would
-		// seem to have lost every run without a word.
-		return nil, reconcile.Terminal(fmt.Errorf(
-			"the tracking database %s of project %s is missing, though the project has run before: starting it would show it empty. "+
-				"Put mlflow.db back from a backup and run the project again, or delete the project", db, p.Name))
+	store, env, err := m.backendStore(p)
+	if err != nil {
+		return nil, err
 	}
 	artifacts := filepath.Join(p.Path, "artifacts")
 	if err := os.MkdirAll(artifacts, 0o755); err != nil {
 		return nil, err
 	}
-	args := []string{"server",
-		"--backend-store-uri", "sqlite:///" + db,
+	args := []string{"server"}
+	args = append(args, store...)
+	args = append(args,
 		"--serve-artifacts",
 		"--artifacts-destination", artifacts,
 		"--host", m.Host,
@@ -74,7 +75,7 @@ func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
 		// Everything, the web UI included, is served under the same path
 		// as the gateway's proxy, so the UI works through the panel too.
 		"--static-prefix", PathPrefix(p),
-	}
+	)
 	if m.AllowedHosts != "" {
 		args = append(args, "--allowed-hosts", m.AllowedHosts)
 	}
@@ -85,8 +86,34 @@ func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
 		// uvicorn binds the socket instead of --host/--port.
 		args = append(args, "--uvicorn-opts", "--uds "+shellQuote(socket))
 	}
-	env := []string{"MLFLOW_SERVER_ENABLE_JOB_EXECUTION=" + strconv.FormatBool(m.Jobs)}
+	env = append(env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION="+strconv.FormatBool(m.Jobs))
 	return proc.Start(proc.Spec{Path: m.Mlflow, Args: args, Env: env, Dir: p.Path, LogFile: m.LogFile(p)})
+}
+
+// backendStore is how the server of p finds its database: arguments
+// for SQLite, the environment for PostgreSQL, whose address may hold a
+// password that command lines show to every user of the host.
+func (m *MLflowServers) backendStore(p domain.Project) (args, env []string, err error) {
+	if p.OnPostgreSQL() {
+		if m.ProjectDBURL == "" {
+			return nil, nil, reconcile.Terminal(fmt.Errorf(
+				"project %s keeps its runs in PostgreSQL (database %s) but MLPANEL_PROJECT_DB_URL is not set: set it to the server that holds that database and run the project again", p.Name, p.Database))
+		}
+		uri, err := pgdb.DatabaseURL(m.ProjectDBURL, p.Database)
+		if err != nil {
+			return nil, nil, reconcile.Terminal(err)
+		}
+		return nil, []string{"MLFLOW_BACKEND_STORE_URI=" + uri}, nil
+	}
+	db := filepath.Join(p.Path, "mlflow.db")
+	if _, err := os.Stat(db); p.RanBefore && errors.Is(err, fs.ErrNotExist) {
+		// mlflow would create an empty database and the project would
+		// seem to have lost every run without a word.
+		return nil, nil, reconcile.Terminal(fmt.Errorf(
+			"the tracking database %s of project %s is missing, though the project has run before: starting it would show it empty. "+
+				"Put mlflow.db back from a backup and run the project again, or delete the project", db, p.Name))
+	}
+	return []string{"--backend-store-uri", "sqlite:///" + db}, nil, nil
 }
 
 // PathPrefix is where a project's tracking server serves everything:

@@ -1,12 +1,21 @@
 package adapters
 
 import (
+	"context"
+	"database/sql"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/mlpanel/mlpanel/pkg/platform/pgtest"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
+	"github.com/mlpanel/mlpanel/services/projects/adapters/pgdb"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -33,5 +42,87 @@ func TestStartRefusesAVanishedDatabase(t *testing.T) {
 	}
 	if _, err = m.Start(p); err == nil || reconcile.IsTerminal(err) {
 		t.Fatalf("start with the database back: %v, want it launched", err)
+	}
+}
+
+// A project with backend postgresql runs its MLflow server on its own
+// database of MLPANEL_PROJECT_DB_URL's server: what a client logs lands
+// there, nothing in the project's folder, and the password of the
+// address never shows on the server's command line. Without the setting
+// the start fails for good, naming it.
+func TestServerKeepsItsRunsInPostgreSQL(t *testing.T) {
+	server := pgtest.Start(t)
+	ctx := context.Background()
+	dbs := pgdb.Databases{URL: server}
+	const name = "mlpanel_project_7_test"
+	if err := dbs.Create(ctx, name); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = dbs.Drop(context.Background(), name) })
+	mlflow, err := filepath.Abs(filepath.Join("..", "..", "..", ".venv", "bin", "mlflow"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(mlflow); err != nil {
+		t.Fatalf("no .venv/bin/mlflow (%v): run `make venv`", err)
+	}
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := l.Addr().(*net.TCPAddr).Port
+	l.Close()
+	p := domain.Project{ID: "7", Name: "pg", Path: t.TempDir(), Port: port, Backend: domain.BackendPostgreSQL, Database: name,
+		InternalURL: fmt.Sprintf("http://127.0.0.1:%d/projects/7/mlflow", port)}
+
+	bare := NewMLflowServers(mlflow, "127.0.0.1", 1, false)
+	if _, err := bare.Start(p); !reconcile.IsTerminal(err) || !strings.Contains(err.Error(), "MLPANEL_PROJECT_DB_URL") {
+		t.Fatalf("start without MLPANEL_PROJECT_DB_URL: %v, want a terminal error naming it", err)
+	}
+
+	m := NewMLflowServers(mlflow, "127.0.0.1", 1, false)
+	// Trust authentication ignores the password; it is there to be hidden.
+	m.ProjectDBURL = strings.Replace(server, "mlpanel@", "mlpanel:s3cret-pw@", 1)
+	pr, err := m.Start(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = pr.Stop(5 * time.Second) })
+	deadline := time.Now().Add(2 * time.Minute)
+	for !m.Healthy(ctx, p) {
+		if time.Now().After(deadline) || !pr.Alive() {
+			log, _ := os.ReadFile(m.LogFile(p))
+			t.Fatalf("the server did not answer /health:\n%s", log)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+	resp, err := http.Post(p.InternalURL+"/api/2.0/mlflow/experiments/create", "application/json", strings.NewReader(`{"name": "in-postgres"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("experiments/create: HTTP %d", resp.StatusCode)
+	}
+	u, _ := url.Parse(server)
+	u.Path = "/" + name
+	db, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int
+	if err := db.QueryRow("SELECT count(*) FROM experiments WHERE name = 'in-postgres'").Scan(&n); err != nil || n != 1 {
+		t.Fatalf("the experiment in database %s: %d rows, %v", name, n, err)
+	}
+	if _, err := os.Stat(filepath.Join(p.Path, "mlflow.db")); err == nil {
+		t.Error("a PostgreSQL project's server made an mlflow.db too")
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pr.Pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(cmdline), "s3cret-pw") || !strings.Contains(string(cmdline), "server") {
+		t.Errorf("the server's command line shows the database password: %q", cmdline)
 	}
 }

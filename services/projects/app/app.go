@@ -40,6 +40,13 @@ type Servers interface {
 	LogFile(p domain.Project) string
 }
 
+// Databases creates and drops the PostgreSQL databases of projects with
+// backend postgresql, on the server of MLPANEL_PROJECT_DB_URL.
+type Databases interface {
+	Create(ctx context.Context, name string) error
+	Drop(ctx context.Context, name string) error
+}
+
 // Publisher publishes change events.
 type Publisher = events.Publishes
 
@@ -57,6 +64,7 @@ type Config struct {
 	Interval     time.Duration                 // reconcile period
 	IdleTimeout  time.Duration                 // a running project unused this long sleeps; 0 never
 	MaxAwake     int                           // at most this many servers run at once when waking; 0 no bound
+	Databases    Databases                     // nil: MLPANEL_PROJECT_DB_URL is not set, only SQLite projects
 }
 
 // Service is the projects application.

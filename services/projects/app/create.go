@@ -2,6 +2,8 @@ package app
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
@@ -19,6 +21,8 @@ type CreateInput struct {
 	Name        string `json:"name"`
 	Description string `json:"description"`
 	IdleTimeout string `json:"idleTimeout"`
+	// Backend is sqlite (default) or postgresql (domain.ParseBackend).
+	Backend     string `json:"backend"`
 	CreatedBy   string `json:"-"`
 	CreatedByID string `json:"-"`
 	// Source adopts an existing MLflow instead of starting empty (adopt.go).
@@ -42,6 +46,18 @@ func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain
 	}
 	if _, _, err := domain.ParseIdleTimeout(in.IdleTimeout); err != nil {
 		return domain.Project{}, errs.AsInvalid(err)
+	}
+	backend, err := domain.ParseBackend(in.Backend)
+	if err != nil {
+		return domain.Project{}, errs.AsInvalid(err)
+	}
+	if backend == domain.BackendPostgreSQL && s.cfg.Databases == nil {
+		return domain.Project{}, errs.Invalidf(
+			"backend postgresql needs a PostgreSQL server: set MLPANEL_PROJECT_DB_URL (e.g. postgresql://mlpanel:secret@db:5432/postgres, a role that may create databases) for the panel, or leave backend out for SQLite")
+	}
+	if backend != domain.BackendSQLite && fill != nil {
+		return domain.Project{}, errs.Invalidf(
+			"a project made from an archive or an existing MLflow keeps its runs in SQLite: leave backend out")
 	}
 	s.createMu.Lock()
 	defer s.createMu.Unlock()
@@ -71,6 +87,7 @@ func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain
 		Name: in.Name, Description: in.Description, IdleTimeout: strings.TrimSpace(in.IdleTimeout),
 		Status: domain.StatusTerminated, DesiredState: domain.DesiredStopped,
 		Port: port, CreatedBy: in.CreatedBy, CreatedByID: in.CreatedByID, CreatedAt: now, UpdatedAt: now,
+		Backend: backend,
 	}
 	p.Path = filepath.Join(s.cfg.Home, "projects", p.ID)
 	p.MlflowURI = s.cfg.AdvertiseURL(p)
@@ -83,8 +100,18 @@ func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain
 	} else if err := os.MkdirAll(filepath.Join(p.Path, "artifacts"), 0o755); err != nil {
 		return domain.Project{}, fmt.Errorf("creating folder of project %s: %w", in.Name, err)
 	}
+	if p.OnPostgreSQL() {
+		p.Database = databaseName(p.ID)
+		if err := s.cfg.Databases.Create(ctx, p.Database); err != nil {
+			_ = os.RemoveAll(p.Path)
+			return domain.Project{}, fmt.Errorf("creating the PostgreSQL database of project %s: %w", in.Name, err)
+		}
+	}
 	if err := s.store.Insert(ctx, p); err != nil {
 		_ = os.RemoveAll(p.Path) // nothing refers to it yet
+		if p.OnPostgreSQL() {
+			_ = s.cfg.Databases.Drop(context.WithoutCancel(ctx), p.Database)
+		}
 		if errors.Is(err, ErrDuplicateName) {
 			return domain.Project{}, duplicateName(in.Name)
 		}
@@ -92,6 +119,15 @@ func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain
 	}
 	s.rec.Publish(ctx, p, "created")
 	return p, nil
+}
+
+// databaseName names a project's PostgreSQL database: its id, and a
+// random part so that two panels on one PostgreSQL server (or a panel
+// whose data home was reset) never share one.
+func databaseName(id string) string {
+	var b [4]byte
+	_, _ = rand.Read(b[:])
+	return "mlpanel_project_" + id + "_" + hex.EncodeToString(b[:])
 }
 
 // freePort is the smallest port of the range that no project owns and no

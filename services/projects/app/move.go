@@ -166,6 +166,9 @@ func (m *Mover) Export(ctx context.Context, ref string) (ExportPlan, error) {
 }
 
 func (m *Mover) snapshot(ctx context.Context, p domain.Project, dir string) (ExportPlan, error) {
+	if p.OnPostgreSQL() {
+		return ExportPlan{}, errs.Conflictf("project %s keeps its runs in PostgreSQL (database %s): export and clone take SQLite projects only for now; back it up with pg_dump", p.Name, p.Database)
+	}
 	src := filepath.Join(p.Path, archive.DBName)
 	if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {
 		return ExportPlan{}, errs.Conflictf("project %s has no MLflow database yet: run it once (PUT /projects/%s/run) before exporting it", p.Name, p.ID)

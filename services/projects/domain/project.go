@@ -87,7 +87,35 @@ type Project struct {
 	// SleepReason says why a sleeping project sleeps (idle, or put to
 	// sleep to make room under MLPANEL_MAX_AWAKE).
 	SleepReason string `json:"sleepReason,omitempty" bson:"sleepReason,omitempty"`
+	// Backend is where the MLflow server keeps the project's runs:
+	// BackendSQLite (mlflow.db in Path; absent on records made before
+	// there was a choice) or BackendPostgreSQL, in Database on the server
+	// of MLPANEL_PROJECT_DB_URL.
+	Backend  Backend `json:"backend,omitempty" bson:"backend,omitempty"`
+	Database string  `json:"database,omitempty" bson:"database,omitempty"`
 }
+
+// Backend is a project's MLflow backend store.
+type Backend string
+
+const (
+	BackendSQLite     Backend = "sqlite"
+	BackendPostgreSQL Backend = "postgresql"
+)
+
+// ParseBackend checks a backend given by a caller; empty is SQLite.
+func ParseBackend(s string) (Backend, error) {
+	switch b := Backend(strings.TrimSpace(s)); b {
+	case "", BackendSQLite:
+		return BackendSQLite, nil
+	case BackendPostgreSQL:
+		return b, nil
+	}
+	return "", fmt.Errorf("backend=%q: use sqlite (the default: a database file in the project's folder) or postgresql (a database on the server of MLPANEL_PROJECT_DB_URL)", s)
+}
+
+// OnPostgreSQL reports whether the project's runs live in PostgreSQL.
+func (p Project) OnPostgreSQL() bool { return p.Backend == BackendPostgreSQL }
 
 var nameRule = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)
 

@@ -20,8 +20,27 @@ type Project struct {
 	Status      string `json:"status"`
 	InternalURL string `json:"internalUrl"`
 	// Path is the project's folder (its MLflow database is mlflow.db in
-	// it), for DirectReads.
+	// it unless Backend says otherwise), for DirectReads.
 	Path string `json:"path"`
+	// Backend is the project's MLflow backend store: "sqlite" (or empty)
+	// or "postgresql", whose database is Database on the PostgreSQL
+	// server of MLPANEL_PROJECT_DB_URL.
+	Backend  string `json:"backend,omitempty"`
+	Database string `json:"database,omitempty"`
+}
+
+// Store names the project's MLflow database for DirectReads: the
+// project's folder for SQLite, "<backend>:<database>" for another
+// backend; "" when there is none to read.
+func (p Project) Store() string {
+	switch p.Backend {
+	case "", "sqlite":
+		return p.Path
+	}
+	if p.Database == "" {
+		return ""
+	}
+	return p.Backend + ":" + p.Database
 }
 
 // StatusRunning is the project status whose tracking server answers.

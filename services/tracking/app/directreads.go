@@ -40,7 +40,7 @@ type DirectRunPage struct {
 
 // DirectReads reads a project's MLflow database itself (read-only, in
 // MLflow's schema), so a page costs an index lookup instead of a walk of
-// every MLflow page. projectPath is Project.Path. Every method returns
+// every MLflow page. projectPath is Project.Store(). Every method returns
 // ErrUseREST when it cannot answer exactly.
 type DirectReads interface {
 	SearchRuns(ctx context.Context, projectPath string, s DirectRunSearch) (DirectRunPage, error)
@@ -62,7 +62,7 @@ func (s *Service) UseDirectReads(d DirectReads) { s.direct = d }
 // path must answer. _sort (mlpanel's in-memory sort) goes to the REST
 // path, which sorts the whole result.
 func (s *Service) directRuns(ctx context.Context, t target, q RunQuery, view string, lp events.ListParams) (events.List[domain.Run], bool, error) {
-	if s.direct == nil || lp.Sort != "" || t.p.Path == "" {
+	if s.direct == nil || lp.Sort != "" || t.p.Store() == "" {
 		return events.List[domain.Run]{}, false, nil
 	}
 	var ids []string
@@ -83,7 +83,7 @@ func (s *Service) directRuns(ctx context.Context, t target, q RunQuery, view str
 			limit = -1 // an empty window still needs the total
 		}
 	}
-	pg, err := s.direct.SearchRuns(ctx, t.p.Path, DirectRunSearch{
+	pg, err := s.direct.SearchRuns(ctx, t.p.Store(), DirectRunSearch{
 		ExperimentIDs: ids, Filter: q.Filter, OrderBy: splitClauses(q.OrderBy), View: view,
 		Offset: max(lp.Start, 0), Limit: limit,
 	})
@@ -111,10 +111,10 @@ func (s *Service) directRuns(ctx context.Context, t target, q RunQuery, view str
 // directRunTimes is runTimes from the database; ok is false when the REST
 // path must answer.
 func (s *Service) directRunTimes(ctx context.Context, t target, ids []string) (map[string]domain.RunTimes, bool, error) {
-	if s.direct == nil || t.p.Path == "" {
+	if s.direct == nil || t.p.Store() == "" {
 		return nil, false, nil
 	}
-	times, err := s.direct.RunTimes(ctx, t.p.Path, ids)
+	times, err := s.direct.RunTimes(ctx, t.p.Store(), ids)
 	if errors.Is(err, ErrUseREST) {
 		return nil, false, nil
 	}
@@ -134,7 +134,7 @@ var uniqueExperimentKeys = map[string]bool{"": true, "id": true, "name": true, "
 // when the REST path must answer (a filter: MLflow's experiment grammar is
 // not translated here).
 func (s *Service) directExperiments(ctx context.Context, t target, q ExperimentQuery, view string, lp events.ListParams) (events.List[domain.Experiment], bool, error) {
-	if s.direct == nil || t.p.Path == "" || strings.TrimSpace(q.Filter) != "" {
+	if s.direct == nil || t.p.Store() == "" || strings.TrimSpace(q.Filter) != "" {
 		return events.List[domain.Experiment]{}, false, nil
 	}
 	if _, known := domain.ExperimentSortKeys[lp.Sort]; !known && lp.Sort != "" {
@@ -146,7 +146,7 @@ func (s *Service) directExperiments(ctx context.Context, t target, q ExperimentQ
 		}
 		return events.List[domain.Experiment]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading the experiments of project %s: %v", t.p.Name, err)
 	}
-	exps, err := s.direct.Experiments(ctx, t.p.Path, view)
+	exps, err := s.direct.Experiments(ctx, t.p.Store(), view)
 	if err != nil {
 		return fail(err)
 	}
@@ -156,11 +156,11 @@ func (s *Service) directExperiments(ctx context.Context, t target, q ExperimentQ
 		for i, e := range sel {
 			ids[i] = e.ExperimentID
 		}
-		tags, err := s.direct.ExperimentTags(ctx, t.p.Path, ids)
+		tags, err := s.direct.ExperimentTags(ctx, t.p.Store(), ids)
 		if err != nil {
 			return nil, err
 		}
-		times, err := s.direct.RunTimes(ctx, t.p.Path, ids)
+		times, err := s.direct.RunTimes(ctx, t.p.Store(), ids)
 		if err != nil {
 			return nil, err
 		}
@@ -220,7 +220,7 @@ type HistoryReads interface {
 // to the REST path (NaN has no place in an SQL order that matches it).
 func (s *Service) directHistory(ctx context.Context, t target, runID, key string, lp events.ListParams) (events.List[domain.MetricPoint], bool, error) {
 	h, isH := s.direct.(HistoryReads)
-	if s.direct == nil || !isH || t.p.Path == "" {
+	if s.direct == nil || !isH || t.p.Store() == "" {
 		return events.List[domain.MetricPoint]{}, false, nil
 	}
 	sortKey := lp.Sort
@@ -236,7 +236,7 @@ func (s *Service) directHistory(ctx context.Context, t target, runID, key string
 			limit = -1
 		}
 	}
-	res, err := h.MetricHistory(ctx, t.p.Path, strings.TrimSpace(runID), key, sortKey, lp.Desc(), max(lp.Start, 0), limit)
+	res, err := h.MetricHistory(ctx, t.p.Store(), strings.TrimSpace(runID), key, sortKey, lp.Desc(), max(lp.Start, 0), limit)
 	if errors.Is(err, ErrUseREST) {
 		return events.List[domain.MetricPoint]{}, false, nil
 	}
@@ -294,7 +294,7 @@ func window(lp events.ListParams) (offset, limit int) {
 // order so equals keep it.
 func (s *Service) directModels(ctx context.Context, t target, filter string, lp events.ListParams) (events.List[domain.RegisteredModel], bool, error) {
 	rr, isR := s.direct.(RegistryReads)
-	if s.direct == nil || !isR || t.p.Path == "" {
+	if s.direct == nil || !isR || t.p.Store() == "" {
 		return events.List[domain.RegisteredModel]{}, false, nil
 	}
 	if _, known := domain.RegisteredModelSortKeys[lp.Sort]; !known && lp.Sort != "" {
@@ -306,7 +306,7 @@ func (s *Service) directModels(ctx context.Context, t target, filter string, lp 
 		offset, limit = window(lp)
 		desc = lp.Desc()
 	}
-	res, err := rr.RegisteredModels(ctx, t.p.Path, filter, desc, offset, limit)
+	res, err := rr.RegisteredModels(ctx, t.p.Store(), filter, desc, offset, limit)
 	if errors.Is(err, ErrUseREST) {
 		return events.List[domain.RegisteredModel]{}, false, nil
 	}
@@ -329,7 +329,7 @@ func (s *Service) directModels(ctx context.Context, t target, filter string, lp 
 // a window in SQL and other keys sort the whole list.
 func (s *Service) directVersions(ctx context.Context, t target, model string, lp events.ListParams) (events.List[domain.ModelVersion], bool, error) {
 	rr, isR := s.direct.(RegistryReads)
-	if s.direct == nil || !isR || t.p.Path == "" {
+	if s.direct == nil || !isR || t.p.Store() == "" {
 		return events.List[domain.ModelVersion]{}, false, nil
 	}
 	if _, known := domain.ModelVersionSortKeys[lp.Sort]; !known && lp.Sort != "" {
@@ -341,7 +341,7 @@ func (s *Service) directVersions(ctx context.Context, t target, model string, lp
 		offset, limit = window(lp)
 		desc = lp.Desc()
 	}
-	res, err := rr.ModelVersions(ctx, t.p.Path, model, byID, desc, offset, limit)
+	res, err := rr.ModelVersions(ctx, t.p.Store(), model, byID, desc, offset, limit)
 	if errors.Is(err, ErrUseREST) {
 		return events.List[domain.ModelVersion]{}, false, nil
 	}

@@ -387,6 +387,7 @@ func BenchmarkTrackingReads(b *testing.B) {
 		rd.Close()
 		stop()
 	}
+	benchPostgreSQL(b, venv, log, hc, row)
 	fmt.Printf("\n| %-58s | %9s | %9s | %6s |\n|%s|%s|%s|%s|\n", "call (median of alternating rounds)", "mlpanel ms", "MLflow ms", "ratio",
 		strings.Repeat("-", 60), strings.Repeat("-", 11), strings.Repeat("-", 11), strings.Repeat("-", 8))
 	for _, r := range rows {

@@ -3,6 +3,7 @@ package mlflowdb
 import (
 	"encoding/binary"
 	"os"
+	"path/filepath"
 	"sync"
 
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
@@ -12,8 +13,12 @@ import (
 // which every committed write transaction increments in rollback-journal
 // mode, MLflow's default for SQLite. ok is false in WAL mode (header bytes
 // 18-19 are 2), where the counter does not move, or when the header
-// cannot be read: then nothing is cached.
+// cannot be read, or the database is no SQLite file (a PostgreSQL key):
+// then nothing is cached.
 func changeCounter(path string) (uint32, bool) {
+	if !filepath.IsAbs(path) {
+		return 0, false
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return 0, false
@@ -40,14 +45,14 @@ type timesCache struct {
 }
 
 type timesEntry struct {
-	counter uint32
+	counter string                     // the database's state (see Reader.state)
 	times   map[string]domain.RunTimes // experiment id; absent = not cached
 	known   map[string]bool
 }
 
 // lookup returns the cached times of ids and the ids it lacks for the
 // database at counter.
-func (c *timesCache) lookup(path string, counter uint32, ids []string) (map[string]domain.RunTimes, []string) {
+func (c *timesCache) lookup(path, counter string, ids []string) (map[string]domain.RunTimes, []string) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	out := make(map[string]domain.RunTimes, len(ids))
@@ -67,7 +72,7 @@ func (c *timesCache) lookup(path string, counter uint32, ids []string) (map[stri
 }
 
 // store records the times of ids (absent from times: no active runs).
-func (c *timesCache) store(path string, counter uint32, ids []string, times map[string]domain.RunTimes) {
+func (c *timesCache) store(path, counter string, ids []string, times map[string]domain.RunTimes) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.by == nil {

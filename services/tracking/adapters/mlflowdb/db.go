@@ -15,13 +15,15 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
-	_ "modernc.org/sqlite"
+	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
+	_ "modernc.org/sqlite"             // pure-Go SQLite, registered as "sqlite"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
-	"github.com/mlpanel/mlpanel/services/tracking/app" // pure-Go SQLite driver, registered as "sqlite"
+	"github.com/mlpanel/mlpanel/services/tracking/app"
 )
 
 // ErrFallback says the database cannot answer this call exactly; ask
@@ -31,16 +33,21 @@ var ErrFallback = app.ErrUseREST
 // Reader opens each project's database once and keeps a small pool.
 type Reader struct {
 	log *slog.Logger
+	// PostgresURL is MLPANEL_PROJECT_DB_URL: the PostgreSQL server that
+	// holds the databases of projects with backend postgresql. The
+	// projects tell only their database's name, so no password travels
+	// with them.
+	PostgresURL string
 
 	mu     sync.Mutex
-	dbs    map[string]*sql.DB
+	dbs    map[string]*conn
 	warned map[string]string // path -> reason already logged
 	times  timesCache
 }
 
 // New returns a Reader.
 func New(log *slog.Logger) *Reader {
-	return &Reader{log: log, dbs: map[string]*sql.DB{}, warned: map[string]string{}}
+	return &Reader{log: log, dbs: map[string]*conn{}, warned: map[string]string{}}
 }
 
 // DBPath is where the projects service keeps a project's MLflow database
@@ -48,44 +55,40 @@ func New(log *slog.Logger) *Reader {
 // --backend-store-uri sqlite:///<path>/mlflow.db).
 func DBPath(projectPath string) string { return filepath.Join(projectPath, "mlflow.db") }
 
+// dbKey is the key of a project's database in the Reader: the SQLite
+// file of a project folder, or the store as app.Project.Store gives it
+// for another backend ("postgresql:<database>").
+func dbKey(store string) string {
+	if backend, _, ok := strings.Cut(store, ":"); ok && !strings.Contains(backend, "/") {
+		return store
+	}
+	return DBPath(store)
+}
+
 // Close closes every pool.
 func (r *Reader) Close() {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for p, db := range r.dbs {
-		_ = db.Close()
+		_ = db.DB.Close()
 		delete(r.dbs, p)
 	}
 }
 
-// db returns the pool of the database at path after checking its schema
-// revision; ErrFallback (logged once per path and reason) when the file
-// is missing, unreadable or of another revision.
-func (r *Reader) db(ctx context.Context, path string) (*sql.DB, error) {
-	if path == "" || !filepath.IsAbs(path) {
-		return nil, ErrFallback
-	}
+// db returns the pool of the database of key (dbKey) after checking its
+// schema revision; ErrFallback (logged once per database and reason)
+// when it is missing, unreadable, of another revision or of a backend
+// this package does not read.
+func (r *Reader) db(ctx context.Context, key string) (*conn, error) {
 	r.mu.Lock()
-	db := r.dbs[path]
+	db := r.dbs[key]
 	if db == nil {
-		if _, err := os.Stat(path); err != nil {
-			r.mu.Unlock()
-			return nil, r.fallback(path, fmt.Sprintf("cannot read the database: %v", err))
-		}
-		// mode=ro: MLflow is the only writer. case_sensitive_like: MLflow
-		// sets it on every SQLite session, and LIKE must match as in MLflow.
-		dsn := "file:" + (&url.URL{Path: path}).EscapedPath() +
-			"?mode=ro&_pragma=busy_timeout(5000)&_pragma=case_sensitive_like(1)&_pragma=query_only(1)"
 		var err error
-		db, err = sql.Open("sqlite", dsn)
-		if err != nil {
+		if db, err = r.open(key); err != nil {
 			r.mu.Unlock()
-			return nil, r.fallback(path, fmt.Sprintf("cannot open the database: %v", err))
+			return nil, r.fallback(key, err.Error())
 		}
-		db.SetMaxOpenConns(4)
-		db.SetMaxIdleConns(2)
-		db.SetConnMaxIdleTime(2 * time.Minute)
-		r.dbs[path] = db
+		r.dbs[key] = db
 	}
 	r.mu.Unlock()
 	// The revision is read on every call (microseconds): `mlflow db
@@ -97,12 +100,62 @@ func (r *Reader) db(ctx context.Context, path string) (*sql.DB, error) {
 		if ctx.Err() != nil {
 			return nil, ctx.Err()
 		}
-		return nil, r.fallback(path, fmt.Sprintf("cannot read alembic_version: %v", err))
+		return nil, r.fallback(key, fmt.Sprintf("cannot read alembic_version: %v", err))
 	}
 	if !mlflowschema.Readable(rev) {
-		return nil, r.fallback(path, fmt.Sprintf("schema revision %q is not one this mlpanel reads (it reads %s)", rev, mlflowschema.Head))
+		return nil, r.fallback(key, fmt.Sprintf("schema revision %q is not one this mlpanel reads (it reads %s)", rev, mlflowschema.Head))
 	}
 	return db, nil
+}
+
+// open makes the pool of key's database; the error says why it cannot.
+func (r *Reader) open(key string) (*conn, error) {
+	backend, name, ok := strings.Cut(key, ":")
+	switch {
+	case !ok || filepath.IsAbs(key):
+		if !filepath.IsAbs(key) {
+			return nil, fmt.Errorf("%q is not an absolute path", key)
+		}
+		if _, err := os.Stat(key); err != nil {
+			return nil, fmt.Errorf("cannot read the database: %w", err)
+		}
+		// mode=ro: MLflow is the only writer. case_sensitive_like: MLflow
+		// sets it on every SQLite session, and LIKE must match as in MLflow.
+		dsn := "file:" + (&url.URL{Path: key}).EscapedPath() +
+			"?mode=ro&_pragma=busy_timeout(5000)&_pragma=case_sensitive_like(1)&_pragma=query_only(1)"
+		db, err := sql.Open("sqlite", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open the database: %w", err)
+		}
+		db.SetMaxOpenConns(4)
+		db.SetMaxIdleConns(2)
+		db.SetConnMaxIdleTime(2 * time.Minute)
+		return &conn{DB: db, dialect: sqlite}, nil
+	case backend == "postgresql":
+		if r.PostgresURL == "" {
+			return nil, fmt.Errorf("MLPANEL_PROJECT_DB_URL is not set for the tracking service: give it the same value as the projects service")
+		}
+		u, err := url.Parse(r.PostgresURL)
+		if err != nil || name == "" {
+			return nil, fmt.Errorf("cannot make the address of database %q from MLPANEL_PROJECT_DB_URL: %v", name, err)
+		}
+		u.Path = "/" + name
+		q := u.Query()
+		// MLflow is the only writer; a read-only session makes that hold.
+		q.Set("default_transaction_read_only", "on")
+		u.RawQuery = q.Encode()
+		db, err := sql.Open("pgx", u.String())
+		if err != nil {
+			return nil, fmt.Errorf("cannot open database %s: %w", name, err)
+		}
+		db.SetMaxOpenConns(4)
+		db.SetMaxIdleConns(2)
+		db.SetConnMaxIdleTime(2 * time.Minute)
+		return &conn{DB: db, dialect: postgres}, nil
+	default:
+		// MySQL and the rest: MLflow's REST API answers, as it always can.
+		return nil, fmt.Errorf("this mlpanel reads no %s database directly", backend)
+	}
 }
 
 // fallback logs one warning per database and reason, and returns

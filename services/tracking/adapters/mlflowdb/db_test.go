@@ -7,10 +7,15 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	neturl "net/url"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
+	"github.com/mlpanel/mlpanel/pkg/platform/pgtest"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
@@ -50,6 +55,28 @@ func TestOtherRevisionFallsBackWithOneWarning(t *testing.T) {
 	}
 	if _, err := rd.SearchRuns(context.Background(), t.TempDir(), app.DirectRunSearch{}); !errors.Is(err, app.ErrUseREST) {
 		t.Errorf("missing database: got %v, want ErrUseREST", err)
+	}
+}
+
+// TestOtherBackendsFallBackWithOneWarning: a MySQL project, or a
+// PostgreSQL one while the tracking service lacks MLPANEL_PROJECT_DB_URL,
+// is answered through REST; the log says why once per database.
+func TestOtherBackendsFallBackWithOneWarning(t *testing.T) {
+	var logs bytes.Buffer
+	rd := New(slog.New(slog.NewTextHandler(&logs, nil)))
+	defer rd.Close()
+	for _, store := range []string{"mysql:mlflow", "postgresql:mlpanel_project_1_ab"} {
+		for i := 0; i < 3; i++ {
+			if _, err := rd.SearchRuns(context.Background(), store, app.DirectRunSearch{View: mc.ViewActive}); !errors.Is(err, app.ErrUseREST) {
+				t.Fatalf("%s call %d: got %v, want ErrUseREST", store, i, err)
+			}
+			if _, err := rd.Experiments(context.Background(), store, mc.ViewActive); !errors.Is(err, app.ErrUseREST) {
+				t.Fatalf("%s call %d: got %v, want ErrUseREST", store, i, err)
+			}
+		}
+	}
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 || !strings.Contains(logs.String(), "no mysql database") || !strings.Contains(logs.String(), "MLPANEL_PROJECT_DB_URL") {
+		t.Errorf("want one warning per database saying why, got %d:\n%s", n, logs.String())
 	}
 }
 
@@ -104,6 +131,70 @@ func TestRunTimesSeeEveryCommit(t *testing.T) {
 	}
 	want(2, 300)
 	if _, err := w.Exec("UPDATE runs SET lifecycle_stage = 'deleted' WHERE run_uuid = 'b'"); err != nil {
+		t.Fatal(err)
+	}
+	want(1, 200)
+}
+
+// TestRunTimesSeeEveryCommitOnPostgreSQL: on PostgreSQL the counts are
+// cached per transaction snapshot, and a run committed by MLflow (here, by
+// another session) is counted on the next request.
+func TestRunTimesSeeEveryCommitOnPostgreSQL(t *testing.T) {
+	server := pgtest.Start(t)
+	admin, err := sql.Open("pgx", server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE times"); err != nil {
+		t.Fatal(err)
+	}
+	u, _ := neturl.Parse(server)
+	u.Path = "/times"
+	w, err := sql.Open("pgx", u.String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	rev := mlflowschema.Head
+	for _, q := range []string{"CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)", "INSERT INTO alembic_version VALUES ('" + rev + "')",
+		"CREATE TABLE runs (run_uuid TEXT PRIMARY KEY, experiment_id INTEGER, lifecycle_stage TEXT, status TEXT, start_time BIGINT, end_time BIGINT)",
+		"INSERT INTO runs VALUES ('a', 1, 'active', 'FINISHED', 100, 200)"} {
+		if _, err := w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	rd.PostgresURL = server
+	defer rd.Close()
+	want := func(count int, last int64) {
+		t.Helper()
+		got, err := rd.RunTimes(context.Background(), "postgresql:times", []string{"1", "2"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got["1"].Count != count || got["1"].LastUpdate != last || len(got) != 1 {
+			t.Errorf("got %+v, want experiment 1 with %d runs, last update %d", got, count, last)
+		}
+	}
+	want(1, 200)
+	want(1, 200)
+	if rd.times.by["postgresql:times"] == nil {
+		t.Error("nothing was cached for the PostgreSQL database")
+	}
+	if _, err := w.Exec("INSERT INTO runs VALUES ('b', 1, 'active', 'RUNNING', 300, NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	want(2, 300)
+	tx, err := w.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := tx.Exec("UPDATE runs SET lifecycle_stage = 'deleted' WHERE run_uuid = 'b'"); err != nil {
+		t.Fatal(err)
+	}
+	want(2, 300) // not committed yet
+	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
 	want(1, 200)

@@ -3,6 +3,7 @@ package mlflowdb
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,6 +12,7 @@ import (
 	"math/rand"
 	"net"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,6 +25,7 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/pgtest"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
@@ -46,21 +49,57 @@ func repoRoot(t testing.TB) string {
 	}
 }
 
-// fixture is a project folder whose mlflow.db was filled by MLflow's own
-// store code, served by a real `mlflow server`.
+// fixture is a project whose database was filled by MLflow's own store
+// code, served by a real `mlflow server`.
 type fixture struct {
-	dir string // project path
-	url string // tracking server
+	dir   string // project folder: the server's log and artifacts, and mlflow.db for SQLite
+	store string // the project's database as app.Project.Store names it
+	url   string // tracking server
 }
 
-// newFixture fills a database with gen_runs.py and starts `mlflow server`
-// on it; the server's process group is killed when the test ends.
+// newFixture fills a SQLite database with gen_runs.py and starts `mlflow
+// server` on it; the server's process group is killed when the test ends.
 func newFixture(t testing.TB, runs int, seed int) fixture {
-	root := repoRoot(t)
-	venv := filepath.Join(root, ".venv", "bin")
+	dir := fixtureDir(t)
+	fill(t, DBPath(dir), runs, seed)
+	url, _ := startMLflow(t, venvBin(t), dir)
+	return fixture{dir: dir, store: dir, url: url}
+}
+
+// newPGFixture is newFixture on a new database of the PostgreSQL server
+// at pgURL (pgtest.Start): MLflow's schema and data as MLflow writes them
+// there, read through the same code.
+func newPGFixture(t testing.TB, pgURL string, runs int, seed int) fixture {
+	dir := fixtureDir(t)
+	name := fmt.Sprintf("mlflow_fixture_%d", seed)
+	admin, err := sql.Open("pgx", pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	if _, err := admin.Exec("CREATE DATABASE " + name); err != nil {
+		t.Fatal(err)
+	}
+	u, err := neturl.Parse(pgURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + name
+	u.Scheme = "postgresql+psycopg2" // the driver python/requirements.txt pins
+	fill(t, u.String(), runs, seed)
+	url, _ := startMLflowOn(t, venvBin(t), dir, u.String())
+	return fixture{dir: dir, store: "postgresql:" + name, url: url}
+}
+
+func venvBin(t testing.TB) string {
+	venv := filepath.Join(repoRoot(t), ".venv", "bin")
 	if _, err := os.Stat(filepath.Join(venv, "mlflow")); err != nil {
 		t.Fatalf("no .venv/bin/mlflow (%v): run `make venv`; this test compares with a real MLflow server", err)
 	}
+	return venv
+}
+
+func fixtureDir(t testing.TB) string {
 	base := ""
 	if st, err := os.Stat("/dev/shm"); err == nil && st.IsDir() {
 		base = "/dev/shm" // MLflow commits every call: tmpfs saves most of the fill time
@@ -70,17 +109,26 @@ func newFixture(t testing.TB, runs int, seed int) fixture {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	gen := exec.Command(filepath.Join(venv, "python"), filepath.Join("testdata", "gen_runs.py"), DBPath(dir), fmt.Sprint(runs), fmt.Sprint(seed))
+	return dir
+}
+
+// fill writes the runs of gen_runs.py to a SQLite file or database URL.
+func fill(t testing.TB, db string, runs, seed int) {
+	gen := exec.Command(filepath.Join(venvBin(t), "python"), filepath.Join("testdata", "gen_runs.py"), db, fmt.Sprint(runs), fmt.Sprint(seed))
 	if out, err := gen.CombinedOutput(); err != nil {
 		t.Fatalf("filling the database: %v\n%s", err, out)
 	}
-	url, _ := startMLflow(t, venv, dir)
-	return fixture{dir: dir, url: url}
 }
 
 // startMLflow starts `mlflow server` on dir's database; stop (also run
 // when the test ends) kills its process group.
 func startMLflow(t testing.TB, venv, dir string) (url string, stop func()) {
+	return startMLflowOn(t, venv, dir, "sqlite:///"+DBPath(dir))
+}
+
+// startMLflowOn starts `mlflow server` on the backend store storeURI,
+// with its log and artifacts in dir.
+func startMLflowOn(t testing.TB, venv, dir, storeURI string) (url string, stop func()) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -91,7 +139,7 @@ func startMLflow(t testing.TB, venv, dir string) (url string, stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(filepath.Join(venv, "mlflow"), "server", "--backend-store-uri", "sqlite:///"+DBPath(dir),
+	cmd := exec.Command(filepath.Join(venv, "mlflow"), "server", "--backend-store-uri", storeURI,
 		"--artifacts-destination", filepath.Join(dir, "artifacts"), "--host", "127.0.0.1", "--port", fmt.Sprint(port), "--workers", "1")
 	cmd.Dir, cmd.Stdout, cmd.Stderr = dir, logf, logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -263,10 +311,48 @@ func (g filterGen) order() []string {
 // gets MLflow's message).
 func TestSearchRunsAgreesWithMLflow(t *testing.T) {
 	fx := newFixture(t, 250, 7)
-	ctx := context.Background()
 	rd := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer rd.Close()
+	// Both plans of the SQL path are compared below: a dense key is read
+	// by a scan of its table, a rare one through its index.
+	ctx := context.Background()
+	db, err := rd.db(ctx, DBPath(fx.dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for f, want := range map[string]bool{"metrics.accuracy > 0.5": true, "params.lr = '0.01'": true, "metrics.missing > 0": false, "params.nope = 'x'": false} {
+		filters, err := parseFilter(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d, err := chooseDriver(ctx, db, filters); err != nil || (d >= 0) != want {
+			t.Fatalf("chooseDriver(%q) = %d, %v; want a table scan: %v", f, d, err, want)
+		}
+	}
+	searchRunsAgree(t, fx, rd)
+}
 
+// TestReadsAgreeWithMLflowOnPostgreSQL is the differential test of the
+// SQL path on a project whose MLflow server keeps its data in PostgreSQL
+// (backend postgresql): the same generated searches, whole runs,
+// experiments, run times and metric histories as MLflow sends them.
+func TestReadsAgreeWithMLflowOnPostgreSQL(t *testing.T) {
+	pg := pgtest.Start(t)
+	fx := newPGFixture(t, pg, 250, 7)
+	var logs bytes.Buffer
+	rd := New(slog.New(slog.NewTextHandler(&logs, nil)))
+	rd.PostgresURL = pg
+	defer rd.Close()
+	t.Run("search", func(t *testing.T) { searchRunsAgree(t, fx, rd) })
+	t.Run("runs and experiments", func(t *testing.T) { runsAndExperimentsAgree(t, fx, rd) })
+	if strings.Contains(logs.String(), "level=WARN") {
+		t.Errorf("the SQL path fell back to REST for the whole database:\n%s", logs.String())
+	}
+}
+
+// searchRunsAgree is the body of the differential test on fx.
+func searchRunsAgree(t *testing.T, fx fixture, rd *Reader) {
+	ctx := context.Background()
 	all, err := restSearch(fx.url, app.DirectRunSearch{ExperimentIDs: []string{"0", "1", "2", "3", "4"}, View: mc.ViewAll})
 	if err != nil {
 		t.Fatal(err)
@@ -288,7 +374,7 @@ func TestSearchRunsAgreesWithMLflow(t *testing.T) {
 		rs := s
 		rs.ExperimentIDs = restIDs
 		want, restErr := restSearch(fx.url, rs)
-		got, err := rd.SearchRuns(ctx, fx.dir, s)
+		got, err := rd.SearchRuns(ctx, fx.store, s)
 		var re *restError
 		switch {
 		case errors.As(restErr, &re):
@@ -319,7 +405,7 @@ func TestSearchRunsAgreesWithMLflow(t *testing.T) {
 		}
 		// The same window as _start/_end would ask for.
 		s.Offset, s.Limit = 3, 7
-		pg, err := rd.SearchRuns(ctx, fx.dir, s)
+		pg, err := rd.SearchRuns(ctx, fx.store, s)
 		if err != nil {
 			t.Fatalf("case %d page: %v", i, err)
 		}
@@ -351,16 +437,21 @@ func head(ids []string) []string {
 // experiment time rule with what MLflow's REST API sends.
 func TestRunsAndExperimentsAsMLflowSendsThem(t *testing.T) {
 	fx := newFixture(t, 120, 3)
-	ctx := context.Background()
 	rd := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer rd.Close()
+	runsAndExperimentsAgree(t, fx, rd)
+}
+
+// runsAndExperimentsAgree is the body of TestRunsAndExperimentsAsMLflowSendsThem on fx.
+func runsAndExperimentsAgree(t *testing.T, fx fixture, rd *Reader) {
+	ctx := context.Background()
 
 	s := app.DirectRunSearch{ExperimentIDs: []string{"0", "1", "2", "3"}, View: mc.ViewAll}
 	want, err := restSearch(fx.url, s)
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := rd.SearchRuns(ctx, fx.dir, s)
+	got, err := rd.SearchRuns(ctx, fx.store, s)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -394,7 +485,7 @@ func TestRunsAndExperimentsAsMLflowSendsThem(t *testing.T) {
 	if err := post(fx.url, "experiments/search", map[string]any{"view_type": mc.ViewAll, "max_results": 1000}, &exps); err != nil {
 		t.Fatal(err)
 	}
-	gotExps, err := rd.Experiments(ctx, fx.dir, mc.ViewAll)
+	gotExps, err := rd.Experiments(ctx, fx.store, mc.ViewAll)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -402,7 +493,7 @@ func TestRunsAndExperimentsAsMLflowSendsThem(t *testing.T) {
 	for _, e := range gotExps {
 		ids = append(ids, e.ExperimentID)
 	}
-	tags, err := rd.ExperimentTags(ctx, fx.dir, ids)
+	tags, err := rd.ExperimentTags(ctx, fx.store, ids)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -459,7 +550,7 @@ func TestRunsAndExperimentsAsMLflowSendsThem(t *testing.T) {
 				if lp.End > 0 {
 					limit = lp.End - lp.Start
 				}
-				got, err := rd.MetricHistory(ctx, fx.dir, r.Info.RunID, m.Key, lp.Sort, lp.Desc(), lp.Start, limit)
+				got, err := rd.MetricHistory(ctx, fx.store, r.Info.RunID, m.Key, lp.Sort, lp.Desc(), lp.Start, limit)
 				if err != nil {
 					t.Fatalf("history of %s %s: %v", r.Info.RunID, m.Key, err)
 				}
@@ -476,7 +567,7 @@ func TestRunsAndExperimentsAsMLflowSendsThem(t *testing.T) {
 		t.Errorf("only %d metric history pages compared", checked)
 	}
 
-	gotTimes, err := rd.RunTimes(ctx, fx.dir, ids)
+	gotTimes, err := rd.RunTimes(ctx, fx.store, ids)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,7 +11,7 @@ import (
 // Experiments lists the experiments of a view in experiments/search's
 // default order (creation_time DESC, experiment_id ASC), without tags.
 func (r *Reader) Experiments(ctx context.Context, projectPath, view string) ([]mc.Experiment, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	st, err := stages(view)
 	if err != nil {
 		return nil, err
@@ -20,7 +20,7 @@ func (r *Reader) Experiments(ctx context.Context, projectPath, view string) ([]m
 	if err != nil {
 		return nil, err
 	}
-	var q query
+	q := db.query()
 	q.add("SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time FROM experiments WHERE lifecycle_stage IN "+placeholders(len(st)), strArgs(st)...)
 	q.add(" ORDER BY creation_time DESC, experiment_id ASC")
 	rows, err := db.QueryContext(ctx, q.sql.String(), q.args...)
@@ -47,7 +47,7 @@ func (r *Reader) Experiments(ctx context.Context, projectPath, view string) ([]m
 
 // ExperimentTags returns the tags of the experiments.
 func (r *Reader) ExperimentTags(ctx context.Context, projectPath string, experimentIDs []string) (map[string][]mc.Tag, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	out := map[string][]mc.Tag{}
 	if len(experimentIDs) == 0 {
 		return out, nil

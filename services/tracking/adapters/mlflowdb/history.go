@@ -19,7 +19,7 @@ var historyOrder = map[string][2]string{
 
 // MetricHistory pages one metric's history of an active run.
 func (r *Reader) MetricHistory(ctx context.Context, projectPath, runID, key, sortKey string, desc bool, offset, limit int) (app.DirectHistory, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	order, ok := historyOrder[sortKey]
 	if !ok || runID == "" {
 		return app.DirectHistory{}, ErrFallback
@@ -29,9 +29,9 @@ func (r *Reader) MetricHistory(ctx context.Context, projectPath, runID, key, sor
 		return app.DirectHistory{}, err
 	}
 	var stage string
-	var has int
+	var has bool
 	err = db.QueryRowContext(ctx, `SELECT lifecycle_stage, EXISTS (SELECT 1 FROM latest_metrics WHERE run_uuid = runs.run_uuid AND key = ?) FROM runs WHERE run_uuid = ?`, key, runID).Scan(&stage, &has)
-	if errors.Is(err, sql.ErrNoRows) || (err == nil && (stage != "active" || has == 0)) {
+	if errors.Is(err, sql.ErrNoRows) || (err == nil && (stage != "active" || !has)) {
 		return app.DirectHistory{}, ErrFallback // the REST path says what is missing
 	}
 	if err != nil {
@@ -48,10 +48,7 @@ func (r *Reader) MetricHistory(ctx context.Context, projectPath, runID, key, sor
 	if desc {
 		o = order[1]
 	}
-	if limit == 0 {
-		limit = -1
-	}
-	rows, err := db.QueryContext(ctx, "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY "+o+" LIMIT ? OFFSET ?", runID, key, limit, offset)
+	rows, err := db.QueryContext(ctx, "SELECT value, timestamp, step, is_nan FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY "+o+" LIMIT ? OFFSET ?", runID, key, db.limit(limit), offset)
 	if err != nil {
 		return app.DirectHistory{}, r.queryErr(ctx, path, "reading a metric's history", err)
 	}

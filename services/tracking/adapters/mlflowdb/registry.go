@@ -59,7 +59,7 @@ func modelWhere(q *query, a, tagTable, op, value string) {
 // with desc reversing it: the window [offset, offset+limit) (limit 0: to
 // the end) with tags, aliases and latest versions, and the true total.
 func (r *Reader) RegisteredModels(ctx context.Context, projectPath, filter string, desc bool, offset, limit int) (app.DirectModels, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	op, value, err := nameFilter(filter)
 	if err != nil {
 		return app.DirectModels{}, ErrFallback
@@ -69,24 +69,24 @@ func (r *Reader) RegisteredModels(ctx context.Context, projectPath, filter strin
 		return app.DirectModels{}, err
 	}
 	var out app.DirectModels
-	var cq query
+	cq := db.query()
 	cq.add("SELECT count(*) FROM registered_models rm")
-	modelWhere(&cq, "rm", "registered_model_tags", op, value)
+	modelWhere(cq, "rm", "registered_model_tags", op, value)
 	if err := db.QueryRowContext(ctx, cq.sql.String(), cq.args...).Scan(&out.Total); err != nil {
 		return app.DirectModels{}, r.queryErr(ctx, path, "counting registered models", err)
 	}
 	if limit < 0 || offset >= out.Total {
 		return out, nil
 	}
-	var q query
+	q := db.query()
 	q.add("SELECT rm.name, rm.creation_time, rm.last_updated_time, rm.description FROM registered_models rm")
-	modelWhere(&q, "rm", "registered_model_tags", op, value)
+	modelWhere(q, "rm", "registered_model_tags", op, value)
 	if desc {
 		q.add(" ORDER BY rm.name DESC")
 	} else {
 		q.add(" ORDER BY rm.name")
 	}
-	q.add(" LIMIT ? OFFSET ?", sqlLimit(limit), offset)
+	q.add(" LIMIT ? OFFSET ?", db.limit(limit), offset)
 	rows, err := db.QueryContext(ctx, q.sql.String(), q.args...)
 	if err != nil {
 		return app.DirectModels{}, r.queryErr(ctx, path, "listing registered models", err)
@@ -164,7 +164,7 @@ func versionOrder(byID, desc bool) string {
 // tags and the aliases the model gives each version, and the true total.
 // A model that does not exist is ErrFallback, so MLflow says so.
 func (r *Reader) ModelVersions(ctx context.Context, projectPath, model string, byID, desc bool, offset, limit int) (app.DirectVersions, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	db, err := r.db(ctx, path)
 	if err != nil {
 		return app.DirectVersions{}, err
@@ -181,9 +181,9 @@ func (r *Reader) ModelVersions(ctx context.Context, projectPath, model string, b
 		op = "="
 	}
 	var out app.DirectVersions
-	var cq query
+	cq := db.query()
 	cq.add("SELECT count(*) FROM model_versions mv")
-	modelWhere(&cq, "mv", "model_version_tags", op, model)
+	modelWhere(cq, "mv", "model_version_tags", op, model)
 	cq.add(" AND mv.current_stage != 'Deleted_Internal'")
 	if err := db.QueryRowContext(ctx, cq.sql.String(), cq.args...).Scan(&out.Total); err != nil {
 		return app.DirectVersions{}, r.queryErr(ctx, path, "counting model versions", err)
@@ -216,10 +216,10 @@ func (r *Reader) ModelVersions(ctx context.Context, projectPath, model string, b
 // versions reads model versions with their tags: of the models in names
 // (nil: every model) or matching op/value, the latest of each stage only
 // when latest, in order, windowed by offset and limit (0: to the end).
-func (r *Reader) versions(ctx context.Context, db *sql.DB, path string, names []string, latest bool, op, value, order string, offset, limit int) ([]mc.ModelVersion, error) {
-	var q query
+func (r *Reader) versions(ctx context.Context, db *conn, path string, names []string, latest bool, op, value, order string, offset, limit int) ([]mc.ModelVersion, error) {
+	q := db.query()
 	q.add("SELECT mv.name, mv.version, mv.creation_time, mv.last_updated_time, mv.description, mv.user_id, mv.current_stage, mv.source, mv.run_id, mv.status, mv.status_message, mv.run_link FROM model_versions mv")
-	modelWhere(&q, "mv", "model_version_tags", op, value)
+	modelWhere(q, "mv", "model_version_tags", op, value)
 	q.add(" AND mv.current_stage != 'Deleted_Internal'")
 	if names != nil {
 		q.add(" AND mv.name IN "+placeholders(len(names)), strArgs(names)...)
@@ -227,7 +227,7 @@ func (r *Reader) versions(ctx context.Context, db *sql.DB, path string, names []
 	if latest {
 		q.add(" AND mv.version = (SELECT max(l.version) FROM model_versions l WHERE l.workspace = mv.workspace AND l.name = mv.name AND l.current_stage = mv.current_stage)")
 	}
-	q.add(" ORDER BY "+order+" LIMIT ? OFFSET ?", sqlLimit(limit), offset)
+	q.add(" ORDER BY "+order+" LIMIT ? OFFSET ?", db.limit(limit), offset)
 	rows, err := db.QueryContext(ctx, q.sql.String(), q.args...)
 	if err != nil {
 		return nil, r.queryErr(ctx, path, "listing model versions", err)
@@ -255,7 +255,7 @@ func (r *Reader) versions(ctx context.Context, db *sql.DB, path string, names []
 	if len(out) == 0 {
 		return out, nil
 	}
-	var tq query
+	tq := db.query()
 	tq.add("SELECT t.name, t.version, t.key, t.value FROM model_version_tags t WHERE t.workspace = ?", defaultWorkspace)
 	if names != nil || limit > 0 {
 		seen := map[string]bool{}
@@ -299,8 +299,8 @@ func (r *Reader) versions(ctx context.Context, db *sql.DB, path string, names []
 }
 
 // modelTags reads the tags of registered models by name (nil: all).
-func (r *Reader) modelTags(ctx context.Context, db *sql.DB, path string, names []string) (map[string][]mc.Tag, error) {
-	var q query
+func (r *Reader) modelTags(ctx context.Context, db *conn, path string, names []string) (map[string][]mc.Tag, error) {
+	q := db.query()
 	q.add("SELECT name, key, value FROM registered_model_tags WHERE workspace = ?", defaultWorkspace)
 	if names != nil {
 		q.add(" AND name IN "+placeholders(len(names)), strArgs(names)...)
@@ -325,8 +325,8 @@ func (r *Reader) modelTags(ctx context.Context, db *sql.DB, path string, names [
 type alias struct{ alias, version string }
 
 // aliases reads the aliases of registered models by name (nil: all).
-func (r *Reader) aliases(ctx context.Context, db *sql.DB, path string, names []string) (map[string][]alias, error) {
-	var q query
+func (r *Reader) aliases(ctx context.Context, db *conn, path string, names []string) (map[string][]alias, error) {
+	q := db.query()
 	q.add("SELECT name, alias, version FROM registered_model_aliases WHERE workspace = ?", defaultWorkspace)
 	if names != nil {
 		q.add(" AND name IN "+placeholders(len(names)), strArgs(names)...)
@@ -347,12 +347,4 @@ func (r *Reader) aliases(ctx context.Context, db *sql.DB, path string, names []s
 		out[name] = append(out[name], alias{a, strconv.FormatInt(version, 10)})
 	}
 	return out, r.queryErr(ctx, path, "reading registered model aliases", rows.Err())
-}
-
-// sqlLimit is SQLite's LIMIT for a window limit (0: no limit).
-func sqlLimit(limit int) int {
-	if limit <= 0 {
-		return -1
-	}
-	return limit
 }

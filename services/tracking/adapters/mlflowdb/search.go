@@ -5,8 +5,9 @@ import (
 	"strings"
 )
 
-// query is SQL text with its arguments.
+// query is SQL text with its arguments, in a dialect.
 type query struct {
+	d    *dialect
 	sql  strings.Builder
 	args []any
 }
@@ -17,14 +18,14 @@ func (q *query) add(s string, args ...any) {
 }
 
 // compare writes "<col> <op> ?" the way SQLAlchemy renders MLflow's
-// comparison on SQLite (LIKE is case-sensitive there because MLflow sets
-// PRAGMA case_sensitive_like; ILIKE is lower() LIKE lower()).
+// comparison (LIKE is case-sensitive on SQLite too, because MLflow sets
+// PRAGMA case_sensitive_like; ILIKE is the dialect's).
 func (q *query) compare(col, op string, v any) {
 	switch op {
 	case "LIKE":
 		q.add(col+" LIKE ?", v)
 	case "ILIKE":
-		q.add("lower("+col+") LIKE lower(?)", v)
+		q.add(q.d.ilike(col), v)
 	case "IN", "NOT IN":
 		list := v.([]string)
 		if op == "NOT IN" {
@@ -57,10 +58,10 @@ func joinsFilter(c clause) bool {
 // params and tags: "JOIN latest_metrics f0 ON f0.run_uuid = runs.run_uuid
 // AND f0.key = ?". MLflow joins these too; a join yields the rows its
 // DISTINCT query does because (key, run_uuid) is each table's primary
-// key, so a run joins at most one row per clause. Joined, SQLite can
-// drive the search from the clause's (key, run_uuid) index and look the
-// run up by id, instead of scanning runs and probing a list per clause
-// (measured at 100,000 runs: about half the time of IN (subquery)).
+// key, so a run joins at most one row per clause. Joined, the search can
+// start from the clause's (key, run_uuid) index and look the run up by
+// id, instead of scanning runs and probing a list per clause (measured
+// at 100,000 runs: about half the time of IN (subquery)).
 func (q *query) filterJoins(filters []clause) {
 	for i, c := range filters {
 		if joinsFilter(c) {
@@ -68,6 +69,31 @@ func (q *query) filterJoins(filters []clause) {
 			q.add(" JOIN "+filterTables[c.kind]+" "+a+" ON "+a+".run_uuid = runs.run_uuid AND "+a+".key = ?", c.key)
 		}
 	}
+}
+
+// from writes the FROM clause and the joins of the value comparisons.
+// drive >= 0 is the filter clause whose table SQLite reads first, whole
+// and in storage order (chooseDriver says when that is cheaper than its
+// index); -1 leaves the order to the planner.
+func (q *query) from(filters []clause, drive int) {
+	if drive < 0 {
+		q.add(" FROM runs")
+		q.filterJoins(filters)
+		return
+	}
+	// NOT INDEXED and CROSS JOIN are SQLite's way to fix the plan: read
+	// the driving table in rowid order, probe the other clauses' (key,
+	// run_uuid) keys, which drop most rows, and only then look the
+	// remaining runs up by primary key.
+	d := fmt.Sprintf("f%d", drive)
+	q.add(" FROM " + filterTables[filters[drive].kind] + " " + d + " NOT INDEXED")
+	for i, c := range filters {
+		if joinsFilter(c) && i != drive {
+			a := fmt.Sprintf("f%d", i)
+			q.add(" CROSS JOIN "+filterTables[c.kind]+" "+a+" ON "+a+".run_uuid = "+d+".run_uuid AND "+a+".key = ?", c.key)
+		}
+	}
+	q.add(" CROSS JOIN runs ON runs.run_uuid = "+d+".run_uuid AND "+d+".key = ?", filters[drive].key)
 }
 
 // where writes the conditions of MLflow's _search_runs: the experiments,
@@ -98,9 +124,9 @@ func (q *query) where(expIDs []int64, stages []string, filters []clause) {
 				q.add("(")
 				q.compare(col, c.op, c.value)
 				if c.op == "!=" {
-					q.add(fmt.Sprintf(" OR f%d.is_nan = 1)", i))
+					q.add(fmt.Sprintf(" OR f%d.is_nan = TRUE)", i))
 				} else {
-					q.add(fmt.Sprintf(" AND f%d.is_nan = 0)", i))
+					q.add(fmt.Sprintf(" AND f%d.is_nan = FALSE)", i))
 				}
 			} else {
 				q.compare(col, c.op, c.value)
@@ -178,7 +204,7 @@ func (q *query) joinsAndOrder(order []orderClause) (joins, orderSQL string, args
 			jargs = append(jargs, c.key)
 			val = alias + ".value"
 			if c.kind == "metric" {
-				rank = fmt.Sprintf("CASE WHEN %s.is_nan = 1 THEN 1 WHEN %s IS NULL THEN 2 ELSE 0 END", alias, val)
+				rank = fmt.Sprintf("CASE WHEN %s.is_nan = TRUE THEN 1 WHEN %s IS NULL THEN 2 ELSE 0 END", alias, val)
 			} else {
 				rank = fmt.Sprintf("CASE WHEN %s IS NULL THEN 1 ELSE 0 END", val)
 			}

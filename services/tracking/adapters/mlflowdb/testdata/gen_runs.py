@@ -4,7 +4,7 @@ MLflow's own store code (no server): experiments, runs with metrics
 dataset inputs with contexts and start times that tie, so the tie-breaks
 of MLflow's order are exercised. Deterministic for one seed.
 
-usage: gen_runs.py <db path> <runs> <seed>
+usage: gen_runs.py <db path or database URL> <runs> <seed>
 """
 import math
 import random
@@ -15,7 +15,7 @@ from mlflow.tracking import MlflowClient
 
 path, n, seed = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
 rnd = random.Random(seed)
-client = MlflowClient(tracking_uri="sqlite:///" + path)
+client = MlflowClient(tracking_uri=path if "://" in path else "sqlite:///" + path)
 
 exps = [client.create_experiment(name) for name in ("alpha", "Beta", "gamma", "to-delete")]
 names = ["run-a", "Run-A", "run_b", "sweep-1", "sweep-10", "sweep-2", "x%y", "final"]
