@@ -38,7 +38,7 @@ func (m *Mover) CreateOrAdopt(ctx context.Context, in CreateInput, restricted bo
 		return domain.Project{}, errs.Forbiddenf("only admins may create a project from an existing MLflow (source)")
 	}
 	if b, err := domain.ParseBackend(in.Backend); err != nil || b != domain.BackendSQLite {
-		return domain.Project{}, errs.Invalidf( "a project adopted from an existing MLflow (source) keeps its runs in SQLite: leave backend out")
+		return domain.Project{}, errs.Invalidf("a project adopted from an existing MLflow (source) keeps its runs in SQLite: leave backend out")
 	}
 	if err := domain.ValidateName(in.Name); err != nil {
 		return domain.Project{}, errs.AsInvalid(err)

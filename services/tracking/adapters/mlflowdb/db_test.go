@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	neturl "net/url"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
