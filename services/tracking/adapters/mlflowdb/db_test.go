@@ -8,8 +8,6 @@ import (
 	"io"
 	"log/slog"
 	neturl "net/url"
-	"path/filepath"
-	"regexp"
 	"strings"
 	"testing"
 
