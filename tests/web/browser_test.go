@@ -156,7 +156,11 @@ func (b *browser) count(sel string) int {
 func (b *browser) screenshot(name string) {
 	b.t.Helper()
 	var png []byte
-	b.run("screenshot "+name, 20*time.Second, chromedp.Sleep(300*time.Millisecond), chromedp.FullScreenshot(&png, 100))
+	// Toasts are transient and would cover the page's corner.
+	b.run("screenshot "+name, 20*time.Second, chromedp.Sleep(300*time.Millisecond),
+		chromedp.Evaluate(`document.querySelector('.toasts')?.style.setProperty('visibility', 'hidden')`, nil),
+		chromedp.FullScreenshot(&png, 100),
+		chromedp.Evaluate(`document.querySelector('.toasts')?.style.removeProperty('visibility')`, nil))
 	dir := filepath.Join(repoRoot, "docs", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.t.Fatal(err)
@@ -248,8 +252,7 @@ func TestPanelInABrowser(t *testing.T) {
 
 	// Two training runs to overlay.
 	out := train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--run-name", "lr-0.05")
-	runID := out[strings.LastIndex(out, "run_id=")+len("run_id="):]
-	runID = strings.TrimSpace(runID)
+	runID := strings.Fields(out[strings.LastIndex(out, "run_id=")+len("run_id="):])[0]
 	train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--learning-rate", "0.01", "--run-name", "lr-0.01")
 
 	var p project
