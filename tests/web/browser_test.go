@@ -251,9 +251,11 @@ func TestPanelInABrowser(t *testing.T) {
 	b.screenshot("projects")
 
 	// Two training runs to overlay.
-	out := train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--run-name", "lr-0.05")
+	train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--run-name", "lr-0.05")
+	out := train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--learning-rate", "0.01", "--run-name", "lr-0.01")
+	// The newer run (lr-0.01) is the first row, so the one the comparison
+	// opens; it gets a figure too.
 	runID := strings.Fields(out[strings.LastIndex(out, "run_id=")+len("run_id="):])[0]
-	train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--learning-rate", "0.01", "--run-name", "lr-0.01")
 
 	var p project
 	as(t, alice, "GET", "/projects/webproj", nil).JSON(t, &p)
