@@ -350,6 +350,7 @@ func TestPanelInABrowser(t *testing.T) {
 	var fields []struct{ Col, Type, Input, Value string }
 	b.run("reading the form", 30*time.Second,
 		waitJS(`document.querySelectorAll('[data-col]').length > 0`),
+		waitJS(`document.querySelector('table.kv a')?.textContent === 'webproj'`), // the project by name, not id
 		chromedp.Evaluate(`[...document.querySelectorAll('[data-col]')].map(e => ({Col: e.dataset.col, Type: e.dataset.type, Input: e.type, Value: e.value}))`, &fields))
 	var depURL string
 	b.run("reading the deployment url", 5*time.Second, chromedp.Location(&depURL))

@@ -1,7 +1,7 @@
 // Deployments: model servers with live status, logs and a try-it form.
 import { useState, useEffect, useMemo } from '../vendor/preact-htm.js';
 import * as api from './api.js';
-import { html, useLoad, Loading, Status, Act, Pager, ErrorBox, confirm, toast, when, href, go, useRole, may } from './ui.js';
+import { html, useLoad, Loading, Status, Act, Pager, ErrorBox, ProjectName, confirm, toast, when, href, go, useRole, may } from './ui.js';
 import { LogTail } from './projects.js';
 import { parseCSV } from './project.js';
 
@@ -28,7 +28,7 @@ export function DeploymentsPage() {
     <${Loading} state=${state}>${() => html`<div class="tablewrap"><table data-testid="deployments"><thead><tr>
       <th>Id</th><th>Project</th><th>Model</th><th>Status</th><th class="hide-sm">Type</th><th class="hide-sm">Updated</th></tr></thead><tbody>
       ${(rows || []).filter((d) => d.status !== 'deleted').map((d) => html`<tr key=${d.id}>
-        <td><a href=${href('deployments', d.id)}>${d.id}</a></td><td><a href=${href('projects', d.project_id)}>${d.project_id}</a></td>
+        <td><a href=${href('deployments', d.id)}>${d.id}</a></td><td><${ProjectName} id=${d.project_id}/></td>
         <td>${d.model_id} v${d.version}${d.alias ? ` (@${d.alias})` : ''}</td><td><${Status} value=${d.status}/>${d.stage ? html` <span class="small muted">${d.stage}</span>` : ''}</td>
         <td class="hide-sm">${d.type}</td><td class="hide-sm">${when(d.updated_at)}</td></tr>`)}
       ${rows && rows.length === 0 && html`<tr><td colspan="6" class="muted">No deployments.</td></tr>`}
@@ -61,7 +61,7 @@ export function DeploymentPage({ id }) {
       ${d.stage && d.status !== 'running' ? html`<div class="notice">${d.stage}…</div>` : ''}
       ${d.error ? html`<div class="error">${d.error}</div>` : ''}
       <table class="kv card"><tbody>
-        <tr><td>Project</td><td><a href=${href('projects', d.project_id)}>${d.project_id}</a></td></tr>
+        <tr><td>Project</td><td><${ProjectName} id=${d.project_id}/></td></tr>
         <tr><td>Model</td><td>${d.model_id} version ${d.version}${d.alias ? ` (@${d.alias})` : ''} <span class="mono small">${d.model_uri}</span></td></tr>
         <tr><td>Type</td><td>${d.type}${d.instance_name ? ` (${d.instance_name})` : ''}</td></tr>
         <tr><td>Predict</td><td class="mono small wrap">POST ${location.origin}/deployments/${d.id}/predict</td></tr>

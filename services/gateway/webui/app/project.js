@@ -163,7 +163,9 @@ function Artifacts({ p, runId }) {
         ${dir && html`<li><button onClick=${() => { setDir(up); setFile(null); }}>↑ ..</button></li>`}
         ${state.data.items.map((a) => html`<li key=${a.path}>${a.type === 'File'
           ? html`<button aria-current=${file && file.path === a.path ? 'true' : 'false'} onClick=${() => setFile(a)}>${a.name} <span class="muted small">${bytes(a.size)}</span></button>`
-          : html`<button onClick=${() => { setDir(a.path); setFile(null); }}><b>${a.name}/</b></button>`}</li>`)}
+          : html`<button onClick=${() => { setDir(a.path); setFile(null); }}><b>${a.name}/</b>${a.logged_model_id
+            ? html` <span class="muted small" title=${'MLflow 3 logged model ' + a.logged_model_id}>logged model</span>`
+            : a.type === 'Model' ? html` <span class="muted small">model</span>` : ''}</button>`}</li>`)}
         ${state.data.items.length === 0 && html`<li class="muted small">empty</li>`}
       </ul>`}<//></div>
     <div>${file ? html`<${Preview} key=${file.path} p=${p} runId=${runId} file=${file}/>` : html`<p class="muted small">Pick a file to preview it.</p>`}</div>

@@ -42,7 +42,7 @@ export function ProjectsPage() {
         <${SortTh} col="status" label="Status" sort=${sort} setSort=${setSort}/>
         <th class="hide-sm">Address</th><th class="hide-sm">MLflow</th>
         <th class="num">Runs</th><th class="num hide-sm" title="Proportional set size of the server's processes (GET /projects/{id}/stats)">Memory</th>
-        <${SortTh} col="updatedAt" label="Last change" sort=${sort} setSort=${setSort}/>
+        <${SortTh} col="updatedAt" label="Last change" sort=${sort} setSort=${setSort} cls="hide-sm"/>
         <th>Actions</th>
       </tr></thead>
       <tbody>${(rows || []).map((p) => html`<${ProjectRow} key=${p.id} p=${p} role=${roles[p.id] || ''} open=${open === p.id}
@@ -130,7 +130,7 @@ function ProjectRow({ p, role, open, toggle, onChanged }) {
       <td class="hide-sm" data-testid="mlflow-version">${facts.version || dash}</td>
       <td class="num" data-testid="runs">${facts.runs == null ? dash : facts.runs + (facts.more ? '+' : '')}</td>
       <td class="num hide-sm" data-testid="memory">${facts.pss ? bytes(facts.pss) : dash}</td>
-      <td>${when(p.updatedAt)}</td>
+      <td class="hide-sm">${when(p.updatedAt)}</td>
       <td><div class="actions">
         ${own && !running && p.status !== 'archived' && html`<${Act} run=${act('run', 'run')} testid="run">Run<//>`}
         ${own && running && html`<${Act} run=${ask('Terminate', 'terminate', `The MLflow server of ${p.name} stops; its data stays.`)} testid="terminate">Terminate<//>`}
