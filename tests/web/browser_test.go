@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +126,17 @@ func hash(parts ...string) chromedp.Action {
 	return chromedp.Evaluate(fmt.Sprintf(`location.hash = %q`, strings.Join(parts, "")), nil)
 }
 
+// fill sets an input's or select's value as typing or picking would: the
+// page hears an input and a change event.
+func fill(sel, value string) chromedp.Action {
+	return chromedp.Evaluate(fmt.Sprintf(`(() => {
+		const e = document.querySelector(%q);
+		e.value = %q;
+		e.dispatchEvent(new Event('input', {bubbles: true}));
+		e.dispatchEvent(new Event('change', {bubbles: true}));
+	})()`, sel, value), nil)
+}
+
 // text is the trimmed text of the first element matching a CSS selector.
 func (b *browser) text(sel string) string {
 	b.t.Helper()
@@ -142,7 +156,11 @@ func (b *browser) count(sel string) int {
 func (b *browser) screenshot(name string) {
 	b.t.Helper()
 	var png []byte
-	b.run("screenshot "+name, 20*time.Second, chromedp.Sleep(300*time.Millisecond), chromedp.FullScreenshot(&png, 100))
+	// Toasts are transient and would cover the page's corner.
+	b.run("screenshot "+name, 20*time.Second, chromedp.Sleep(300*time.Millisecond),
+		chromedp.Evaluate(`document.querySelector('.toasts')?.style.setProperty('visibility', 'hidden')`, nil),
+		chromedp.FullScreenshot(&png, 100),
+		chromedp.Evaluate(`document.querySelector('.toasts')?.style.removeProperty('visibility')`, nil))
 	dir := filepath.Join(repoRoot, "docs", "screenshots")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		b.t.Fatal(err)
@@ -215,16 +233,33 @@ func TestPanelInABrowser(t *testing.T) {
 	if got := b.text(`.copy pre`); !strings.Contains(got, "MLFLOW_TRACKING_URI="+panel.URL+"/projects/webproj/mlflow") {
 		t.Fatalf("tracking URI block: %q", got)
 	}
+	// The row says where to point MLflow (the gateway: with auth on the
+	// server itself listens on a Unix socket), which MLflow serves it,
+	// and what it costs now.
+	var desc struct {
+		MlflowURI     string `json:"mlflowUri"`
+		MlflowVersion string `json:"mlflowVersion"`
+	}
+	as(t, alice, "GET", "/projects/webproj", nil).JSON(t, &desc)
+	b.run("reading the row's version and memory", 30*time.Second,
+		waitJS(`document.querySelector('tr[data-project="webproj"] [data-testid=mlflow-version]')?.textContent === `+jsString(desc.MlflowVersion)),
+		waitJS(`/[0-9.]+ (KB|MB|GB)/.test(document.querySelector('tr[data-project="webproj"] [data-testid=memory]')?.textContent)`),
+		waitJS(`document.querySelector('tr[data-project="webproj"] [data-testid=runs]')?.textContent === '0'`))
+	if got := b.text(row + ` [data-testid=address]`); desc.MlflowVersion == "" || got != desc.MlflowURI || !strings.HasPrefix(got, panel.URL) {
+		t.Fatalf("address column %q, want the project's mlflowUri %q through the gateway (version %q)", got, desc.MlflowURI, desc.MlflowVersion)
+	}
 	b.screenshot("projects")
 
 	// Two training runs to overlay.
-	out := train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--run-name", "lr-0.05")
-	runID := out[strings.LastIndex(out, "run_id=")+len("run_id="):]
-	runID = strings.TrimSpace(runID)
-	train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--learning-rate", "0.01", "--run-name", "lr-0.01")
+	train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--run-name", "lr-0.05")
+	out := train(t, "webproj", alice, "--experiment", "iris", "--model-name", "iris-web", "--epochs", "40", "--learning-rate", "0.01", "--run-name", "lr-0.01")
+	// The newer run (lr-0.01) is the first row, so the one the comparison
+	// opens; it gets a figure too.
+	runID := strings.Fields(out[strings.LastIndex(out, "run_id=")+len("run_id="):])[0]
 
 	var p project
 	as(t, alice, "GET", "/projects/webproj", nil).JSON(t, &p)
+	logPNG(t, "webproj", alice, runID)
 	var exps []struct{ ID, Name string }
 	as(t, alice, "GET", "/experiments?project_id="+p.ID, nil).JSON(t, &exps)
 	expID := ""
@@ -277,6 +312,14 @@ func TestPanelInABrowser(t *testing.T) {
 		chromedp.Click(`//ul[@data-testid="artifacts"]//button[contains(., "predictions.csv")]`, chromedp.BySearch),
 		waitJS(`document.querySelectorAll('[data-testid=csv] tbody tr').length > 5`),
 	)
+	// An image: it must actually decode and draw, not just have a tag.
+	b.run("previewing a PNG", time.Minute,
+		chromedp.Click(`//ul[@data-testid="artifacts"]//button[contains(., "..")]`, chromedp.BySearch),
+		chromedp.Click(`//ul[@data-testid="artifacts"]//button[contains(., "..")]`, chromedp.BySearch),
+		chromedp.Click(`//ul[@data-testid="artifacts"]//button[contains(., "plots/")]`, chromedp.BySearch),
+		chromedp.Click(`//ul[@data-testid="artifacts"]//button[contains(., "curve.png")]`, chromedp.BySearch),
+		waitJS(`(() => { const i = document.querySelector('[data-testid=preview] img'); return i && i.complete && i.naturalWidth === 120 && i.naturalHeight === 60; })()`),
+	)
 	b.run("scrolling to the top", 5*time.Second, chromedp.Evaluate(`window.scrollTo(0,0)`, nil))
 	b.screenshot("run")
 
@@ -295,25 +338,51 @@ func TestPanelInABrowser(t *testing.T) {
 	)
 	b.run("waiting for the deployment to run", 5*time.Minute,
 		waitJS(`(document.querySelector('h1 [data-testid=status]')||{}).textContent === 'running'`))
-	// One row of the signature's inputs.
-	var cols []string
-	b.run("reading the form", 10*time.Second, chromedp.Evaluate(`[...document.querySelectorAll('[data-col]')].map(e => e.dataset.col)`, &cols))
-	if len(cols) != 4 {
-		t.Fatalf("try-it form has inputs %v, want the 4 iris features", cols)
+	// One row of typed inputs from the signature, prefilled from the
+	// model's input example.
+	var sch struct {
+		Inputs       []struct{ Name, Type string }
+		InputExample struct {
+			Columns []string
+			Data    [][]any
+		} `json:"input_example"`
 	}
-	for i, v := range []string{"5.1", "3.5", "1.4", "0.2"} {
-		b.run("typing "+cols[i], 10*time.Second, chromedp.SendKeys(fmt.Sprintf(`[data-col=%q]`, cols[i]), v, chromedp.ByQuery))
+	var fields []struct{ Col, Type, Input, Value string }
+	b.run("reading the form", 30*time.Second,
+		waitJS(`document.querySelectorAll('[data-col]').length > 0`),
+		waitJS(`document.querySelector('table.kv a')?.textContent === 'webproj'`), // the project by name, not id
+		chromedp.Evaluate(`[...document.querySelectorAll('[data-col]')].map(e => ({Col: e.dataset.col, Type: e.dataset.type, Input: e.type, Value: e.value}))`, &fields))
+	var depURL string
+	b.run("reading the deployment url", 5*time.Second, chromedp.Location(&depURL))
+	depID := depURL[strings.LastIndex(depURL, "/")+1:]
+	as(t, alice, "GET", "/deployments/"+depID+"/schema", nil).JSON(t, &sch)
+	if len(fields) != 4 || len(sch.Inputs) != 4 || len(sch.InputExample.Data) == 0 {
+		t.Fatalf("try-it form has inputs %+v, want the 4 iris features of the signature %+v", fields, sch)
+	}
+	for i, f := range fields {
+		want := fmt.Sprint(sch.InputExample.Data[0][i])
+		if f.Col != sch.Inputs[i].Name || f.Type != sch.Inputs[i].Type || f.Input != "number" || f.Value != want {
+			t.Errorf("field %d is %+v; want %s, a number input of type %s prefilled with %s", i, f, sch.Inputs[i].Name, sch.Inputs[i].Type, want)
+		}
+	}
+	// A required field left empty: said under the field, nothing sent.
+	first := fmt.Sprintf(`[data-col=%q]`, fields[0].Col)
+	b.run("predicting with an empty field", 30*time.Second,
+		fill(first, ""),
+		chromedp.Click(`[data-testid=predict]`, chromedp.ByQuery),
+		chromedp.WaitVisible(`[data-testid=field-error]`, chromedp.ByQuery))
+	if n := b.count(`[data-testid=answer]`); n != 0 || !strings.Contains(b.text(`[data-testid=field-error]`), "required") {
+		t.Fatalf("an empty required field: %q and %d answers", b.text(`[data-testid=field-error]`), n)
 	}
 	b.run("predicting", time.Minute,
+		chromedp.SendKeys(first, "5.1", chromedp.ByQuery),
+		waitJS(`!document.querySelector('[data-testid=field-error]')`),
 		chromedp.Click(`[data-testid=predict]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`[data-testid=answer]`, chromedp.ByQuery))
 	if ans := b.text(`[data-testid=answer]`); !strings.Contains(ans, "predictions") {
 		t.Fatalf("predict answer %q", ans)
 	}
 	b.screenshot("deployment")
-	var depURL string
-	b.run("reading the deployment url", 5*time.Second, chromedp.Location(&depURL))
-	depID := depURL[strings.LastIndex(depURL, "/")+1:]
 
 	// The viewer: sees the project and deployment, but no button that would 403.
 	v := newBrowser(t, 390, 844)
@@ -350,12 +419,28 @@ func TestPanelInABrowser(t *testing.T) {
 		chromedp.Click(`[data-testid=delete-deployment]`, chromedp.ByQuery),
 		chromedp.Click(`[data-testid=confirm-ok]`, chromedp.ByQuery),
 		waitJS(`location.hash === '#/deployments'`))
-	b.run("terminating and deleting the project", 3*time.Minute,
+	// Back on the projects table: the runs are counted; a rename is made
+	// in place, a bad name refused under the field.
+	b.run("counting runs", 30*time.Second,
 		hash("#/projects"),
+		waitJS(`document.querySelector('tr[data-project="webproj"] [data-testid=runs]')?.textContent === '2'`))
+	b.run("renaming to a bad name", 30*time.Second,
+		chromedp.Click(row+` [data-testid=rename]`, chromedp.ByQuery),
+		chromedp.WaitVisible(row+` [data-testid=rename-input]`, chromedp.ByQuery),
+		fill(row+` [data-testid=rename-input]`, "9 lives"),
+		chromedp.Click(row+` [data-testid=rename-save]`, chromedp.ByQuery),
+		waitJS(`document.querySelector('tr[data-project="webproj"] [role=alert]')?.textContent.includes('starts with a letter')`))
+	row = `tr[data-project="webproj2"]`
+	b.run("renaming", 30*time.Second,
+		fill(`[data-testid=rename-input]`, "webproj2"),
+		chromedp.Click(`[data-testid=rename-save]`, chromedp.ByQuery),
+		chromedp.WaitVisible(row+` a`, chromedp.ByQuery))
+	expect(t, as(t, alice, "GET", "/projects/webproj2", nil), 200)
+	b.run("terminating and deleting the project", 3*time.Minute,
 		chromedp.WaitVisible(row+` [data-testid=terminate]`, chromedp.ByQuery),
 		chromedp.Click(row+` [data-testid=terminate]`, chromedp.ByQuery),
 		chromedp.Click(`[data-testid=confirm-ok]`, chromedp.ByQuery),
-		waitJS(`document.querySelector('tr[data-project="webproj"] [data-testid=status]')?.textContent === 'terminated'`),
+		waitJS(`document.querySelector('tr[data-project="webproj2"] [data-testid=status]')?.textContent === 'terminated'`),
 		chromedp.Click(row+` [data-testid=delete]`, chromedp.ByQuery),
 		chromedp.WaitVisible(`[data-testid=confirm-name]`, chromedp.ByQuery),
 	)
@@ -366,10 +451,10 @@ func TestPanelInABrowser(t *testing.T) {
 		t.Fatal("deleting a project is confirmable without typing its name")
 	}
 	b.run("confirming the delete", time.Minute,
-		chromedp.SendKeys(`[data-testid=confirm-name]`, "webproj", chromedp.ByQuery),
+		chromedp.SendKeys(`[data-testid=confirm-name]`, "webproj2", chromedp.ByQuery),
 		chromedp.Click(`[data-testid=confirm-ok]`, chromedp.ByQuery),
-		waitJS(`!document.querySelector('tr[data-project="webproj"]')`))
-	expect(t, as(t, alice, "GET", "/projects/webproj", nil), 404)
+		waitJS(`!document.querySelector('tr[data-project="webproj2"]')`))
+	expect(t, as(t, alice, "GET", "/projects/webproj2", nil), 404)
 }
 
 // TestChartDownsample: a 100,000-point history is drawn from at most
@@ -393,5 +478,37 @@ func TestChartDownsample(t *testing.T) {
 		})()`, &got, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
 	if got.N == 0 || got.N > 2000 || got.Min != -50 || got.Max != 50 || !got.Ordered {
 		t.Fatalf("downsampled 100,000 points to %+v; want at most 2000 in step order, keeping the spikes -50 and 50", got)
+	}
+}
+
+// logPNG logs a 120x60 PNG to a run as plots/curve.png with MLflow's own
+// client, as a training script would log a figure.
+func logPNG(t *testing.T, project, token, runID string) {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 120, 60))
+	for x := 0; x < 120; x++ {
+		for y := 0; y < 60; y++ {
+			img.Set(x, y, color.RGBA{uint8(x * 2), uint8(y * 4), 160, 255})
+		}
+	}
+	dir := filepath.Join(t.TempDir(), "plots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(filepath.Join(dir, "curve.png"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	cmd := exec.Command(filepath.Join(repoRoot, ".venv", "bin", "python"), "-c",
+		"import sys, mlflow; mlflow.MlflowClient().log_artifacts(sys.argv[1], sys.argv[2], artifact_path='plots')", runID, dir)
+	cmd.Env = append(os.Environ(),
+		"MLFLOW_TRACKING_URI="+panel.URL+"/projects/"+project+"/mlflow",
+		"MLFLOW_TRACKING_TOKEN="+token, "GIT_PYTHON_REFRESH=quiet")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("logging a PNG: %v\n%s", err, out)
 	}
 }

@@ -28,9 +28,9 @@ function Users() {
   return html`<form class="card inline" onSubmit=${add} aria-label="Create a user">
       <label>Name<input required value=${name} onInput=${(e) => setName(e.target.value)} data-testid="new-user"/></label>
       <label class="row"><input type="checkbox" checked=${admin} onChange=${(e) => setAdmin(e.target.checked)}/>admin</label>
-      <button class="primary" type="submit">Create user</button></form>
+      <button class="primary" type="submit" data-testid="create-user">Create user</button></form>
     <${Loading} state=${state}>${() => html`<div class="tablewrap"><table data-testid="users"><thead><tr><th>Name</th><th>Admin</th><th>Created</th><th></th></tr></thead><tbody>
-      ${state.data.items.map((u) => html`<tr key=${u.name}><td>${u.name}</td><td>${u.admin ? 'yes' : ''}</td><td>${when(u.createdAt)}</td>
+      ${state.data.items.map((u) => html`<tr key=${u.name} data-user=${u.name}><td>${u.name}</td><td>${u.admin ? 'yes' : ''}</td><td>${when(u.createdAt)}</td>
         <td>${u.name !== me.name && html`<${Act} cls="danger" run=${async () => { if (await confirm(`Delete user ${u.name}?`, `Their tokens stop working and their memberships go.`, { action: `Delete ${u.name}` })) { await api.del(`/users/${enc(u.name)}`); reload(); } }}>Delete<//>`}</td></tr>`)}
     </tbody></table></div>`}<//>`;
 }
@@ -38,7 +38,7 @@ function Users() {
 function TokensFor() {
   const [user, setUser] = useState(me.name);
   const [users] = useLoad(() => api.list('/users', { _sort: 'name', _order: 'ASC' }), []);
-  return html`<label class="row" style="margin-bottom:1rem">User <select value=${user} onChange=${(e) => setUser(e.target.value)}>
+  return html`<label class="row" style="margin-bottom:1rem">User <select value=${user} onChange=${(e) => setUser(e.target.value)} data-testid="token-user">
       ${(users.data ? users.data.items : [{ name: me.name }]).map((u) => html`<option value=${u.name}>${u.name}</option>`)}</select></label>
     <${Tokens} key=${user} user=${user}/>`;
 }
@@ -52,12 +52,12 @@ function Tokens({ user }) {
     try { const t = await api.post(`/users/${enc(user)}/tokens`, { name }); setSecret(t.token); setName(''); reload(); } catch (err) { fail(err); }
   };
   return html`<form class="card inline" onSubmit=${add} aria-label="Create a token">
-      <label>Token name<input required value=${name} onInput=${(e) => setName(e.target.value)} placeholder="laptop"/></label>
-      <button class="primary" type="submit">Create token for ${user}</button></form>
-    ${secret && html`<div class="notice"><p><b>The new token, shown this once:</b></p><${CopyBlock} text=${secret} label="new token"/></div>`}
+      <label>Token name<input required value=${name} onInput=${(e) => setName(e.target.value)} placeholder="laptop" data-testid="new-token"/></label>
+      <button class="primary" type="submit" data-testid="create-token">Create token for ${user}</button></form>
+    ${secret && html`<div class="notice" data-testid="secret"><p><b>The new token, shown this once:</b></p><${CopyBlock} text=${secret} label="new token"/></div>`}
     <${Loading} state=${state}>${() => html`<div class="tablewrap"><table data-testid="tokens"><thead><tr><th>Name</th><th>Id</th><th>Created</th><th></th></tr></thead><tbody>
-      ${state.data.map((t) => html`<tr key=${t.id}><td>${t.name}</td><td class="mono small">${t.id}</td><td>${when(t.createdAt)}</td>
-        <td><${Act} cls="danger" run=${async () => { if (await confirm(`Revoke token ${t.name}?`, 'Anything using it gets 401 from now on.', { action: 'Revoke' })) { await api.del(`/users/${enc(user)}/tokens/${enc(t.id)}`); reload(); } }}>Revoke<//></td></tr>`)}
+      ${state.data.map((t) => html`<tr key=${t.id} data-token=${t.name}><td>${t.name}</td><td class="mono small">${t.id}</td><td>${when(t.createdAt)}</td>
+        <td><${Act} cls="danger" testid="revoke" run=${async () => { if (await confirm(`Revoke token ${t.name}?`, 'Anything using it gets 401 from now on.', { action: 'Revoke' })) { await api.del(`/users/${enc(user)}/tokens/${enc(t.id)}`); reload(); } }}>Revoke<//></td></tr>`)}
       ${state.data.length === 0 && html`<tr><td colspan="4" class="muted">No tokens.</td></tr>`}
     </tbody></table></div>`}<//>`;
 }
@@ -71,11 +71,11 @@ function Audit() {
   const iso = (v) => (v ? new Date(v).toISOString() : '');
   const [state] = useLoad(() => api.list('/audit', { user: applied.user, project_id: applied.project_id, since: iso(applied.since), until: iso(applied.until), _start: start, _end: start + AUDIT_PAGE }),
     [applied, start]);
-  const field = (k, label, type = 'text') => html`<label>${label}<input type=${type} value=${f[k]} onInput=${(e) => setF({ ...f, [k]: e.target.value })}/></label>`;
+  const field = (k, label, type = 'text') => html`<label>${label}<input type=${type} value=${f[k]} onInput=${(e) => setF({ ...f, [k]: e.target.value })} data-testid=${'audit-' + k}/></label>`;
   return html`<h2>Audit log</h2>
     <form class="card inline" onSubmit=${(e) => { e.preventDefault(); setStart(0); setApplied(f); }} aria-label="Filter the audit log">
       ${field('user', 'User')}${field('project_id', 'Project id')}${field('since', 'Since', 'datetime-local')}${field('until', 'Until', 'datetime-local')}
-      <button type="submit">Filter</button></form>
+      <button type="submit" data-testid="audit-filter">Filter</button></form>
     <${Loading} state=${state}>${() => html`<div class="tablewrap"><table data-testid="audit"><thead><tr><th>Time</th><th>User</th><th>Call</th><th>Status</th><th class="hide-sm">Project</th><th class="hide-sm">Request</th></tr></thead><tbody>
       ${state.data.items.map((a) => html`<tr key=${a.id}><td>${when(a.time)}</td><td>${a.user || '—'}</td><td class="mono small">${a.method} ${a.path}</td><td>${a.status}</td><td class="hide-sm">${a.project_id || ''}</td><td class="hide-sm mono small">${a.request_id}</td></tr>`)}
       ${state.data.items.length === 0 && html`<tr><td colspan="6" class="muted">Nothing recorded${applied.user || applied.project_id ? ' for this filter' : ''}.</td></tr>`}

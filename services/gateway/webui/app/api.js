@@ -1,13 +1,39 @@
 // The panel's only way to the server: the public REST API and GET /events.
-// With auth on, the API token lives in sessionStorage (gone when the tab
-// closes) and rides as a Bearer header; nothing else stores it.
+// With auth on, the browser signs in once (POST /signin) and the gateway
+// keeps the session in an HttpOnly cookie: no script on the page can read
+// the token or the session, and nothing is kept in web storage. Writes
+// carry the sign-in's CSRF token (the mlpanel_csrf cookie, readable by the
+// gateway's own pages only: SameSite=Strict).
 
-const TOKEN_KEY = 'mlpanel.token';
+const CSRF_COOKIE = 'mlpanel_csrf';
+
+function csrfToken() {
+  for (const part of document.cookie.split(';')) {
+    const [k, ...v] = part.trim().split('=');
+    if (k === CSRF_COOKIE) return decodeURIComponent(v.join('='));
+  }
+  return '';
+}
 
 export const session = {
-  get token() { return sessionStorage.getItem(TOKEN_KEY) || ''; },
-  set(token) { sessionStorage.setItem(TOKEN_KEY, token); },
-  clear() { sessionStorage.removeItem(TOKEN_KEY); },
+  // hadOne: a sign-in cookie was set on this browser; a 401 then means the
+  // session ended (expired, signed out elsewhere, or its token revoked).
+  get hadOne() { return csrfToken() !== ''; },
+  // signIn trades an API token for the session cookie; the token itself
+  // goes no further than this one request.
+  async signIn(token) {
+    const r = await fetch('/signin', {
+      method: 'POST', credentials: 'same-origin',
+      headers: { Accept: 'application/json', 'Content-Type': 'application/json' },
+      body: JSON.stringify({ token }),
+    });
+    if (!r.ok) throw await failure(r, false);
+    return r.json();
+  },
+  async signOut() {
+    const r = await fetch('/signout', { method: 'POST', credentials: 'same-origin', headers: headers() });
+    if (!r.ok) throw await failure(r, false);
+  },
 };
 
 export class ApiError extends Error {
@@ -30,25 +56,27 @@ function url(path, query) {
 
 function headers(extra) {
   const h = { Accept: 'application/json', ...extra };
-  if (session.token) h.Authorization = 'Bearer ' + session.token;
+  const csrf = csrfToken();
+  if (csrf) h['X-CSRF-Token'] = csrf;
   return h;
 }
 
-async function failure(r) {
+async function failure(r, signedIn = true) {
   let msg = `${r.status} ${r.statusText}`;
   try {
     const body = await r.json();
     if (body && body.message) msg = body.message;
   } catch { /* not JSON: keep the status line */ }
-  // A 401 to a call that carried a token: it was revoked or expired.
-  if (r.status === 401 && session.token) onUnauthorized(msg);
+  // A 401 to the API: there is no live session (it expired, was signed
+  // out or its token revoked), so the panel goes back to its sign-in.
+  if (r.status === 401 && signedIn) onUnauthorized(msg);
   return new ApiError(r.status, msg);
 }
 
 // request sends one call; it answers the decoded JSON (or the Response
 // itself with raw) and throws ApiError with the panel's message.
 export async function request(method, path, { query, body, raw } = {}) {
-  const init = { method, headers: headers() };
+  const init = { method, headers: headers(), credentials: 'same-origin' };
   if (body !== undefined) {
     init.headers['Content-Type'] = 'application/json';
     init.body = JSON.stringify(body);
@@ -73,15 +101,15 @@ export async function list(path, query) {
   return { items, total };
 }
 
-// blob fetches bytes (artifacts) with the token, for previews and downloads.
+// blob fetches bytes (artifacts) with the session, for previews and downloads.
 export async function blob(path, query) {
   const r = await request('GET', path, { query, raw: true });
   return { blob: await r.blob(), type: r.headers.get('Content-Type') || '' };
 }
 
 // Events: one stream for the whole page, shared by every view. fetch, not
-// EventSource, because EventSource cannot send the Authorization header;
-// Last-Event-ID is sent on reconnect so nothing is missed in between.
+// EventSource, so a 401 (session over) is seen as such and Last-Event-ID
+// is sent on reconnect, so nothing is missed in between.
 const listeners = new Set();
 const stateListeners = new Set();
 let stream = null;
@@ -106,7 +134,7 @@ export function startEvents() {
       try {
         const h = headers({ Accept: 'text/event-stream' });
         if (s.last) h['Last-Event-ID'] = s.last;
-        const r = await fetch('/events', { headers: h, signal: s.ctrl.signal, cache: 'no-store' });
+        const r = await fetch('/events', { headers: h, signal: s.ctrl.signal, cache: 'no-store', credentials: 'same-origin' });
         if (!r.ok) throw await failure(r);
         setState('live');
         const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();

@@ -71,7 +71,8 @@ export function Chart({ title, series }) {
     const width = Math.max(280, box.current.clientWidth);
     const opts = {
       width, height: 240,
-      scales: { x: { time: false } },
+      // A metric logged at one step only would get uPlot's default 0–100 axis.
+      scales: { x: { time: false, range: (u, min, max) => (min === max ? [min - 1, max + 1] : [min, max]) } },
       axes: [{ label: 'step' }, {}],
       series: [{ label: 'step' }, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: s.points.length < 60 } }))],
     };

@@ -1,7 +1,7 @@
 // Deployments: model servers with live status, logs and a try-it form.
-import { useState, useEffect } from '../vendor/preact-htm.js';
+import { useState, useEffect, useMemo } from '../vendor/preact-htm.js';
 import * as api from './api.js';
-import { html, useLoad, Loading, Status, Act, Pager, ErrorBox, confirm, toast, when, href, go, useRole, may } from './ui.js';
+import { html, useLoad, Loading, Status, Act, Pager, ErrorBox, ProjectName, confirm, toast, when, href, go, useRole, may } from './ui.js';
 import { LogTail } from './projects.js';
 import { parseCSV } from './project.js';
 
@@ -28,7 +28,7 @@ export function DeploymentsPage() {
     <${Loading} state=${state}>${() => html`<div class="tablewrap"><table data-testid="deployments"><thead><tr>
       <th>Id</th><th>Project</th><th>Model</th><th>Status</th><th class="hide-sm">Type</th><th class="hide-sm">Updated</th></tr></thead><tbody>
       ${(rows || []).filter((d) => d.status !== 'deleted').map((d) => html`<tr key=${d.id}>
-        <td><a href=${href('deployments', d.id)}>${d.id}</a></td><td><a href=${href('projects', d.project_id)}>${d.project_id}</a></td>
+        <td><a href=${href('deployments', d.id)}>${d.id}</a></td><td><${ProjectName} id=${d.project_id}/></td>
         <td>${d.model_id} v${d.version}${d.alias ? ` (@${d.alias})` : ''}</td><td><${Status} value=${d.status}/>${d.stage ? html` <span class="small muted">${d.stage}</span>` : ''}</td>
         <td class="hide-sm">${d.type}</td><td class="hide-sm">${when(d.updated_at)}</td></tr>`)}
       ${rows && rows.length === 0 && html`<tr><td colspan="6" class="muted">No deployments.</td></tr>`}
@@ -61,7 +61,7 @@ export function DeploymentPage({ id }) {
       ${d.stage && d.status !== 'running' ? html`<div class="notice">${d.stage}…</div>` : ''}
       ${d.error ? html`<div class="error">${d.error}</div>` : ''}
       <table class="kv card"><tbody>
-        <tr><td>Project</td><td><a href=${href('projects', d.project_id)}>${d.project_id}</a></td></tr>
+        <tr><td>Project</td><td><${ProjectName} id=${d.project_id}/></td></tr>
         <tr><td>Model</td><td>${d.model_id} version ${d.version}${d.alias ? ` (@${d.alias})` : ''} <span class="mono small">${d.model_uri}</span></td></tr>
         <tr><td>Type</td><td>${d.type}${d.instance_name ? ` (${d.instance_name})` : ''}</td></tr>
         <tr><td>Predict</td><td class="mono small wrap">POST ${location.origin}/deployments/${d.id}/predict</td></tr>
@@ -73,8 +73,8 @@ export function DeploymentPage({ id }) {
   }}<//>`;
 }
 
-// typed turns what was typed into a number or boolean where it is one:
-// the model's signature names the columns; the values decide their type.
+// typed turns pasted CSV cells into numbers or booleans where they are
+// ones; the form's inputs are typed by the signature instead.
 function typed(s) {
   const t = s.trim();
   if (t !== '' && !isNaN(Number(t))) return Number(t);
@@ -82,17 +82,80 @@ function typed(s) {
   return s;
 }
 
+// What an MLflow column type becomes in the form: a number input (with a
+// step of 1 for integers), a checkbox, or text.
+const NUMERIC = { double: 'any', float: 'any', long: '1', integer: '1' };
+
+// signatureFields turns GET /deployments/{id}/schema into the form's
+// fields: one per named column, typed, prefilled from the first row of
+// the input example. A tensor signature (no column names) has no fields.
+export function signatureFields(schema, fallback) {
+  const ins = (schema && schema.inputs) || null;
+  if (!ins) return (fallback || []).map((name) => ({ name, type: '', required: false, value: '' }));
+  if (!ins.every((c) => c.name && c.type !== 'tensor')) return [];
+  let ex = schema.input_example;
+  if (ex && ex.dataframe_split) ex = ex.dataframe_split;
+  let first = {};
+  if (ex && Array.isArray(ex.columns) && Array.isArray(ex.data) && ex.data.length) ex.columns.forEach((c, i) => { first[c] = ex.data[0][i]; });
+  else if (Array.isArray(ex) && ex.length && typeof ex[0] === 'object') first = ex[0];
+  else if (ex && Array.isArray(ex.dataframe_records) && ex.dataframe_records.length) first = ex.dataframe_records[0];
+  return ins.map((c) => {
+    const v = first[c.name];
+    const value = c.type === 'boolean' ? v === true : v === undefined || v === null ? '' : typeof v === 'object' ? JSON.stringify(v) : String(v);
+    return { name: c.name, type: typeof c.type === 'string' ? c.type : 'string', required: c.required !== false, value };
+  });
+}
+
+// fieldValue converts one typed-in value, or says what is wrong with it.
+function fieldValue(f, raw) {
+  if (f.type === 'boolean') return { value: !!raw };
+  const t = String(raw ?? '').trim();
+  if (t === '') return f.required ? { error: 'required: the model needs a value' } : { value: null };
+  if (f.type in NUMERIC) {
+    const n = Number(t);
+    if (!Number.isFinite(n)) return { error: `must be a number (${f.type})` };
+    if (NUMERIC[f.type] === '1' && !Number.isInteger(n)) return { error: `must be a whole number (${f.type})` };
+    return { value: n };
+  }
+  if (f.type === '') return { value: typed(t) }; // no signature: the value decides
+  return { value: raw };
+}
+
 // TryIt builds a predict request from the signature's columns (one row of
-// inputs) or from pasted CSV (with a header) or JSON.
+// typed inputs) or from pasted CSV (with a header) or JSON.
 function TryIt({ d }) {
-  const cols = d.input_columns || [];
-  const [mode, setMode] = useState(cols.length ? 'form' : 'json');
+  // The signature is read from the project's registry, so a stopped
+  // project answers 409: the form then falls back to the column names.
+  const [sch] = useLoad(() => api.get(`/deployments/${enc(d.id)}/schema`).catch(() => null), [d.id, d.status === 'running']);
+  const colsKey = (d.input_columns || []).join('\u0000'); // a new event brings a new array, not new columns
+  const fields = useMemo(() => signatureFields(sch.data, d.input_columns), [sch.data, colsKey]);
+  const [mode, setMode] = useState('');
   const [vals, setVals] = useState({});
+  const [bad, setBad] = useState({});
   const [text, setText] = useState('');
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState(null);
+  useEffect(() => {
+    setVals(Object.fromEntries(fields.map((f) => [f.name, f.value])));
+    if (!mode && !sch.loading) setMode(fields.length ? 'form' : 'json');
+  }, [fields, sch.loading]);
+  const example = sch.data && sch.data.input_example;
+  const pick = (m) => {
+    setMode(m);
+    if (m === 'json' && !text && example) setText(JSON.stringify(example.columns ? { dataframe_split: example } : example, null, 2));
+  };
+  const cols = fields.map((f) => f.name);
   const body = () => {
-    if (mode === 'form') return { dataframe_split: { columns: cols, data: [cols.map((c) => typed(vals[c] || ''))] } };
+    if (mode === 'form') {
+      const out = {}, errs = {};
+      for (const f of fields) {
+        const r = fieldValue(f, vals[f.name]);
+        if (r.error) errs[f.name] = r.error; else out[f.name] = r.value;
+      }
+      setBad(errs);
+      if (Object.keys(errs).length) return null;
+      return { dataframe_split: { columns: cols, data: [cols.map((c) => out[c])] } };
+    }
     if (mode === 'csv') {
       const rows = parseCSV(text.trim());
       if (rows.length < 2) throw new Error('Paste CSV with a header row and at least one data row.');
@@ -103,16 +166,32 @@ function TryIt({ d }) {
   const submit = async (e) => {
     e.preventDefault();
     setError(null); setAnswer(null);
-    try { setAnswer(await api.post(`/deployments/${enc(d.id)}/predict`, body())); } catch (err) { setError(err); }
+    try {
+      const b = body();
+      if (b) setAnswer(await api.post(`/deployments/${enc(d.id)}/predict`, b));
+    } catch (err) { setError(err); }
   };
-  return html`<form class="card" onSubmit=${submit} aria-label="Try the model" data-testid="tryit">
+  const input = (f) => {
+    const set = (v) => { setVals({ ...vals, [f.name]: v }); if (bad[f.name]) setBad({ ...bad, [f.name]: undefined }); };
+    const id = 'f-' + f.name.replace(/\W+/g, '_');
+    if (f.type === 'boolean') {
+      return html`<label class="check"><input type="checkbox" checked=${!!vals[f.name]} onChange=${(e) => set(e.target.checked)} data-col=${f.name} data-type=${f.type}/>${f.name} <span class="type">boolean</span></label>`;
+    }
+    const num = f.type in NUMERIC;
+    return html`<label>${f.name}${f.type && html` <span class="type">${f.type}${f.required ? '' : ', optional'}</span>`}
+      <input type=${num ? 'number' : 'text'} step=${num ? NUMERIC[f.type] : undefined} inputmode=${num ? (NUMERIC[f.type] === '1' ? 'numeric' : 'decimal') : undefined}
+        value=${vals[f.name] ?? ''} onInput=${(e) => set(e.target.value)} aria-invalid=${bad[f.name] ? 'true' : undefined} aria-describedby=${bad[f.name] ? id : undefined}
+        data-col=${f.name} data-type=${f.type}/>
+      ${bad[f.name] && html`<span class="field-error" id=${id} data-testid="field-error">${bad[f.name]}</span>`}</label>`;
+  };
+  return html`<form class="card" onSubmit=${submit} noValidate aria-label="Try the model" data-testid="tryit">
     <div class="row" role="radiogroup" aria-label="Input">
-      ${cols.length > 0 && html`<label class="row"><input type="radio" name="mode" checked=${mode === 'form'} onChange=${() => setMode('form')}/>one row</label>`}
-      <label class="row"><input type="radio" name="mode" checked=${mode === 'csv'} onChange=${() => setMode('csv')}/>CSV</label>
-      <label class="row"><input type="radio" name="mode" checked=${mode === 'json'} onChange=${() => setMode('json')}/>JSON</label>
+      ${fields.length > 0 && html`<label class="row"><input type="radio" name="mode" checked=${mode === 'form'} onChange=${() => pick('form')}/>one row</label>`}
+      <label class="row"><input type="radio" name="mode" checked=${mode === 'csv'} onChange=${() => pick('csv')}/>CSV</label>
+      <label class="row"><input type="radio" name="mode" checked=${mode === 'json'} onChange=${() => pick('json')}/>JSON</label>
     </div>
-    ${mode === 'form' && html`<div class="grid2" style="margin:.5rem 0">${cols.map((c) => html`<label>${c}<input value=${vals[c] || ''} onInput=${(e) => setVals({ ...vals, [c]: e.target.value })} inputmode="decimal" data-col=${c}/></label>`)}</div>`}
-    ${mode !== 'form' && html`<textarea aria-label=${mode + ' input'} value=${text} onInput=${(e) => setText(e.target.value)}
+    ${mode === 'form' && html`${example ? html`<p class="small muted">Prefilled from the input example the model was logged with.</p>` : ''}<div class="fields">${fields.map(input)}</div>`}
+    ${(mode === 'csv' || mode === 'json') && html`<textarea aria-label=${mode + ' input'} value=${text} onInput=${(e) => setText(e.target.value)}
       placeholder=${mode === 'csv' ? (cols.join(',') || 'a,b') + '\n…' : '{"dataframe_split": {"columns": [' + cols.map((c) => JSON.stringify(c)).join(', ') + '], "data": [[…]]}}'}></textarea>`}
     <div class="row" style="margin-top:.5rem"><button class="primary" type="submit" disabled=${d.status !== 'running'} data-testid="predict">Predict</button>
       ${d.status !== 'running' && html`<span class="small muted">the deployment must be running</span>`}</div>

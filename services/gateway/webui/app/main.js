@@ -1,7 +1,7 @@
 // mlpanel web panel: Preact + htm as plain ES modules, no build step.
 import { render, useState, useEffect } from '../vendor/preact-htm.js';
 import * as api from './api.js';
-import { html, Toasts, ConfirmDialog, currentRoute, me, loadMe, forgetRoles, ErrorBox } from './ui.js';
+import { html, Toasts, ConfirmDialog, currentRoute, me, loadMe, forgetRoles, ErrorBox, fail } from './ui.js';
 import { ProjectsPage } from './projects.js';
 import { ProjectPage } from './project.js';
 import { DeploymentsPage, DeploymentPage } from './deployments.js';
@@ -10,25 +10,27 @@ import { AdminPage } from './admin.js';
 function SignIn({ message, onDone }) {
   const [token, setToken] = useState('');
   const [error, setError] = useState(message ? { message } : null);
+  const [busy, setBusy] = useState(false);
   const submit = async (e) => {
     e.preventDefault();
-    api.session.set(token.trim());
+    setBusy(true);
     try {
+      await api.session.signIn(token.trim());
+      setToken('');
       await loadMe();
       onDone();
     } catch (err) {
-      api.session.clear();
       setError(err);
-    }
+    } finally { setBusy(false); }
   };
   return html`<main><div class="card signin">
     <h1>Sign in to mlpanel</h1>
-    <p class="muted small">Paste an API token (an admin creates one for you under Admin → Tokens, or the first admin token printed at the first start). It is kept in this tab's session storage only and sent as a Bearer header.</p>
+    <p class="muted small">Paste an API token (an admin creates one for you under Admin → Tokens, or use the first admin token printed at the first start). The gateway trades it for a session cookie that scripts cannot read, valid for 12 hours and for each project's MLflow UI too; the token is not stored in the browser.</p>
     <${ErrorBox} error=${error}/>
     <form onSubmit=${submit} class="row" style="align-items:flex-end">
       <label style="flex:1">API token
         <input type="password" autocomplete="off" autofocus required value=${token} onInput=${(e) => setToken(e.target.value)} name="token" data-testid="token"/></label>
-      <button class="primary" type="submit" data-testid="signin">Sign in</button>
+      <button class="primary" type="submit" disabled=${busy} data-testid="signin">Sign in</button>
     </form>
   </div></main>`;
 }
@@ -39,25 +41,31 @@ function Live() {
   return html`<span class=${'live ' + (st === 'live' ? 'on' : 'off')} title="Live updates from GET /events" data-testid="live">${st === 'live' ? 'live' : st}</span>`;
 }
 
+// The pages, by the first part of the route (#/<top>/...): one entry each,
+// in the order of the main navigation. A new page (its own module) is one
+// more entry here. nav may be a function: its label depends on the caller.
+const pages = [
+  { top: 'projects', nav: 'Projects', page: ([id, ...rest], query) => (id
+    ? html`<${ProjectPage} key=${id} id=${id} rest=${rest} query=${query}/>`
+    : html`<${ProjectsPage}/>`) },
+  { top: 'deployments', nav: 'Deployments', page: ([id]) => (id ? html`<${DeploymentPage} key=${id} id=${id}/>` : html`<${DeploymentsPage}/>`) },
+  { top: 'admin', nav: () => (me.admin || !me.auth ? 'Admin' : 'Tokens'), page: ([tab]) => html`<${AdminPage} tab=${tab || ''}/>` },
+];
+
 function Shell({ route, onSignOut }) {
   const top = route.parts[0] || 'projects';
-  const nav = (name, label) => html`<a href=${'#/' + name} aria-current=${top === name ? 'page' : undefined}>${label}</a>`;
-  let page;
-  const [a, b] = route.parts;
-  if (a === 'projects' && b) page = html`<${ProjectPage} key=${b} id=${b} rest=${route.parts.slice(2)} query=${route.query}/>`;
-  else if (a === 'deployments' && b) page = html`<${DeploymentPage} key=${b} id=${b}/>`;
-  else if (a === 'deployments') page = html`<${DeploymentsPage}/>`;
-  else if (a === 'admin') page = html`<${AdminPage} tab=${b || ''}/>`;
-  else page = html`<${ProjectsPage}/>`;
+  const cur = pages.find((p) => p.top === top) || pages[0];
   return html`<header class="top">
       <a class="brand" href="#/projects">mlpanel</a>
-      <nav aria-label="Main">${nav('projects', 'Projects')}${nav('deployments', 'Deployments')}${nav('admin', me.admin ? 'Admin' : 'Tokens')}<a href="/docs">API</a></nav>
+      <nav aria-label="Main">${pages.map((p) => html`<a href=${'#/' + p.top} aria-current=${p === cur ? 'page' : undefined}>${typeof p.nav === 'function' ? p.nav() : p.nav}</a>`)}<a href="/docs">API</a></nav>
       <div class="who"><${Live}/>
-        ${me.auth ? html`<span data-testid="me">${me.name}${me.admin ? ' (admin)' : ''}</span><button onClick=${onSignOut}>Sign out</button>` : html`<span class="small">auth off</span>`}
+        ${me.auth ? html`<span data-testid="me">${me.name}${me.admin ? ' (admin)' : ''}</span><button onClick=${onSignOut} data-testid="signout">Sign out</button>` : html`<span class="small">auth off</span>`}
       </div>
     </header>
-    <main>${page}</main>`;
+    <main>${cur.page(cur.top === top ? route.parts.slice(1) : [], route.query)}</main>`;
 }
+
+const ENDED = 'Your session has ended (it expired, was signed out elsewhere, or its token was revoked): sign in again.';
 
 function App() {
   const [phase, setPhase] = useState('boot'); // boot | signin | in
@@ -66,14 +74,28 @@ function App() {
   useEffect(() => {
     const on = () => setRoute(currentRoute());
     addEventListener('hashchange', on);
-    api.whenUnauthorized((m) => { api.stopEvents(); setMsg(m); setPhase('signin'); });
-    loadMe().then(() => setPhase('in'), (e) => { setMsg(api.session.token ? e.message : ''); setPhase('signin'); });
+    // Any 401 means there is no live session: back to the sign-in page,
+    // saying why when there was one (its CSRF cookie is still here), and
+    // signing out to clear that stale cookie. Several calls failing at
+    // once end it once.
+    api.whenUnauthorized(() => {
+      const had = api.session.hadOne;
+      api.stopEvents();
+      forgetRoles();
+      if (had) api.session.signOut().catch(() => {});
+      setMsg(had ? ENDED : '');
+      setPhase('signin');
+    });
+    loadMe().then(() => setPhase('in'), (e) => { if (e.status !== 401) setMsg(e.message); setPhase('signin'); });
     return () => removeEventListener('hashchange', on);
   }, []);
   useEffect(() => { if (phase === 'in') api.startEvents(); }, [phase]);
-  const signOut = () => { api.session.clear(); api.stopEvents(); forgetRoles(); setMsg(''); setPhase('signin'); };
+  const signOut = async () => {
+    try { await api.session.signOut(); } catch (e) { fail(e); return; }
+    api.stopEvents(); forgetRoles(); setMsg(''); setPhase('signin');
+  };
   return html`${phase === 'boot' ? html`<p class="boot">Loading mlpanel…</p>`
-    : phase === 'signin' ? html`<${SignIn} message=${msg} onDone=${() => { forgetRoles(); setPhase('in'); }}/>`
+    : phase === 'signin' ? html`<${SignIn} key=${msg} message=${msg} onDone=${() => { forgetRoles(); setPhase('in'); }}/>`
     : html`<${Shell} route=${route} onSignOut=${signOut}/>`}
     <${Toasts}/><${ConfirmDialog}/>`;
 }

@@ -163,7 +163,9 @@ function Artifacts({ p, runId }) {
         ${dir && html`<li><button onClick=${() => { setDir(up); setFile(null); }}>↑ ..</button></li>`}
         ${state.data.items.map((a) => html`<li key=${a.path}>${a.type === 'File'
           ? html`<button aria-current=${file && file.path === a.path ? 'true' : 'false'} onClick=${() => setFile(a)}>${a.name} <span class="muted small">${bytes(a.size)}</span></button>`
-          : html`<button onClick=${() => { setDir(a.path); setFile(null); }}><b>${a.name}/</b></button>`}</li>`)}
+          : html`<button onClick=${() => { setDir(a.path); setFile(null); }}><b>${a.name}/</b>${a.logged_model_id
+            ? html` <span class="muted small" title=${'MLflow 3 logged model ' + a.logged_model_id}>logged model</span>`
+            : a.type === 'Model' ? html` <span class="muted small">model</span>` : ''}</button>`}</li>`)}
         ${state.data.items.length === 0 && html`<li class="muted small">empty</li>`}
       </ul>`}<//></div>
     <div>${file ? html`<${Preview} key=${file.path} p=${p} runId=${runId} file=${file}/>` : html`<p class="muted small">Pick a file to preview it.</p>`}</div>
@@ -283,16 +285,18 @@ function Members({ p, role }) {
   const [state, reload] = useLoad(() => api.get(`/projects/${enc(p.id)}/members`), [p.id]);
   const [user, setUser] = useState('');
   const [newRole, setNewRole] = useState('viewer');
+  const [error, setError] = useState(null);
   const own = may(role, 'owner') && me.auth;
   const add = async (e) => {
     e.preventDefault();
-    try { await api.put(`/projects/${enc(p.id)}/members/${enc(user)}`, { role: newRole }); toast(`${user} is ${newRole} of ${p.name}`); setUser(''); reload(); } catch (err) { fail(err); }
+    try { await api.put(`/projects/${enc(p.id)}/members/${enc(user)}`, { role: newRole }); toast(`${user} is ${newRole} of ${p.name}`); setUser(''); setError(null); reload(); } catch (err) { setError(err); }
   };
   return html`<h2>Members</h2>${!me.auth && html`<p class="notice">Auth is off: everyone may do everything. Members matter on a team server (MLPANEL_AUTH=true).</p>`}
     <${Loading} state=${state}>${() => html`<div class="tablewrap"><table data-testid="members"><thead><tr><th>User</th><th>Role</th>${own && html`<th></th>`}</tr></thead><tbody>
-      ${state.data.map((m) => html`<tr><td>${m.user}</td><td>${m.role}</td>${own && html`<td>${m.user !== p.createdBy && html`<${Act} cls="danger" run=${async () => { await api.del(`/projects/${enc(p.id)}/members/${enc(m.user)}`); reload(); }}>Remove<//>`}</td>`}</tr>`)}
+      ${state.data.map((m) => html`<tr key=${m.user} data-member=${m.user}><td>${m.user}</td><td>${m.role}</td>${own && html`<td>${m.user !== p.createdBy && html`<${Act} cls="danger" run=${async () => { await api.del(`/projects/${enc(p.id)}/members/${enc(m.user)}`); reload(); }}>Remove<//>`}</td>`}</tr>`)}
     </tbody></table></div>`}<//>
-    ${own && html`<form class="card inline" onSubmit=${add} style="margin-top:1rem"><label>User<input required value=${user} onInput=${(e) => setUser(e.target.value)}/></label>
-      <label>Role<select value=${newRole} onChange=${(e) => setNewRole(e.target.value)}><option>viewer</option><option>editor</option><option>owner</option></select></label>
-      <button class="primary" type="submit">Add or change</button></form>`}`;
+    ${own && html`<form class="card inline" onSubmit=${add} style="margin-top:1rem"><label>User<input required value=${user} onInput=${(e) => setUser(e.target.value)} data-testid="member-user"/></label>
+      <label>Role<select value=${newRole} onChange=${(e) => setNewRole(e.target.value)} data-testid="member-role"><option value="viewer">viewer</option><option value="editor">editor</option><option value="owner">owner</option></select></label>
+      <button class="primary" type="submit" data-testid="add-member">Add or change</button>
+      ${error && html`<div class="error" role="alert" style="flex-basis:100%">${error.message}</div>`}</form>`}`;
 }

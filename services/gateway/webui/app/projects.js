@@ -1,9 +1,10 @@
 // Projects: the table of tracking servers, live through GET /events.
 import { useState, useEffect } from '../vendor/preact-htm.js';
 import * as api from './api.js';
-import { html, useLoad, Loading, Status, Act, CopyBlock, SortTh, Pager, confirm, toast, fail, when, href, me, roleOn, may } from './ui.js';
+import { html, useLoad, Loading, Status, Act, CopyBlock, SortTh, Pager, ErrorBox, confirm, toast, when, href, bytes, me, roleOn, may } from './ui.js';
 
 const PAGE = 25;
+const COLS = 8;
 
 export function ProjectsPage() {
   const [sort, setSort] = useState({ col: 'name', order: 'ASC' });
@@ -39,13 +40,14 @@ export function ProjectsPage() {
       <thead><tr>
         <${SortTh} col="name" label="Name" sort=${sort} setSort=${setSort}/>
         <${SortTh} col="status" label="Status" sort=${sort} setSort=${setSort}/>
-        <th class="hide-sm">Port</th><th class="hide-sm">Restarts</th>
-        <${SortTh} col="updatedAt" label="Last change" sort=${sort} setSort=${setSort}/>
-        <th class="hide-sm">Created by</th><th>Actions</th>
+        <th class="hide-sm">Address</th><th class="hide-sm">MLflow</th>
+        <th class="num">Runs</th><th class="num hide-sm" title="Proportional set size of the server's processes (GET /projects/{id}/stats)">Memory</th>
+        <${SortTh} col="updatedAt" label="Last change" sort=${sort} setSort=${setSort} cls="hide-sm"/>
+        <th>Actions</th>
       </tr></thead>
       <tbody>${(rows || []).map((p) => html`<${ProjectRow} key=${p.id} p=${p} role=${roles[p.id] || ''} open=${open === p.id}
           toggle=${() => setOpen(open === p.id ? '' : p.id)} onChanged=${(np) => (np ? setRowsFrom(np) : reload())}/>`)}
-        ${rows && rows.length === 0 && html`<tr><td colspan="7" class="muted">No projects yet: create one above.</td></tr>`}
+        ${rows && rows.length === 0 && html`<tr><td colspan=${COLS} class="muted">No projects yet: create one above.</td></tr>`}
       </tbody></table></div>
       <${Pager} start=${start} size=${PAGE} total=${state.data.total} setStart=${setStart}/>`}<//>`;
 }
@@ -71,8 +73,34 @@ function CreateProject({ onCreated }) {
   </form>`;
 }
 
+// useFacts reads what the list does not carry: the MLflow version
+// (GET /projects/{id}), the memory of the server (GET /projects/{id}/stats)
+// and the active runs (the experiments' run counts, a count in MLflow's
+// database). Counts are asked of running projects only: asking a
+// sleeping one would wake it.
+function useFacts(p) {
+  const [f, setF] = useState({});
+  useEffect(() => {
+    let stop = false;
+    api.get(`/projects/${p.id}`).then((d) => !stop && setF((x) => ({ ...x, version: d.mlflowVersion || '' })), () => {});
+    return () => { stop = true; };
+  }, [p.id]);
+  useEffect(() => {
+    let stop = false;
+    if (p.status !== 'running') { setF((x) => ({ ...x, pss: null, runs: null })); return undefined; }
+    api.get(`/projects/${p.id}/stats`).then((st) => !stop && setF((x) => ({ ...x, pss: st.pssBytes })), () => {});
+    api.list('/experiments', { project_id: p.id, _start: 0, _end: 1000 }).then(({ items, total }) => !stop && setF((x) => ({
+      ...x, runs: items.reduce((n, e) => n + (e.run_count || 0), 0), more: total > items.length,
+    })), () => {});
+    return () => { stop = true; };
+  }, [p.id, p.status, p.updatedAt]);
+  return f;
+}
+
 function ProjectRow({ p, role, open, toggle, onChanged }) {
   const own = may(role, 'owner');
+  const facts = useFacts(p);
+  const [renaming, setRenaming] = useState(false);
   const act = (what, path) => async () => {
     const np = await api.put(`/projects/${p.id}/${path}`);
     toast(`${p.name}: ${what}`);
@@ -91,21 +119,50 @@ function ProjectRow({ p, role, open, toggle, onChanged }) {
     onChanged(null);
   };
   const running = p.status === 'running' || p.status === 'starting';
+  const dash = html`<span class="muted">—</span>`;
   return html`<tr data-project=${p.name}>
-      <td><a href=${href('projects', p.id)}>${p.name}</a>${p.description ? html`<div class="small muted">${p.description}</div>` : ''}</td>
-      <td><${Status} value=${p.status}/>${p.lastError && p.status === 'failed' ? html`<div class="small error">${p.lastError}</div>` : ''}</td>
-      <td class="hide-sm">${p.port || '—'}</td><td class="hide-sm">${p.restartCount || 0}</td>
-      <td>${when(p.updatedAt)}</td><td class="hide-sm">${p.createdBy || '—'}</td>
+      <td class="name">${renaming
+        ? html`<${Rename} p=${p} done=${(np) => { setRenaming(false); if (np) onChanged(np); }}/>`
+        : html`<a href=${href('projects', p.id)} title=${p.name}>${p.name}</a>${p.description ? html`<div class="small muted clip" title=${p.description}>${p.description}</div>` : ''}`}</td>
+      <td><${Status} value=${p.status}/>${p.restartCount ? html` <span class="small muted" title="crashes in a row">↻${p.restartCount}</span>` : ''}
+        ${p.lastError && p.status === 'failed' ? html`<div class="small error clip" title=${p.lastError}>${p.lastError}</div>` : ''}</td>
+      <td class="hide-sm mono small clip" title=${p.mlflowUri} data-testid="address">${p.mlflowUri || dash}</td>
+      <td class="hide-sm" data-testid="mlflow-version">${facts.version || dash}</td>
+      <td class="num" data-testid="runs">${facts.runs == null ? dash : facts.runs + (facts.more ? '+' : '')}</td>
+      <td class="num hide-sm" data-testid="memory">${facts.pss ? bytes(facts.pss) : dash}</td>
+      <td class="hide-sm">${when(p.updatedAt)}</td>
       <td><div class="actions">
         ${own && !running && p.status !== 'archived' && html`<${Act} run=${act('run', 'run')} testid="run">Run<//>`}
         ${own && running && html`<${Act} run=${ask('Terminate', 'terminate', `The MLflow server of ${p.name} stops; its data stays.`)} testid="terminate">Terminate<//>`}
         ${own && !running && p.status !== 'archived' && html`<${Act} run=${ask('Archive', 'archive', `${p.name} is archived: read-only and not startable until restored.`)} testid="archive">Archive<//>`}
         ${own && p.status === 'archived' && html`<${Act} run=${act('restored', 'restore')} testid="restore">Restore<//>`}
+        ${own && !renaming && html`<button onClick=${() => setRenaming(true)} data-testid="rename">Rename</button>`}
         ${own && html`<${Act} cls="danger" run=${remove} testid="delete">Delete<//>`}
         <button onClick=${toggle} aria-expanded=${open} data-testid="details">${open ? 'Hide' : 'Details'}</button>
       </div></td>
     </tr>
-    ${open && html`<tr><td colspan="7" class="wrap"><div class="details"><${ProjectDetails} p=${p}/></div></td></tr>`}`;
+    ${open && html`<tr><td colspan=${COLS} class="wrap"><div class="details"><${ProjectDetails} p=${p}/></div></td></tr>`}`;
+}
+
+// Rename edits the name in place (PUT /projects/{id} with name); the
+// panel's refusal (taken, or not a valid name) shows under the field.
+function Rename({ p, done }) {
+  const [name, setName] = useState(p.name);
+  const [error, setError] = useState(null);
+  const save = async (e) => {
+    e.preventDefault();
+    if (name === p.name) { done(null); return; }
+    try {
+      const np = await api.put(`/projects/${p.id}`, { name });
+      toast(`${p.name} is now ${np.name}`);
+      done(np);
+    } catch (err) { setError(err); }
+  };
+  return html`<form class="rename" onSubmit=${save} onKeyDown=${(e) => e.key === 'Escape' && done(null)} aria-label=${'Rename ' + p.name}>
+    <div class="row"><input autofocus required value=${name} onInput=${(e) => setName(e.target.value)} aria-label="new name" data-testid="rename-input" size="16"/>
+      <button class="primary" type="submit" data-testid="rename-save">Save</button><button type="button" onClick=${() => done(null)}>Cancel</button></div>
+    <${ErrorBox} error=${error}/>
+  </form>`;
 }
 
 // The tracking URI to paste into a shell, and the log tail.
@@ -118,7 +175,7 @@ export function ProjectDetails({ p }) {
       <h2>Use it from Python</h2>
       <${CopyBlock} text=${lines.join('\n')} label="MLFLOW_TRACKING_URI"/>
       <p class="small"><a href=${`/projects/${encodeURIComponent(p.name)}/mlflow/`} target="_blank" rel="noopener">Open the MLflow UI of ${p.name}</a>
-        ${me.auth ? html` <span class="muted">(through the gateway; with auth on the browser needs the gateway's sign-in cookie)</span>` : ''}</p>
+        ${me.auth ? html` <span class="muted">(through the gateway, signed in with this panel's session)</span>` : ''}</p>
     </div>
     <div><h2>Log</h2><${LogTail} path=${`/projects/${p.id}/logs`}/></div>
   </div>`;

@@ -110,10 +110,10 @@ export function CopyBlock({ text, label }) {
 }
 
 // Sortable header cell.
-export function SortTh({ col, label, sort, setSort }) {
+export function SortTh({ col, label, sort, setSort, cls }) {
   const on = sort.col === col;
   const next = on && sort.order === 'ASC' ? 'DESC' : 'ASC';
-  return html`<th aria-sort=${on ? (sort.order === 'ASC' ? 'ascending' : 'descending') : 'none'}>
+  return html`<th class=${cls} aria-sort=${on ? (sort.order === 'ASC' ? 'ascending' : 'descending') : 'none'}>
     <button class="sort" onClick=${() => setSort({ col, order: next })}>${label}${on ? (sort.order === 'ASC' ? ' ▲' : ' ▼') : ''}</button></th>`;
 }
 
@@ -163,11 +163,32 @@ export async function roleOn(projectId) {
   roleCache.set(projectId, p);
   return p;
 }
-export function forgetRoles() { roleCache.clear(); }
+export function forgetRoles() { roleCache.clear(); names.clear(); }
 const rank = { '': 0, viewer: 1, editor: 2, owner: 3 };
 export const may = (role, need) => (rank[role] || 0) >= rank[need];
 export function useRole(projectId) {
   const [role, setRole] = useState(me.auth && !me.admin ? '' : 'owner');
   useEffect(() => { if (projectId) roleOn(projectId).then(setRole); }, [projectId]);
   return role;
+}
+
+// ProjectName shows a project's name where an entity only carries its id
+// (deployments); the answer is shared by every place that asks.
+const names = new Map();
+export function ProjectName({ id }) {
+  const [name, setName] = useState('');
+  useEffect(() => {
+    if (!names.has(id)) names.set(id, api.get(`/projects/${encodeURIComponent(id)}`).then((p) => p.name, () => ''));
+    let live = true;
+    names.get(id).then((n) => live && setName(n));
+    // A rename arrives as the project's event.
+    const off = api.onEvent((ev) => {
+      if (ev.type.startsWith('io.mlpanel.project.') && ev.data && ev.data.id === id && ev.data.name) {
+        names.set(id, Promise.resolve(ev.data.name));
+        setName(ev.data.name);
+      }
+    });
+    return () => { live = false; off(); };
+  }, [id]);
+  return html`<a href=${href('projects', id)}>${name || id}</a>`;
 }
