@@ -60,6 +60,21 @@ func (fakeRegistry) Schema(context.Context, string, string, string) (ModelSchema
 	return ModelSchema{}, nil
 }
 
+// aliasVersion is where the fake registry's alias "champion" points ("" none).
+var aliasVersion atomic.Value
+
+func (fakeRegistry) Alias(_ context.Context, _, model, alias string) (string, bool, error) {
+	v, _ := aliasVersion.Load().(string)
+	if model != "m" || alias != "champion" || v == "" {
+		return "", false, nil
+	}
+	return v, true, nil
+}
+
+func (fakeRegistry) ServingExample(context.Context, string, string, string) ([]byte, error) {
+	return []byte(`{"inputs": [1]}`), nil
+}
+
 func (fakeRegistry) InputColumns(context.Context, string, string, string) ([]string, error) {
 	return []string{"a"}, nil
 }
@@ -67,6 +82,8 @@ func (fakeRegistry) InputColumns(context.Context, string, string, string) ([]str
 type fakeServer struct {
 	alive, ready atomic.Bool
 	stopped      atomic.Bool
+	predictErr   error
+	version      string
 }
 
 func (f *fakeServer) Alive(context.Context) bool { return f.alive.Load() && !f.stopped.Load() }
@@ -78,6 +95,12 @@ func (f *fakeServer) Apply(d *domain.Deployment) {
 	d.URL, d.Host, d.Port = "http://127.0.0.1:1", "127.0.0.1", 1
 }
 func (f *fakeServer) Local() bool { return true }
+func (f *fakeServer) Predict(context.Context, []byte) error {
+	if f.predictErr != nil {
+		return f.predictErr
+	}
+	return nil
+}
 
 type fakeBackend struct {
 	mu      sync.Mutex
@@ -85,13 +108,13 @@ type fakeBackend struct {
 	startFn func() error // nil starts a server that is ready at once
 }
 
-func (b *fakeBackend) Start(context.Context, Target, func(domain.Stage)) (Server, error) {
+func (b *fakeBackend) Start(_ context.Context, t Target, _ func(domain.Stage)) (Server, error) {
 	if b.startFn != nil {
 		if err := b.startFn(); err != nil {
 			return nil, err
 		}
 	}
-	s := &fakeServer{}
+	s := &fakeServer{version: t.Deployment.Version}
 	s.alive.Store(true)
 	s.ready.Store(true)
 	b.mu.Lock()
@@ -119,7 +142,8 @@ func newTestService(t *testing.T, maxFailures int) (*Service, *fakeBackend, *fak
 	pr := &fakeProjects{}
 	pr.status.Store("running")
 	pub := &eventstest.Publisher{}
-	s := New(Config{Interval: 20 * time.Millisecond, MaxFailures: maxFailures, StartTimeout: time.Minute},
+	s := New(Config{Interval: 20 * time.Millisecond, MaxFailures: maxFailures, StartTimeout: time.Minute,
+		AliasResync: func() time.Duration { return 50 * time.Millisecond }},
 		recordstest.New(func(d domain.Deployment) string { return d.ID }, ErrNotFound), pr, fakeRegistry{},
 		map[domain.Type]Backend{domain.TypeLocal: b}, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
