@@ -43,6 +43,14 @@ type Config struct {
 	// adoption, and still leaves no orphan when it closes.
 	KeepServersOnExit func() bool
 	GCP               adapters.GCPConfig
+	// AliasResync is how often a deployment that follows an alias looks
+	// it up in the registry (MLPANEL_ALIAS_RESYNC); registry events make
+	// it look at once. AliasResyncFn, when set, is asked instead (tests).
+	AliasResync   time.Duration
+	AliasResyncFn func() time.Duration
+	// Drain is how long an old model server keeps answering after a
+	// rollover moved the traffic (MLPANEL_DEPLOY_DRAIN).
+	Drain time.Duration
 }
 
 // ConfigFromEnv reads the MLPANEL_* settings of the deployer.
@@ -56,6 +64,8 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		StartTimeout: r.Duration("DEPLOY_START_TIMEOUT", 3*time.Minute),
 		MaxFailures:  r.Int("DEPLOY_MAX_FAILURES", 5),
 		StopOnExit:   r.Bool("DEPLOY_STOP_ON_EXIT", true),
+		AliasResync:  r.Duration("ALIAS_RESYNC", 30*time.Second),
+		Drain:        r.Duration("DEPLOY_DRAIN", 10*time.Second),
 		GCP: adapters.GCPConfig{
 			Project:      r.String("GCP_PROJECT", ""),
 			Zone:         r.String("GCP_ZONE", "us-central1-a"),
@@ -104,8 +114,16 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		StartTimeout: cfg.StartTimeout,
 		MaxFailures:  cfg.MaxFailures,
 		StopOnExit:   cfg.stopOnExit,
+		AliasResync:  cfg.aliasResync,
+		Drain:        cfg.Drain,
 	}, adapters.NewMongoStore(db), adapters.Projects{NC: nc}, adapters.NewRegistry(), backends,
 		events.NewPublisher(js, "mlpanel/deployer"), log)
+
+	sub, err := ports.FollowRegistry(nc, svc, log)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
 
 	return reconcile.Serve(ctx, svc, func() (reconcile.Endpoints, error) {
 		ms, err := ports.Register(nc, svc, Version)
@@ -114,6 +132,16 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		}
 		return ms, err
 	}, log)
+}
+
+func (c Config) aliasResync() time.Duration {
+	if c.AliasResyncFn != nil {
+		return c.AliasResyncFn()
+	}
+	if c.AliasResync <= 0 {
+		return 30 * time.Second
+	}
+	return c.AliasResync
 }
 
 func (c Config) stopOnExit() bool {

@@ -22,7 +22,7 @@ type CreateInput struct {
 	// alias: it rolls over to each version the alias moves to.
 	FollowAlias string `json:"follow_alias"`
 	Type        string `json:"type"`
-	CreatedBy string     `json:"-"`
+	CreatedBy   string `json:"-"`
 }
 
 // Create records a deployment of a registered model version and starts
