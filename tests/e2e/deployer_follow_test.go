@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -415,4 +416,41 @@ func TestDeployFollowAliasEvent(t *testing.T) {
 	waitFollow(t, d.ID, "rolled over by the event", 4*time.Minute, func(d followDeployment) bool {
 		return d.Version == v.two && len(d.Rollovers) == 1 && d.Rollovers[0].Result == "succeeded"
 	})
+}
+
+// TestDeployFollowAliasGCP: a gcp deployment that follows an alias rolls
+// over to a new instance under load, then deletes the old instance.
+func TestDeployFollowAliasGCP(t *testing.T) {
+	f, v := followSetup(t)
+	p := f.project
+	followValue[v.one], followValue[v.two] = "1", "2"
+	setAlias(t, p, "gcp-champion", v.one)
+	d := createDeployment(t, map[string]any{"project_id": p.ID, "model_id": followModel, "version": "@gcp-champion", "type": "gcp"})
+	waitDeployment(t, d.ID, "running", 5*time.Minute)
+	old := getFollow(t, d.ID)
+
+	load := startLoad(d.ID, 8)
+	time.Sleep(2 * time.Second)
+	setAlias(t, p, "gcp-champion", v.two)
+	nd := waitFollow(t, d.ID, "rolled over to "+v.two, 5*time.Minute, func(d followDeployment) bool {
+		return d.Version == v.two && len(d.Rollovers) == 1 && d.Rollovers[0].Result == "succeeded"
+	})
+	if nd.InstanceName == old.InstanceName || nd.Host == old.Host || !slices.Contains(depGCE.Instances(), nd.InstanceName) {
+		t.Fatalf("after the rollover %+v (before %+v): want a new instance with its own address", nd, old)
+	}
+	deadline := time.Now().Add(time.Minute)
+	for slices.Contains(depGCE.Instances(), old.InstanceName) {
+		if time.Now().After(deadline) {
+			t.Fatalf("old instance %s still exists a minute after the rollover", old.InstanceName)
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	load.end()
+	checkLoad(t, load)
+	ok, byVer, _ := load.snapshot()
+	t.Logf("%d predicts through the gcp rollover, none failed; answers by version %v", ok, byVer)
+	if byVer[v.one] == 0 || byVer[v.two] == 0 || len(byVer) != 2 {
+		t.Fatalf("answers by version %v: want both %s and %s, nothing else", byVer, v.one, v.two)
+	}
 }
