@@ -8,7 +8,9 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -51,7 +53,7 @@ var (
 
 // followSetup registers followModel's versions in the deployer fixture's
 // project with the stock MLflow client, each logged with an input example.
-func followSetup(t *testing.T) (*depFixture, followVersions) {
+func followSetup(t testing.TB) (*depFixture, followVersions) {
 	t.Helper()
 	f := depSetup(t)
 	followOnce.Do(func() {
@@ -453,4 +455,125 @@ func TestDeployFollowAliasGCP(t *testing.T) {
 	if byVer[v.one] == 0 || byVer[v.two] == 0 || len(byVer) != 2 {
 		t.Fatalf("answers by version %v: want both %s and %s, nothing else", byVer, v.one, v.two)
 	}
+}
+
+// servingGroups are the local model servers (their leader pids) serving
+// modelURI, found by their command line.
+func servingGroups(t *testing.T, modelURI string) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var pids []int
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		raw, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		args := strings.Split(string(raw), "\x00")
+		// Local ones bind 127.0.0.1; the fake Compute Engine's, other addresses.
+		if slices.Contains(args, "models") && slices.Contains(args, "serve") && slices.Contains(args, modelURI) && slices.Contains(args, "127.0.0.1") {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
+// TestDeployFollowAliasRestart: the deployer goes down in the middle of a
+// rollover, leaving both servers running as a crash would. The old
+// version serves on meanwhile; the restarted deployer stops the half
+// started new one, records the rollover as interrupted, and rolls over
+// again, with no predict failing throughout.
+func TestDeployFollowAliasRestart(t *testing.T) {
+	f, v := followSetup(t)
+	p := f.project
+	followValue[v.one], followValue[v.two] = "1", "2"
+	setAlias(t, p, "restart", v.one)
+	d := createDeployment(t, map[string]any{"project_id": p.ID, "model_id": followModel, "version": "@restart"})
+	waitDeployment(t, d.ID, "running", 4*time.Minute)
+	oldURI, newURI := "models:/"+followModel+"/"+v.one, "models:/"+followModel+"/"+v.two
+
+	load := startLoad(d.ID, 8)
+	defer func() {
+		select {
+		case <-load.stop:
+		default:
+			load.end()
+		}
+	}()
+	setAlias(t, p, "restart", v.two)
+	// The new version's server is spawned, not yet answering: stop the
+	// deployer now, keeping its servers.
+	deadline := time.Now().Add(time.Minute)
+	for len(servingGroups(t, newURI)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no model server for %s a minute after the alias moved: %+v", newURI, getFollow(t, d.ID))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	depKeepServers.Store(true)
+	err := panel.StopService("deployer")
+	depKeepServers.Store(false)
+	if err != nil {
+		t.Fatalf("stopping the deployer: %v", err)
+	}
+	mid := getFollowRaw(t, d.ID)
+	if mid.Version != v.one || len(mid.Rollovers) != 1 || mid.Rollovers[0].Result != "in_progress" {
+		t.Fatalf("the deployer stopped after the switch, not in the middle: %+v", mid)
+	}
+	left := servingGroups(t, newURI)
+	if len(left) != 1 {
+		t.Fatalf("servers of %s while the deployer is down: %v, want the half started one", newURI, left)
+	}
+	time.Sleep(2 * time.Second) // the old version serves without the deployer
+	checkLoad(t, load)
+
+	if err := panel.StartService("deployer"); err != nil {
+		t.Fatalf("starting the deployer: %v", err)
+	}
+	d2 := waitFollow(t, d.ID, "rolled over after the restart", 4*time.Minute, func(d followDeployment) bool {
+		n := len(d.Rollovers)
+		return n >= 2 && d.Rollovers[n-1].Result == "succeeded" && d.Version == v.two
+	})
+	if r := d2.Rollovers[0]; r.Result != "interrupted" || !strings.Contains(r.Error, "restarted") || r.Finished == "" {
+		t.Fatalf("first rollover %+v: want it interrupted by the restart", r)
+	}
+	if groupAlive(left[0]) {
+		t.Fatalf("the half started server %d survived the restart", left[0])
+	}
+	deadline = time.Now().Add(time.Minute)
+	for len(servingGroups(t, oldURI)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("servers of %s still run after the rollover: %v", oldURI, servingGroups(t, oldURI))
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(time.Second)
+	load.end()
+	checkLoad(t, load)
+	ok, byVer, _ := load.snapshot()
+	t.Logf("%d predicts through a deployer restart mid-rollover, none failed; answers by version %v", ok, byVer)
+	if got := servingGroups(t, newURI); len(got) != 1 || got[0] != d2.Pid {
+		t.Fatalf("servers of %s: %v, want just the deployment's %d", newURI, got, d2.Pid)
+	}
+}
+
+// getFollowRaw reads a deployment while the deployer is down: from the
+// stream's last event, since GET needs the deployer.
+func getFollowRaw(t *testing.T, id string) followDeployment {
+	t.Helper()
+	evs := depStreamEvents(t, id, 500)
+	if len(evs) == 0 {
+		t.Fatalf("no events of deployment %s", id)
+	}
+	var d followDeployment
+	if err := json.Unmarshal(evs[len(evs)-1].Data, &d); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }

@@ -105,6 +105,15 @@ func (s *Service) rollover(ctx context.Context, d *domain.Deployment, r *runtime
 		defer s.bg.Done()
 		defer cancel()
 		srv, cols, check, err := s.prove(rctx, id, b, target, p)
+		if err != nil && s.ctx.Err() != nil && s.keepOnExit() {
+			// Shutting down and keeping servers for the next run, as a
+			// crash would: the record names the new version's server and
+			// the next run settles the rollover (adoptRollover).
+			unlock := s.ctl.Lock(id)
+			r.rolling, r.next = nil, nil
+			unlock()
+			return
+		}
 		if err != nil && srv != nil {
 			s.stopQuietly(id, srv, "the new version's server after a failed rollover")
 			srv = nil
@@ -218,7 +227,11 @@ func (s *Service) recordNext(id string, srv Server) {
 	defer unlock()
 	r := s.rt.Get(id)
 	r.next = srv
-	d, err := s.store.Get(s.ctx, id)
+	// Not the service's context: a server that started while the service
+	// stops must still be recorded, or it would outlive everyone.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	d, err := s.store.Get(ctx, id)
 	if err != nil || d.Next == nil {
 		return
 	}
@@ -226,7 +239,7 @@ func (s *Service) recordNext(id string, srv Server) {
 	srv.Apply(&at)
 	ref := at.Serving()
 	d.Next = &ref
-	if err := s.rec.Save(s.ctx, &d, ""); err != nil {
+	if err := s.rec.Save(ctx, &d, ""); err != nil {
 		s.log.Error("recording the new version's server", "deployment", id, "err", err)
 	}
 }
@@ -281,6 +294,9 @@ func (s *Service) retire(id string, r *runtime, srv Server, ref domain.ServerRef
 			select {
 			case <-time.After(s.cfg.Drain):
 			case <-s.ctx.Done():
+				if s.keepOnExit() {
+					return // the record keeps it; the next run drains and stops it
+				}
 			}
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -415,4 +431,11 @@ func (s *Service) followAtStart(ctx context.Context, d *domain.Deployment, r *ru
 	d.Version, d.ModelURI, d.InputColumns = v, domain.ModelURI(d.ModelID, v), cols
 	d.AliasError, d.RolloverError = "", ""
 	return s.rec.Save(ctx, d, ChangeRolledOver)
+}
+
+// keepOnExit reports whether servers outlive this run of the service
+// (MLPANEL_DEPLOY_STOP_ON_EXIT=false): then a rollover cut short by the
+// shutdown is left as a crash would leave it.
+func (s *Service) keepOnExit() bool {
+	return s.cfg.StopOnExit != nil && !s.cfg.StopOnExit()
 }
