@@ -106,6 +106,8 @@ type fakeBackend struct {
 	mu      sync.Mutex
 	servers []*fakeServer
 	startFn func() error // nil starts a server that is ready at once
+	// adoptable are servers an earlier run left, by pid.
+	adoptable map[int]*fakeServer
 }
 
 func (b *fakeBackend) Start(_ context.Context, t Target, _ func(domain.Stage)) (Server, error) {
@@ -132,13 +134,27 @@ func (b *fakeBackend) count() int {
 	defer b.mu.Unlock()
 	return len(b.servers)
 }
-func (b *fakeBackend) Adopt(context.Context, domain.Deployment) (Server, bool) { return nil, false }
-func (b *fakeBackend) TrackingURI(p Project) string                            { return p.InternalURL }
-func (b *fakeBackend) LogFile(domain.Deployment) string                        { return "/nonexistent/log" }
+
+// Adopt finds the servers of adoptable by pid (a restarted deployer's
+// view of the processes a killed one left).
+func (b *fakeBackend) Adopt(_ context.Context, d domain.Deployment) (Server, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	srv, ok := b.adoptable[d.Pid]
+	return srv, ok
+}
+func (b *fakeBackend) TrackingURI(p Project) string     { return p.InternalURL }
+func (b *fakeBackend) LogFile(domain.Deployment) string { return "/nonexistent/log" }
 
 func newTestService(t *testing.T, maxFailures int) (*Service, *fakeBackend, *fakeProjects, *eventstest.Publisher) {
 	t.Helper()
-	b := &fakeBackend{}
+	return newTestServiceWith(t, maxFailures, &fakeBackend{}, nil)
+}
+
+// newTestServiceWith starts the service on a store holding seed, as a
+// deployer restarted over an earlier run's records.
+func newTestServiceWith(t *testing.T, maxFailures int, b *fakeBackend, seed []domain.Deployment) (*Service, *fakeBackend, *fakeProjects, *eventstest.Publisher) {
+	t.Helper()
 	pr := &fakeProjects{}
 	pr.status.Store("running")
 	pub := &eventstest.Publisher{}
@@ -146,6 +162,11 @@ func newTestService(t *testing.T, maxFailures int) (*Service, *fakeBackend, *fak
 		AliasResync: func() time.Duration { return 50 * time.Millisecond }},
 		recordstest.New(func(d domain.Deployment) string { return d.ID }, ErrNotFound), pr, fakeRegistry{},
 		map[domain.Type]Backend{domain.TypeLocal: b}, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, d := range seed {
+		if err := s.store.Insert(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.Adopt(ctx); err != nil {
 		t.Fatal(err)

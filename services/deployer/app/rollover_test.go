@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile/recordstest"
@@ -75,5 +76,44 @@ func TestFollowAlias(t *testing.T) {
 	got = waitFor(t, s, d.ID, "alias error", func(d domain.Deployment) bool { return d.AliasError != "" })
 	if got.Version != "3" || got.Status != domain.StatusRunning || second.stopped.Load() {
 		t.Fatalf("after the alias went %+v", got)
+	}
+}
+
+// A deployer killed mid-rollover left three servers: the serving one, the
+// new version's (not yet switched to) and an old one still draining. The
+// restarted deployer keeps the serving one, stops the other two, records
+// the rollover as interrupted and rolls over again.
+func TestRolloverSettledAfterRestart(t *testing.T) {
+	aliasVersion.Store("3")
+	t.Cleanup(func() { aliasVersion.Store("") })
+	serving, half, draining := &fakeServer{version: "2"}, &fakeServer{version: "3"}, &fakeServer{version: "1"}
+	for _, f := range []*fakeServer{serving, half, draining} {
+		f.alive.Store(true)
+		f.ready.Store(true)
+	}
+	b := &fakeBackend{adoptable: map[int]*fakeServer{10: serving, 11: half, 9: draining}}
+	now := time.Now()
+	d := domain.Deployment{ID: "1", Seq: 1, ProjectID: "1", ModelID: "m", Version: "2", ModelURI: "models:/m/2",
+		FollowAlias: "champion", Type: domain.TypeLocal, DesiredState: domain.DesiredRunning, Status: domain.StatusRunning,
+		Pid: 10, Port: 1, URL: "http://127.0.0.1:1", CreatedAt: now, UpdatedAt: now,
+		Rollovers: []domain.Rollover{{From: "1", To: "2", Started: now, Finished: &now, Result: domain.RolloverSucceeded},
+			{From: "2", To: "3", Started: now, Result: domain.RolloverInProgress}},
+		Next:    &domain.ServerRef{Version: "3", Pid: 11, Port: 2, URL: "http://127.0.0.1:2"},
+		Retired: []domain.ServerRef{{Version: "1", Pid: 9, Port: 3, URL: "http://127.0.0.1:3"}},
+	}
+	s, _, _, _ := newTestServiceWith(t, 5, b, []domain.Deployment{d})
+
+	got := waitFor(t, s, d.ID, "rolled over again", func(d domain.Deployment) bool {
+		return d.Version == "3" && len(d.Rollovers) == 3 && d.Rollovers[2].Result == domain.RolloverSucceeded
+	})
+	if r := got.Rollovers[1]; r.Result != domain.RolloverInterrupted || !strings.Contains(r.Error, "restarted") || r.Finished == nil {
+		t.Fatalf("the cut rollover %+v: want interrupted by the restart", r)
+	}
+	if !half.stopped.Load() || !draining.stopped.Load() {
+		t.Fatalf("half started stopped %v, draining stopped %v: want both stopped", half.stopped.Load(), draining.stopped.Load())
+	}
+	waitFor(t, s, d.ID, "old server retired", func(d domain.Deployment) bool { return len(d.Retired) == 0 && serving.stopped.Load() })
+	if b.count() != 1 || b.last().version != "3" {
+		t.Fatalf("%d servers started, want one for version 3", b.count())
 	}
 }
