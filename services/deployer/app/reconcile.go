@@ -25,12 +25,9 @@ type runtime struct {
 	stopRetry time.Time // after a failed stop, no new attempt before this
 	checkedAt time.Time
 	// A deployment that follows an alias: the rollover in flight (its
-	// cancel) and the new version's server once started, old servers
-	// draining, when the alias was last looked up, and whether a registry
+	// cancel), when the alias was last looked up, and whether a registry
 	// event said it was set (which retries a version that failed).
 	rolling    context.CancelFunc
-	next       Server
-	retiring   []Server
 	resolvedAt time.Time
 	aliasSet   bool
 	// While the project is not running, the start waits: no new look

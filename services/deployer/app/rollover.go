@@ -110,7 +110,7 @@ func (s *Service) rollover(ctx context.Context, d *domain.Deployment, r *runtime
 			// crash would: the record names the new version's server and
 			// the next run settles the rollover (adoptRollover).
 			unlock := s.ctl.Lock(id)
-			r.rolling, r.next = nil, nil
+			r.rolling = nil
 			unlock()
 			return
 		}
@@ -120,7 +120,7 @@ func (s *Service) rollover(ctx context.Context, d *domain.Deployment, r *runtime
 		}
 		unlock := s.ctl.Lock(id)
 		defer unlock()
-		r.rolling, r.next = nil, nil
+		r.rolling = nil
 		dctx, dcancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer dcancel()
 		cur, gerr := s.store.Get(dctx, id)
@@ -225,8 +225,6 @@ func (s *Service) prove(ctx context.Context, id string, b Backend, t Target, p P
 func (s *Service) recordNext(id string, srv Server) {
 	unlock := s.ctl.Lock(id)
 	defer unlock()
-	r := s.rt.Get(id)
-	r.next = srv
 	// Not the service's context: a server that started while the service
 	// stops must still be recorded, or it would outlive everyone.
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -279,24 +277,20 @@ func (s *Service) switchTo(ctx context.Context, d *domain.Deployment, r *runtime
 	r.srv, r.startedAt, r.checkedAt = srv, s.now(), s.now()
 	r.crashes.Reset()
 	s.log.Info("rolled over", "deployment", d.ID, "from", oldRef.Version, "to", d.Version)
-	s.retire(d.ID, r, old, oldRef, true)
+	s.retire(d.ID, old, oldRef)
 	return nil
 }
 
-// retire stops an old server after the drain time (at once when drain is
-// false), then forgets it. The caller holds the lock.
-func (s *Service) retire(id string, r *runtime, srv Server, ref domain.ServerRef, drain bool) {
-	r.retiring = append(r.retiring, srv)
+// retire stops an old server after the drain time, then forgets it.
+func (s *Service) retire(id string, srv Server, ref domain.ServerRef) {
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
-		if drain {
-			select {
-			case <-time.After(s.cfg.Drain):
-			case <-s.ctx.Done():
-				if s.keepOnExit() {
-					return // the record keeps it; the next run drains and stops it
-				}
+		select {
+		case <-time.After(s.cfg.Drain):
+		case <-s.ctx.Done():
+			if s.keepOnExit() {
+				return // the record keeps it; the next run drains and stops it
 			}
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
@@ -305,17 +299,11 @@ func (s *Service) retire(id string, r *runtime, srv Server, ref domain.ServerRef
 		if err != nil {
 			s.log.Error("stopping a retired model server", "deployment", id, "version", ref.Version, "err", err)
 		}
-		unlock := s.ctl.Lock(id)
-		defer unlock()
-		for i, x := range r.retiring {
-			if x == srv {
-				r.retiring = append(r.retiring[:i], r.retiring[i+1:]...)
-				break
-			}
-		}
 		if err != nil {
 			return // the record keeps it; the next run of the deployer tries again
 		}
+		unlock := s.ctl.Lock(id)
+		defer unlock()
 		d, gerr := s.store.Get(sctx, id)
 		if gerr != nil {
 			return
@@ -352,7 +340,6 @@ func (s *Service) adoptRollover(ctx context.Context, d domain.Deployment, b Back
 	}
 	unlock := s.ctl.Lock(d.ID)
 	defer unlock()
-	r := s.rt.Get(d.ID)
 	if d.Next != nil {
 		if srv, ok := b.Adopt(ctx, d.With(*d.Next)); ok && d.Next.URL != "" {
 			s.log.Info("stopping the new version's server of an interrupted rollover", "deployment", d.ID, "version", d.Next.Version)
@@ -368,7 +355,7 @@ func (s *Service) adoptRollover(ctx context.Context, d domain.Deployment, b Back
 	}
 	for _, ref := range d.Retired {
 		if srv, ok := b.Adopt(ctx, d.With(ref)); ok {
-			s.retire(d.ID, r, srv, ref, true)
+			s.retire(d.ID, srv, ref)
 		} else {
 			s.forgetRetired(ctx, &d, ref)
 		}
