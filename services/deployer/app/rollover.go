@@ -23,9 +23,8 @@ const probeEvery = 500 * time.Millisecond
 
 // follow looks the followed alias up when it is due (every AliasResync,
 // or at once after a registry event) and starts a rollover when it points
-// to another version. The serving server must be running: a deployment
-// that is starting or restarting gets the alias's version on its next
-// start anyway only if it rolls over, so it waits until it runs.
+// to another version. Only a running deployment rolls over: one that is
+// (re)starting takes the alias's version at that start (followAtStart).
 func (s *Service) follow(ctx context.Context, d *domain.Deployment, r *runtime) error {
 	if !d.Follows() || d.Status != domain.StatusRunning || r.srv == nil || r.rolling != nil || r.busy {
 		return nil
