@@ -55,6 +55,14 @@ type Config struct {
 	KeepServersOnExit func() bool
 	// GCP are the Compute Engine settings (MLPANEL_GCP_*).
 	GCP adapters.GCPConfig
+	// AliasResync is how often a deployment that follows an alias looks
+	// it up in the registry; registry events make it look at once.
+	AliasResync time.Duration `env:"MLPANEL_ALIAS_RESYNC" envDefault:"30s"`
+	// AliasResyncFn, when set, is asked instead of AliasResync (tests).
+	AliasResyncFn func() time.Duration
+	// Drain is how long an old model server keeps answering after a
+	// rollover moved the traffic.
+	Drain time.Duration `env:"MLPANEL_DEPLOY_DRAIN" envDefault:"10s"`
 }
 
 // Settings are the settings structs the deployer command loads: its -h
@@ -110,11 +118,29 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		StartTimeout: cfg.StartTimeout,
 		MaxFailures:  cfg.MaxFailures,
 		StopOnExit:   cfg.stopOnExit,
+		AliasResync:  cfg.aliasResync,
+		Drain:        cfg.Drain,
 	}, adapters.NewMongoStore(db), adapters.Projects{NC: nc}, adapters.NewRegistry(), backends,
 		events.NewPublisher(js, "mlpanel/deployer"), log)
 
+	sub, err := ports.FollowRegistry(nc, svc, log)
+	if err != nil {
+		return err
+	}
+	defer sub.Unsubscribe()
+
 	register := func() (reconcile.Endpoints, error) { return ports.Register(nc, svc, Version, events.WithLog(log)) }
 	return reconcile.Serve(ctx, svc, register, log, "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
+}
+
+func (c Config) aliasResync() time.Duration {
+	if c.AliasResyncFn != nil {
+		return c.AliasResyncFn()
+	}
+	if c.AliasResync <= 0 {
+		return 30 * time.Second
+	}
+	return c.AliasResync
 }
 
 func (c Config) stopOnExit() bool {

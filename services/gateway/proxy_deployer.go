@@ -26,6 +26,11 @@ import (
 // PredictMaxBytes zero (MLPANEL_PREDICT_MAX_BYTES's default is the same).
 const DefaultPredictMaxBytes = 32 << 20
 
+// VersionHeader names the model version whose server answered a predict:
+// during a rollover some answers come from the old version, some from the
+// new, and each says which.
+const VersionHeader = "Mlpanel-Model-Version"
+
 // predictProxy streams predict calls straight to the deployment's model
 // server (/invocations). It learns endpoints from the deployer over NATS
 // and keeps them fresh from the deployment events.
@@ -44,6 +49,7 @@ type deployEndpoint struct {
 	Status       string   `json:"status"`
 	DesiredState string   `json:"desired_state"`
 	URL          string   `json:"url"`
+	Version      string   `json:"version"`
 	InputColumns []string `json:"input_columns"`
 	deleted      bool
 }
@@ -149,13 +155,18 @@ func (p *predictProxy) handle(c *gin.Context) {
 	}
 	ctx, cancel := context.WithTimeout(c.Request.Context(), 10*time.Minute)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep.URL+"/invocations", body)
-	if err != nil {
-		writeError(c, fmt.Errorf("building predict request: %w", err))
-		return
+	sent := &countingBody{r: body}
+	resp, err := p.send(ctx, ep.URL, sent, ct)
+	if err != nil && sent.n == 0 && ctx.Err() == nil {
+		// Refused before a byte went (a server stopped after a rollover
+		// whose event this gateway has not seen yet, a missed event): the
+		// deployer knows where it serves now, and nothing was sent twice.
+		p.forget(id)
+		if fresh, ferr := p.endpoint(c.Request.Context(), id); ferr == nil && fresh.Status == "running" && fresh.URL != ep.URL {
+			ep = fresh
+			resp, err = p.send(ctx, ep.URL, sent, ct)
+		}
 	}
-	req.Header.Set("Content-Type", ct)
-	resp, err := p.client.Do(req)
 	if err != nil {
 		if lim.over {
 			writeError(c, tooLarge(p.max))
@@ -169,6 +180,9 @@ func (p *predictProxy) handle(c *gin.Context) {
 		}
 		writeError(c, events.Errorf(http.StatusBadGateway, "the model server of deployment %s did not answer: %v", id, err))
 		return
+	}
+	if ep.Version != "" {
+		c.Header(VersionHeader, ep.Version)
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode >= 400 {
@@ -186,6 +200,30 @@ func (p *predictProxy) handle(c *gin.Context) {
 	if _, err := io.Copy(c.Writer, resp.Body); err != nil {
 		p.g.log.Warn("streaming a prediction", "deployment", id, "err", err)
 	}
+}
+
+// send posts one predict to a model server.
+func (p *predictProxy) send(ctx context.Context, base string, body io.Reader, ct string) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/invocations", io.NopCloser(body))
+	if err != nil {
+		return nil, fmt.Errorf("building predict request: %w", err)
+	}
+	req.Header.Set("Content-Type", ct)
+	return p.client.Do(req)
+}
+
+// countingBody counts what the transport read of a predict body; a body
+// not read at all can be sent again elsewhere. Close is a no-op (the
+// NopCloser in send) so a refused attempt leaves it readable.
+type countingBody struct {
+	r io.Reader
+	n int64
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	b.n += int64(n)
+	return n, err
 }
 
 // maxOriginalAnswer bounds a model answer read whole to be re-shaped.

@@ -90,7 +90,7 @@ var (
 
 const depModel = "iris-e2e"
 
-func depSetup(t *testing.T) *depFixture {
+func depSetup(t testing.TB) *depFixture {
 	t.Helper()
 	depOnce.Do(func() {
 		ok := false
@@ -113,7 +113,7 @@ func depSetup(t *testing.T) *depFixture {
 
 // depTrain runs the example training script against the project and
 // returns its output (it registers a new version of model).
-func depTrain(t *testing.T, p project, model string) string {
+func depTrain(t testing.TB, p project, model string) string {
 	t.Helper()
 	script := fmt.Sprintf(`import runpy, sys
 sys.argv = ["train.py", "--experiment", "deploy-e2e", "--model-name", %q, "--epochs", "3"]
@@ -123,7 +123,7 @@ runpy.run_path(%q, run_name="__main__")`, model, filepath.Join(repoRoot, "exampl
 
 // depLine returns the value after prefix on the output's last line that
 // has it (the value ends at a space).
-func depLine(t *testing.T, out, prefix string) string {
+func depLine(t testing.TB, out, prefix string) string {
 	t.Helper()
 	lines := strings.Split(out, "\n")
 	for i := len(lines) - 1; i >= 0; i-- {

@@ -92,6 +92,16 @@ with mlflow.start_run() as run:
 	got := tp.as(t, dave, "POST", "/deployments", body)
 	missing := tp.as(t, dave, "POST", "/deployments", map[string]any{"project_id": "nosuch", "model_id": "authz-model"})
 	sameAsMissing(t, "dave creating in carol's project", got, missing, "nosuch", "owned")
+	// Following an alias is authorised alike: a stranger does not learn
+	// whether carol's model has the alias.
+	sameAsMissing(t, "dave following an alias in carol's project",
+		tp.as(t, dave, "POST", "/deployments", map[string]any{"project_id": "owned", "model_id": "authz-model", "version": "@nope"}),
+		tp.as(t, dave, "POST", "/deployments", map[string]any{"project_id": "nosuch", "model_id": "authz-model", "version": "@nope"}), "nosuch", "owned")
+	r = tp.as(t, bob, "POST", "/deployments", map[string]any{"project_id": "owned", "model_id": "authz-model", "version": "@nope"})
+	expect(t, r, 400)
+	if !strings.Contains(r.Message(), "nope") {
+		t.Errorf("an editor following a missing alias got %q, want it named", r.Message())
+	}
 	sameAsMissing(t, "dave reading carol's project", tp.as(t, dave, "GET", "/projects/owned", nil),
 		tp.as(t, dave, "GET", "/projects/nosuch", nil), "nosuch", "owned")
 	sameAsMissing(t, "dave listing carol's experiments", tp.as(t, dave, "GET", "/experiments?project_id=owned", nil),

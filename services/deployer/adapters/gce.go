@@ -462,6 +462,10 @@ func (s *gcpServer) Stop(ctx context.Context) error {
 	return nil
 }
 
+func (s *gcpServer) Predict(ctx context.Context, body []byte) error {
+	return invoke(ctx, s.url(), body)
+}
+
 func (s *gcpServer) Apply(d *domain.Deployment) {
 	d.Host, d.Port, d.URL, d.InstanceName = s.ip, s.port, s.url(), s.name
 	d.Pid, d.PidStart = 0, 0

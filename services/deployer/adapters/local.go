@@ -1,8 +1,10 @@
 package adapters
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -177,6 +179,10 @@ func (s *localServer) Local() bool                { return true }
 
 func (s *localServer) Ready(ctx context.Context) bool { return ping(ctx, s.client, s.url) }
 
+func (s *localServer) Predict(ctx context.Context, body []byte) error {
+	return invoke(ctx, s.url, body)
+}
+
 func (s *localServer) Stop(context.Context) error {
 	err := s.p.Stop(10 * time.Second)
 	if err == nil {
@@ -198,6 +204,29 @@ func VenvPath(mlflow string) string {
 		return os.Getenv("PATH")
 	}
 	return dir + string(os.PathListSeparator) + os.Getenv("PATH")
+}
+
+// invoke posts one predict to a model server and fails unless it answers
+// 200, with the server's reason.
+func invoke(ctx context.Context, base string, body []byte) error {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute) // a first predict may load lazily
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/invocations", bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("building a predict request: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return fmt.Errorf("predict: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		msg, _ := io.ReadAll(io.LimitReader(resp.Body, 2048))
+		return fmt.Errorf("predict answered HTTP %d: %s", resp.StatusCode, bytes.TrimSpace(msg))
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	return nil
 }
 
 // ping reports whether a model server's /ping answers 200.

@@ -139,3 +139,22 @@ func (r *Registry) latest(ctx context.Context, trackingURL, model string) (strin
 	}
 	return strconv.Itoa(best), nil
 }
+
+// Alias returns the version an alias points to, found false when the
+// model has no such alias, and a 404 for an unknown model.
+func (r *Registry) Alias(ctx context.Context, trackingURL, model, alias string) (string, bool, error) {
+	var out struct {
+		ModelVersion modelVersion `json:"model_version"`
+	}
+	code, err := r.get(ctx, trackingURL, "registered-models/alias", url.Values{"name": {model}, "alias": {alias}}, &out)
+	if err != nil {
+		return "", false, err
+	}
+	if code == "" && out.ModelVersion.Version != "" {
+		return out.ModelVersion.Version, true, nil
+	}
+	if _, err := r.latest(ctx, trackingURL, model); err != nil {
+		return "", false, err // the model itself is unknown
+	}
+	return "", false, nil
+}

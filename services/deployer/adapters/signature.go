@@ -94,6 +94,54 @@ func (r *Registry) Schema(ctx context.Context, trackingURL, model, version strin
 	return s, nil
 }
 
+// ServingExample is the body /invocations accepts for the version's input
+// example: MLflow saves it beside the example (serving_input_path); an
+// older model's example is wrapped in the format its type needs. nil when
+// the version was logged without an example.
+func (r *Registry) ServingExample(ctx context.Context, trackingURL, model, version string) ([]byte, error) {
+	uri, err := r.downloadURI(ctx, trackingURL, model, version)
+	if err != nil {
+		return nil, err
+	}
+	raw, err := r.readMLmodel(ctx, trackingURL, uri)
+	if err != nil {
+		return nil, fmt.Errorf("reading the MLmodel file of %s/%s: %w", model, version, err)
+	}
+	var doc struct {
+		Example struct {
+			Path        string `yaml:"artifact_path"`
+			ServingPath string `yaml:"serving_input_path"`
+			Type        string `yaml:"type"`
+		} `yaml:"saved_input_example_info"`
+	}
+	if err := yaml.Unmarshal(raw, &doc); err != nil {
+		return nil, fmt.Errorf("parsing the MLmodel file of %s/%s: %w", model, version, err)
+	}
+	ex := doc.Example
+	if ex.ServingPath != "" {
+		body, err := r.readArtifact(ctx, trackingURL, uri, ex.ServingPath)
+		if err != nil {
+			return nil, fmt.Errorf("reading the serving input example of %s/%s: %w", model, version, err)
+		}
+		return body, nil
+	}
+	if ex.Path == "" {
+		return nil, nil
+	}
+	body, err := r.readArtifact(ctx, trackingURL, uri, ex.Path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the input example of %s/%s: %w", model, version, err)
+	}
+	if !json.Valid(body) {
+		return nil, nil // not JSON (an image, a file): /ping only
+	}
+	key := "inputs"
+	if ex.Type == "dataframe" {
+		key = "dataframe_split"
+	}
+	return json.Marshal(map[string]json.RawMessage{key: body})
+}
+
 // jsonOrNull keeps a JSON text from MLmodel, or null for none.
 func jsonOrNull(s string) json.RawMessage {
 	if s == "" || s == "null" || !json.Valid([]byte(s)) {

@@ -56,6 +56,12 @@ type Registry interface {
 	InputColumns(ctx context.Context, trackingURL, model, version string) ([]string, error)
 	// Schema is the version's signature and input example.
 	Schema(ctx context.Context, trackingURL, model, version string) (ModelSchema, error)
+	// Alias is the version an alias points to; found is false when the
+	// model has no such alias. An unknown model is *events.Error 404.
+	Alias(ctx context.Context, trackingURL, model, alias string) (version string, found bool, err error)
+	// ServingExample is a body /invocations accepts, built from the
+	// version's input example; nil when it was logged without one.
+	ServingExample(ctx context.Context, trackingURL, model, version string) ([]byte, error)
 }
 
 // ModelSchema is what a deployed model takes and answers (MLflow's
@@ -104,6 +110,9 @@ type Server interface {
 	// Local reports whether the server dies with this machine's deployer
 	// (a process) rather than living on its own (a cloud instance).
 	Local() bool
+	// Predict posts body to /invocations and fails unless it answers 200:
+	// the proof that a new version serves before traffic moves to it.
+	Predict(ctx context.Context, body []byte) error
 }
 
 // Permanent marks a start error that retrying cannot fix (a cloud quota,
@@ -125,6 +134,14 @@ type Config struct {
 	StopOnExit  func() bool
 	Interval    time.Duration // reconcile period
 	HealthEvery time.Duration // how often a running server is checked
+	// AliasResync is how often a deployment that follows an alias looks
+	// the alias up again (MLPANEL_ALIAS_RESYNC); a registry event makes
+	// it look at once. A func so tests can change it while running.
+	AliasResync func() time.Duration
+	// Drain is how long an old server keeps answering after predict
+	// traffic moved to the new version (MLPANEL_DEPLOY_DRAIN), for the
+	// requests already sent to it and gateways that switch a moment later.
+	Drain time.Duration
 }
 
 // Service is the deployer application.
@@ -155,6 +172,9 @@ func New(cfg Config, store Store, projects Projects, registry Registry, backends
 	cfg.MaxFailures = cmp.Or(cfg.MaxFailures, 5)
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 3*time.Minute)
 	cfg.HealthEvery = cmp.Or(cfg.HealthEvery, 10*time.Second)
+	if cfg.AliasResync == nil {
+		cfg.AliasResync = func() time.Duration { return 30 * time.Second }
+	}
 	s := &Service{
 		cfg: cfg, store: store, projects: projects, registry: registry, backends: backends, pub: pub, log: log,
 		now: reconcile.Now,

@@ -60,6 +60,21 @@ func (fakeRegistry) Schema(context.Context, string, string, string) (ModelSchema
 	return ModelSchema{}, nil
 }
 
+// aliasVersion is where the fake registry's alias "champion" points ("" none).
+var aliasVersion atomic.Value
+
+func (fakeRegistry) Alias(_ context.Context, _, model, alias string) (string, bool, error) {
+	v, _ := aliasVersion.Load().(string)
+	if model != "m" || alias != "champion" || v == "" {
+		return "", false, nil
+	}
+	return v, true, nil
+}
+
+func (fakeRegistry) ServingExample(context.Context, string, string, string) ([]byte, error) {
+	return []byte(`{"inputs": [1]}`), nil
+}
+
 func (fakeRegistry) InputColumns(context.Context, string, string, string) ([]string, error) {
 	return []string{"a"}, nil
 }
@@ -67,6 +82,8 @@ func (fakeRegistry) InputColumns(context.Context, string, string, string) ([]str
 type fakeServer struct {
 	alive, ready atomic.Bool
 	stopped      atomic.Bool
+	predictErr   error
+	version      string
 }
 
 func (f *fakeServer) Alive(context.Context) bool { return f.alive.Load() && !f.stopped.Load() }
@@ -78,20 +95,28 @@ func (f *fakeServer) Apply(d *domain.Deployment) {
 	d.URL, d.Host, d.Port = "http://127.0.0.1:1", "127.0.0.1", 1
 }
 func (f *fakeServer) Local() bool { return true }
+func (f *fakeServer) Predict(context.Context, []byte) error {
+	if f.predictErr != nil {
+		return f.predictErr
+	}
+	return nil
+}
 
 type fakeBackend struct {
 	mu      sync.Mutex
 	servers []*fakeServer
 	startFn func() error // nil starts a server that is ready at once
+	// adoptable are servers an earlier run left, by pid.
+	adoptable map[int]*fakeServer
 }
 
-func (b *fakeBackend) Start(context.Context, Target, func(domain.Stage)) (Server, error) {
+func (b *fakeBackend) Start(_ context.Context, t Target, _ func(domain.Stage)) (Server, error) {
 	if b.startFn != nil {
 		if err := b.startFn(); err != nil {
 			return nil, err
 		}
 	}
-	s := &fakeServer{}
+	s := &fakeServer{version: t.Deployment.Version}
 	s.alive.Store(true)
 	s.ready.Store(true)
 	b.mu.Lock()
@@ -109,19 +134,39 @@ func (b *fakeBackend) count() int {
 	defer b.mu.Unlock()
 	return len(b.servers)
 }
-func (b *fakeBackend) Adopt(context.Context, domain.Deployment) (Server, bool) { return nil, false }
-func (b *fakeBackend) TrackingURI(p Project) string                            { return p.InternalURL }
-func (b *fakeBackend) LogFile(domain.Deployment) string                        { return "/nonexistent/log" }
+
+// Adopt finds the servers of adoptable by pid (a restarted deployer's
+// view of the processes a killed one left).
+func (b *fakeBackend) Adopt(_ context.Context, d domain.Deployment) (Server, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	srv, ok := b.adoptable[d.Pid]
+	return srv, ok
+}
+func (b *fakeBackend) TrackingURI(p Project) string     { return p.InternalURL }
+func (b *fakeBackend) LogFile(domain.Deployment) string { return "/nonexistent/log" }
 
 func newTestService(t *testing.T, maxFailures int) (*Service, *fakeBackend, *fakeProjects, *eventstest.Publisher) {
 	t.Helper()
-	b := &fakeBackend{}
+	return newTestServiceWith(t, maxFailures, &fakeBackend{}, nil)
+}
+
+// newTestServiceWith starts the service on a store holding seed, as a
+// deployer restarted over an earlier run's records.
+func newTestServiceWith(t *testing.T, maxFailures int, b *fakeBackend, seed []domain.Deployment) (*Service, *fakeBackend, *fakeProjects, *eventstest.Publisher) {
+	t.Helper()
 	pr := &fakeProjects{}
 	pr.status.Store("running")
 	pub := &eventstest.Publisher{}
-	s := New(Config{Interval: 20 * time.Millisecond, MaxFailures: maxFailures, StartTimeout: time.Minute},
+	s := New(Config{Interval: 20 * time.Millisecond, MaxFailures: maxFailures, StartTimeout: time.Minute,
+		AliasResync: func() time.Duration { return 50 * time.Millisecond }},
 		recordstest.New(func(d domain.Deployment) string { return d.ID }, ErrNotFound), pr, fakeRegistry{},
 		map[domain.Type]Backend{domain.TypeLocal: b}, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	for _, d := range seed {
+		if err := s.store.Insert(context.Background(), d); err != nil {
+			t.Fatal(err)
+		}
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.Adopt(ctx); err != nil {
 		t.Fatal(err)

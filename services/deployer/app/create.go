@@ -17,8 +17,11 @@ type CreateInput struct {
 	ProjectID FlexString `json:"project_id"`
 	ModelID   string     `json:"model_id"`
 	Version   FlexString `json:"version"`
-	Type      string     `json:"type"`
-	CreatedBy string     `json:"-"`
+	// FollowAlias (or a version "@alias") makes the deployment follow the
+	// alias: it rolls over to each version the alias moves to.
+	FollowAlias string `json:"follow_alias"`
+	Type        string `json:"type"`
+	CreatedBy   string `json:"-"`
 }
 
 // Create records a deployment of a registered model version and starts
@@ -42,7 +45,8 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 	case model == "":
 		return domain.Deployment{}, errs.Invalidf("model_id (the registered model's name) is required")
 	}
-	if err := domain.ValidateVersion(version); err != nil {
+	version, follow, err := domain.ParseFollow(version, in.FollowAlias)
+	if err != nil {
 		return domain.Deployment{}, errs.AsInvalid(err)
 	}
 	p, err := s.projects.Get(ctx, projectRef)
@@ -59,8 +63,18 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 		return domain.Deployment{}, errs.Conflictf(
 			"project %s is %s: the model is resolved in its registry, so start it first with PUT /projects/%s/run", p.Name, p.Status, p.ID)
 	}
-	resolved, err := s.registry.Resolve(ctx, p.InternalURL, model, version)
-	if err != nil {
+	var resolved string
+	if follow != "" {
+		v, found, err := s.registry.Alias(ctx, p.InternalURL, model, follow)
+		if err != nil {
+			return domain.Deployment{}, err
+		}
+		if !found {
+			return domain.Deployment{}, errs.Invalidf(
+				"registered model %q has no alias %q to follow: set it first (MLflow's set_registered_model_alias, or PUT /model-versions/{version}/aliases/{alias}?project_id=...&model_id=...), or deploy a version number", model, follow)
+		}
+		resolved = v
+	} else if resolved, err = s.registry.Resolve(ctx, p.InternalURL, model, version); err != nil {
 		return domain.Deployment{}, err
 	}
 
@@ -87,6 +101,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 	if version != "" && !domain.IsVersionNumber(version) {
 		d.Alias = version
 	}
+	d.FollowAlias = follow
 	unlock := s.ctl.Lock(d.ID)
 	defer unlock()
 	if err := s.store.Insert(ctx, d); err != nil {

@@ -23,6 +23,12 @@ type runtime struct {
 	crashes   proc.Crashes
 	stopRetry time.Time // after a failed stop, no new attempt before this
 	checkedAt time.Time
+	// A deployment that follows an alias: the rollover in flight (its
+	// cancel), when the alias was last looked up, and whether a registry
+	// event said it was set (which retries a version that failed).
+	rolling    context.CancelFunc
+	resolvedAt time.Time
+	aliasSet   bool
 	// While the project is not running, the start waits: no new look
 	// before waitUntil, and the controller is asked to look again then.
 	waitUntil time.Time
@@ -54,6 +60,11 @@ func (s *Service) Adopt(ctx context.Context) error {
 			r := s.rt.Get(d.ID)
 			r.srv, r.startedAt = srv, s.now()
 			s.log.Info("adopted model server", "deployment", d.ID, "type", d.Type, "url", d.URL)
+		}
+	}
+	for _, d := range all {
+		if b, ok := s.backends[d.Type]; ok {
+			s.adoptRollover(ctx, d, b)
 		}
 	}
 	return nil
@@ -119,6 +130,9 @@ func (s *Service) serverOf(id string) Server {
 // background and converge again when they end. The caller holds the lock.
 func (s *Service) converge(ctx context.Context, d *domain.Deployment) error {
 	r := s.rt.Get(d.ID)
+	if d.DesiredState != domain.DesiredRunning && r.rolling != nil {
+		r.rolling() // a stop or delete ends a rollover; the old server goes too
+	}
 	if r.busy {
 		if d.DesiredState != domain.DesiredRunning && r.cancel != nil {
 			r.cancel() // a stop or delete need not wait for a slow start
@@ -132,7 +146,10 @@ func (s *Service) converge(ctx context.Context, d *domain.Deployment) error {
 		return nil // given up; a user's run starts over
 	}
 	if r.srv != nil {
-		return s.check(ctx, d, r)
+		if err := s.check(ctx, d, r); err != nil {
+			return err
+		}
+		return s.follow(ctx, d, r)
 	}
 	if !r.crashes.Ready(s.now()) || s.now().Before(r.waitUntil) {
 		return nil // backing off, or waiting for the project
@@ -243,6 +260,9 @@ func (s *Service) start(ctx context.Context, d *domain.Deployment, r *runtime) e
 			"waiting for project %s, which is %s: its registry serves the model; start it with PUT /projects/%s/run if it does not come back by itself", p.Name, p.Status, p.ID))
 	}
 	r.waitUntil = time.Time{}
+	if err := s.followAtStart(ctx, d, r, p); err != nil {
+		return err
+	}
 	target := Target{Deployment: *d, TrackingURI: b.TrackingURI(p)}
 	if d.Status != domain.StatusStarting {
 		d.Status, d.Stage = domain.StatusStarting, ""

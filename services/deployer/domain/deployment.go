@@ -87,7 +87,22 @@ type Deployment struct {
 	ModelID   string `json:"model_id" bson:"modelId"` // the registered model's name
 	Version   string `json:"version" bson:"version"`  // resolved version number
 	Alias     string `json:"alias,omitempty" bson:"alias,omitempty"`
-	ModelURI  string `json:"model_uri" bson:"modelUri"`
+	// FollowAlias is the alias the deployment follows: when it moves, the
+	// new version is started beside the old one and takes the traffic.
+	FollowAlias string `json:"follow_alias,omitempty" bson:"followAlias,omitempty"`
+	// Rollovers is the history of those switches, oldest first.
+	Rollovers []Rollover `json:"rollovers" bson:"rollovers,omitempty"`
+	// RolloverError is why the last rollover failed while the old version
+	// kept serving; cleared by the next successful one.
+	RolloverError string `json:"rollover_error,omitempty" bson:"rolloverError,omitempty"`
+	// AliasError says the followed alias is gone from the registry (the
+	// last version keeps serving).
+	AliasError string `json:"alias_error,omitempty" bson:"aliasError,omitempty"`
+	// Next is the new version's server while a rollover proves it;
+	// Retired are old servers draining before they stop.
+	Next     *ServerRef  `json:"-" bson:"next,omitempty"`
+	Retired  []ServerRef `json:"-" bson:"retired,omitempty"`
+	ModelURI string      `json:"model_uri" bson:"modelUri"`
 	// InputColumns are the names of the model's input signature, when it
 	// has one: the gateway turns {"data": rows} into a dataframe with them.
 	InputColumns []string  `json:"input_columns,omitempty" bson:"inputColumns,omitempty"`
@@ -120,6 +135,9 @@ func (d Deployment) MarshalJSON() ([]byte, error) {
 		Port *int    `json:"port"`
 		URL  *string `json:"url"`
 	}{plain: plain(d)}
+	if out.Rollovers == nil {
+		out.plain.Rollovers = []Rollover{} // a list, never null
+	}
 	if d.Host != "" {
 		out.Host = &d.Host
 	}

@@ -85,3 +85,33 @@ func TestDeploymentJSONAddress(t *testing.T) {
 		t.Errorf("running: %s", b)
 	}
 }
+
+func TestParseFollow(t *testing.T) {
+	for _, c := range []struct{ version, follow, resolve, follows string }{
+		{"", "", "", ""},
+		{"3", "", "3", ""},
+		{"champion", "", "champion", ""},
+		{"@champion", "", "champion", "champion"},
+		{"", "champion", "champion", "champion"},
+		{"@champion", "champion", "champion", "champion"},
+		{"champion", "champion", "champion", "champion"},
+		{"", "@champion", "champion", "champion"},
+	} {
+		resolve, follows, err := ParseFollow(c.version, c.follow)
+		if err != nil || resolve != c.resolve || follows != c.follows {
+			t.Errorf("ParseFollow(%q, %q) = %q, %q, %v; want %q, %q", c.version, c.follow, resolve, follows, err, c.resolve, c.follows)
+		}
+	}
+	for _, c := range []struct{ version, follow, want string }{
+		{"@", "", "names no alias"},
+		{"@champion", "prod", "disagree"},
+		{"3", "champion", "disagree"},
+		{"", "1", "invalid follow_alias"},
+		{"@a b", "", "invalid follow_alias"},
+		{"1/2", "", "invalid version"},
+	} {
+		if _, _, err := ParseFollow(c.version, c.follow); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("ParseFollow(%q, %q): %v, want an error saying %q", c.version, c.follow, err, c.want)
+		}
+	}
+}

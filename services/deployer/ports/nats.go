@@ -50,6 +50,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string, opts ...events.Se
 			fromQuery(&in.ModelID, "model_id")
 			fromQuery((*string)(&in.Version), "version")
 			fromQuery(&in.Type, "type")
+			fromQuery(&in.FollowAlias, "follow_alias")
 			in.CreatedBy = r.Caller
 			return svc.Create(ctx, in)
 		},
