@@ -40,6 +40,8 @@ func requirement(method, route string) need {
 		return selfOrAdmin
 	case route == "/projects", route == "/projects/import": // an import is owned by its caller
 		return signedIn
+	case strings.HasPrefix(route, "/search/"), strings.HasPrefix(route, "/compare/"): // across the caller's projects only
+		return signedIn
 	case route == "/projects/:id/export": // a whole copy of the project
 		return projOwn
 	case route == "/projects/:id/mlflow/*path":

@@ -86,7 +86,8 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	direct := mlflowdb.New(log)
 	defer direct.Close()
 	svc.UseDirectReads(direct)
-	ms, err := ports.Register(nc, svc, Version, cfg.Timeout)
+	search := app.NewSearch(svc, adapters.NewCatalog(nc, 10*time.Second), direct)
+	ms, err := ports.Register(nc, svc, Version, cfg.Timeout, ports.SearchOps(search))
 	if err != nil {
 		return err
 	}
