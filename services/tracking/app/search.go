@@ -420,6 +420,9 @@ func (s *Search) SearchRuns(ctx context.Context, caller events.Request, q Search
 		return events.List[SearchRun]{}, err
 	}
 	cs := CrossRunSearch{ExperimentName: strings.TrimSpace(q.ExperimentName), Filter: q.Filter, OrderBy: splitClauses(q.OrderBy), View: view}
+	if err := checkOrderBy(cs.OrderBy); err != nil {
+		return events.List[SearchRun]{}, err
+	}
 	switch q.GroupBy {
 	case "":
 	case "project", "experiment_name":
@@ -503,4 +506,41 @@ func (s *Search) read(ctx context.Context, hits []hit) ([]SearchRun, error) {
 		}
 	}
 	return items, nil
+}
+
+// orderPrefixes are MLflow's identifier prefixes by what they name.
+var orderPrefixes = map[string]string{
+	"metric": "metrics", "metrics": "metrics",
+	"param": "params", "params": "params", "parameter": "params", "parameters": "params",
+	"tag": "tags", "tags": "tags",
+	"attribute": "attributes", "attributes": "attributes", "attr": "attributes", "run": "attributes",
+}
+
+// checkOrderBy refuses an order_by that names one field twice, which
+// MLflow answers with a 500 (INTERNAL_ERROR) rather than a 400.
+func checkOrderBy(clauses []string) error {
+	seen := map[string]string{}
+	for _, c := range clauses {
+		f := strings.Fields(c)
+		if len(f) == 0 {
+			continue
+		}
+		field := strings.ReplaceAll(f[0], "`", "")
+		prefix, key, dotted := strings.Cut(field, ".")
+		if !dotted {
+			prefix, key = "attributes", field
+		}
+		if p, ok := orderPrefixes[prefix]; ok {
+			prefix = p
+		}
+		if prefix == "attributes" && (key == "created" || key == "Created") {
+			key = "start_time"
+		}
+		norm := prefix + "." + key
+		if first, dup := seen[norm]; dup {
+			return badRequest("order_by names %s twice (%q and %q): give each field once", norm, first, c)
+		}
+		seen[norm] = c
+	}
+	return nil
 }

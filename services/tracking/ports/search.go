@@ -18,5 +18,8 @@ func SearchOps(s *app.Search) map[string]events.Operation {
 				Filter: r.Query["filter"], OrderBy: r.Query["order_by"], View: r.Query["view"], GroupBy: r.Query["group_by"],
 			}, r.List)
 		},
+		"compare.runs": func(ctx context.Context, r events.Request) (any, error) {
+			return s.CompareRuns(ctx, r, r.Query["ids"])
+		},
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/mlpanel/mlpanel/services/tracking/app"
+	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
 
@@ -268,7 +269,17 @@ func boolNum(b bool) int {
 // KeysOf computes the keys RunKeys gives a run from the run as MLflow's
 // REST API sends it (for a project searched through MLflow's REST API).
 func (r *Reader) KeysOf(orderBy []string, run mc.Run) ([]app.SortKey, error) {
-	order, err := parseOrder(orderBy)
+	// MLflow takes bare attribute names in order_by ("start_time"); the
+	// SQL path leaves them to MLflow, whose answer these keys describe.
+	named := make([]string, len(orderBy))
+	for i, c := range orderBy {
+		c = strings.TrimSpace(c)
+		if f, _, _ := strings.Cut(c, " "); !strings.Contains(f, ".") {
+			c = "attributes." + c
+		}
+		named[i] = c
+	}
+	order, err := parseOrder(named)
 	if err != nil {
 		return nil, ErrFallback
 	}
@@ -399,4 +410,37 @@ func (r *Reader) RunsByID(ctx context.Context, projectPath string, ids []string)
 	page.Incomplete = make([]bool, len(page.Runs))
 	page.Total = len(page.Runs)
 	return page, r.fillData(ctx, db, path, &page, index)
+}
+
+// MetricHistories reads every metric's history of a run (deleted runs
+// too), at most max points per metric, in step order (then timestamp,
+// then value, as MetricHistory orders by step).
+func (r *Reader) MetricHistories(ctx context.Context, projectPath, runID string, max int) (map[string][]domain.MetricPoint, error) {
+	path := DBPath(projectPath)
+	db, err := r.db(ctx, path)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := db.QueryContext(ctx, `SELECT key, value, timestamp, step, is_nan FROM (
+	  SELECT key, value, timestamp, step, is_nan, ROW_NUMBER() OVER (PARTITION BY key ORDER BY step, timestamp, value) AS n
+	  FROM metrics WHERE run_uuid = ?) WHERE n <= ? ORDER BY key, n`, runID, max)
+	if err != nil {
+		return nil, r.queryErr(ctx, path, "reading metric histories", err)
+	}
+	defer rows.Close()
+	out := map[string][]domain.MetricPoint{}
+	for rows.Next() {
+		var p domain.MetricPoint
+		var ts, step sql.NullInt64
+		var isNaN bool
+		if err := rows.Scan(&p.Key, &p.Value, &ts, &step, &isNaN); err != nil {
+			return nil, r.queryErr(ctx, path, "reading metric histories", err)
+		}
+		if isNaN {
+			p.Value = math.NaN()
+		}
+		p.Timestamp, p.Step = ts.Int64, step.Int64
+		out[p.Key] = append(out[p.Key], p)
+	}
+	return out, r.queryErr(ctx, path, "reading metric histories", rows.Err())
 }
