@@ -12,5 +12,6 @@ func searchRoutes() []route {
 	const s = "mlpanel.tracking."
 	return []route{
 		{http.MethodGet, "/search/runs", s + "search.runs", http.StatusOK, true},
+		{http.MethodGet, "/compare/runs", s + "compare.runs", http.StatusOK, false},
 	}
 }
