@@ -12,6 +12,7 @@ func searchRoutes() []route {
 	const s = "mlpanel.tracking."
 	return []route{
 		{http.MethodGet, "/search/runs", s + "search.runs", http.StatusOK, true},
+		{http.MethodGet, "/search/models", s + "search.models", http.StatusOK, true},
 		{http.MethodGet, "/compare/runs", s + "compare.runs", http.StatusOK, false},
 	}
 }

@@ -87,6 +87,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	defer direct.Close()
 	svc.UseDirectReads(direct)
 	search := app.NewSearch(svc, adapters.NewCatalog(nc, 10*time.Second), direct)
+	search.UseDeployments(adapters.NewDeployments(nc, 10*time.Second))
 	ms, err := ports.Register(nc, svc, Version, cfg.Timeout, ports.SearchOps(search))
 	if err != nil {
 		return err

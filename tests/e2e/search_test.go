@@ -70,6 +70,7 @@ func TestSearchAcrossProjects(t *testing.T) {
 		}
 		out := python(t, `
 import mlflow
+from mlflow import MlflowClient
 mlflow.set_experiment("shared")
 for i, acc in enumerate([`+strings.Join(vals, ", ")+`]):
     with mlflow.start_run() as run:
@@ -78,6 +79,12 @@ for i, acc in enumerate([`+strings.Join(vals, ", ")+`]):
         for step in range(3):
             mlflow.log_metric("accuracy", acc - (2 - step) * 0.01, step=step)
         print("run=" + run.info.run_id)
+        if acc > 0.92:
+            c = MlflowClient()
+            name = "clf-`+name+`"
+            c.create_registered_model(name, tags={"task": "vision"})
+            v = c.create_model_version(name, "runs:/" + run.info.run_id + "/model", run_id=run.info.run_id)
+            c.set_registered_model_alias(name, "champion", v.version)
 `, "MLFLOW_TRACKING_URI="+tp.URL+"/projects/"+name+"/mlflow", "MLFLOW_TRACKING_TOKEN="+owners[name])
 		for _, l := range strings.Split(out, "\n") {
 			if id, ok := strings.CutPrefix(strings.TrimSpace(l), "run="); ok {
@@ -179,6 +186,40 @@ for i, acc in enumerate([`+strings.Join(vals, ", ")+`]):
 	}
 	if s := tp.projectStatus(t, "srch-a"); s != "sleeping" {
 		t.Errorf("srch-a is %s after the searches, want it still sleeping", s)
+	}
+
+	// Every @champion alice may view, with its source run's accuracy.
+	r = tp.as(t, alice, "GET", "/search/models?"+q("alias", "@champion", "tag", "task=vision"), nil)
+	expect(t, r, 200)
+	var models []struct {
+		ProjectName string   `json:"project_name"`
+		Name        string   `json:"name"`
+		Version     string   `json:"version"`
+		Aliases     []string `json:"aliases"`
+		Served      bool     `json:"served"`
+		RunMetrics  []struct {
+			Key   string  `json:"key"`
+			Value float64 `json:"value"`
+		} `json:"run_metrics"`
+	}
+	r.JSON(t, &models)
+	var champs []string
+	for _, m := range models {
+		acc := -1.0
+		for _, x := range m.RunMetrics {
+			if x.Key == "accuracy" {
+				acc = x.Value
+			}
+		}
+		champs = append(champs, fmt.Sprintf("%s:%s/%s:%v:%.2f:%v", m.ProjectName, m.Name, m.Version, m.Aliases, acc, m.Served))
+	}
+	if fmt.Sprint(champs) != "[srch-a:clf-srch-a/1:[champion]:0.97:false srch-b:clf-srch-b/1:[champion]:0.93:false]" || r.Header.Get("X-Total-Count") != "2" {
+		t.Errorf("alice's champions: %v (total %s)", champs, r.Header.Get("X-Total-Count"))
+	}
+	r = tp.as(t, carol, "GET", "/search/models?"+q("name", "clf-%"), nil)
+	expect(t, r, 200)
+	if r.Header.Get("X-Total-Count") != "1" {
+		t.Errorf("carol's models: %s (total %s), want srch-b's only", r.Body, r.Header.Get("X-Total-Count"))
 	}
 
 	// Compare a run of srch-a (asleep) with one of srch-b.

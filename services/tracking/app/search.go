@@ -31,6 +31,8 @@ type Search struct {
 	svc     *Service
 	catalog Catalog
 	cross   CrossReads
+	// deployments, when set, say which model versions are deployed.
+	deployments Deployments
 	// Parallel bounds the projects read at once.
 	Parallel int
 }

@@ -18,6 +18,11 @@ func SearchOps(s *app.Search) map[string]events.Operation {
 				Filter: r.Query["filter"], OrderBy: r.Query["order_by"], View: r.Query["view"], GroupBy: r.Query["group_by"],
 			}, r.List)
 		},
+		"search.models": func(ctx context.Context, r events.Request) (any, error) {
+			return s.SearchModels(ctx, r, app.ModelQuery{
+				Projects: r.Query["projects"], Name: r.Query["name"], Alias: r.Query["alias"], Tag: r.Query["tag"],
+			}, r.List)
+		},
 		"compare.runs": func(ctx context.Context, r events.Request) (any, error) {
 			return s.CompareRuns(ctx, r, r.Query["ids"])
 		},
