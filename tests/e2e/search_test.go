@@ -83,7 +83,7 @@ for i, acc in enumerate([`+strings.Join(vals, ", ")+`]):
             c = MlflowClient()
             name = "clf-`+name+`"
             c.create_registered_model(name, tags={"task": "vision"})
-            v = c.create_model_version(name, "runs:/" + run.info.run_id + "/model", run_id=run.info.run_id)
+            v = c.create_model_version(name, run.info.artifact_uri + "/model", run_id=run.info.run_id)
             c.set_registered_model_alias(name, "champion", v.version)
 `, "MLFLOW_TRACKING_URI="+tp.URL+"/projects/"+name+"/mlflow", "MLFLOW_TRACKING_TOKEN="+owners[name])
 		for _, l := range strings.Split(out, "\n") {
