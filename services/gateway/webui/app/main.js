@@ -6,6 +6,7 @@ import { ProjectsPage } from './projects.js';
 import { ProjectPage } from './project.js';
 import { DeploymentsPage, DeploymentPage } from './deployments.js';
 import { AdminPage } from './admin.js';
+import { SearchPage } from './search.js';
 
 function SignIn({ message, onDone }) {
   const [token, setToken] = useState('');
@@ -47,11 +48,12 @@ function Shell({ route, onSignOut }) {
   if (a === 'projects' && b) page = html`<${ProjectPage} key=${b} id=${b} rest=${route.parts.slice(2)} query=${route.query}/>`;
   else if (a === 'deployments' && b) page = html`<${DeploymentPage} key=${b} id=${b}/>`;
   else if (a === 'deployments') page = html`<${DeploymentsPage}/>`;
+  else if (a === 'search') page = html`<${SearchPage} query=${route.query}/>`;
   else if (a === 'admin') page = html`<${AdminPage} tab=${b || ''}/>`;
   else page = html`<${ProjectsPage}/>`;
   return html`<header class="top">
       <a class="brand" href="#/projects">mlpanel</a>
-      <nav aria-label="Main">${nav('projects', 'Projects')}${nav('deployments', 'Deployments')}${nav('admin', me.admin ? 'Admin' : 'Tokens')}<a href="/docs">API</a></nav>
+      <nav aria-label="Main">${nav('projects', 'Projects')}${nav('deployments', 'Deployments')}${nav('search', 'Search')}${nav('admin', me.admin ? 'Admin' : 'Tokens')}<a href="/docs">API</a></nav>
       <div class="who"><${Live}/>
         ${me.auth ? html`<span data-testid="me">${me.name}${me.admin ? ' (admin)' : ''}</span><button onClick=${onSignOut}>Sign out</button>` : html`<span class="small">auth off</span>`}
       </div>
