@@ -138,7 +138,7 @@ for i, acc in enumerate([`+strings.Join(vals, ", ")+`]):
 	}
 	// A window of the same order, with the total of all.
 	runs, total, _ = search(tp.admin, q("order_by", "metrics.accuracy ASC", "_start", "2", "_end", "4"))
-	if got, want := names(runs), []string{"srch-a:0.55", "srch-b:0.60"}; fmt.Sprint(got) != fmt.Sprint(want) || total != 7 {
+	if got, want := names(runs), []string{"srch-b:0.60", "srch-a:0.91"}; fmt.Sprint(got) != fmt.Sprint(want) || total != 7 {
 		t.Errorf("window 2..4 by accuracy: %v (total %d), want %v (total 7)", got, total, want)
 	}
 	// Alice: her two projects only; carol: srch-b only, in the total too.
