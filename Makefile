@@ -54,6 +54,7 @@ bench: venv
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./tests/e2e/
 	$(GO) test -run '^$$' -bench BenchmarkTrackingReads -benchtime 1x -timeout 30m ./services/tracking/adapters/mlflowdb/
 	$(GO) test -run '^$$' -bench BenchmarkRevision -benchtime 200x ./pkg/platform/mlflowschema/
+	$(GO) test -run '^$$' -bench BenchmarkSearchAcrossProjects -benchtime 1x -timeout 30m ./services/tracking/adapters/mlflowdb/
 
 # The OpenAPI document is the merge of services/gateway/openapi/*.yaml.
 openapi:

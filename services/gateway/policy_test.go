@@ -18,6 +18,9 @@ func TestRequirement(t *testing.T) {
 		{"GET", "/openapi.json", public},
 		{"GET", "/projects", signedIn},
 		{"POST", "/projects", signedIn},
+		{"GET", "/search/runs", signedIn}, // narrowed to the caller's projects like GET /projects
+		{"GET", "/search/models", signedIn},
+		{"GET", "/compare/runs", signedIn},
 		{"GET", "/projects/:id", projRead},
 		{"GET", "/projects/:id/logs", projRead},
 		{"PUT", "/projects/:id/run", projOwn},

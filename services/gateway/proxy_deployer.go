@@ -121,7 +121,7 @@ func (p *predictProxy) endpoint(ctx context.Context, id string) (deployEndpoint,
 	if err != nil {
 		return ep, err
 	}
-	ep = deployEndpoint{ID: d.ID, Status: string(d.Status), DesiredState: string(d.DesiredState), URL: d.URL, InputColumns: d.InputColumns}
+	ep = deployEndpoint{ID: d.ID, Status: string(d.Status), DesiredState: string(d.DesiredState), URL: d.URL, InputColumns: d.InputColumns, Version: d.Version}
 	p.mu.Lock()
 	p.cache[id] = ep
 	p.mu.Unlock()

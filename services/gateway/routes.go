@@ -132,6 +132,13 @@ func (g *Gateway) routes() []endpoint {
 		call(put, "/model-versions/:version/aliases/:alias", projWrite, tracking.Subject("model-versions.set-alias"), ok, item),
 		call(del, "/model-versions/:version/aliases/:alias", projWrite, tracking.Subject("model-versions.remove-alias"), ok, item),
 
+		// Across projects (the tracking service, from each project's
+		// database): narrowed to the projects the caller may view, as the
+		// project list is.
+		call(get, "/search/runs", signedIn, tracking.Subject("search.runs"), ok, list),
+		call(get, "/search/models", signedIn, tracking.Subject("search.models"), ok, list),
+		call(get, "/compare/runs", signedIn, tracking.Subject("compare.runs"), ok, item),
+
 		// Deployments (the deployer), authorised on the owning project.
 		call(get, "/deployments", projRead, deployer.Subject("list"), ok, list),
 		call(post, "/deployments", projWrite, deployer.Subject("create"), accepted, item),

@@ -97,7 +97,9 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	direct.PostgresURL = cfg.ProjectDBURL
 	defer direct.Close()
 	svc.UseDirectReads(direct)
-	ms, err := ports.Register(nc, svc, Version, cfg.Timeout, events.WithLog(log))
+	search := app.NewSearch(svc, adapters.NewCatalog(nc, 10*time.Second), direct)
+	search.UseDeployments(adapters.NewDeployments(nc, 10*time.Second))
+	ms, err := ports.Register(nc, svc, Version, cfg.Timeout, []map[string]events.Operation{ports.SearchOps(search)}, events.WithLog(log))
 	if err != nil {
 		return err
 	}

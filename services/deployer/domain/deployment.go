@@ -91,7 +91,7 @@ type Deployment struct {
 	// new version is started beside the old one and takes the traffic.
 	FollowAlias string `json:"follow_alias,omitempty" bson:"followAlias,omitempty"`
 	// Rollovers is the history of those switches, oldest first.
-	Rollovers []Rollover `json:"rollovers" bson:"rollovers,omitempty"`
+	Rollovers []Rollover `json:"rollovers,omitempty" bson:"rollovers,omitempty"`
 	// RolloverError is why the last rollover failed while the old version
 	// kept serving; cleared by the next successful one.
 	RolloverError string `json:"rollover_error,omitempty" bson:"rolloverError,omitempty"`

@@ -4,6 +4,7 @@ package ports
 
 import (
 	"context"
+	"maps"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -82,11 +83,15 @@ func Operations(svc *app.Service) map[string]events.Operation {
 	}
 }
 
-// Register adds the tracking endpoints to nc and returns the micro
-// service.
-func Register(nc *nats.Conn, svc *app.Service, version string, timeout time.Duration, opts ...events.ServiceOption) (micro.Service, error) {
+// Register adds the tracking endpoints (and extra groups of them) to nc
+// and returns the micro service.
+func Register(nc *nats.Conn, svc *app.Service, version string, timeout time.Duration, extra []map[string]events.Operation, opts ...events.ServiceOption) (micro.Service, error) {
+	ops := Operations(svc)
+	for _, e := range extra {
+		maps.Copy(ops, e)
+	}
 	return events.AddService(nc, Service, version,
-		"Experiments, runs, artifacts and model registry of every running project's MLflow", timeout, Operations(svc), opts...)
+		"Experiments, runs, artifacts and model registry of every running project's MLflow", timeout, ops, opts...)
 }
 
 // project is the project_id of the query, or else of the body (forms

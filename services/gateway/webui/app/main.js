@@ -6,6 +6,7 @@ import { ProjectsPage } from './projects.js';
 import { ProjectPage } from './project.js';
 import { DeploymentsPage, DeploymentPage } from './deployments.js';
 import { AdminPage } from './admin.js';
+import { SearchPage } from './search.js';
 
 function SignIn({ message, onDone }) {
   const [token, setToken] = useState('');
@@ -49,6 +50,7 @@ const pages = [
     ? html`<${ProjectPage} key=${id} id=${id} rest=${rest} query=${query}/>`
     : html`<${ProjectsPage}/>`) },
   { top: 'deployments', nav: 'Deployments', page: ([id]) => (id ? html`<${DeploymentPage} key=${id} id=${id}/>` : html`<${DeploymentsPage}/>`) },
+  { top: 'search', nav: 'Search', page: (_, query) => html`<${SearchPage} query=${query}/>` },
   { top: 'admin', nav: () => (me.admin || !me.auth ? 'Admin' : 'Tokens'), page: ([tab]) => html`<${AdminPage} tab=${tab || ''}/>` },
 ];
 
