@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -81,6 +82,10 @@ type Gateway struct {
 	publicURL *url.URL
 	now       func() time.Time
 	activity  *activity.Tracker // wake.go: requests per project, for idle clocks
+	// pub publishes registry events of writes through the MLflow proxy
+	// (registry_events.go); made on first use.
+	pubOnce sync.Once
+	pub     *events.Publisher
 }
 
 // New builds the gateway.

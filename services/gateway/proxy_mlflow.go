@@ -98,7 +98,7 @@ func mountMLflowProxy(g *Gateway, e *gin.Engine) {
 		ctx = context.WithValue(ctx, proxyPathKey{}, c.Param("path"))
 		ctx = context.WithValue(ctx, proxyPrefixKey{}, "/projects/"+url.PathEscape(c.Param("id"))+"/mlflow")
 		ctx = context.WithValue(ctx, proxyProjectKey{}, p.ID)
-		rp.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
+		g.serveMLflow(c, rp, c.Request.WithContext(ctx), p.ID, base) // registry_events.go
 	}
 	for _, m := range []string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
 		http.MethodPatch, http.MethodDelete, http.MethodOptions} {
