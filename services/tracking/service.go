@@ -12,6 +12,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/tracking/adapters"
@@ -86,6 +87,11 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	direct := mlflowdb.New(log)
 	defer direct.Close()
 	svc.UseDirectReads(direct)
+	js, err := events.OpenStream(ctx, nc)
+	if err != nil {
+		return err
+	}
+	svc.UseEvents(events.NewPublisher(js, app.EventSource))
 	ms, err := ports.Register(nc, svc, Version, cfg.Timeout)
 	if err != nil {
 		return err
