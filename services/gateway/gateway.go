@@ -48,6 +48,8 @@ type Config struct {
 	// WakeTimeout bounds how long a request to a sleeping project is held
 	// while it wakes: the projects service's start timeout.
 	WakeTimeout time.Duration
+	// Webhooks are the signed webhooks' settings (routes_webhooks.go).
+	Webhooks WebhooksConfig
 }
 
 // ConfigFromEnv reads MLPANEL_HTTP_ADDR and friends.
@@ -61,6 +63,7 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		AdminToken:     r.String("ADMIN_TOKEN", ""),
 		PublicURL:      r.String("PUBLIC_URL", ""),
 		WakeTimeout:    r.Duration("START_TIMEOUT", 2*time.Minute),
+		Webhooks:       webhooksConfigFromEnv(r),
 	}
 }
 
@@ -86,6 +89,7 @@ type Gateway struct {
 	// (registry_events.go); made on first use.
 	pubOnce sync.Once
 	pub     *events.Publisher
+	hooks   *webhookAPI // routes_webhooks.go; nil until Serve started it
 }
 
 // New builds the gateway.
@@ -171,6 +175,7 @@ func (g *Gateway) Handler() http.Handler {
 	g.mountAuth(e) // auth.go: users, tokens, members
 	g.mountSignIn(e)
 	g.mountAudit(e)
+	g.mountWebhooks(e) // routes_webhooks.go
 	return e
 }
 
@@ -227,6 +232,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	if err := g.prepare(ctx); err != nil {
 		return err
+	}
+	if g.nc != nil {
+		if err := g.startWebhooks(ctx, ln.Addr().String()); err != nil {
+			return err
+		}
 	}
 	defer g.projects.stop()
 	defer g.authCache.stop()

@@ -34,6 +34,9 @@ func requirement(method, route string) need {
 		return public
 	case route == "/me", route == "/events": // events_sse.go filters each event by role
 		return signedIn
+	case route == "/webhooks", strings.HasPrefix(route, "/webhooks/"):
+		return signedIn // routes_webhooks.go: admins, or owners of every project the webhook names
+
 	case route == "/audit", route == "/users", route == "/users/:name":
 		return adminOnly
 	case strings.HasPrefix(route, "/users/:name/tokens"):
