@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/url"
+	"sort"
 	"strings"
 	"time"
 
@@ -44,7 +45,9 @@ var registryHandlers = map[string]string{
 	"_set_model_version_tag":         events.ModelTagsSet,
 	"_delete_registered_model_tag":   events.ModelTagsDeleted,
 	"_delete_model_version_tag":      events.ModelTagsDeleted,
-	"_update_run":                    events.RunFinished,
+	// MLflow drops the aliases of a version it deletes: alias_deleted each.
+	"_delete_model_version": events.ModelAliasDeleted,
+	"_update_run":           events.RunFinished,
 }
 
 // mlflowEventHandler is MLflow's handler of the write route method+path
@@ -184,7 +187,7 @@ func (w *registryWrite) before(ctx context.Context) {
 	}
 	w.seq, _ = w.g.pub.LastSequence(ctx, events.ModelFilter(w.project, name))
 	switch w.handler {
-	case "_delete_registered_model", "_set_registered_model_alias", "_delete_registered_model_alias",
+	case "_delete_registered_model", "_delete_model_version", "_set_registered_model_alias", "_delete_registered_model_alias",
 		"_set_registered_model_tag", "_delete_registered_model_tag":
 		var m struct {
 			RegisteredModel struct {
@@ -306,6 +309,18 @@ func (w *registryWrite) publish(ctx context.Context, answer []byte) {
 		}
 		d.PreviousVersion = prev
 		add(events.NewModelEvent(eventSourceGateway, d, events.ModelAliasDeleted, d.Alias, prev, seq))
+	case "_delete_model_version":
+		var gone []string
+		for a, v := range w.aliases {
+			if v == m["version"] {
+				gone = append(gone, a)
+			}
+		}
+		sort.Strings(gone)
+		for _, a := range gone {
+			d := events.ModelData{ProjectID: w.project, Name: name, Alias: a, PreviousVersion: m["version"]}
+			add(events.NewModelEvent(eventSourceGateway, d, events.ModelAliasDeleted, a, m["version"], seq))
+		}
 	case "_set_registered_model_tag", "_set_model_version_tag":
 		key, val := m["key"], m["value"]
 		if old, had := w.tags[key]; w.known && had && old == val {

@@ -364,6 +364,17 @@ print("version=" + mv.version)
 		t.Fatalf("removing the alias over REST published %+v", del)
 	}
 
+	// Deleting a version drops its aliases in MLflow: each is an alias_deleted.
+	expect(t, mlflowRaw(t, project{MlflowURI: proxy}, http.MethodPost, "/api/2.0/mlflow/registered-models/alias",
+		strings.NewReader(`{"name": "churn.model", "alias": "staging", "version": "2"}`)), http.StatusOK)
+	expect(t, mlflowRaw(t, project{MlflowURI: proxy}, http.MethodDelete, "/api/2.0/mlflow/model-versions/delete",
+		strings.NewReader(`{"name": "churn.model", "version": "2"}`)), http.StatusOK)
+	dropped := drain(t, cons, 2*time.Second)
+	if len(dropped) != 2 || dropped[1].Event.Type != "io.mlpanel.model.alias_deleted" ||
+		dropped[1].Event.Data["alias"] != "staging" || dropped[1].Event.Data["previous_version"] != "2" {
+		t.Fatalf("deleting a version with an alias published %+v", dropped)
+	}
+
 	// The deliveries log shows the attempts with the receiver's status.
 	var ds []delivery
 	r = call(t, http.MethodGet, "/webhooks/"+h.ID+"/deliveries?_order=ASC", nil)

@@ -294,12 +294,18 @@ func (s *Service) DeleteModelVersion(ctx context.Context, project, modelID, vers
 	if err != nil {
 		return domain.ModelVersion{}, err
 	}
+	seq := t.lastSeq(ctx, strings.TrimSpace(modelID))
 	v, err := t.modelVersion(ctx, modelID, version)
 	if err != nil {
 		return domain.ModelVersion{}, err
 	}
 	if err := t.c.DeleteModelVersion(ctx, v.ModelID, v.Version); err != nil {
 		return domain.ModelVersion{}, t.mlflowErr(err)
+	}
+	// MLflow drops the version's aliases with it.
+	for _, a := range v.Aliases {
+		t.publish(ctx, events.ModelData{Name: v.ModelID, Alias: a, PreviousVersion: v.Version},
+			events.ModelAliasDeleted, a, v.Version, seq)
 	}
 	return v, nil
 }
