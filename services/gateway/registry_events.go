@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -53,17 +54,35 @@ var registryHandlers = map[string]string{
 // mlflowEventHandler is MLflow's handler of the write route method+path
 // matches when that write makes events, else "".
 func mlflowEventHandler(method, path string) string {
-	mlflowMatchersOnce.Do(compileMLflowRoutes)
-	if !cleanRoutePath(path) {
+	eventMatchersOnce.Do(func() {
+		mlflowMatchersOnce.Do(compileMLflowRoutes)
+		eventMatchers = map[string][]mlflowRouteMatcher{}
+		for method, ms := range mlflowMatchers {
+			for _, m := range ms {
+				if _, ok := registryHandlers[m.spec.handler]; ok {
+					eventMatchers[method] = append(eventMatchers[method], m)
+				}
+			}
+		}
+	})
+	ms := eventMatchers[method]
+	if len(ms) == 0 || !cleanRoutePath(path) {
 		return ""
 	}
-	for _, m := range mlflowMatchers[method] {
-		if _, ok := registryHandlers[m.spec.handler]; ok && strings.HasPrefix(path, m.prefix) && m.re.MatchString(path) {
+	for _, m := range ms {
+		if strings.HasPrefix(path, m.prefix) && m.re.MatchString(path) {
 			return m.spec.handler
 		}
 	}
 	return ""
 }
+
+// eventMatchers are the routes of registryHandlers, by method: most
+// proxied calls are reads and logging, which match none.
+var (
+	eventMatchersOnce sync.Once
+	eventMatchers     map[string][]mlflowRouteMatcher
+)
 
 // preReadClient reads a project's MLflow before a write, to learn what
 // the write changes (where an alias pointed, a tag's old value).
@@ -91,6 +110,10 @@ func (g *Gateway) serveMLflow(c *gin.Context, rp *httputil.ReverseProxy, req *ht
 	req.Body = io.NopCloser(bytes.NewReader(body))
 	req.ContentLength = int64(len(body))
 	w := registryWrite{g: g, project: projectID, base: base, handler: handler, msg: writeMessage(req.URL.Query(), body)}
+	if handler == "_update_run" && !events.TerminalRunStatus(w.msg["status"]) {
+		rp.ServeHTTP(c.Writer, req) // renaming a run, or one still running: no event
+		return
+	}
 	w.before(req.Context())
 	rec := &recorder{header: http.Header{}}
 	rp.ServeHTTP(rec, req)
