@@ -531,7 +531,21 @@ func TestWebhookInput(t *testing.T) {
 // TestWebhookAuthz: owners manage their projects' webhooks, viewers and
 // strangers do not; a stranger sees a webhook as one that does not exist.
 func TestWebhookAuthz(t *testing.T) {
-	tp := startTeamPanel(t)
+	// A panel with auth on at a port of its own (no project runs here, so
+	// it needs neither the team panel's fixed address nor its public URL).
+	cfg := panelCfg
+	cfg.Home = t.TempDir()
+	cfg.Projects.Home = cfg.Home
+	cfg.Projects.StopOnExit = true
+	cfg.Gateway.Addr = "127.0.0.1:0"
+	cfg.Gateway.Auth = true
+	cfg.Gateway.AdminToken = "mlp_admin-token-for-webhook-tests"
+	s, err := stack.Start(context.Background(), cfg, boot.Logger("warn"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(); assertSpec(t, s) })
+	tp := &teamPanel{Stack: s, admin: cfg.Gateway.AdminToken}
 	alice := tp.newUser(t, "wh-alice", false)
 	bob := tp.newUser(t, "wh-bob", false)
 	carol := tp.newUser(t, "wh-carol", false)
