@@ -33,6 +33,9 @@ type Event struct {
 	Entity   string `json:"-"`
 	EntityID string `json:"-"`
 	Change   string `json:"-"`
+	// natsSubject overrides the subject built from the three above, for
+	// events whose subject also names their project (registry.go).
+	natsSubject string
 }
 
 // New builds the event for one change of one entity. The id is random and
@@ -59,7 +62,12 @@ func New(source, entity, entityID, change string, data any) (Event, error) {
 }
 
 // NATSSubject is the subject the event is published on.
-func (e Event) NATSSubject() string { return Subject(e.Entity, e.EntityID, e.Change) }
+func (e Event) NATSSubject() string {
+	if e.natsSubject != "" {
+		return e.natsSubject
+	}
+	return Subject(e.Entity, e.EntityID, e.Change)
+}
 
 // Decode parses an event received from the stream.
 func Decode(b []byte) (Event, error) {

@@ -100,3 +100,23 @@ func OpenStream(ctx context.Context, nc *nats.Conn) (jetstream.JetStream, error)
 	}
 	return js, nil
 }
+
+// LastSequence is the stream sequence of the newest event on subject (a
+// filter with wildcards is fine), 0 when there is none. Registry events
+// put it in their identity: a write repeated after other changes of the
+// same model is a new event, while a retry of a write whose event is not
+// yet stored reads the same sequence and is deduplicated.
+func (p *Publisher) LastSequence(ctx context.Context, subject string) (uint64, error) {
+	s, err := p.js.Stream(ctx, StreamName)
+	if err != nil {
+		return 0, fmt.Errorf("opening stream %s: %w", StreamName, err)
+	}
+	m, err := s.GetLastMsgForSubject(ctx, subject)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reading the last event on %s: %w", subject, err)
+	}
+	return m.Sequence, nil
+}

@@ -192,8 +192,13 @@ func (g *Gateway) eventFilter(c *gin.Context) (func(ctx context.Context, subject
 		return ok
 	}
 	return func(ctx context.Context, subject string, data []byte) bool {
-		// mlpanel.events.<entity>.<id>.<type>
+		// mlpanel.events.<entity>.<id>.<type>, or for registry and run
+		// events mlpanel.events.<entity>.<project_id>.<key>.<type>
 		parts := strings.Split(subject, ".")
+		if len(parts) == 6 && (parts[2] == events.EntityModel || parts[2] == events.EntityRun) {
+			p, err := g.projects.Get(ctx, parts[3])
+			return err == nil && mayRead(ctx, p)
+		}
 		if len(parts) != 5 {
 			return false
 		}

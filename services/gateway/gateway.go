@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -57,6 +58,8 @@ type Config struct {
 	// WakeTimeout bounds how long a request to a sleeping project is held
 	// while it wakes: the projects service's start timeout.
 	WakeTimeout time.Duration `env:"MLPANEL_START_TIMEOUT" envDefault:"2m"`
+	// Webhooks are the signed webhooks' settings (routes_webhooks.go).
+	Webhooks WebhooksConfig
 }
 
 // Settings are the settings structs the gateway command loads: its -h
@@ -71,6 +74,9 @@ func ConfigFromEnv() (Config, error) {
 	}
 	if c.MaxBody <= 0 || c.PredictMaxBytes <= 0 {
 		return c, fmt.Errorf("MLPANEL_MAX_BODY_BYTES=%d, MLPANEL_PREDICT_MAX_BYTES=%d: want positive sizes in bytes", c.MaxBody, c.PredictMaxBytes)
+	}
+	if err := c.Webhooks.check(); err != nil {
+		return c, err
 	}
 	return c, nil
 }
@@ -102,6 +108,11 @@ type Gateway struct {
 	// middleware that needs a route's access rule or stream flag.
 	table routeTable
 	ops   *opsState // observe.go: metrics registry and spec violations
+	// pub publishes registry events of writes through the MLflow proxy
+	// (registry_events.go); made on first use.
+	pubOnce sync.Once
+	pub     *events.Publisher
+	hooks   *webhookAPI // routes_webhooks.go; nil until Serve started it
 }
 
 // New builds the gateway.
@@ -245,6 +256,11 @@ func (g *Gateway) Run(ctx context.Context) error {
 func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	if err := g.prepare(ctx); err != nil {
 		return err
+	}
+	if g.nc != nil {
+		if err := g.startWebhooks(ctx, ln.Addr().String()); err != nil {
+			return err
+		}
 	}
 	defer g.projects.Stop()
 	defer g.authCache.stop()

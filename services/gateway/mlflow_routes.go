@@ -10,10 +10,11 @@ import (
 // mlflowRouteSpec is one route of the pinned MLflow's tracking server
 // (mlflow_routes_gen.go, generated from MLflow itself by
 // mlflowroutes/gen.py): method, path pattern ({x} is one segment, {x...}
-// one or more), and whether it only reads.
+// one or more), whether it only reads, and MLflow's handler of it.
 type mlflowRouteSpec struct {
 	method, pattern string
 	read            bool
+	handler         string
 }
 
 type mlflowRouteMatcher struct {

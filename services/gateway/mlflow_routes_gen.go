@@ -6,491 +6,492 @@ package gateway
 const mlflowVersion = "3.17.2"
 
 // mlflowRoutes is every route of that MLflow's tracking server, with
-// whether a viewer may call it (read) or it needs an editor.
+// whether a viewer may call it (read) or it needs an editor, and the
+// name of MLflow's handler (registry_events.go maps writes to events by it).
 var mlflowRoutes = []mlflowRouteSpec{
-	{"GET", "/", true}, // serve
-	{"GET", "/ajax-api/2.0/mlflow-artifacts/artifacts", true},                                           // _list_artifacts_mlflow_artifacts
-	{"DELETE", "/ajax-api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", false},                    // _delete_artifact_mlflow_artifacts
-	{"GET", "/ajax-api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", true},                        // download_artifact
-	{"PUT", "/ajax-api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", false},                       // upload_artifact
-	{"POST", "/ajax-api/2.0/mlflow-artifacts/mpu/abort/{artifact_path...}", false},                      // _abort_multipart_upload_artifact
-	{"POST", "/ajax-api/2.0/mlflow-artifacts/mpu/complete/{artifact_path...}", false},                   // _complete_multipart_upload_artifact
-	{"POST", "/ajax-api/2.0/mlflow-artifacts/mpu/create/{artifact_path...}", false},                     // _create_multipart_upload_artifact
-	{"GET", "/ajax-api/2.0/mlflow-artifacts/presigned/{artifact_path...}", true},                        // _get_presigned_download_url
-	{"GET", "/ajax-api/2.0/mlflow/artifacts/list", true},                                                // _list_artifacts
-	{"POST", "/ajax-api/2.0/mlflow/artifacts/presigned-download-url", false},                            // _create_presigned_download_url
-	{"POST", "/ajax-api/2.0/mlflow/artifacts/presigned-upload-url", false},                              // _create_presigned_upload_url
-	{"POST", "/ajax-api/2.0/mlflow/experiments/create", false},                                          // _create_experiment
-	{"POST", "/ajax-api/2.0/mlflow/experiments/delete", false},                                          // _delete_experiment
-	{"POST", "/ajax-api/2.0/mlflow/experiments/delete-experiment-tag", false},                           // _delete_experiment_tag
-	{"GET", "/ajax-api/2.0/mlflow/experiments/get", true},                                               // _get_experiment
-	{"GET", "/ajax-api/2.0/mlflow/experiments/get-by-name", true},                                       // _get_experiment_by_name
-	{"POST", "/ajax-api/2.0/mlflow/experiments/restore", false},                                         // _restore_experiment
-	{"GET", "/ajax-api/2.0/mlflow/experiments/search", true},                                            // _search_experiments
-	{"POST", "/ajax-api/2.0/mlflow/experiments/search", true},                                           // _search_experiments
-	{"POST", "/ajax-api/2.0/mlflow/experiments/search-datasets", true},                                  // serve_search_datasets
-	{"POST", "/ajax-api/2.0/mlflow/experiments/set-experiment-tag", false},                              // _set_experiment_tag
-	{"POST", "/ajax-api/2.0/mlflow/experiments/update", false},                                          // _update_experiment
-	{"GET", "/ajax-api/2.0/mlflow/gateway-proxy", true},                                                 // serve_gateway_proxy
-	{"POST", "/ajax-api/2.0/mlflow/gateway-proxy", false},                                               // serve_gateway_proxy
-	{"GET", "/ajax-api/2.0/mlflow/get-online-trace-details", true},                                      // _not_implemented
-	{"GET", "/ajax-api/2.0/mlflow/get-trace-artifact", true},                                            // serve_get_trace_artifact
-	{"POST", "/ajax-api/2.0/mlflow/logged-models", false},                                               // _create_logged_model
-	{"POST", "/ajax-api/2.0/mlflow/logged-models/search", true},                                         // _search_logged_models
-	{"DELETE", "/ajax-api/2.0/mlflow/logged-models/{model_id}", false},                                  // _delete_logged_model
-	{"GET", "/ajax-api/2.0/mlflow/logged-models/{model_id}", true},                                      // _get_logged_model
-	{"PATCH", "/ajax-api/2.0/mlflow/logged-models/{model_id}", false},                                   // _finalize_logged_model
-	{"GET", "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/directories", true},                // _list_logged_model_artifacts
-	{"GET", "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files", true},                      // serve_get_logged_model_artifact
-	{"POST", "/ajax-api/2.0/mlflow/logged-models/{model_id}/params", false},                             // _log_logged_model_params
-	{"PATCH", "/ajax-api/2.0/mlflow/logged-models/{model_id}/tags", false},                              // _set_logged_model_tags
-	{"DELETE", "/ajax-api/2.0/mlflow/logged-models/{model_id}/tags/{tag_key}", false},                   // _delete_logged_model_tag
-	{"GET", "/ajax-api/2.0/mlflow/metrics/get-history", true},                                           // _get_metric_history
-	{"GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk", true},                                      // serve_get_metric_history_bulk
-	{"GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval", true},                             // serve_get_metric_history_bulk_interval
-	{"POST", "/ajax-api/2.0/mlflow/model-versions/create", false},                                       // _create_model_version
-	{"DELETE", "/ajax-api/2.0/mlflow/model-versions/delete", false},                                     // _delete_model_version
-	{"DELETE", "/ajax-api/2.0/mlflow/model-versions/delete-tag", false},                                 // _delete_model_version_tag
-	{"GET", "/ajax-api/2.0/mlflow/model-versions/get", true},                                            // _get_model_version
-	{"GET", "/ajax-api/2.0/mlflow/model-versions/get-download-uri", true},                               // _get_model_version_download_uri
-	{"GET", "/ajax-api/2.0/mlflow/model-versions/search", true},                                         // _search_model_versions
-	{"POST", "/ajax-api/2.0/mlflow/model-versions/set-tag", false},                                      // _set_model_version_tag
-	{"POST", "/ajax-api/2.0/mlflow/model-versions/transition-stage", false},                             // _transition_stage
-	{"PATCH", "/ajax-api/2.0/mlflow/model-versions/update", false},                                      // _update_model_version
-	{"DELETE", "/ajax-api/2.0/mlflow/registered-models/alias", false},                                   // _delete_registered_model_alias
-	{"GET", "/ajax-api/2.0/mlflow/registered-models/alias", true},                                       // _get_model_version_by_alias
-	{"POST", "/ajax-api/2.0/mlflow/registered-models/alias", false},                                     // _set_registered_model_alias
-	{"POST", "/ajax-api/2.0/mlflow/registered-models/create", false},                                    // _create_registered_model
-	{"DELETE", "/ajax-api/2.0/mlflow/registered-models/delete", false},                                  // _delete_registered_model
-	{"DELETE", "/ajax-api/2.0/mlflow/registered-models/delete-tag", false},                              // _delete_registered_model_tag
-	{"GET", "/ajax-api/2.0/mlflow/registered-models/get", true},                                         // _get_registered_model
-	{"GET", "/ajax-api/2.0/mlflow/registered-models/get-latest-versions", true},                         // _get_latest_versions
-	{"POST", "/ajax-api/2.0/mlflow/registered-models/get-latest-versions", true},                        // _get_latest_versions
-	{"POST", "/ajax-api/2.0/mlflow/registered-models/rename", false},                                    // _rename_registered_model
-	{"GET", "/ajax-api/2.0/mlflow/registered-models/search", true},                                      // _search_registered_models
-	{"POST", "/ajax-api/2.0/mlflow/registered-models/set-tag", false},                                   // _set_registered_model_tag
-	{"PATCH", "/ajax-api/2.0/mlflow/registered-models/update", false},                                   // _update_registered_model
-	{"POST", "/ajax-api/2.0/mlflow/runs/create", false},                                                 // _create_run
-	{"POST", "/ajax-api/2.0/mlflow/runs/create-promptlab-run", false},                                   // serve_create_promptlab_run
-	{"POST", "/ajax-api/2.0/mlflow/runs/delete", false},                                                 // _delete_run
-	{"POST", "/ajax-api/2.0/mlflow/runs/delete-tag", false},                                             // _delete_tag
-	{"GET", "/ajax-api/2.0/mlflow/runs/get", true},                                                      // _get_run
-	{"POST", "/ajax-api/2.0/mlflow/runs/log-batch", false},                                              // _log_batch
-	{"POST", "/ajax-api/2.0/mlflow/runs/log-inputs", false},                                             // _log_inputs
-	{"POST", "/ajax-api/2.0/mlflow/runs/log-metric", false},                                             // _log_metric
-	{"POST", "/ajax-api/2.0/mlflow/runs/log-model", false},                                              // _log_model
-	{"POST", "/ajax-api/2.0/mlflow/runs/log-parameter", false},                                          // _log_param
-	{"POST", "/ajax-api/2.0/mlflow/runs/outputs", false},                                                // _log_outputs
-	{"POST", "/ajax-api/2.0/mlflow/runs/restore", false},                                                // _restore_run
-	{"POST", "/ajax-api/2.0/mlflow/runs/search", true},                                                  // _search_runs
-	{"POST", "/ajax-api/2.0/mlflow/runs/set-tag", false},                                                // _set_tag
-	{"POST", "/ajax-api/2.0/mlflow/runs/update", false},                                                 // _update_run
-	{"GET", "/ajax-api/2.0/mlflow/traces", true},                                                        // _deprecated_search_traces_v2
-	{"POST", "/ajax-api/2.0/mlflow/traces", false},                                                      // _deprecated_start_trace_v2
-	{"POST", "/ajax-api/2.0/mlflow/traces/delete-traces", false},                                        // _delete_traces
-	{"POST", "/ajax-api/2.0/mlflow/traces/link-prompts", false},                                         // _link_prompts_to_trace
-	{"POST", "/ajax-api/2.0/mlflow/traces/link-to-run", false},                                          // _link_traces_to_run
-	{"PATCH", "/ajax-api/2.0/mlflow/traces/{request_id}", false},                                        // _deprecated_end_trace_v2
-	{"GET", "/ajax-api/2.0/mlflow/traces/{request_id}/info", true},                                      // _deprecated_get_trace_info_v2
-	{"DELETE", "/ajax-api/2.0/mlflow/traces/{request_id}/tags", false},                                  // _delete_trace_tag
-	{"PATCH", "/ajax-api/2.0/mlflow/traces/{request_id}/tags", false},                                   // _set_trace_tag
-	{"GET", "/ajax-api/2.0/mlflow/unified-traces", true},                                                // _not_implemented
-	{"POST", "/ajax-api/2.0/mlflow/upload-artifact", false},                                             // serve_upload_artifact
-	{"GET", "/ajax-api/2.0/mlflow/webhooks", true},                                                      // _list_webhooks
-	{"POST", "/ajax-api/2.0/mlflow/webhooks", false},                                                    // _create_webhook
-	{"DELETE", "/ajax-api/2.0/mlflow/webhooks/{webhook_id}", false},                                     // _delete_webhook
-	{"GET", "/ajax-api/2.0/mlflow/webhooks/{webhook_id}", true},                                         // _get_webhook
-	{"PATCH", "/ajax-api/2.0/mlflow/webhooks/{webhook_id}", false},                                      // _update_webhook
-	{"POST", "/ajax-api/2.0/mlflow/webhooks/{webhook_id}/test", false},                                  // _test_webhook
-	{"POST", "/ajax-api/2.0mlflow/experiments/search-datasets", false},                                  // _not_implemented
-	{"POST", "/ajax-api/3.0/jobs/", false},                                                              // submit_job
-	{"PATCH", "/ajax-api/3.0/jobs/cancel/{job_id}", false},                                              // cancel_job
-	{"POST", "/ajax-api/3.0/jobs/search", true},                                                         // search_jobs
-	{"GET", "/ajax-api/3.0/jobs/{job_id}", true},                                                        // get_job
-	{"GET", "/ajax-api/3.0/mlflow/assistant/config", true},                                              // get_config
-	{"PUT", "/ajax-api/3.0/mlflow/assistant/config", false},                                             // update_config
-	{"POST", "/ajax-api/3.0/mlflow/assistant/message", false},                                           // send_message
-	{"GET", "/ajax-api/3.0/mlflow/assistant/providers", true},                                           // get_providers
-	{"GET", "/ajax-api/3.0/mlflow/assistant/providers/{provider}/health", true},                         // provider_health_check
-	{"GET", "/ajax-api/3.0/mlflow/assistant/providers/{provider}/models", true},                         // list_provider_models
-	{"PATCH", "/ajax-api/3.0/mlflow/assistant/sessions/{session_id}", false},                            // patch_session
-	{"POST", "/ajax-api/3.0/mlflow/assistant/sessions/{session_id}/permission", false},                  // resolve_permission
-	{"GET", "/ajax-api/3.0/mlflow/assistant/sessions/{session_id}/stream", true},                        // stream_response
-	{"POST", "/ajax-api/3.0/mlflow/assistant/sessions/{session_id}/tool-result", false},                 // resolve_client_tool_result
-	{"POST", "/ajax-api/3.0/mlflow/assistant/skills/install", false},                                    // install_skills_endpoint
-	{"POST", "/ajax-api/3.0/mlflow/datasets/create", false},                                             // _create_dataset_handler
-	{"GET", "/ajax-api/3.0/mlflow/datasets/search", true},                                               // _search_evaluation_datasets_handler
-	{"POST", "/ajax-api/3.0/mlflow/datasets/search", true},                                              // _search_evaluation_datasets_handler
-	{"DELETE", "/ajax-api/3.0/mlflow/datasets/{dataset_id}", false},                                     // _delete_dataset_handler
-	{"GET", "/ajax-api/3.0/mlflow/datasets/{dataset_id}", true},                                         // _get_dataset_handler
-	{"POST", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/add-experiments", false},                       // _add_dataset_to_experiments_handler
-	{"GET", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/experiment-ids", true},                          // _get_dataset_experiment_ids_handler
-	{"DELETE", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/records", false},                             // _delete_dataset_records_handler
-	{"GET", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/records", true},                                 // _get_dataset_records_handler
-	{"POST", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/records", false},                               // _upsert_dataset_records_handler
-	{"POST", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/remove-experiments", false},                    // _remove_dataset_from_experiments_handler
-	{"PATCH", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/tags", false},                                 // _set_dataset_tags_handler
-	{"DELETE", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/tags/{key}", false},                          // _delete_dataset_tag_handler
-	{"POST", "/ajax-api/3.0/mlflow/demo/delete", false},                                                 // _delete_demo
-	{"POST", "/ajax-api/3.0/mlflow/demo/generate", false},                                               // _generate_demo
-	{"POST", "/ajax-api/3.0/mlflow/gateway/budgets/create", false},                                      // _create_budget_policy
-	{"DELETE", "/ajax-api/3.0/mlflow/gateway/budgets/delete", false},                                    // _delete_budget_policy
-	{"GET", "/ajax-api/3.0/mlflow/gateway/budgets/get", true},                                           // _get_budget_policy
-	{"GET", "/ajax-api/3.0/mlflow/gateway/budgets/list", true},                                          // _list_budget_policies
-	{"POST", "/ajax-api/3.0/mlflow/gateway/budgets/update", false},                                      // _update_budget_policy
-	{"GET", "/ajax-api/3.0/mlflow/gateway/budgets/windows", true},                                       // _list_budget_windows
-	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/bindings/create", false},                           // _create_gateway_endpoint_binding
-	{"DELETE", "/ajax-api/3.0/mlflow/gateway/endpoints/bindings/delete", false},                         // _delete_gateway_endpoint_binding
-	{"GET", "/ajax-api/3.0/mlflow/gateway/endpoints/bindings/list", true},                               // _list_gateway_endpoint_bindings
-	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/create", false},                                    // _create_gateway_endpoint
-	{"DELETE", "/ajax-api/3.0/mlflow/gateway/endpoints/delete", false},                                  // _delete_gateway_endpoint
-	{"DELETE", "/ajax-api/3.0/mlflow/gateway/endpoints/delete-tag", false},                              // _delete_gateway_endpoint_tag
-	{"GET", "/ajax-api/3.0/mlflow/gateway/endpoints/get", true},                                         // _get_gateway_endpoint
-	{"GET", "/ajax-api/3.0/mlflow/gateway/endpoints/list", true},                                        // _list_gateway_endpoints
-	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/models/attach", false},                             // _attach_model_to_gateway_endpoint
-	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/models/detach", false},                             // _detach_model_from_gateway_endpoint
-	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/set-tag", false},                                   // _set_gateway_endpoint_tag
-	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/update", false},                                    // _update_gateway_endpoint
-	{"POST", "/ajax-api/3.0/mlflow/gateway/guardrails/add-to-endpoint", false},                          // _add_guardrail_to_endpoint
-	{"POST", "/ajax-api/3.0/mlflow/gateway/guardrails/create", false},                                   // _create_gateway_guardrail
-	{"DELETE", "/ajax-api/3.0/mlflow/gateway/guardrails/delete", false},                                 // _delete_gateway_guardrail
-	{"GET", "/ajax-api/3.0/mlflow/gateway/guardrails/get", true},                                        // _get_gateway_guardrail
-	{"GET", "/ajax-api/3.0/mlflow/gateway/guardrails/list", true},                                       // _list_gateway_guardrails
-	{"GET", "/ajax-api/3.0/mlflow/gateway/guardrails/list-for-endpoint", true},                          // _list_endpoint_guardrail_configs
-	{"DELETE", "/ajax-api/3.0/mlflow/gateway/guardrails/remove-from-endpoint", false},                   // _remove_guardrail_from_endpoint
-	{"PATCH", "/ajax-api/3.0/mlflow/gateway/guardrails/update-config", false},                           // _update_endpoint_guardrail_config
-	{"POST", "/ajax-api/3.0/mlflow/gateway/model-definitions/create", false},                            // _create_gateway_model_definition
-	{"DELETE", "/ajax-api/3.0/mlflow/gateway/model-definitions/delete", false},                          // _delete_gateway_model_definition
-	{"GET", "/ajax-api/3.0/mlflow/gateway/model-definitions/get", true},                                 // _get_gateway_model_definition
-	{"GET", "/ajax-api/3.0/mlflow/gateway/model-definitions/list", true},                                // _list_gateway_model_definitions
-	{"POST", "/ajax-api/3.0/mlflow/gateway/model-definitions/update", false},                            // _update_gateway_model_definition
-	{"GET", "/ajax-api/3.0/mlflow/gateway/provider-config", true},                                       // _get_provider_config
-	{"GET", "/ajax-api/3.0/mlflow/gateway/secrets/config", true},                                        // _get_secrets_config
-	{"POST", "/ajax-api/3.0/mlflow/gateway/secrets/create", false},                                      // _create_gateway_secret
-	{"DELETE", "/ajax-api/3.0/mlflow/gateway/secrets/delete", false},                                    // _delete_gateway_secret
-	{"GET", "/ajax-api/3.0/mlflow/gateway/secrets/get", true},                                           // _get_gateway_secret_info
-	{"GET", "/ajax-api/3.0/mlflow/gateway/secrets/list", true},                                          // _list_gateway_secrets
-	{"POST", "/ajax-api/3.0/mlflow/gateway/secrets/update", false},                                      // _update_gateway_secret
-	{"GET", "/ajax-api/3.0/mlflow/gateway/supported-models", true},                                      // _list_supported_models
-	{"GET", "/ajax-api/3.0/mlflow/gateway/supported-providers", true},                                   // _list_supported_providers
-	{"POST", "/ajax-api/3.0/mlflow/genai/evaluate/invoke", false},                                       // _invoke_genai_evaluate_handler
-	{"GET", "/ajax-api/3.0/mlflow/get-trace-artifact", true},                                            // serve_get_trace_artifact
-	{"POST", "/ajax-api/3.0/mlflow/issues", false},                                                      // _create_issue
-	{"POST", "/ajax-api/3.0/mlflow/issues/invoke", false},                                               // _invoke_issue_detection_handler
-	{"POST", "/ajax-api/3.0/mlflow/issues/search", true},                                                // _search_issues
-	{"GET", "/ajax-api/3.0/mlflow/issues/{issue_id}", true},                                             // _get_issue
-	{"PATCH", "/ajax-api/3.0/mlflow/issues/{issue_id}", false},                                          // _update_issue
-	{"PATCH", "/ajax-api/3.0/mlflow/jobs/cancel/{job_id}", false},                                       // _cancel_job
-	{"GET", "/ajax-api/3.0/mlflow/jobs/{job_id}", true},                                                 // _get_job
-	{"POST", "/ajax-api/3.0/mlflow/label-schemas/create", false},                                        // _create_label_schema
-	{"DELETE", "/ajax-api/3.0/mlflow/label-schemas/delete", false},                                      // _delete_label_schema
-	{"GET", "/ajax-api/3.0/mlflow/label-schemas/get", true},                                             // _get_label_schema
-	{"GET", "/ajax-api/3.0/mlflow/label-schemas/get-by-name", true},                                     // _get_label_schema_by_name
-	{"GET", "/ajax-api/3.0/mlflow/label-schemas/list", true},                                            // _list_label_schemas
-	{"PATCH", "/ajax-api/3.0/mlflow/label-schemas/update", false},                                       // _update_label_schema
-	{"GET", "/ajax-api/3.0/mlflow/mcp-servers", true},                                                   // search_mcp_servers
-	{"POST", "/ajax-api/3.0/mlflow/mcp-servers", false},                                                 // create_mcp_server
-	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/endpoints", true},                                         // search_all_access_endpoints
-	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}", false},                                     // delete_mcp_server
-	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}", true},                                         // get_mcp_server
-	{"PATCH", "/ajax-api/3.0/mlflow/mcp-servers/{name...}", false},                                      // update_mcp_server
-	{"POST", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/aliases", false},                               // set_mcp_server_alias
-	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/aliases/{alias...}", false},                  // delete_mcp_server_alias
-	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/aliases/{alias...}", true},                      // get_version_by_alias
-	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/endpoints", true},                               // search_server_access_endpoints
-	{"POST", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/endpoints", false},                             // create_mcp_access_endpoint
-	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", false},             // delete_mcp_access_endpoint
-	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", true},                 // get_mcp_access_endpoint
-	{"PATCH", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", false},              // update_mcp_access_endpoint
-	{"POST", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/tags", false},                                  // set_mcp_server_tag
-	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/tags/{key...}", false},                       // delete_mcp_server_tag
-	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions", true},                                // search_mcp_server_versions
-	{"POST", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions", false},                              // create_mcp_server_version
-	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", false},               // delete_mcp_server_version
-	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", true},                   // get_mcp_server_version
-	{"PATCH", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", false},                // update_mcp_server_version
-	{"POST", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}/tags", false},            // set_mcp_server_version_tag
-	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}/tags/{key...}", false}, // delete_mcp_server_version_tag
-	{"POST", "/ajax-api/3.0/mlflow/prompt-optimization/jobs", false},                                    // _create_prompt_optimization_job
-	{"GET", "/ajax-api/3.0/mlflow/prompt-optimization/jobs/search", true},                               // _search_prompt_optimization_jobs
-	{"POST", "/ajax-api/3.0/mlflow/prompt-optimization/jobs/search", true},                              // _search_prompt_optimization_jobs
-	{"DELETE", "/ajax-api/3.0/mlflow/prompt-optimization/jobs/{job_id}", false},                         // _delete_prompt_optimization_job
-	{"GET", "/ajax-api/3.0/mlflow/prompt-optimization/jobs/{job_id}", true},                             // _get_prompt_optimization_job
-	{"POST", "/ajax-api/3.0/mlflow/prompt-optimization/jobs/{job_id}/cancel", false},                    // _cancel_prompt_optimization_job
-	{"POST", "/ajax-api/3.0/mlflow/review-queues/create", false},                                        // _create_review_queue
-	{"POST", "/ajax-api/3.0/mlflow/review-queues/delete", false},                                        // _delete_review_queue
-	{"GET", "/ajax-api/3.0/mlflow/review-queues/get", true},                                             // _get_review_queue
-	{"GET", "/ajax-api/3.0/mlflow/review-queues/get-by-name", true},                                     // _get_review_queue_by_name
-	{"POST", "/ajax-api/3.0/mlflow/review-queues/get-or-create-user", false},                            // _get_or_create_user_queue
-	{"POST", "/ajax-api/3.0/mlflow/review-queues/items/add", false},                                     // _add_items_to_review_queue
-	{"GET", "/ajax-api/3.0/mlflow/review-queues/items/list", true},                                      // _list_review_queue_items
-	{"POST", "/ajax-api/3.0/mlflow/review-queues/items/remove", false},                                  // _remove_items_from_review_queue
-	{"POST", "/ajax-api/3.0/mlflow/review-queues/items/set-status", false},                              // _set_review_queue_item_status
-	{"GET", "/ajax-api/3.0/mlflow/review-queues/list", true},                                            // _list_review_queues
-	{"POST", "/ajax-api/3.0/mlflow/review-queues/update", false},                                        // _update_review_queue
-	{"POST", "/ajax-api/3.0/mlflow/scorer/invoke", false},                                               // _invoke_scorer_handler
-	{"DELETE", "/ajax-api/3.0/mlflow/scorers/delete", false},                                            // _delete_scorer
-	{"GET", "/ajax-api/3.0/mlflow/scorers/get", true},                                                   // _get_scorer
-	{"GET", "/ajax-api/3.0/mlflow/scorers/list", true},                                                  // _list_scorers
-	{"PUT", "/ajax-api/3.0/mlflow/scorers/online-config", false},                                        // _upsert_online_scoring_config
-	{"GET", "/ajax-api/3.0/mlflow/scorers/online-configs", true},                                        // _get_online_scoring_configs
-	{"POST", "/ajax-api/3.0/mlflow/scorers/register", false},                                            // _register_scorer
-	{"GET", "/ajax-api/3.0/mlflow/scorers/versions", true},                                              // _list_scorer_versions
-	{"GET", "/ajax-api/3.0/mlflow/server-info", true},                                                   // get_server_info
-	{"POST", "/ajax-api/3.0/mlflow/traces", false},                                                      // _start_trace_v3
-	{"GET", "/ajax-api/3.0/mlflow/traces/batchGet", true},                                               // _batch_get_traces
-	{"POST", "/ajax-api/3.0/mlflow/traces/batchGetInfos", true},                                         // _batch_get_trace_infos
-	{"POST", "/ajax-api/3.0/mlflow/traces/calculate-filter-correlation", true},                          // _calculate_trace_filter_correlation
-	{"POST", "/ajax-api/3.0/mlflow/traces/delete-traces", false},                                        // _delete_traces
-	{"GET", "/ajax-api/3.0/mlflow/traces/get", true},                                                    // _get_trace
-	{"POST", "/ajax-api/3.0/mlflow/traces/metrics", true},                                               // _query_trace_metrics
-	{"POST", "/ajax-api/3.0/mlflow/traces/search", true},                                                // _search_traces_v3
-	{"GET", "/ajax-api/3.0/mlflow/traces/{trace_id}", true},                                             // _get_trace_info_v3
-	{"POST", "/ajax-api/3.0/mlflow/traces/{trace_id}/assessments", false},                               // _create_assessment
-	{"DELETE", "/ajax-api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", false},             // _delete_assessment
-	{"GET", "/ajax-api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", true},                 // _get_assessment
-	{"PATCH", "/ajax-api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", false},              // _update_assessment
-	{"DELETE", "/ajax-api/3.0/mlflow/traces/{trace_id}/tags", false},                                    // _delete_trace_tag_v3
-	{"PATCH", "/ajax-api/3.0/mlflow/traces/{trace_id}/tags", false},                                     // _set_trace_tag_v3
-	{"GET", "/ajax-api/3.0/mlflow/ui-telemetry", true},                                                  // serve_get_ui_telemetry
-	{"POST", "/ajax-api/3.0/mlflow/ui-telemetry", false},                                                // serve_post_ui_telemetry
-	{"GET", "/ajax-api/3.0/mlflow/workspaces", true},                                                    // _list_workspaces_handler
-	{"POST", "/ajax-api/3.0/mlflow/workspaces", false},                                                  // _create_workspace_handler
-	{"DELETE", "/ajax-api/3.0/mlflow/workspaces/{workspace_name}", false},                               // _delete_workspace_handler
-	{"GET", "/ajax-api/3.0/mlflow/workspaces/{workspace_name}", true},                                   // _get_workspace_handler
-	{"PATCH", "/ajax-api/3.0/mlflow/workspaces/{workspace_name}", false},                                // _update_workspace_handler
-	{"GET", "/api/2.0/mlflow-artifacts/artifacts", true},                                                // _list_artifacts_mlflow_artifacts
-	{"DELETE", "/api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", false},                         // _delete_artifact_mlflow_artifacts
-	{"GET", "/api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", true},                             // download_artifact
-	{"PUT", "/api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", false},                            // upload_artifact
-	{"POST", "/api/2.0/mlflow-artifacts/mpu/abort/{artifact_path...}", false},                           // _abort_multipart_upload_artifact
-	{"POST", "/api/2.0/mlflow-artifacts/mpu/complete/{artifact_path...}", false},                        // _complete_multipart_upload_artifact
-	{"POST", "/api/2.0/mlflow-artifacts/mpu/create/{artifact_path...}", false},                          // _create_multipart_upload_artifact
-	{"GET", "/api/2.0/mlflow-artifacts/presigned/{artifact_path...}", true},                             // _get_presigned_download_url
-	{"GET", "/api/2.0/mlflow/artifacts/list", true},                                                     // _list_artifacts
-	{"POST", "/api/2.0/mlflow/artifacts/presigned-download-url", false},                                 // _create_presigned_download_url
-	{"POST", "/api/2.0/mlflow/artifacts/presigned-upload-url", false},                                   // _create_presigned_upload_url
-	{"POST", "/api/2.0/mlflow/experiments/create", false},                                               // _create_experiment
-	{"POST", "/api/2.0/mlflow/experiments/delete", false},                                               // _delete_experiment
-	{"POST", "/api/2.0/mlflow/experiments/delete-experiment-tag", false},                                // _delete_experiment_tag
-	{"GET", "/api/2.0/mlflow/experiments/get", true},                                                    // _get_experiment
-	{"GET", "/api/2.0/mlflow/experiments/get-by-name", true},                                            // _get_experiment_by_name
-	{"POST", "/api/2.0/mlflow/experiments/restore", false},                                              // _restore_experiment
-	{"GET", "/api/2.0/mlflow/experiments/search", true},                                                 // _search_experiments
-	{"POST", "/api/2.0/mlflow/experiments/search", true},                                                // _search_experiments
-	{"POST", "/api/2.0/mlflow/experiments/set-experiment-tag", false},                                   // _set_experiment_tag
-	{"POST", "/api/2.0/mlflow/experiments/update", false},                                               // _update_experiment
-	{"GET", "/api/2.0/mlflow/get-online-trace-details", true},                                           // _not_implemented
-	{"POST", "/api/2.0/mlflow/logged-models", false},                                                    // _create_logged_model
-	{"POST", "/api/2.0/mlflow/logged-models/search", true},                                              // _search_logged_models
-	{"DELETE", "/api/2.0/mlflow/logged-models/{model_id}", false},                                       // _delete_logged_model
-	{"GET", "/api/2.0/mlflow/logged-models/{model_id}", true},                                           // _get_logged_model
-	{"PATCH", "/api/2.0/mlflow/logged-models/{model_id}", false},                                        // _finalize_logged_model
-	{"GET", "/api/2.0/mlflow/logged-models/{model_id}/artifacts/directories", true},                     // _list_logged_model_artifacts
-	{"POST", "/api/2.0/mlflow/logged-models/{model_id}/params", false},                                  // _log_logged_model_params
-	{"PATCH", "/api/2.0/mlflow/logged-models/{model_id}/tags", false},                                   // _set_logged_model_tags
-	{"DELETE", "/api/2.0/mlflow/logged-models/{model_id}/tags/{tag_key}", false},                        // _delete_logged_model_tag
-	{"GET", "/api/2.0/mlflow/metrics/get-history", true},                                                // _get_metric_history
-	{"GET", "/api/2.0/mlflow/metrics/get-history-bulk-interval", true},                                  // get_metric_history_bulk_interval_handler
-	{"POST", "/api/2.0/mlflow/model-versions/create", false},                                            // _create_model_version
-	{"DELETE", "/api/2.0/mlflow/model-versions/delete", false},                                          // _delete_model_version
-	{"DELETE", "/api/2.0/mlflow/model-versions/delete-tag", false},                                      // _delete_model_version_tag
-	{"GET", "/api/2.0/mlflow/model-versions/get", true},                                                 // _get_model_version
-	{"GET", "/api/2.0/mlflow/model-versions/get-download-uri", true},                                    // _get_model_version_download_uri
-	{"GET", "/api/2.0/mlflow/model-versions/search", true},                                              // _search_model_versions
-	{"POST", "/api/2.0/mlflow/model-versions/set-tag", false},                                           // _set_model_version_tag
-	{"POST", "/api/2.0/mlflow/model-versions/transition-stage", false},                                  // _transition_stage
-	{"PATCH", "/api/2.0/mlflow/model-versions/update", false},                                           // _update_model_version
-	{"DELETE", "/api/2.0/mlflow/registered-models/alias", false},                                        // _delete_registered_model_alias
-	{"GET", "/api/2.0/mlflow/registered-models/alias", true},                                            // _get_model_version_by_alias
-	{"POST", "/api/2.0/mlflow/registered-models/alias", false},                                          // _set_registered_model_alias
-	{"POST", "/api/2.0/mlflow/registered-models/create", false},                                         // _create_registered_model
-	{"DELETE", "/api/2.0/mlflow/registered-models/delete", false},                                       // _delete_registered_model
-	{"DELETE", "/api/2.0/mlflow/registered-models/delete-tag", false},                                   // _delete_registered_model_tag
-	{"GET", "/api/2.0/mlflow/registered-models/get", true},                                              // _get_registered_model
-	{"GET", "/api/2.0/mlflow/registered-models/get-latest-versions", true},                              // _get_latest_versions
-	{"POST", "/api/2.0/mlflow/registered-models/get-latest-versions", true},                             // _get_latest_versions
-	{"POST", "/api/2.0/mlflow/registered-models/rename", false},                                         // _rename_registered_model
-	{"GET", "/api/2.0/mlflow/registered-models/search", true},                                           // _search_registered_models
-	{"POST", "/api/2.0/mlflow/registered-models/set-tag", false},                                        // _set_registered_model_tag
-	{"PATCH", "/api/2.0/mlflow/registered-models/update", false},                                        // _update_registered_model
-	{"POST", "/api/2.0/mlflow/runs/create", false},                                                      // _create_run
-	{"POST", "/api/2.0/mlflow/runs/delete", false},                                                      // _delete_run
-	{"POST", "/api/2.0/mlflow/runs/delete-tag", false},                                                  // _delete_tag
-	{"GET", "/api/2.0/mlflow/runs/get", true},                                                           // _get_run
-	{"POST", "/api/2.0/mlflow/runs/log-batch", false},                                                   // _log_batch
-	{"POST", "/api/2.0/mlflow/runs/log-inputs", false},                                                  // _log_inputs
-	{"POST", "/api/2.0/mlflow/runs/log-metric", false},                                                  // _log_metric
-	{"POST", "/api/2.0/mlflow/runs/log-model", false},                                                   // _log_model
-	{"POST", "/api/2.0/mlflow/runs/log-parameter", false},                                               // _log_param
-	{"POST", "/api/2.0/mlflow/runs/outputs", false},                                                     // _log_outputs
-	{"POST", "/api/2.0/mlflow/runs/restore", false},                                                     // _restore_run
-	{"POST", "/api/2.0/mlflow/runs/search", true},                                                       // _search_runs
-	{"POST", "/api/2.0/mlflow/runs/set-tag", false},                                                     // _set_tag
-	{"POST", "/api/2.0/mlflow/runs/update", false},                                                      // _update_run
-	{"GET", "/api/2.0/mlflow/traces", true},                                                             // _deprecated_search_traces_v2
-	{"POST", "/api/2.0/mlflow/traces", false},                                                           // _deprecated_start_trace_v2
-	{"POST", "/api/2.0/mlflow/traces/delete-traces", false},                                             // _delete_traces
-	{"POST", "/api/2.0/mlflow/traces/link-prompts", false},                                              // _link_prompts_to_trace
-	{"POST", "/api/2.0/mlflow/traces/link-to-run", false},                                               // _link_traces_to_run
-	{"PATCH", "/api/2.0/mlflow/traces/{request_id}", false},                                             // _deprecated_end_trace_v2
-	{"GET", "/api/2.0/mlflow/traces/{request_id}/info", true},                                           // _deprecated_get_trace_info_v2
-	{"DELETE", "/api/2.0/mlflow/traces/{request_id}/tags", false},                                       // _delete_trace_tag
-	{"PATCH", "/api/2.0/mlflow/traces/{request_id}/tags", false},                                        // _set_trace_tag
-	{"GET", "/api/2.0/mlflow/unified-traces", true},                                                     // _not_implemented
-	{"GET", "/api/2.0/mlflow/webhooks", true},                                                           // _list_webhooks
-	{"POST", "/api/2.0/mlflow/webhooks", false},                                                         // _create_webhook
-	{"DELETE", "/api/2.0/mlflow/webhooks/{webhook_id}", false},                                          // _delete_webhook
-	{"GET", "/api/2.0/mlflow/webhooks/{webhook_id}", true},                                              // _get_webhook
-	{"PATCH", "/api/2.0/mlflow/webhooks/{webhook_id}", false},                                           // _update_webhook
-	{"POST", "/api/2.0/mlflow/webhooks/{webhook_id}/test", false},                                       // _test_webhook
-	{"POST", "/api/2.0mlflow/experiments/search-datasets", false},                                       // _not_implemented
-	{"POST", "/api/3.0/mlflow/datasets/create", false},                                                  // _create_dataset_handler
-	{"GET", "/api/3.0/mlflow/datasets/search", true},                                                    // _search_evaluation_datasets_handler
-	{"POST", "/api/3.0/mlflow/datasets/search", true},                                                   // _search_evaluation_datasets_handler
-	{"DELETE", "/api/3.0/mlflow/datasets/{dataset_id}", false},                                          // _delete_dataset_handler
-	{"GET", "/api/3.0/mlflow/datasets/{dataset_id}", true},                                              // _get_dataset_handler
-	{"POST", "/api/3.0/mlflow/datasets/{dataset_id}/add-experiments", false},                            // _add_dataset_to_experiments_handler
-	{"GET", "/api/3.0/mlflow/datasets/{dataset_id}/experiment-ids", true},                               // _get_dataset_experiment_ids_handler
-	{"DELETE", "/api/3.0/mlflow/datasets/{dataset_id}/records", false},                                  // _delete_dataset_records_handler
-	{"GET", "/api/3.0/mlflow/datasets/{dataset_id}/records", true},                                      // _get_dataset_records_handler
-	{"POST", "/api/3.0/mlflow/datasets/{dataset_id}/records", false},                                    // _upsert_dataset_records_handler
-	{"POST", "/api/3.0/mlflow/datasets/{dataset_id}/remove-experiments", false},                         // _remove_dataset_from_experiments_handler
-	{"PATCH", "/api/3.0/mlflow/datasets/{dataset_id}/tags", false},                                      // _set_dataset_tags_handler
-	{"DELETE", "/api/3.0/mlflow/datasets/{dataset_id}/tags/{key}", false},                               // _delete_dataset_tag_handler
-	{"POST", "/api/3.0/mlflow/gateway/budgets/create", false},                                           // _create_budget_policy
-	{"DELETE", "/api/3.0/mlflow/gateway/budgets/delete", false},                                         // _delete_budget_policy
-	{"GET", "/api/3.0/mlflow/gateway/budgets/get", true},                                                // _get_budget_policy
-	{"GET", "/api/3.0/mlflow/gateway/budgets/list", true},                                               // _list_budget_policies
-	{"POST", "/api/3.0/mlflow/gateway/budgets/update", false},                                           // _update_budget_policy
-	{"GET", "/api/3.0/mlflow/gateway/budgets/windows", true},                                            // _list_budget_windows
-	{"POST", "/api/3.0/mlflow/gateway/endpoints/bindings/create", false},                                // _create_gateway_endpoint_binding
-	{"DELETE", "/api/3.0/mlflow/gateway/endpoints/bindings/delete", false},                              // _delete_gateway_endpoint_binding
-	{"GET", "/api/3.0/mlflow/gateway/endpoints/bindings/list", true},                                    // _list_gateway_endpoint_bindings
-	{"POST", "/api/3.0/mlflow/gateway/endpoints/create", false},                                         // _create_gateway_endpoint
-	{"DELETE", "/api/3.0/mlflow/gateway/endpoints/delete", false},                                       // _delete_gateway_endpoint
-	{"DELETE", "/api/3.0/mlflow/gateway/endpoints/delete-tag", false},                                   // _delete_gateway_endpoint_tag
-	{"GET", "/api/3.0/mlflow/gateway/endpoints/get", true},                                              // _get_gateway_endpoint
-	{"GET", "/api/3.0/mlflow/gateway/endpoints/list", true},                                             // _list_gateway_endpoints
-	{"POST", "/api/3.0/mlflow/gateway/endpoints/models/attach", false},                                  // _attach_model_to_gateway_endpoint
-	{"POST", "/api/3.0/mlflow/gateway/endpoints/models/detach", false},                                  // _detach_model_from_gateway_endpoint
-	{"POST", "/api/3.0/mlflow/gateway/endpoints/set-tag", false},                                        // _set_gateway_endpoint_tag
-	{"POST", "/api/3.0/mlflow/gateway/endpoints/update", false},                                         // _update_gateway_endpoint
-	{"POST", "/api/3.0/mlflow/gateway/guardrails/add-to-endpoint", false},                               // _add_guardrail_to_endpoint
-	{"POST", "/api/3.0/mlflow/gateway/guardrails/create", false},                                        // _create_gateway_guardrail
-	{"DELETE", "/api/3.0/mlflow/gateway/guardrails/delete", false},                                      // _delete_gateway_guardrail
-	{"GET", "/api/3.0/mlflow/gateway/guardrails/get", true},                                             // _get_gateway_guardrail
-	{"GET", "/api/3.0/mlflow/gateway/guardrails/list", true},                                            // _list_gateway_guardrails
-	{"GET", "/api/3.0/mlflow/gateway/guardrails/list-for-endpoint", true},                               // _list_endpoint_guardrail_configs
-	{"DELETE", "/api/3.0/mlflow/gateway/guardrails/remove-from-endpoint", false},                        // _remove_guardrail_from_endpoint
-	{"PATCH", "/api/3.0/mlflow/gateway/guardrails/update-config", false},                                // _update_endpoint_guardrail_config
-	{"POST", "/api/3.0/mlflow/gateway/model-definitions/create", false},                                 // _create_gateway_model_definition
-	{"DELETE", "/api/3.0/mlflow/gateway/model-definitions/delete", false},                               // _delete_gateway_model_definition
-	{"GET", "/api/3.0/mlflow/gateway/model-definitions/get", true},                                      // _get_gateway_model_definition
-	{"GET", "/api/3.0/mlflow/gateway/model-definitions/list", true},                                     // _list_gateway_model_definitions
-	{"POST", "/api/3.0/mlflow/gateway/model-definitions/update", false},                                 // _update_gateway_model_definition
-	{"POST", "/api/3.0/mlflow/gateway/secrets/create", false},                                           // _create_gateway_secret
-	{"DELETE", "/api/3.0/mlflow/gateway/secrets/delete", false},                                         // _delete_gateway_secret
-	{"GET", "/api/3.0/mlflow/gateway/secrets/get", true},                                                // _get_gateway_secret_info
-	{"GET", "/api/3.0/mlflow/gateway/secrets/list", true},                                               // _list_gateway_secrets
-	{"POST", "/api/3.0/mlflow/gateway/secrets/update", false},                                           // _update_gateway_secret
-	{"POST", "/api/3.0/mlflow/issues", false},                                                           // _create_issue
-	{"POST", "/api/3.0/mlflow/issues/search", true},                                                     // _search_issues
-	{"GET", "/api/3.0/mlflow/issues/{issue_id}", true},                                                  // _get_issue
-	{"PATCH", "/api/3.0/mlflow/issues/{issue_id}", false},                                               // _update_issue
-	{"POST", "/api/3.0/mlflow/label-schemas/create", false},                                             // _create_label_schema
-	{"DELETE", "/api/3.0/mlflow/label-schemas/delete", false},                                           // _delete_label_schema
-	{"GET", "/api/3.0/mlflow/label-schemas/get", true},                                                  // _get_label_schema
-	{"GET", "/api/3.0/mlflow/label-schemas/get-by-name", true},                                          // _get_label_schema_by_name
-	{"GET", "/api/3.0/mlflow/label-schemas/list", true},                                                 // _list_label_schemas
-	{"PATCH", "/api/3.0/mlflow/label-schemas/update", false},                                            // _update_label_schema
-	{"GET", "/api/3.0/mlflow/mcp-servers", true},                                                        // search_mcp_servers
-	{"POST", "/api/3.0/mlflow/mcp-servers", false},                                                      // create_mcp_server
-	{"GET", "/api/3.0/mlflow/mcp-servers/endpoints", true},                                              // search_all_access_endpoints
-	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}", false},                                          // delete_mcp_server
-	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}", true},                                              // get_mcp_server
-	{"PATCH", "/api/3.0/mlflow/mcp-servers/{name...}", false},                                           // update_mcp_server
-	{"POST", "/api/3.0/mlflow/mcp-servers/{name...}/aliases", false},                                    // set_mcp_server_alias
-	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}/aliases/{alias...}", false},                       // delete_mcp_server_alias
-	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}/aliases/{alias...}", true},                           // get_version_by_alias
-	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}/endpoints", true},                                    // search_server_access_endpoints
-	{"POST", "/api/3.0/mlflow/mcp-servers/{name...}/endpoints", false},                                  // create_mcp_access_endpoint
-	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", false},                  // delete_mcp_access_endpoint
-	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", true},                      // get_mcp_access_endpoint
-	{"PATCH", "/api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", false},                   // update_mcp_access_endpoint
-	{"POST", "/api/3.0/mlflow/mcp-servers/{name...}/tags", false},                                       // set_mcp_server_tag
-	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}/tags/{key...}", false},                            // delete_mcp_server_tag
-	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}/versions", true},                                     // search_mcp_server_versions
-	{"POST", "/api/3.0/mlflow/mcp-servers/{name...}/versions", false},                                   // create_mcp_server_version
-	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", false},                    // delete_mcp_server_version
-	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", true},                        // get_mcp_server_version
-	{"PATCH", "/api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", false},                     // update_mcp_server_version
-	{"POST", "/api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}/tags", false},                 // set_mcp_server_version_tag
-	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}/tags/{key...}", false},      // delete_mcp_server_version_tag
-	{"POST", "/api/3.0/mlflow/prompt-optimization/jobs", false},                                         // _create_prompt_optimization_job
-	{"GET", "/api/3.0/mlflow/prompt-optimization/jobs/search", true},                                    // _search_prompt_optimization_jobs
-	{"POST", "/api/3.0/mlflow/prompt-optimization/jobs/search", true},                                   // _search_prompt_optimization_jobs
-	{"DELETE", "/api/3.0/mlflow/prompt-optimization/jobs/{job_id}", false},                              // _delete_prompt_optimization_job
-	{"GET", "/api/3.0/mlflow/prompt-optimization/jobs/{job_id}", true},                                  // _get_prompt_optimization_job
-	{"POST", "/api/3.0/mlflow/prompt-optimization/jobs/{job_id}/cancel", false},                         // _cancel_prompt_optimization_job
-	{"POST", "/api/3.0/mlflow/review-queues/create", false},                                             // _create_review_queue
-	{"POST", "/api/3.0/mlflow/review-queues/delete", false},                                             // _delete_review_queue
-	{"GET", "/api/3.0/mlflow/review-queues/get", true},                                                  // _get_review_queue
-	{"GET", "/api/3.0/mlflow/review-queues/get-by-name", true},                                          // _get_review_queue_by_name
-	{"POST", "/api/3.0/mlflow/review-queues/get-or-create-user", false},                                 // _get_or_create_user_queue
-	{"POST", "/api/3.0/mlflow/review-queues/items/add", false},                                          // _add_items_to_review_queue
-	{"GET", "/api/3.0/mlflow/review-queues/items/list", true},                                           // _list_review_queue_items
-	{"POST", "/api/3.0/mlflow/review-queues/items/remove", false},                                       // _remove_items_from_review_queue
-	{"POST", "/api/3.0/mlflow/review-queues/items/set-status", false},                                   // _set_review_queue_item_status
-	{"GET", "/api/3.0/mlflow/review-queues/list", true},                                                 // _list_review_queues
-	{"POST", "/api/3.0/mlflow/review-queues/update", false},                                             // _update_review_queue
-	{"DELETE", "/api/3.0/mlflow/scorers/delete", false},                                                 // _delete_scorer
-	{"GET", "/api/3.0/mlflow/scorers/get", true},                                                        // _get_scorer
-	{"GET", "/api/3.0/mlflow/scorers/list", true},                                                       // _list_scorers
-	{"PUT", "/api/3.0/mlflow/scorers/online-config", false},                                             // _upsert_online_scoring_config
-	{"GET", "/api/3.0/mlflow/scorers/online-configs", true},                                             // _get_online_scoring_configs
-	{"POST", "/api/3.0/mlflow/scorers/register", false},                                                 // _register_scorer
-	{"GET", "/api/3.0/mlflow/scorers/versions", true},                                                   // _list_scorer_versions
-	{"GET", "/api/3.0/mlflow/server-info", true},                                                        // get_server_info
-	{"POST", "/api/3.0/mlflow/traces", false},                                                           // _start_trace_v3
-	{"GET", "/api/3.0/mlflow/traces/batchGet", true},                                                    // _batch_get_traces
-	{"POST", "/api/3.0/mlflow/traces/batchGetInfos", true},                                              // _batch_get_trace_infos
-	{"POST", "/api/3.0/mlflow/traces/calculate-filter-correlation", true},                               // _calculate_trace_filter_correlation
-	{"POST", "/api/3.0/mlflow/traces/delete-traces", false},                                             // _delete_traces
-	{"GET", "/api/3.0/mlflow/traces/get", true},                                                         // _get_trace
-	{"POST", "/api/3.0/mlflow/traces/metrics", true},                                                    // _query_trace_metrics
-	{"POST", "/api/3.0/mlflow/traces/search", true},                                                     // _search_traces_v3
-	{"GET", "/api/3.0/mlflow/traces/{trace_id}", true},                                                  // _get_trace_info_v3
-	{"POST", "/api/3.0/mlflow/traces/{trace_id}/assessments", false},                                    // _create_assessment
-	{"DELETE", "/api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", false},                  // _delete_assessment
-	{"GET", "/api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", true},                      // _get_assessment
-	{"PATCH", "/api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", false},                   // _update_assessment
-	{"DELETE", "/api/3.0/mlflow/traces/{trace_id}/tags", false},                                         // _delete_trace_tag_v3
-	{"PATCH", "/api/3.0/mlflow/traces/{trace_id}/tags", false},                                          // _set_trace_tag_v3
-	{"GET", "/api/3.0/mlflow/workspaces", true},                                                         // _list_workspaces_handler
-	{"POST", "/api/3.0/mlflow/workspaces", false},                                                       // _create_workspace_handler
-	{"DELETE", "/api/3.0/mlflow/workspaces/{workspace_name}", false},                                    // _delete_workspace_handler
-	{"GET", "/api/3.0/mlflow/workspaces/{workspace_name}", true},                                        // _get_workspace_handler
-	{"PATCH", "/api/3.0/mlflow/workspaces/{workspace_name}", false},                                     // _update_workspace_handler
-	{"GET", "/build/{filename...}", true},                                                               // static
-	{"POST", "/gateway/anthropic/v1/messages", false},                                                   // anthropic_passthrough_messages
-	{"POST", "/gateway/gemini/v1beta/models/{endpoint_name}:generateContent", false},                    // gemini_passthrough_generate_content
-	{"POST", "/gateway/gemini/v1beta/models/{endpoint_name}:streamGenerateContent", false},              // gemini_passthrough_stream_generate_content
-	{"POST", "/gateway/mlflow/v1/chat/completions", false},                                              // chat_completions
-	{"GET", "/gateway/mlflow/v1/models", true},                                                          // list_models
-	{"POST", "/gateway/openai/v1/chat/completions", false},                                              // openai_passthrough_chat
-	{"POST", "/gateway/openai/v1/embeddings", false},                                                    // openai_passthrough_embeddings
-	{"POST", "/gateway/openai/v1/responses", false},                                                     // openai_passthrough_responses
-	{"POST", "/gateway/openai/v1/responses/compact", false},                                             // openai_passthrough_responses_compact
-	{"POST", "/gateway/proxy/{endpoint_name}/{path...}", false},                                         // raw_proxy
-	{"POST", "/gateway/typesafe/v1/systemone", false},                                                   // typesafe_passthrough_system_one
-	{"POST", "/gateway/{endpoint_name}/mlflow/invocations", false},                                      // invocations
-	{"GET", "/get-artifact", true},                                                                      // serve_artifacts
-	{"GET", "/graphql", true},                                                                           // _graphql
-	{"POST", "/graphql", true},                                                                          // _graphql
-	{"GET", "/health", true},                                                                            // health
-	{"GET", "/model-versions/get-artifact", true},                                                       // serve_model_version_artifact
-	{"GET", "/static-files/{path...}", true},                                                            // serve_static_file
-	{"POST", "/v1/traces", false},                                                                       // export_traces
-	{"GET", "/version", true},                                                                           // version
+	{"GET", "/", true, "serve"},
+	{"GET", "/ajax-api/2.0/mlflow-artifacts/artifacts", true, "_list_artifacts_mlflow_artifacts"},
+	{"DELETE", "/ajax-api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", false, "_delete_artifact_mlflow_artifacts"},
+	{"GET", "/ajax-api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", true, "download_artifact"},
+	{"PUT", "/ajax-api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", false, "upload_artifact"},
+	{"POST", "/ajax-api/2.0/mlflow-artifacts/mpu/abort/{artifact_path...}", false, "_abort_multipart_upload_artifact"},
+	{"POST", "/ajax-api/2.0/mlflow-artifacts/mpu/complete/{artifact_path...}", false, "_complete_multipart_upload_artifact"},
+	{"POST", "/ajax-api/2.0/mlflow-artifacts/mpu/create/{artifact_path...}", false, "_create_multipart_upload_artifact"},
+	{"GET", "/ajax-api/2.0/mlflow-artifacts/presigned/{artifact_path...}", true, "_get_presigned_download_url"},
+	{"GET", "/ajax-api/2.0/mlflow/artifacts/list", true, "_list_artifacts"},
+	{"POST", "/ajax-api/2.0/mlflow/artifacts/presigned-download-url", false, "_create_presigned_download_url"},
+	{"POST", "/ajax-api/2.0/mlflow/artifacts/presigned-upload-url", false, "_create_presigned_upload_url"},
+	{"POST", "/ajax-api/2.0/mlflow/experiments/create", false, "_create_experiment"},
+	{"POST", "/ajax-api/2.0/mlflow/experiments/delete", false, "_delete_experiment"},
+	{"POST", "/ajax-api/2.0/mlflow/experiments/delete-experiment-tag", false, "_delete_experiment_tag"},
+	{"GET", "/ajax-api/2.0/mlflow/experiments/get", true, "_get_experiment"},
+	{"GET", "/ajax-api/2.0/mlflow/experiments/get-by-name", true, "_get_experiment_by_name"},
+	{"POST", "/ajax-api/2.0/mlflow/experiments/restore", false, "_restore_experiment"},
+	{"GET", "/ajax-api/2.0/mlflow/experiments/search", true, "_search_experiments"},
+	{"POST", "/ajax-api/2.0/mlflow/experiments/search", true, "_search_experiments"},
+	{"POST", "/ajax-api/2.0/mlflow/experiments/search-datasets", true, "serve_search_datasets"},
+	{"POST", "/ajax-api/2.0/mlflow/experiments/set-experiment-tag", false, "_set_experiment_tag"},
+	{"POST", "/ajax-api/2.0/mlflow/experiments/update", false, "_update_experiment"},
+	{"GET", "/ajax-api/2.0/mlflow/gateway-proxy", true, "serve_gateway_proxy"},
+	{"POST", "/ajax-api/2.0/mlflow/gateway-proxy", false, "serve_gateway_proxy"},
+	{"GET", "/ajax-api/2.0/mlflow/get-online-trace-details", true, "_not_implemented"},
+	{"GET", "/ajax-api/2.0/mlflow/get-trace-artifact", true, "serve_get_trace_artifact"},
+	{"POST", "/ajax-api/2.0/mlflow/logged-models", false, "_create_logged_model"},
+	{"POST", "/ajax-api/2.0/mlflow/logged-models/search", true, "_search_logged_models"},
+	{"DELETE", "/ajax-api/2.0/mlflow/logged-models/{model_id}", false, "_delete_logged_model"},
+	{"GET", "/ajax-api/2.0/mlflow/logged-models/{model_id}", true, "_get_logged_model"},
+	{"PATCH", "/ajax-api/2.0/mlflow/logged-models/{model_id}", false, "_finalize_logged_model"},
+	{"GET", "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/directories", true, "_list_logged_model_artifacts"},
+	{"GET", "/ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files", true, "serve_get_logged_model_artifact"},
+	{"POST", "/ajax-api/2.0/mlflow/logged-models/{model_id}/params", false, "_log_logged_model_params"},
+	{"PATCH", "/ajax-api/2.0/mlflow/logged-models/{model_id}/tags", false, "_set_logged_model_tags"},
+	{"DELETE", "/ajax-api/2.0/mlflow/logged-models/{model_id}/tags/{tag_key}", false, "_delete_logged_model_tag"},
+	{"GET", "/ajax-api/2.0/mlflow/metrics/get-history", true, "_get_metric_history"},
+	{"GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk", true, "serve_get_metric_history_bulk"},
+	{"GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval", true, "serve_get_metric_history_bulk_interval"},
+	{"POST", "/ajax-api/2.0/mlflow/model-versions/create", false, "_create_model_version"},
+	{"DELETE", "/ajax-api/2.0/mlflow/model-versions/delete", false, "_delete_model_version"},
+	{"DELETE", "/ajax-api/2.0/mlflow/model-versions/delete-tag", false, "_delete_model_version_tag"},
+	{"GET", "/ajax-api/2.0/mlflow/model-versions/get", true, "_get_model_version"},
+	{"GET", "/ajax-api/2.0/mlflow/model-versions/get-download-uri", true, "_get_model_version_download_uri"},
+	{"GET", "/ajax-api/2.0/mlflow/model-versions/search", true, "_search_model_versions"},
+	{"POST", "/ajax-api/2.0/mlflow/model-versions/set-tag", false, "_set_model_version_tag"},
+	{"POST", "/ajax-api/2.0/mlflow/model-versions/transition-stage", false, "_transition_stage"},
+	{"PATCH", "/ajax-api/2.0/mlflow/model-versions/update", false, "_update_model_version"},
+	{"DELETE", "/ajax-api/2.0/mlflow/registered-models/alias", false, "_delete_registered_model_alias"},
+	{"GET", "/ajax-api/2.0/mlflow/registered-models/alias", true, "_get_model_version_by_alias"},
+	{"POST", "/ajax-api/2.0/mlflow/registered-models/alias", false, "_set_registered_model_alias"},
+	{"POST", "/ajax-api/2.0/mlflow/registered-models/create", false, "_create_registered_model"},
+	{"DELETE", "/ajax-api/2.0/mlflow/registered-models/delete", false, "_delete_registered_model"},
+	{"DELETE", "/ajax-api/2.0/mlflow/registered-models/delete-tag", false, "_delete_registered_model_tag"},
+	{"GET", "/ajax-api/2.0/mlflow/registered-models/get", true, "_get_registered_model"},
+	{"GET", "/ajax-api/2.0/mlflow/registered-models/get-latest-versions", true, "_get_latest_versions"},
+	{"POST", "/ajax-api/2.0/mlflow/registered-models/get-latest-versions", true, "_get_latest_versions"},
+	{"POST", "/ajax-api/2.0/mlflow/registered-models/rename", false, "_rename_registered_model"},
+	{"GET", "/ajax-api/2.0/mlflow/registered-models/search", true, "_search_registered_models"},
+	{"POST", "/ajax-api/2.0/mlflow/registered-models/set-tag", false, "_set_registered_model_tag"},
+	{"PATCH", "/ajax-api/2.0/mlflow/registered-models/update", false, "_update_registered_model"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/create", false, "_create_run"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/create-promptlab-run", false, "serve_create_promptlab_run"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/delete", false, "_delete_run"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/delete-tag", false, "_delete_tag"},
+	{"GET", "/ajax-api/2.0/mlflow/runs/get", true, "_get_run"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/log-batch", false, "_log_batch"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/log-inputs", false, "_log_inputs"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/log-metric", false, "_log_metric"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/log-model", false, "_log_model"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/log-parameter", false, "_log_param"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/outputs", false, "_log_outputs"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/restore", false, "_restore_run"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/search", true, "_search_runs"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/set-tag", false, "_set_tag"},
+	{"POST", "/ajax-api/2.0/mlflow/runs/update", false, "_update_run"},
+	{"GET", "/ajax-api/2.0/mlflow/traces", true, "_deprecated_search_traces_v2"},
+	{"POST", "/ajax-api/2.0/mlflow/traces", false, "_deprecated_start_trace_v2"},
+	{"POST", "/ajax-api/2.0/mlflow/traces/delete-traces", false, "_delete_traces"},
+	{"POST", "/ajax-api/2.0/mlflow/traces/link-prompts", false, "_link_prompts_to_trace"},
+	{"POST", "/ajax-api/2.0/mlflow/traces/link-to-run", false, "_link_traces_to_run"},
+	{"PATCH", "/ajax-api/2.0/mlflow/traces/{request_id}", false, "_deprecated_end_trace_v2"},
+	{"GET", "/ajax-api/2.0/mlflow/traces/{request_id}/info", true, "_deprecated_get_trace_info_v2"},
+	{"DELETE", "/ajax-api/2.0/mlflow/traces/{request_id}/tags", false, "_delete_trace_tag"},
+	{"PATCH", "/ajax-api/2.0/mlflow/traces/{request_id}/tags", false, "_set_trace_tag"},
+	{"GET", "/ajax-api/2.0/mlflow/unified-traces", true, "_not_implemented"},
+	{"POST", "/ajax-api/2.0/mlflow/upload-artifact", false, "serve_upload_artifact"},
+	{"GET", "/ajax-api/2.0/mlflow/webhooks", true, "_list_webhooks"},
+	{"POST", "/ajax-api/2.0/mlflow/webhooks", false, "_create_webhook"},
+	{"DELETE", "/ajax-api/2.0/mlflow/webhooks/{webhook_id}", false, "_delete_webhook"},
+	{"GET", "/ajax-api/2.0/mlflow/webhooks/{webhook_id}", true, "_get_webhook"},
+	{"PATCH", "/ajax-api/2.0/mlflow/webhooks/{webhook_id}", false, "_update_webhook"},
+	{"POST", "/ajax-api/2.0/mlflow/webhooks/{webhook_id}/test", false, "_test_webhook"},
+	{"POST", "/ajax-api/2.0mlflow/experiments/search-datasets", false, "_not_implemented"},
+	{"POST", "/ajax-api/3.0/jobs/", false, "submit_job"},
+	{"PATCH", "/ajax-api/3.0/jobs/cancel/{job_id}", false, "cancel_job"},
+	{"POST", "/ajax-api/3.0/jobs/search", true, "search_jobs"},
+	{"GET", "/ajax-api/3.0/jobs/{job_id}", true, "get_job"},
+	{"GET", "/ajax-api/3.0/mlflow/assistant/config", true, "get_config"},
+	{"PUT", "/ajax-api/3.0/mlflow/assistant/config", false, "update_config"},
+	{"POST", "/ajax-api/3.0/mlflow/assistant/message", false, "send_message"},
+	{"GET", "/ajax-api/3.0/mlflow/assistant/providers", true, "get_providers"},
+	{"GET", "/ajax-api/3.0/mlflow/assistant/providers/{provider}/health", true, "provider_health_check"},
+	{"GET", "/ajax-api/3.0/mlflow/assistant/providers/{provider}/models", true, "list_provider_models"},
+	{"PATCH", "/ajax-api/3.0/mlflow/assistant/sessions/{session_id}", false, "patch_session"},
+	{"POST", "/ajax-api/3.0/mlflow/assistant/sessions/{session_id}/permission", false, "resolve_permission"},
+	{"GET", "/ajax-api/3.0/mlflow/assistant/sessions/{session_id}/stream", true, "stream_response"},
+	{"POST", "/ajax-api/3.0/mlflow/assistant/sessions/{session_id}/tool-result", false, "resolve_client_tool_result"},
+	{"POST", "/ajax-api/3.0/mlflow/assistant/skills/install", false, "install_skills_endpoint"},
+	{"POST", "/ajax-api/3.0/mlflow/datasets/create", false, "_create_dataset_handler"},
+	{"GET", "/ajax-api/3.0/mlflow/datasets/search", true, "_search_evaluation_datasets_handler"},
+	{"POST", "/ajax-api/3.0/mlflow/datasets/search", true, "_search_evaluation_datasets_handler"},
+	{"DELETE", "/ajax-api/3.0/mlflow/datasets/{dataset_id}", false, "_delete_dataset_handler"},
+	{"GET", "/ajax-api/3.0/mlflow/datasets/{dataset_id}", true, "_get_dataset_handler"},
+	{"POST", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/add-experiments", false, "_add_dataset_to_experiments_handler"},
+	{"GET", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/experiment-ids", true, "_get_dataset_experiment_ids_handler"},
+	{"DELETE", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/records", false, "_delete_dataset_records_handler"},
+	{"GET", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/records", true, "_get_dataset_records_handler"},
+	{"POST", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/records", false, "_upsert_dataset_records_handler"},
+	{"POST", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/remove-experiments", false, "_remove_dataset_from_experiments_handler"},
+	{"PATCH", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/tags", false, "_set_dataset_tags_handler"},
+	{"DELETE", "/ajax-api/3.0/mlflow/datasets/{dataset_id}/tags/{key}", false, "_delete_dataset_tag_handler"},
+	{"POST", "/ajax-api/3.0/mlflow/demo/delete", false, "_delete_demo"},
+	{"POST", "/ajax-api/3.0/mlflow/demo/generate", false, "_generate_demo"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/budgets/create", false, "_create_budget_policy"},
+	{"DELETE", "/ajax-api/3.0/mlflow/gateway/budgets/delete", false, "_delete_budget_policy"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/budgets/get", true, "_get_budget_policy"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/budgets/list", true, "_list_budget_policies"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/budgets/update", false, "_update_budget_policy"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/budgets/windows", true, "_list_budget_windows"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/bindings/create", false, "_create_gateway_endpoint_binding"},
+	{"DELETE", "/ajax-api/3.0/mlflow/gateway/endpoints/bindings/delete", false, "_delete_gateway_endpoint_binding"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/endpoints/bindings/list", true, "_list_gateway_endpoint_bindings"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/create", false, "_create_gateway_endpoint"},
+	{"DELETE", "/ajax-api/3.0/mlflow/gateway/endpoints/delete", false, "_delete_gateway_endpoint"},
+	{"DELETE", "/ajax-api/3.0/mlflow/gateway/endpoints/delete-tag", false, "_delete_gateway_endpoint_tag"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/endpoints/get", true, "_get_gateway_endpoint"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/endpoints/list", true, "_list_gateway_endpoints"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/models/attach", false, "_attach_model_to_gateway_endpoint"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/models/detach", false, "_detach_model_from_gateway_endpoint"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/set-tag", false, "_set_gateway_endpoint_tag"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/endpoints/update", false, "_update_gateway_endpoint"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/guardrails/add-to-endpoint", false, "_add_guardrail_to_endpoint"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/guardrails/create", false, "_create_gateway_guardrail"},
+	{"DELETE", "/ajax-api/3.0/mlflow/gateway/guardrails/delete", false, "_delete_gateway_guardrail"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/guardrails/get", true, "_get_gateway_guardrail"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/guardrails/list", true, "_list_gateway_guardrails"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/guardrails/list-for-endpoint", true, "_list_endpoint_guardrail_configs"},
+	{"DELETE", "/ajax-api/3.0/mlflow/gateway/guardrails/remove-from-endpoint", false, "_remove_guardrail_from_endpoint"},
+	{"PATCH", "/ajax-api/3.0/mlflow/gateway/guardrails/update-config", false, "_update_endpoint_guardrail_config"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/model-definitions/create", false, "_create_gateway_model_definition"},
+	{"DELETE", "/ajax-api/3.0/mlflow/gateway/model-definitions/delete", false, "_delete_gateway_model_definition"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/model-definitions/get", true, "_get_gateway_model_definition"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/model-definitions/list", true, "_list_gateway_model_definitions"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/model-definitions/update", false, "_update_gateway_model_definition"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/provider-config", true, "_get_provider_config"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/secrets/config", true, "_get_secrets_config"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/secrets/create", false, "_create_gateway_secret"},
+	{"DELETE", "/ajax-api/3.0/mlflow/gateway/secrets/delete", false, "_delete_gateway_secret"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/secrets/get", true, "_get_gateway_secret_info"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/secrets/list", true, "_list_gateway_secrets"},
+	{"POST", "/ajax-api/3.0/mlflow/gateway/secrets/update", false, "_update_gateway_secret"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/supported-models", true, "_list_supported_models"},
+	{"GET", "/ajax-api/3.0/mlflow/gateway/supported-providers", true, "_list_supported_providers"},
+	{"POST", "/ajax-api/3.0/mlflow/genai/evaluate/invoke", false, "_invoke_genai_evaluate_handler"},
+	{"GET", "/ajax-api/3.0/mlflow/get-trace-artifact", true, "serve_get_trace_artifact"},
+	{"POST", "/ajax-api/3.0/mlflow/issues", false, "_create_issue"},
+	{"POST", "/ajax-api/3.0/mlflow/issues/invoke", false, "_invoke_issue_detection_handler"},
+	{"POST", "/ajax-api/3.0/mlflow/issues/search", true, "_search_issues"},
+	{"GET", "/ajax-api/3.0/mlflow/issues/{issue_id}", true, "_get_issue"},
+	{"PATCH", "/ajax-api/3.0/mlflow/issues/{issue_id}", false, "_update_issue"},
+	{"PATCH", "/ajax-api/3.0/mlflow/jobs/cancel/{job_id}", false, "_cancel_job"},
+	{"GET", "/ajax-api/3.0/mlflow/jobs/{job_id}", true, "_get_job"},
+	{"POST", "/ajax-api/3.0/mlflow/label-schemas/create", false, "_create_label_schema"},
+	{"DELETE", "/ajax-api/3.0/mlflow/label-schemas/delete", false, "_delete_label_schema"},
+	{"GET", "/ajax-api/3.0/mlflow/label-schemas/get", true, "_get_label_schema"},
+	{"GET", "/ajax-api/3.0/mlflow/label-schemas/get-by-name", true, "_get_label_schema_by_name"},
+	{"GET", "/ajax-api/3.0/mlflow/label-schemas/list", true, "_list_label_schemas"},
+	{"PATCH", "/ajax-api/3.0/mlflow/label-schemas/update", false, "_update_label_schema"},
+	{"GET", "/ajax-api/3.0/mlflow/mcp-servers", true, "search_mcp_servers"},
+	{"POST", "/ajax-api/3.0/mlflow/mcp-servers", false, "create_mcp_server"},
+	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/endpoints", true, "search_all_access_endpoints"},
+	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}", false, "delete_mcp_server"},
+	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}", true, "get_mcp_server"},
+	{"PATCH", "/ajax-api/3.0/mlflow/mcp-servers/{name...}", false, "update_mcp_server"},
+	{"POST", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/aliases", false, "set_mcp_server_alias"},
+	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/aliases/{alias...}", false, "delete_mcp_server_alias"},
+	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/aliases/{alias...}", true, "get_version_by_alias"},
+	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/endpoints", true, "search_server_access_endpoints"},
+	{"POST", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/endpoints", false, "create_mcp_access_endpoint"},
+	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", false, "delete_mcp_access_endpoint"},
+	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", true, "get_mcp_access_endpoint"},
+	{"PATCH", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", false, "update_mcp_access_endpoint"},
+	{"POST", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/tags", false, "set_mcp_server_tag"},
+	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/tags/{key...}", false, "delete_mcp_server_tag"},
+	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions", true, "search_mcp_server_versions"},
+	{"POST", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions", false, "create_mcp_server_version"},
+	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", false, "delete_mcp_server_version"},
+	{"GET", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", true, "get_mcp_server_version"},
+	{"PATCH", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", false, "update_mcp_server_version"},
+	{"POST", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}/tags", false, "set_mcp_server_version_tag"},
+	{"DELETE", "/ajax-api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}/tags/{key...}", false, "delete_mcp_server_version_tag"},
+	{"POST", "/ajax-api/3.0/mlflow/prompt-optimization/jobs", false, "_create_prompt_optimization_job"},
+	{"GET", "/ajax-api/3.0/mlflow/prompt-optimization/jobs/search", true, "_search_prompt_optimization_jobs"},
+	{"POST", "/ajax-api/3.0/mlflow/prompt-optimization/jobs/search", true, "_search_prompt_optimization_jobs"},
+	{"DELETE", "/ajax-api/3.0/mlflow/prompt-optimization/jobs/{job_id}", false, "_delete_prompt_optimization_job"},
+	{"GET", "/ajax-api/3.0/mlflow/prompt-optimization/jobs/{job_id}", true, "_get_prompt_optimization_job"},
+	{"POST", "/ajax-api/3.0/mlflow/prompt-optimization/jobs/{job_id}/cancel", false, "_cancel_prompt_optimization_job"},
+	{"POST", "/ajax-api/3.0/mlflow/review-queues/create", false, "_create_review_queue"},
+	{"POST", "/ajax-api/3.0/mlflow/review-queues/delete", false, "_delete_review_queue"},
+	{"GET", "/ajax-api/3.0/mlflow/review-queues/get", true, "_get_review_queue"},
+	{"GET", "/ajax-api/3.0/mlflow/review-queues/get-by-name", true, "_get_review_queue_by_name"},
+	{"POST", "/ajax-api/3.0/mlflow/review-queues/get-or-create-user", false, "_get_or_create_user_queue"},
+	{"POST", "/ajax-api/3.0/mlflow/review-queues/items/add", false, "_add_items_to_review_queue"},
+	{"GET", "/ajax-api/3.0/mlflow/review-queues/items/list", true, "_list_review_queue_items"},
+	{"POST", "/ajax-api/3.0/mlflow/review-queues/items/remove", false, "_remove_items_from_review_queue"},
+	{"POST", "/ajax-api/3.0/mlflow/review-queues/items/set-status", false, "_set_review_queue_item_status"},
+	{"GET", "/ajax-api/3.0/mlflow/review-queues/list", true, "_list_review_queues"},
+	{"POST", "/ajax-api/3.0/mlflow/review-queues/update", false, "_update_review_queue"},
+	{"POST", "/ajax-api/3.0/mlflow/scorer/invoke", false, "_invoke_scorer_handler"},
+	{"DELETE", "/ajax-api/3.0/mlflow/scorers/delete", false, "_delete_scorer"},
+	{"GET", "/ajax-api/3.0/mlflow/scorers/get", true, "_get_scorer"},
+	{"GET", "/ajax-api/3.0/mlflow/scorers/list", true, "_list_scorers"},
+	{"PUT", "/ajax-api/3.0/mlflow/scorers/online-config", false, "_upsert_online_scoring_config"},
+	{"GET", "/ajax-api/3.0/mlflow/scorers/online-configs", true, "_get_online_scoring_configs"},
+	{"POST", "/ajax-api/3.0/mlflow/scorers/register", false, "_register_scorer"},
+	{"GET", "/ajax-api/3.0/mlflow/scorers/versions", true, "_list_scorer_versions"},
+	{"GET", "/ajax-api/3.0/mlflow/server-info", true, "get_server_info"},
+	{"POST", "/ajax-api/3.0/mlflow/traces", false, "_start_trace_v3"},
+	{"GET", "/ajax-api/3.0/mlflow/traces/batchGet", true, "_batch_get_traces"},
+	{"POST", "/ajax-api/3.0/mlflow/traces/batchGetInfos", true, "_batch_get_trace_infos"},
+	{"POST", "/ajax-api/3.0/mlflow/traces/calculate-filter-correlation", true, "_calculate_trace_filter_correlation"},
+	{"POST", "/ajax-api/3.0/mlflow/traces/delete-traces", false, "_delete_traces"},
+	{"GET", "/ajax-api/3.0/mlflow/traces/get", true, "_get_trace"},
+	{"POST", "/ajax-api/3.0/mlflow/traces/metrics", true, "_query_trace_metrics"},
+	{"POST", "/ajax-api/3.0/mlflow/traces/search", true, "_search_traces_v3"},
+	{"GET", "/ajax-api/3.0/mlflow/traces/{trace_id}", true, "_get_trace_info_v3"},
+	{"POST", "/ajax-api/3.0/mlflow/traces/{trace_id}/assessments", false, "_create_assessment"},
+	{"DELETE", "/ajax-api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", false, "_delete_assessment"},
+	{"GET", "/ajax-api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", true, "_get_assessment"},
+	{"PATCH", "/ajax-api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", false, "_update_assessment"},
+	{"DELETE", "/ajax-api/3.0/mlflow/traces/{trace_id}/tags", false, "_delete_trace_tag_v3"},
+	{"PATCH", "/ajax-api/3.0/mlflow/traces/{trace_id}/tags", false, "_set_trace_tag_v3"},
+	{"GET", "/ajax-api/3.0/mlflow/ui-telemetry", true, "serve_get_ui_telemetry"},
+	{"POST", "/ajax-api/3.0/mlflow/ui-telemetry", false, "serve_post_ui_telemetry"},
+	{"GET", "/ajax-api/3.0/mlflow/workspaces", true, "_list_workspaces_handler"},
+	{"POST", "/ajax-api/3.0/mlflow/workspaces", false, "_create_workspace_handler"},
+	{"DELETE", "/ajax-api/3.0/mlflow/workspaces/{workspace_name}", false, "_delete_workspace_handler"},
+	{"GET", "/ajax-api/3.0/mlflow/workspaces/{workspace_name}", true, "_get_workspace_handler"},
+	{"PATCH", "/ajax-api/3.0/mlflow/workspaces/{workspace_name}", false, "_update_workspace_handler"},
+	{"GET", "/api/2.0/mlflow-artifacts/artifacts", true, "_list_artifacts_mlflow_artifacts"},
+	{"DELETE", "/api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", false, "_delete_artifact_mlflow_artifacts"},
+	{"GET", "/api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", true, "download_artifact"},
+	{"PUT", "/api/2.0/mlflow-artifacts/artifacts/{artifact_path...}", false, "upload_artifact"},
+	{"POST", "/api/2.0/mlflow-artifacts/mpu/abort/{artifact_path...}", false, "_abort_multipart_upload_artifact"},
+	{"POST", "/api/2.0/mlflow-artifacts/mpu/complete/{artifact_path...}", false, "_complete_multipart_upload_artifact"},
+	{"POST", "/api/2.0/mlflow-artifacts/mpu/create/{artifact_path...}", false, "_create_multipart_upload_artifact"},
+	{"GET", "/api/2.0/mlflow-artifacts/presigned/{artifact_path...}", true, "_get_presigned_download_url"},
+	{"GET", "/api/2.0/mlflow/artifacts/list", true, "_list_artifacts"},
+	{"POST", "/api/2.0/mlflow/artifacts/presigned-download-url", false, "_create_presigned_download_url"},
+	{"POST", "/api/2.0/mlflow/artifacts/presigned-upload-url", false, "_create_presigned_upload_url"},
+	{"POST", "/api/2.0/mlflow/experiments/create", false, "_create_experiment"},
+	{"POST", "/api/2.0/mlflow/experiments/delete", false, "_delete_experiment"},
+	{"POST", "/api/2.0/mlflow/experiments/delete-experiment-tag", false, "_delete_experiment_tag"},
+	{"GET", "/api/2.0/mlflow/experiments/get", true, "_get_experiment"},
+	{"GET", "/api/2.0/mlflow/experiments/get-by-name", true, "_get_experiment_by_name"},
+	{"POST", "/api/2.0/mlflow/experiments/restore", false, "_restore_experiment"},
+	{"GET", "/api/2.0/mlflow/experiments/search", true, "_search_experiments"},
+	{"POST", "/api/2.0/mlflow/experiments/search", true, "_search_experiments"},
+	{"POST", "/api/2.0/mlflow/experiments/set-experiment-tag", false, "_set_experiment_tag"},
+	{"POST", "/api/2.0/mlflow/experiments/update", false, "_update_experiment"},
+	{"GET", "/api/2.0/mlflow/get-online-trace-details", true, "_not_implemented"},
+	{"POST", "/api/2.0/mlflow/logged-models", false, "_create_logged_model"},
+	{"POST", "/api/2.0/mlflow/logged-models/search", true, "_search_logged_models"},
+	{"DELETE", "/api/2.0/mlflow/logged-models/{model_id}", false, "_delete_logged_model"},
+	{"GET", "/api/2.0/mlflow/logged-models/{model_id}", true, "_get_logged_model"},
+	{"PATCH", "/api/2.0/mlflow/logged-models/{model_id}", false, "_finalize_logged_model"},
+	{"GET", "/api/2.0/mlflow/logged-models/{model_id}/artifacts/directories", true, "_list_logged_model_artifacts"},
+	{"POST", "/api/2.0/mlflow/logged-models/{model_id}/params", false, "_log_logged_model_params"},
+	{"PATCH", "/api/2.0/mlflow/logged-models/{model_id}/tags", false, "_set_logged_model_tags"},
+	{"DELETE", "/api/2.0/mlflow/logged-models/{model_id}/tags/{tag_key}", false, "_delete_logged_model_tag"},
+	{"GET", "/api/2.0/mlflow/metrics/get-history", true, "_get_metric_history"},
+	{"GET", "/api/2.0/mlflow/metrics/get-history-bulk-interval", true, "get_metric_history_bulk_interval_handler"},
+	{"POST", "/api/2.0/mlflow/model-versions/create", false, "_create_model_version"},
+	{"DELETE", "/api/2.0/mlflow/model-versions/delete", false, "_delete_model_version"},
+	{"DELETE", "/api/2.0/mlflow/model-versions/delete-tag", false, "_delete_model_version_tag"},
+	{"GET", "/api/2.0/mlflow/model-versions/get", true, "_get_model_version"},
+	{"GET", "/api/2.0/mlflow/model-versions/get-download-uri", true, "_get_model_version_download_uri"},
+	{"GET", "/api/2.0/mlflow/model-versions/search", true, "_search_model_versions"},
+	{"POST", "/api/2.0/mlflow/model-versions/set-tag", false, "_set_model_version_tag"},
+	{"POST", "/api/2.0/mlflow/model-versions/transition-stage", false, "_transition_stage"},
+	{"PATCH", "/api/2.0/mlflow/model-versions/update", false, "_update_model_version"},
+	{"DELETE", "/api/2.0/mlflow/registered-models/alias", false, "_delete_registered_model_alias"},
+	{"GET", "/api/2.0/mlflow/registered-models/alias", true, "_get_model_version_by_alias"},
+	{"POST", "/api/2.0/mlflow/registered-models/alias", false, "_set_registered_model_alias"},
+	{"POST", "/api/2.0/mlflow/registered-models/create", false, "_create_registered_model"},
+	{"DELETE", "/api/2.0/mlflow/registered-models/delete", false, "_delete_registered_model"},
+	{"DELETE", "/api/2.0/mlflow/registered-models/delete-tag", false, "_delete_registered_model_tag"},
+	{"GET", "/api/2.0/mlflow/registered-models/get", true, "_get_registered_model"},
+	{"GET", "/api/2.0/mlflow/registered-models/get-latest-versions", true, "_get_latest_versions"},
+	{"POST", "/api/2.0/mlflow/registered-models/get-latest-versions", true, "_get_latest_versions"},
+	{"POST", "/api/2.0/mlflow/registered-models/rename", false, "_rename_registered_model"},
+	{"GET", "/api/2.0/mlflow/registered-models/search", true, "_search_registered_models"},
+	{"POST", "/api/2.0/mlflow/registered-models/set-tag", false, "_set_registered_model_tag"},
+	{"PATCH", "/api/2.0/mlflow/registered-models/update", false, "_update_registered_model"},
+	{"POST", "/api/2.0/mlflow/runs/create", false, "_create_run"},
+	{"POST", "/api/2.0/mlflow/runs/delete", false, "_delete_run"},
+	{"POST", "/api/2.0/mlflow/runs/delete-tag", false, "_delete_tag"},
+	{"GET", "/api/2.0/mlflow/runs/get", true, "_get_run"},
+	{"POST", "/api/2.0/mlflow/runs/log-batch", false, "_log_batch"},
+	{"POST", "/api/2.0/mlflow/runs/log-inputs", false, "_log_inputs"},
+	{"POST", "/api/2.0/mlflow/runs/log-metric", false, "_log_metric"},
+	{"POST", "/api/2.0/mlflow/runs/log-model", false, "_log_model"},
+	{"POST", "/api/2.0/mlflow/runs/log-parameter", false, "_log_param"},
+	{"POST", "/api/2.0/mlflow/runs/outputs", false, "_log_outputs"},
+	{"POST", "/api/2.0/mlflow/runs/restore", false, "_restore_run"},
+	{"POST", "/api/2.0/mlflow/runs/search", true, "_search_runs"},
+	{"POST", "/api/2.0/mlflow/runs/set-tag", false, "_set_tag"},
+	{"POST", "/api/2.0/mlflow/runs/update", false, "_update_run"},
+	{"GET", "/api/2.0/mlflow/traces", true, "_deprecated_search_traces_v2"},
+	{"POST", "/api/2.0/mlflow/traces", false, "_deprecated_start_trace_v2"},
+	{"POST", "/api/2.0/mlflow/traces/delete-traces", false, "_delete_traces"},
+	{"POST", "/api/2.0/mlflow/traces/link-prompts", false, "_link_prompts_to_trace"},
+	{"POST", "/api/2.0/mlflow/traces/link-to-run", false, "_link_traces_to_run"},
+	{"PATCH", "/api/2.0/mlflow/traces/{request_id}", false, "_deprecated_end_trace_v2"},
+	{"GET", "/api/2.0/mlflow/traces/{request_id}/info", true, "_deprecated_get_trace_info_v2"},
+	{"DELETE", "/api/2.0/mlflow/traces/{request_id}/tags", false, "_delete_trace_tag"},
+	{"PATCH", "/api/2.0/mlflow/traces/{request_id}/tags", false, "_set_trace_tag"},
+	{"GET", "/api/2.0/mlflow/unified-traces", true, "_not_implemented"},
+	{"GET", "/api/2.0/mlflow/webhooks", true, "_list_webhooks"},
+	{"POST", "/api/2.0/mlflow/webhooks", false, "_create_webhook"},
+	{"DELETE", "/api/2.0/mlflow/webhooks/{webhook_id}", false, "_delete_webhook"},
+	{"GET", "/api/2.0/mlflow/webhooks/{webhook_id}", true, "_get_webhook"},
+	{"PATCH", "/api/2.0/mlflow/webhooks/{webhook_id}", false, "_update_webhook"},
+	{"POST", "/api/2.0/mlflow/webhooks/{webhook_id}/test", false, "_test_webhook"},
+	{"POST", "/api/2.0mlflow/experiments/search-datasets", false, "_not_implemented"},
+	{"POST", "/api/3.0/mlflow/datasets/create", false, "_create_dataset_handler"},
+	{"GET", "/api/3.0/mlflow/datasets/search", true, "_search_evaluation_datasets_handler"},
+	{"POST", "/api/3.0/mlflow/datasets/search", true, "_search_evaluation_datasets_handler"},
+	{"DELETE", "/api/3.0/mlflow/datasets/{dataset_id}", false, "_delete_dataset_handler"},
+	{"GET", "/api/3.0/mlflow/datasets/{dataset_id}", true, "_get_dataset_handler"},
+	{"POST", "/api/3.0/mlflow/datasets/{dataset_id}/add-experiments", false, "_add_dataset_to_experiments_handler"},
+	{"GET", "/api/3.0/mlflow/datasets/{dataset_id}/experiment-ids", true, "_get_dataset_experiment_ids_handler"},
+	{"DELETE", "/api/3.0/mlflow/datasets/{dataset_id}/records", false, "_delete_dataset_records_handler"},
+	{"GET", "/api/3.0/mlflow/datasets/{dataset_id}/records", true, "_get_dataset_records_handler"},
+	{"POST", "/api/3.0/mlflow/datasets/{dataset_id}/records", false, "_upsert_dataset_records_handler"},
+	{"POST", "/api/3.0/mlflow/datasets/{dataset_id}/remove-experiments", false, "_remove_dataset_from_experiments_handler"},
+	{"PATCH", "/api/3.0/mlflow/datasets/{dataset_id}/tags", false, "_set_dataset_tags_handler"},
+	{"DELETE", "/api/3.0/mlflow/datasets/{dataset_id}/tags/{key}", false, "_delete_dataset_tag_handler"},
+	{"POST", "/api/3.0/mlflow/gateway/budgets/create", false, "_create_budget_policy"},
+	{"DELETE", "/api/3.0/mlflow/gateway/budgets/delete", false, "_delete_budget_policy"},
+	{"GET", "/api/3.0/mlflow/gateway/budgets/get", true, "_get_budget_policy"},
+	{"GET", "/api/3.0/mlflow/gateway/budgets/list", true, "_list_budget_policies"},
+	{"POST", "/api/3.0/mlflow/gateway/budgets/update", false, "_update_budget_policy"},
+	{"GET", "/api/3.0/mlflow/gateway/budgets/windows", true, "_list_budget_windows"},
+	{"POST", "/api/3.0/mlflow/gateway/endpoints/bindings/create", false, "_create_gateway_endpoint_binding"},
+	{"DELETE", "/api/3.0/mlflow/gateway/endpoints/bindings/delete", false, "_delete_gateway_endpoint_binding"},
+	{"GET", "/api/3.0/mlflow/gateway/endpoints/bindings/list", true, "_list_gateway_endpoint_bindings"},
+	{"POST", "/api/3.0/mlflow/gateway/endpoints/create", false, "_create_gateway_endpoint"},
+	{"DELETE", "/api/3.0/mlflow/gateway/endpoints/delete", false, "_delete_gateway_endpoint"},
+	{"DELETE", "/api/3.0/mlflow/gateway/endpoints/delete-tag", false, "_delete_gateway_endpoint_tag"},
+	{"GET", "/api/3.0/mlflow/gateway/endpoints/get", true, "_get_gateway_endpoint"},
+	{"GET", "/api/3.0/mlflow/gateway/endpoints/list", true, "_list_gateway_endpoints"},
+	{"POST", "/api/3.0/mlflow/gateway/endpoints/models/attach", false, "_attach_model_to_gateway_endpoint"},
+	{"POST", "/api/3.0/mlflow/gateway/endpoints/models/detach", false, "_detach_model_from_gateway_endpoint"},
+	{"POST", "/api/3.0/mlflow/gateway/endpoints/set-tag", false, "_set_gateway_endpoint_tag"},
+	{"POST", "/api/3.0/mlflow/gateway/endpoints/update", false, "_update_gateway_endpoint"},
+	{"POST", "/api/3.0/mlflow/gateway/guardrails/add-to-endpoint", false, "_add_guardrail_to_endpoint"},
+	{"POST", "/api/3.0/mlflow/gateway/guardrails/create", false, "_create_gateway_guardrail"},
+	{"DELETE", "/api/3.0/mlflow/gateway/guardrails/delete", false, "_delete_gateway_guardrail"},
+	{"GET", "/api/3.0/mlflow/gateway/guardrails/get", true, "_get_gateway_guardrail"},
+	{"GET", "/api/3.0/mlflow/gateway/guardrails/list", true, "_list_gateway_guardrails"},
+	{"GET", "/api/3.0/mlflow/gateway/guardrails/list-for-endpoint", true, "_list_endpoint_guardrail_configs"},
+	{"DELETE", "/api/3.0/mlflow/gateway/guardrails/remove-from-endpoint", false, "_remove_guardrail_from_endpoint"},
+	{"PATCH", "/api/3.0/mlflow/gateway/guardrails/update-config", false, "_update_endpoint_guardrail_config"},
+	{"POST", "/api/3.0/mlflow/gateway/model-definitions/create", false, "_create_gateway_model_definition"},
+	{"DELETE", "/api/3.0/mlflow/gateway/model-definitions/delete", false, "_delete_gateway_model_definition"},
+	{"GET", "/api/3.0/mlflow/gateway/model-definitions/get", true, "_get_gateway_model_definition"},
+	{"GET", "/api/3.0/mlflow/gateway/model-definitions/list", true, "_list_gateway_model_definitions"},
+	{"POST", "/api/3.0/mlflow/gateway/model-definitions/update", false, "_update_gateway_model_definition"},
+	{"POST", "/api/3.0/mlflow/gateway/secrets/create", false, "_create_gateway_secret"},
+	{"DELETE", "/api/3.0/mlflow/gateway/secrets/delete", false, "_delete_gateway_secret"},
+	{"GET", "/api/3.0/mlflow/gateway/secrets/get", true, "_get_gateway_secret_info"},
+	{"GET", "/api/3.0/mlflow/gateway/secrets/list", true, "_list_gateway_secrets"},
+	{"POST", "/api/3.0/mlflow/gateway/secrets/update", false, "_update_gateway_secret"},
+	{"POST", "/api/3.0/mlflow/issues", false, "_create_issue"},
+	{"POST", "/api/3.0/mlflow/issues/search", true, "_search_issues"},
+	{"GET", "/api/3.0/mlflow/issues/{issue_id}", true, "_get_issue"},
+	{"PATCH", "/api/3.0/mlflow/issues/{issue_id}", false, "_update_issue"},
+	{"POST", "/api/3.0/mlflow/label-schemas/create", false, "_create_label_schema"},
+	{"DELETE", "/api/3.0/mlflow/label-schemas/delete", false, "_delete_label_schema"},
+	{"GET", "/api/3.0/mlflow/label-schemas/get", true, "_get_label_schema"},
+	{"GET", "/api/3.0/mlflow/label-schemas/get-by-name", true, "_get_label_schema_by_name"},
+	{"GET", "/api/3.0/mlflow/label-schemas/list", true, "_list_label_schemas"},
+	{"PATCH", "/api/3.0/mlflow/label-schemas/update", false, "_update_label_schema"},
+	{"GET", "/api/3.0/mlflow/mcp-servers", true, "search_mcp_servers"},
+	{"POST", "/api/3.0/mlflow/mcp-servers", false, "create_mcp_server"},
+	{"GET", "/api/3.0/mlflow/mcp-servers/endpoints", true, "search_all_access_endpoints"},
+	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}", false, "delete_mcp_server"},
+	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}", true, "get_mcp_server"},
+	{"PATCH", "/api/3.0/mlflow/mcp-servers/{name...}", false, "update_mcp_server"},
+	{"POST", "/api/3.0/mlflow/mcp-servers/{name...}/aliases", false, "set_mcp_server_alias"},
+	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}/aliases/{alias...}", false, "delete_mcp_server_alias"},
+	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}/aliases/{alias...}", true, "get_version_by_alias"},
+	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}/endpoints", true, "search_server_access_endpoints"},
+	{"POST", "/api/3.0/mlflow/mcp-servers/{name...}/endpoints", false, "create_mcp_access_endpoint"},
+	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", false, "delete_mcp_access_endpoint"},
+	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", true, "get_mcp_access_endpoint"},
+	{"PATCH", "/api/3.0/mlflow/mcp-servers/{name...}/endpoints/{endpoint_id}", false, "update_mcp_access_endpoint"},
+	{"POST", "/api/3.0/mlflow/mcp-servers/{name...}/tags", false, "set_mcp_server_tag"},
+	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}/tags/{key...}", false, "delete_mcp_server_tag"},
+	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}/versions", true, "search_mcp_server_versions"},
+	{"POST", "/api/3.0/mlflow/mcp-servers/{name...}/versions", false, "create_mcp_server_version"},
+	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", false, "delete_mcp_server_version"},
+	{"GET", "/api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", true, "get_mcp_server_version"},
+	{"PATCH", "/api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}", false, "update_mcp_server_version"},
+	{"POST", "/api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}/tags", false, "set_mcp_server_version_tag"},
+	{"DELETE", "/api/3.0/mlflow/mcp-servers/{name...}/versions/{version...}/tags/{key...}", false, "delete_mcp_server_version_tag"},
+	{"POST", "/api/3.0/mlflow/prompt-optimization/jobs", false, "_create_prompt_optimization_job"},
+	{"GET", "/api/3.0/mlflow/prompt-optimization/jobs/search", true, "_search_prompt_optimization_jobs"},
+	{"POST", "/api/3.0/mlflow/prompt-optimization/jobs/search", true, "_search_prompt_optimization_jobs"},
+	{"DELETE", "/api/3.0/mlflow/prompt-optimization/jobs/{job_id}", false, "_delete_prompt_optimization_job"},
+	{"GET", "/api/3.0/mlflow/prompt-optimization/jobs/{job_id}", true, "_get_prompt_optimization_job"},
+	{"POST", "/api/3.0/mlflow/prompt-optimization/jobs/{job_id}/cancel", false, "_cancel_prompt_optimization_job"},
+	{"POST", "/api/3.0/mlflow/review-queues/create", false, "_create_review_queue"},
+	{"POST", "/api/3.0/mlflow/review-queues/delete", false, "_delete_review_queue"},
+	{"GET", "/api/3.0/mlflow/review-queues/get", true, "_get_review_queue"},
+	{"GET", "/api/3.0/mlflow/review-queues/get-by-name", true, "_get_review_queue_by_name"},
+	{"POST", "/api/3.0/mlflow/review-queues/get-or-create-user", false, "_get_or_create_user_queue"},
+	{"POST", "/api/3.0/mlflow/review-queues/items/add", false, "_add_items_to_review_queue"},
+	{"GET", "/api/3.0/mlflow/review-queues/items/list", true, "_list_review_queue_items"},
+	{"POST", "/api/3.0/mlflow/review-queues/items/remove", false, "_remove_items_from_review_queue"},
+	{"POST", "/api/3.0/mlflow/review-queues/items/set-status", false, "_set_review_queue_item_status"},
+	{"GET", "/api/3.0/mlflow/review-queues/list", true, "_list_review_queues"},
+	{"POST", "/api/3.0/mlflow/review-queues/update", false, "_update_review_queue"},
+	{"DELETE", "/api/3.0/mlflow/scorers/delete", false, "_delete_scorer"},
+	{"GET", "/api/3.0/mlflow/scorers/get", true, "_get_scorer"},
+	{"GET", "/api/3.0/mlflow/scorers/list", true, "_list_scorers"},
+	{"PUT", "/api/3.0/mlflow/scorers/online-config", false, "_upsert_online_scoring_config"},
+	{"GET", "/api/3.0/mlflow/scorers/online-configs", true, "_get_online_scoring_configs"},
+	{"POST", "/api/3.0/mlflow/scorers/register", false, "_register_scorer"},
+	{"GET", "/api/3.0/mlflow/scorers/versions", true, "_list_scorer_versions"},
+	{"GET", "/api/3.0/mlflow/server-info", true, "get_server_info"},
+	{"POST", "/api/3.0/mlflow/traces", false, "_start_trace_v3"},
+	{"GET", "/api/3.0/mlflow/traces/batchGet", true, "_batch_get_traces"},
+	{"POST", "/api/3.0/mlflow/traces/batchGetInfos", true, "_batch_get_trace_infos"},
+	{"POST", "/api/3.0/mlflow/traces/calculate-filter-correlation", true, "_calculate_trace_filter_correlation"},
+	{"POST", "/api/3.0/mlflow/traces/delete-traces", false, "_delete_traces"},
+	{"GET", "/api/3.0/mlflow/traces/get", true, "_get_trace"},
+	{"POST", "/api/3.0/mlflow/traces/metrics", true, "_query_trace_metrics"},
+	{"POST", "/api/3.0/mlflow/traces/search", true, "_search_traces_v3"},
+	{"GET", "/api/3.0/mlflow/traces/{trace_id}", true, "_get_trace_info_v3"},
+	{"POST", "/api/3.0/mlflow/traces/{trace_id}/assessments", false, "_create_assessment"},
+	{"DELETE", "/api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", false, "_delete_assessment"},
+	{"GET", "/api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", true, "_get_assessment"},
+	{"PATCH", "/api/3.0/mlflow/traces/{trace_id}/assessments/{assessment_id}", false, "_update_assessment"},
+	{"DELETE", "/api/3.0/mlflow/traces/{trace_id}/tags", false, "_delete_trace_tag_v3"},
+	{"PATCH", "/api/3.0/mlflow/traces/{trace_id}/tags", false, "_set_trace_tag_v3"},
+	{"GET", "/api/3.0/mlflow/workspaces", true, "_list_workspaces_handler"},
+	{"POST", "/api/3.0/mlflow/workspaces", false, "_create_workspace_handler"},
+	{"DELETE", "/api/3.0/mlflow/workspaces/{workspace_name}", false, "_delete_workspace_handler"},
+	{"GET", "/api/3.0/mlflow/workspaces/{workspace_name}", true, "_get_workspace_handler"},
+	{"PATCH", "/api/3.0/mlflow/workspaces/{workspace_name}", false, "_update_workspace_handler"},
+	{"GET", "/build/{filename...}", true, "static"},
+	{"POST", "/gateway/anthropic/v1/messages", false, "anthropic_passthrough_messages"},
+	{"POST", "/gateway/gemini/v1beta/models/{endpoint_name}:generateContent", false, "gemini_passthrough_generate_content"},
+	{"POST", "/gateway/gemini/v1beta/models/{endpoint_name}:streamGenerateContent", false, "gemini_passthrough_stream_generate_content"},
+	{"POST", "/gateway/mlflow/v1/chat/completions", false, "chat_completions"},
+	{"GET", "/gateway/mlflow/v1/models", true, "list_models"},
+	{"POST", "/gateway/openai/v1/chat/completions", false, "openai_passthrough_chat"},
+	{"POST", "/gateway/openai/v1/embeddings", false, "openai_passthrough_embeddings"},
+	{"POST", "/gateway/openai/v1/responses", false, "openai_passthrough_responses"},
+	{"POST", "/gateway/openai/v1/responses/compact", false, "openai_passthrough_responses_compact"},
+	{"POST", "/gateway/proxy/{endpoint_name}/{path...}", false, "raw_proxy"},
+	{"POST", "/gateway/typesafe/v1/systemone", false, "typesafe_passthrough_system_one"},
+	{"POST", "/gateway/{endpoint_name}/mlflow/invocations", false, "invocations"},
+	{"GET", "/get-artifact", true, "serve_artifacts"},
+	{"GET", "/graphql", true, "_graphql"},
+	{"POST", "/graphql", true, "_graphql"},
+	{"GET", "/health", true, "health"},
+	{"GET", "/model-versions/get-artifact", true, "serve_model_version_artifact"},
+	{"GET", "/static-files/{path...}", true, "serve_static_file"},
+	{"POST", "/v1/traces", false, "export_traces"},
+	{"GET", "/version", true, "version"},
 }

@@ -128,7 +128,7 @@ func (g *Gateway) mlflowProxy() gin.HandlerFunc {
 			prefix: "/projects/" + url.PathEscape(c.Param("id")) + "/mlflow",
 		})
 		ctx = context.WithValue(ctx, proxyProjectKey{}, p.ID)
-		rp.ServeHTTP(c.Writer, c.Request.WithContext(ctx))
+		g.serveMLflow(c, rp, c.Request.WithContext(ctx), p.ID, base) // registry_events.go
 	}
 }
 

@@ -97,6 +97,11 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	direct.PostgresURL = cfg.ProjectDBURL
 	defer direct.Close()
 	svc.UseDirectReads(direct)
+	js, err := events.OpenStream(ctx, nc)
+	if err != nil {
+		return err
+	}
+	svc.UseEvents(events.NewPublisher(js, app.EventSource))
 	search := app.NewSearch(svc, adapters.NewCatalog(nc, 10*time.Second), direct)
 	search.UseDeployments(adapters.NewDeployments(nc, 10*time.Second))
 	ms, err := ports.Register(nc, svc, Version, cfg.Timeout, []map[string]events.Operation{ports.SearchOps(search)}, events.WithLog(log))

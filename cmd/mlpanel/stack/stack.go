@@ -142,6 +142,7 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 			return nil, err
 		}
 	}
+	cfg.Gateway.Webhooks.Home = cfg.Home // a generated webhook secret key lives in the data home
 	s.Gateway = gateway.New(cfg.Gateway, s.NC, s.Mongo.Database(boot.Database), log)
 	s.launch("gateway", func(ctx context.Context) error { return s.Gateway.Serve(ctx, s.ln) })
 	return s, nil

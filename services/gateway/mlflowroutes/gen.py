@@ -101,10 +101,11 @@ def main():
     out.write("// mlflowVersion is the MLflow whose routes mlflowRoutes lists.\n")
     out.write('const mlflowVersion = "%s"\n\n' % mlflow.__version__)
     out.write("// mlflowRoutes is every route of that MLflow's tracking server, with\n")
-    out.write("// whether a viewer may call it (read) or it needs an editor.\n")
+    out.write("// whether a viewer may call it (read) or it needs an editor, and the\n")
+    out.write("// name of MLflow's handler (registry_events.go maps writes to events by it).\n")
     out.write("var mlflowRoutes = []mlflowRouteSpec{\n")
     for (pattern, method), (read, handler) in sorted(table.items()):
-        out.write('\t{"%s", "%s", %s}, // %s\n' % (method, pattern, "true" if read else "false", handler))
+        out.write('\t{"%s", "%s", %s, "%s"},\n' % (method, pattern, "true" if read else "false", handler))
     out.write("}\n")
 
 

@@ -67,6 +67,7 @@ type Service struct {
 	log      *slog.Logger
 	now      func() int64 // milliseconds since the epoch
 	direct   DirectReads  // nil: every read through MLflow's REST API
+	events   Events       // nil: registry writes publish no events
 }
 
 // New builds the service.

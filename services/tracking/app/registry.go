@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"fmt"
 	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
@@ -117,6 +118,7 @@ func (s *Service) CreateRegisteredModel(ctx context.Context, project string, in 
 	if err := t.checkModelSource(ctx, version.Source); err != nil {
 		return domain.RegisteredModel{}, err
 	}
+	seq := t.lastSeq(ctx, name)
 	var tags []mc.Tag
 	for k, v := range in.Tags {
 		tags = append(tags, mc.Tag{Key: k, Value: v})
@@ -133,6 +135,7 @@ func (s *Service) CreateRegisteredModel(ctx context.Context, project string, in 
 		return domain.RegisteredModel{}, t.mlflowErr(err)
 	}
 	var created *domain.ModelVersion
+	var createdAt int64
 	if version.Source != "" {
 		v, err := t.c.CreateModelVersion(ctx, version)
 		if err != nil {
@@ -146,11 +149,22 @@ func (s *Service) CreateRegisteredModel(ctx context.Context, project string, in 
 			return domain.RegisteredModel{}, t.mlflowErr(err)
 		}
 		mv := domain.NewModelVersion(t.p.ID, v, nil)
-		created = &mv
+		created, createdAt = &mv, v.CreationTimestamp
 	}
 	m, err := t.registeredModel(ctx, name)
 	if err != nil {
 		return domain.RegisteredModel{}, err
+	}
+	if createdModel {
+		t.publish(ctx, events.ModelData{Name: m.Name}, events.ModelCreated, fmt.Sprint(m.CreationTimestamp), seq)
+	}
+	if created != nil {
+		d := events.ModelData{Name: m.Name, Version: created.Version, Source: created.Source, RunID: created.RunID, Status: created.Status}
+		id := []string{created.Version, fmt.Sprint(createdAt)}
+		t.publish(ctx, d, events.ModelVersionCreated, id...)
+		if created.Status == "READY" { // MLflow's SQL registry creates versions READY
+			t.publish(ctx, d, events.ModelVersionReady, id...)
+		}
 	}
 	m.CreatedVersion = created
 	return m, nil
@@ -194,6 +208,7 @@ func (s *Service) DeleteRegisteredModel(ctx context.Context, project, name strin
 	if err != nil {
 		return domain.RegisteredModel{}, err
 	}
+	seq := t.lastSeq(ctx, name)
 	m, err := t.registeredModel(ctx, name)
 	if err != nil {
 		return domain.RegisteredModel{}, err
@@ -201,6 +216,7 @@ func (s *Service) DeleteRegisteredModel(ctx context.Context, project, name strin
 	if err := t.c.DeleteRegisteredModel(ctx, m.Name); err != nil {
 		return domain.RegisteredModel{}, t.mlflowErr(err)
 	}
+	t.publish(ctx, events.ModelData{Name: m.Name}, events.ModelDeleted, fmt.Sprint(m.CreationTimestamp), seq)
 	return m, nil
 }
 
@@ -278,12 +294,18 @@ func (s *Service) DeleteModelVersion(ctx context.Context, project, modelID, vers
 	if err != nil {
 		return domain.ModelVersion{}, err
 	}
+	seq := t.lastSeq(ctx, strings.TrimSpace(modelID))
 	v, err := t.modelVersion(ctx, modelID, version)
 	if err != nil {
 		return domain.ModelVersion{}, err
 	}
 	if err := t.c.DeleteModelVersion(ctx, v.ModelID, v.Version); err != nil {
 		return domain.ModelVersion{}, t.mlflowErr(err)
+	}
+	// MLflow drops the version's aliases with it.
+	for _, a := range v.Aliases {
+		t.publish(ctx, events.ModelData{Name: v.ModelID, Alias: a, PreviousVersion: v.Version},
+			events.ModelAliasDeleted, a, v.Version, seq)
 	}
 	return v, nil
 }
@@ -299,12 +321,27 @@ func (s *Service) SetAlias(ctx context.Context, project, modelID, version, alias
 	if err != nil {
 		return domain.ModelVersion{}, err
 	}
+	seq := t.lastSeq(ctx, strings.TrimSpace(modelID))
 	v, err := t.modelVersion(ctx, modelID, version)
 	if err != nil {
 		return domain.ModelVersion{}, err
 	}
+	// Where the alias pointed before, for the event.
+	prev, known := "", false
+	if m, err := t.c.GetRegisteredModel(ctx, v.ModelID); err == nil {
+		known = true
+		for _, a := range m.Aliases {
+			if a.Alias == alias {
+				prev = a.Version
+			}
+		}
+	}
 	if err := t.c.SetAlias(ctx, v.ModelID, alias, v.Version); err != nil {
 		return domain.ModelVersion{}, t.mlflowErr(err)
+	}
+	if !known || prev != v.Version { // setting it where it points changes nothing
+		t.publish(ctx, events.ModelData{Name: v.ModelID, Alias: alias, Version: v.Version, PreviousVersion: prev},
+			events.ModelAliasSet, alias, v.Version, prev, seq)
 	}
 	return t.modelVersion(ctx, v.ModelID, v.Version)
 }
@@ -316,6 +353,7 @@ func (s *Service) RemoveAlias(ctx context.Context, project, modelID, version, al
 	if err != nil {
 		return domain.ModelVersion{}, err
 	}
+	seq := t.lastSeq(ctx, strings.TrimSpace(modelID))
 	v, err := t.modelVersion(ctx, modelID, version)
 	if err != nil {
 		return domain.ModelVersion{}, err
@@ -334,6 +372,8 @@ func (s *Service) RemoveAlias(ctx context.Context, project, modelID, version, al
 	if err := t.c.DeleteAlias(ctx, v.ModelID, alias); err != nil {
 		return domain.ModelVersion{}, t.mlflowErr(err)
 	}
+	t.publish(ctx, events.ModelData{Name: v.ModelID, Alias: alias, PreviousVersion: v.Version},
+		events.ModelAliasDeleted, alias, v.Version, seq)
 	return t.modelVersion(ctx, v.ModelID, v.Version)
 }
 
