@@ -38,16 +38,20 @@ type Config struct {
 	Host       string // where tracking servers bind
 	AdvertHost string // the host in mlflowUri
 	PublicURL  string // when set, mlflowUri is PublicURL/projects/<name>/mlflow
-	// Auth is the gateway's MLPANEL_AUTH: with it on, mlflowUri is the
-	// gateway's proxy (PublicURL or else GatewayURL), and tracking servers
-	// listen on Unix sockets under Home/sockets (0700) unless TCP is set,
-	// so no client can bypass the gateway's tokens and roles.
-	Auth         bool
-	TCP          bool   // with auth on, listen on Host and a port anyway (a private network, e.g. compose)
-	GatewayURL   string // the gateway's address, from MLPANEL_HTTP_ADDR
-	Mlflow       string
-	Workers      int
-	Jobs         bool
+	// Auth is the gateway's MLPANEL_AUTH. Whatever it says, mlflowUri is
+	// the gateway's proxy (PublicURL or else GatewayURL) and tracking
+	// servers listen on Unix sockets under Home/sockets (0700) unless TCP
+	// is set: every use passes the gateway, which can then check tokens,
+	// wake a sleeping project and see that an idle one is idle.
+	Auth       bool
+	TCP        bool   // listen on Host and a port instead (a private network, e.g. compose)
+	GatewayURL string // the gateway's address, from MLPANEL_HTTP_ADDR
+	Mlflow     string
+	Workers    int
+	Jobs       bool
+	// Preload forks tracking servers from one warm Python that has
+	// imported MLflow (adapters.Zygote) instead of running mlflow afresh.
+	Preload      bool
 	StartTimeout time.Duration
 	MaxFailures  int
 	StopOnExit   bool
@@ -60,6 +64,10 @@ type Config struct {
 	IdleTimeout time.Duration
 	MaxAwake    int
 }
+
+// DefaultIdleTimeout is MLPANEL_IDLE_TIMEOUT's default: every client
+// reaches a project through the gateway, so the panel sees every use.
+const DefaultIdleTimeout = 15 * time.Minute
 
 // ConfigFromEnv reads the MLPANEL_* settings of the projects service.
 func ConfigFromEnv(r *conf.Reader) Config {
@@ -78,7 +86,8 @@ func ConfigFromEnv(r *conf.Reader) Config {
 		BackupEvery:  r.Duration("BACKUP_SCHEDULE", 0),
 		BackupDir:    r.String("BACKUP_DIR", filepath.Join(home, "backups")),
 		BackupKeep:   r.Int("BACKUP_KEEP", 7),
-		IdleTimeout:  r.Duration("IDLE_TIMEOUT", 0),
+		IdleTimeout:  r.Duration("IDLE_TIMEOUT", DefaultIdleTimeout),
+		Preload:      r.Bool("MLFLOW_PRELOAD", true),
 		MaxAwake:     r.Int("MAX_AWAKE", 0),
 	}
 	c.AdvertHost = r.String("TRACKING_ADVERTISE_HOST", conf.Reachable(c.Host))
@@ -112,9 +121,19 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		return err
 	}
 	tool := &mlflowdb.Tool{Mlflow: cfg.Mlflow}
+	launcher := cfg.servers()
+	if cfg.Preload {
+		launcher.Zygote = adapters.NewZygote(cfg.Mlflow, filepath.Join(cfg.Home, "mlflow-zygote.log"), cfg.StartTimeout)
+		defer launcher.Zygote.Close() // after Serve: the servers were stopped or left for adoption
+		go func() {
+			if err := launcher.Zygote.Warm(); err != nil {
+				log.Warn("the MLflow zygote did not start; projects will say why when they start", "err", err)
+			}
+		}()
+	}
 	// Starting a project whose database an older MLflow made migrates it
 	// first, behind a backup (mlflowdb.Upgrading).
-	servers := &mlflowdb.Upgrading{Servers: cfg.servers(), Tool: tool, Log: log}
+	servers := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log}
 	svc := app.New(app.Config{
 		Home:         cfg.Home,
 		Ports:        cfg.Ports,
@@ -157,14 +176,14 @@ func (c Config) advertiseURL(p domain.Project) string {
 	switch {
 	case c.PublicURL != "":
 		return c.PublicURL + "/projects/" + p.Name + "/mlflow"
-	case c.Auth && c.GatewayURL != "":
+	case c.GatewayURL != "":
 		return c.GatewayURL + "/projects/" + p.Name + "/mlflow"
 	}
 	return c.internalURL(p)
 }
 
 // sockets reports whether tracking servers listen on Unix sockets.
-func (c Config) sockets() bool { return c.Auth && !c.TCP }
+func (c Config) sockets() bool { return !c.TCP }
 
 func (c Config) socketPath(p domain.Project) string {
 	return filepath.Join(c.Home, "sockets", p.ID+".sock")

@@ -15,7 +15,12 @@ import (
 	"github.com/mlpanel/mlpanel/cmd/mlpanel/stack"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
+	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 )
+
+// benchClient reaches a gateway and, for the baseline, a tracking server
+// on its Unix socket.
+var benchClient = &http.Client{Transport: sockhttp.Transport(nil)}
 
 // benchTarget is one MLflow server reached through a gateway and directly.
 type benchTarget struct {
@@ -46,7 +51,7 @@ func benchSetup(b *testing.B) {
 		p := runningProject(b, "bench")
 		benchOff = benchTarget{
 			proxied: panel.URL + "/projects/" + p.Name + "/mlflow/api/2.0/mlflow",
-			direct:  p.MlflowURI + "/api/2.0/mlflow",
+			direct:  sockhttp.Target(p.InternalURL) + "/api/2.0/mlflow", // the server itself, on its socket
 		}
 		benchOff.runID = benchRun(b, benchOff.direct)
 
@@ -75,7 +80,7 @@ func benchSetup(b *testing.B) {
 				req.Header.Set("Content-Type", "application/json")
 			}
 			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := benchClient.Do(req)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -107,7 +112,7 @@ func benchSetup(b *testing.B) {
 		}
 		benchOn = benchTarget{
 			proxied: s.URL + "/projects/bench-auth/mlflow/api/2.0/mlflow",
-			direct:  ap.MlflowURI + "/api/2.0/mlflow", // no MLPANEL_PUBLIC_URL here: the server itself
+			direct:  sockhttp.Target(ap.InternalURL) + "/api/2.0/mlflow", // the server itself, on its socket
 			token:   tok.Token,
 		}
 		benchOn.runID = benchRun(b, benchOn.direct)
@@ -120,7 +125,7 @@ func benchSetup(b *testing.B) {
 // benchRun creates an experiment and a run in it to log into.
 func benchRun(b *testing.B, base string) string {
 	post := func(path, body string, out any) {
-		resp, err := http.Post(base+path, "application/json", bytes.NewReader([]byte(body)))
+		resp, err := benchClient.Post(base+path, "application/json", bytes.NewReader([]byte(body)))
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -210,7 +215,7 @@ func benchProxy(b *testing.B, t benchTarget, bc benchCall) {
 			req.Header.Set("Authorization", "Bearer "+token)
 		}
 		start := time.Now()
-		resp, err := http.DefaultClient.Do(req)
+		resp, err := benchClient.Do(req)
 		if err != nil {
 			b.Fatal(err)
 		}

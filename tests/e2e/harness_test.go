@@ -182,6 +182,7 @@ type project struct {
 	DesiredState string `json:"desiredState"`
 	Port         int    `json:"port"`
 	MlflowURI    string `json:"mlflowUri"`
+	InternalURL  string `json:"internalUrl"`
 	Pid          int    `json:"pid"`
 	RestartCount int    `json:"restartCount"`
 	LastError    string `json:"lastError"`
