@@ -81,6 +81,8 @@ type Gateway struct {
 	publicURL *url.URL
 	now       func() time.Time
 	activity  *activity.Tracker // wake.go: requests per project, for idle clocks
+	// deployActivity counts predictions per deployment (wake_deployment.go).
+	deployActivity *activity.Tracker
 }
 
 // New builds the gateway.
@@ -96,6 +98,7 @@ func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gatew
 		}
 	}
 	g.activity = newActivity(g)
+	g.deployActivity = newDeployActivity(g)
 	return g
 }
 
@@ -231,6 +234,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}()
 	go g.activity.Run(ctx)
+	go g.deployActivity.Run(ctx)
 	// No ReadTimeout or WriteTimeout: they would cut gigabyte artifact
 	// uploads and downloads through the data plane. Control-plane calls get
 	// a per-request deadline instead (observe.go, deadlines); slow headers

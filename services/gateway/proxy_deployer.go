@@ -38,6 +38,8 @@ type predictProxy struct {
 	mu      sync.Mutex
 	cache   map[string]deployEndpoint
 	watched bool
+	// wakeTimeout bounds a prediction held while its deployment wakes.
+	wakeTimeout time.Duration
 }
 
 // deployEndpoint is the part of a deployment the proxy needs.
@@ -57,7 +59,7 @@ func mountPredict(g *Gateway, e *gin.Engine) {
 		g.log.Warn("MLPANEL_PREDICT_MAX_BYTES is malformed; using the default", "err", err, "default", DefaultPredictMaxBytes)
 		max = DefaultPredictMaxBytes
 	}
-	p := &predictProxy{g: g, max: max, cache: map[string]deployEndpoint{},
+	p := &predictProxy{g: g, max: max, cache: map[string]deployEndpoint{}, wakeTimeout: deployWakeTimeout(),
 		client: &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost:   32,
 			IdleConnTimeout:       90 * time.Second,
@@ -130,6 +132,13 @@ func (p *predictProxy) handle(c *gin.Context) {
 	if err != nil {
 		writeError(c, err)
 		return
+	}
+	defer p.g.deployActivity.Begin(id)()
+	if ep.Status == "sleeping" {
+		if ep, err = p.wakeDeployment(c.Request.Context(), id); err != nil {
+			writeError(c, err)
+			return
+		}
 	}
 	if ep.Status != "running" || ep.URL == "" {
 		writeError(c, events.Errorf(http.StatusConflict,

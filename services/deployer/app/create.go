@@ -19,7 +19,11 @@ type CreateInput struct {
 	ModelID   string     `json:"model_id"`
 	Version   FlexString `json:"version"`
 	Type      string     `json:"type"`
-	CreatedBy string     `json:"-"`
+	// IdleTimeout and MinAwake let the model server sleep when idle
+	// (domain.IdleRule); by default it never sleeps.
+	IdleTimeout string     `json:"idle_timeout"`
+	MinAwake    FlexString `json:"min_awake"`
+	CreatedBy   string     `json:"-"`
 }
 
 // Create records a deployment of a registered model version and starts
@@ -45,6 +49,10 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 		return domain.Deployment{}, events.Errorf(http.StatusBadRequest, "model_id (the registered model's name) is required")
 	}
 	if err := domain.ValidateVersion(version); err != nil {
+		return domain.Deployment{}, events.BadRequest(err)
+	}
+	idle := domain.Deployment{Type: typ}
+	if err := idleInput(&idle, in.IdleTimeout, in.MinAwake); err != nil {
 		return domain.Deployment{}, events.BadRequest(err)
 	}
 	p, err := s.projects.Get(ctx, projectRef)
@@ -79,6 +87,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 		ModelURI: domain.ModelURI(model, resolved),
 		Type:     typ, DesiredState: domain.DesiredRunning, Status: domain.StatusPending,
 		CreatedBy: in.CreatedBy, CreatedAt: now, UpdatedAt: now,
+		IdleTimeout: idle.IdleTimeout, MinAwake: idle.MinAwake,
 	}
 	if cols, err := s.registry.InputColumns(ctx, p.InternalURL, model, resolved); err != nil {
 		// Only the original's {"data": rows} predict format needs them.

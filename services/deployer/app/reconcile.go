@@ -28,6 +28,7 @@ type runtime struct {
 	// before waitUntil, and the controller is asked to look again then.
 	waitUntil time.Time
 	requeue   time.Duration
+	idle      idleClock // sleep.go
 }
 
 // projectWait is how often a deployment waiting for its project looks
@@ -132,7 +133,13 @@ func (s *Service) converge(ctx context.Context, d *domain.Deployment) error {
 	if d.Status == domain.StatusFailed {
 		return nil // given up; a user's run starts over
 	}
+	if d.Status == domain.StatusSleeping {
+		return nil // a prediction (Wake) or a run starts it
+	}
 	if r.srv != nil {
+		if slept, err := s.sleepIfIdle(ctx, d, r); slept || err != nil {
+			return err
+		}
 		return s.check(ctx, d, r)
 	}
 	if !r.crashes.Ready(s.now()) || s.now().Before(r.waitUntil) {

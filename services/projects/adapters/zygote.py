@@ -17,6 +17,7 @@
 # line out is {"ready": true}. End of stdin (the panel went away) ends
 # the zygote; the servers it forked run on in their own sessions and the
 # next panel adopts them by pid.
+import faulthandler
 import gc
 import json
 import os
@@ -89,6 +90,8 @@ def child(req):
         os.dup2(log, 2)
         os.close(devnull)
         os.close(log)
+        # A crash in native code leaves its traceback in the project's log.
+        faulthandler.enable()
         os.chdir(req["dir"])
         os.environ.update(req.get("env") or {})
         import mlflow.utils.process
