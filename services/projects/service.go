@@ -134,6 +134,10 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	// Starting a project whose database an older MLflow made migrates it
 	// first, behind a backup (mlflowdb.Upgrading).
 	servers := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log}
+	var sharedPid func() int
+	if launcher.Zygote != nil {
+		sharedPid = launcher.Zygote.Pid
+	}
 	svc := app.New(app.Config{
 		Home:         cfg.Home,
 		Ports:        cfg.Ports,
@@ -145,6 +149,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		StopOnExit:   cfg.StopOnExit,
 		IdleTimeout:  cfg.IdleTimeout,
 		MaxAwake:     cfg.MaxAwake,
+		SharedPid:    sharedPid,
 	}, store, servers,
 		events.NewPublisher(js, "mlpanel/projects"), log)
 

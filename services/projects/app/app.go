@@ -57,6 +57,7 @@ type Config struct {
 	Interval     time.Duration                 // reconcile period
 	IdleTimeout  time.Duration                 // a running project unused this long sleeps; 0 never
 	MaxAwake     int                           // at most this many servers run at once when waking; 0 no bound
+	SharedPid    func() int                    // the warm MLflow process servers fork from (0: none), for stats
 }
 
 // Service is the projects application.
