@@ -133,7 +133,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	}
 	// Starting a project whose database an older MLflow made migrates it
 	// first, behind a backup (mlflowdb.Upgrading).
-	servers := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log}
+	servers := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(cfg.Home, "templates")}
 	var sharedPid func() int
 	if launcher.Zygote != nil {
 		sharedPid = launcher.Zygote.Pid
