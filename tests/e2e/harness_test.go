@@ -183,6 +183,7 @@ type project struct {
 	Port         int    `json:"port"`
 	MlflowURI    string `json:"mlflowUri"`
 	InternalURL  string `json:"internalUrl"`
+	Path         string `json:"path"`
 	Pid          int    `json:"pid"`
 	RestartCount int    `json:"restartCount"`
 	LastError    string `json:"lastError"`

@@ -172,8 +172,8 @@ func TestProjectAdoption(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	if n := countServers(a.Port); n != 1 {
-		t.Fatalf("%d tracking server groups on port %d, want exactly 1", n, a.Port)
+	if n := countServers(a); n != 1 {
+		t.Fatalf("%d tracking server groups of project %s, want exactly 1", n, a.ID)
 	}
 	for _, p := range []project{a, b} {
 		expect(t, call(t, http.MethodPut, "/projects/"+p.ID+"/terminate", nil), http.StatusOK)
@@ -281,9 +281,10 @@ func groupAlive(pgid int) bool {
 	return false
 }
 
-// countServers counts the process groups whose leader is an mlflow server
-// on port.
-func countServers(port int) int {
+// countServers counts the process groups whose leader is a tracking
+// server of the project: a process group leader working in the project's
+// folder (forked from the warm MLflow, its command line is the zygote's).
+func countServers(p project) int {
 	n := 0
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -291,24 +292,14 @@ func countServers(port int) int {
 		if err != nil {
 			continue
 		}
-		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil {
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err != nil || cwd != p.Path {
 			continue
 		}
-		args := strings.Split(string(cmd), "\x00")
-		if !strings.Contains(string(cmd), "mlflow") || len(args) < 2 {
+		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err != nil || strings.Contains(string(st), ") Z ") {
 			continue
 		}
-		isServer, onPort := false, false
-		for i, a := range args {
-			if a == "server" {
-				isServer = true
-			}
-			if a == "--port" && i+1 < len(args) && args[i+1] == strconv.Itoa(port) {
-				onPort = true
-			}
-		}
-		if pg, err := syscall.Getpgid(pid); isServer && onPort && err == nil && pg == pid {
+		if pg, err := syscall.Getpgid(pid); err == nil && pg == pid {
 			n++
 		}
 	}
