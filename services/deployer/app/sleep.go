@@ -178,8 +178,8 @@ func idleInput(d *domain.Deployment, idle string, minAwake FlexString) error {
 
 // UpdateInput changes how a deployment sleeps; nil fields stay.
 type UpdateInput struct {
-	IdleTimeout *string `json:"idle_timeout"`
-	MinAwake    *int    `json:"min_awake"`
+	IdleTimeout *string     `json:"idle_timeout"`
+	MinAwake    *FlexString `json:"min_awake"` // forms send it as text
 }
 
 // Update applies idle_timeout and min_awake. A sleeping deployment that
@@ -188,8 +188,16 @@ func (s *Service) Update(ctx context.Context, id string, in UpdateInput) (domain
 	if in.IdleTimeout == nil && in.MinAwake == nil {
 		return domain.Deployment{}, events.Errorf(http.StatusBadRequest, "nothing to change: give idle_timeout and/or min_awake (%s)", domain.IdleRule)
 	}
+	var awake *int
+	if in.MinAwake != nil {
+		n, err := strconv.Atoi(strings.TrimSpace(string(*in.MinAwake)))
+		if err != nil {
+			return domain.Deployment{}, events.Errorf(http.StatusBadRequest, "invalid min_awake %q: %s", *in.MinAwake, domain.IdleRule)
+		}
+		awake = &n
+	}
 	return s.withDeployment(ctx, id, func(d *domain.Deployment) error {
-		if err := d.SetIdle(in.IdleTimeout, in.MinAwake); err != nil {
+		if err := d.SetIdle(in.IdleTimeout, awake); err != nil {
 			return events.BadRequest(err)
 		}
 		if d.Status == domain.StatusSleeping && d.Idle() == 0 {
