@@ -208,7 +208,7 @@ print(run.info.run_id)
 func TestProjectInUseThroughMlflowURINeverSleeps(t *testing.T) {
 	ids := map[string]string{}
 	for _, name := range []string{"inuse", "alone"} {
-		r := call(t, http.MethodPost, "/projects", map[string]string{"name": name, "idleTimeout": "4s"})
+		r := call(t, http.MethodPost, "/projects", map[string]string{"name": name, "idleTimeout": "6s"})
 		expect(t, r, http.StatusCreated)
 		var p sleepyProject
 		r.JSON(t, &p)
@@ -222,7 +222,7 @@ func TestProjectInUseThroughMlflowURINeverSleeps(t *testing.T) {
 		t.Fatalf("mlflowUri %q is not the gateway's proxy %s", inuse.MlflowURI, panel.URL)
 	}
 
-	// The stock client logs for 15 s, ~4 idle timeouts, a metric a second.
+	// The stock client logs for 15 s, 2.5 idle timeouts, a metric a second.
 	// Python's imports take seconds, so the project may sleep before the
 	// first request (and wake on it); the marker file says the use began.
 	began := filepath.Join(t.TempDir(), "began")
