@@ -124,9 +124,12 @@ func runScale(b *testing.B) *scaleResult {
 		return resp.StatusCode
 	}
 	send := func(method, path string, body any, out any) int {
-		raw, _ := json.Marshal(body)
-		req, _ := http.NewRequest(method, s.URL+path, bytes.NewReader(raw))
-		req.Header.Set("Content-Type", "application/json")
+		req, _ := http.NewRequest(method, s.URL+path, nil)
+		if body != nil {
+			raw, _ := json.Marshal(body)
+			req, _ = http.NewRequest(method, s.URL+path, bytes.NewReader(raw))
+			req.Header.Set("Content-Type", "application/json")
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			b.Fatal(err)

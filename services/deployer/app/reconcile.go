@@ -210,6 +210,9 @@ func (s *Service) check(ctx context.Context, d *domain.Deployment, r *runtime) e
 			r.crashes.Reset()
 		}
 		if d.Status != domain.StatusRunning {
+			// The idle clock starts when it answers, however long the
+			// start took: predictions held during a wake go through first.
+			r.idle.touch(s.now())
 			d.Status, d.Stage, d.Error = domain.StatusRunning, "", ""
 			r.srv.Apply(d)
 			return s.rec.Save(ctx, d, string(domain.StatusRunning))

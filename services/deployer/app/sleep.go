@@ -75,7 +75,6 @@ func (s *Service) sleepIfIdle(ctx context.Context, d *domain.Deployment, r *runt
 	if timeout <= 0 || d.Status != domain.StatusRunning || r.srv == nil || !r.srv.Local() {
 		return false, nil
 	}
-	r.idle.touch(r.startedAt) // a fresh server counts from its start
 	if wait := r.idle.due(timeout).Sub(s.now()); wait > 0 {
 		if r.requeue == 0 || wait < r.requeue {
 			r.requeue = wait
