@@ -79,14 +79,15 @@ func TestDeploymentSleepsAndWakesOnPredict(t *testing.T) {
 		}
 	}
 
-	d := createDeployment(t, map[string]any{"project_id": p.ID, "model_id": f.model, "idle_timeout": "5s"})
-	seen := deploymentEvents(t, panel.NC, d.ID)
+	// The reference first: loading the model in Python takes longer
+	// than the idle timeout below.
+	want := pythonPredictions(t, p, f.model, f.version)
+	d := createDeployment(t, map[string]any{"project_id": p.ID, "model_id": f.model, "idle_timeout": "8s"})
 	first := waitDeployment(t, d.ID, "running", 4*time.Minute)
 	got := getSleepyDeployment(t, d.ID)
-	if got.IdleTimeout != "5s" || got.MinAwake == nil || *got.MinAwake != 0 {
-		t.Fatalf("idle_timeout %q, min_awake %v: want 5s and 0", got.IdleTimeout, got.MinAwake)
+	if got.IdleTimeout != "8s" || got.MinAwake == nil || *got.MinAwake != 0 {
+		t.Fatalf("idle_timeout %q, min_awake %v: want 8s and 0", got.IdleTimeout, got.MinAwake)
 	}
-	want := pythonPredictions(t, p, f.model, f.version)
 	split := map[string]any{"dataframe_split": map[string]any{"columns": d.InputColumns, "data": irisRows}}
 	if pred := depPredictions(t, d.ID, split); !reflect.DeepEqual(pred, want) {
 		t.Fatalf("predictions %v, want %v", pred, want)
@@ -106,6 +107,7 @@ func TestDeploymentSleepsAndWakesOnPredict(t *testing.T) {
 	}
 
 	// Two predictions at once: both held, both answered, one start.
+	seen := deploymentEvents(t, panel.NC, d.ID)
 	var wg sync.WaitGroup
 	results := make([][]any, 2)
 	for i := range results {
@@ -122,8 +124,8 @@ func TestDeploymentSleepsAndWakesOnPredict(t *testing.T) {
 		t.Fatalf("after the wake: %+v", awake)
 	}
 	ev := seen()
-	if count(ev, "sleeping") != 1 || count(ev, "waking") != 1 {
-		t.Fatalf("events %v: want one sleeping and one waking", ev)
+	if count(ev, "waking") != 1 || count(ev, "running") != 1 || count(ev, "sleeping") != 0 {
+		t.Fatalf("events %v: want one waking, then running", ev)
 	}
 
 	// min_awake 1 keeps it up; bad changes are 400s and change nothing.
@@ -135,7 +137,7 @@ func TestDeploymentSleepsAndWakesOnPredict(t *testing.T) {
 	}
 	r := call(t, http.MethodPatch, "/deployments/"+d.ID, map[string]any{"idle_timeout": "0", "min_awake": 1})
 	expect(t, r, http.StatusOK)
-	time.Sleep(9 * time.Second) // well past the old idle_timeout
+	time.Sleep(12 * time.Second) // well past the old idle_timeout
 	kept := getSleepyDeployment(t, d.ID)
 	if kept.Status != "running" || kept.Pid != awake.Pid || kept.MinAwake == nil || *kept.MinAwake != 1 || kept.IdleTimeout != "" {
 		t.Fatalf("with min_awake 1: %+v, want it running on pid %d", kept, awake.Pid)
