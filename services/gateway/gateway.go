@@ -58,6 +58,9 @@ type Config struct {
 	// WakeTimeout bounds how long a request to a sleeping project is held
 	// while it wakes: the projects service's start timeout.
 	WakeTimeout time.Duration `env:"MLPANEL_START_TIMEOUT" envDefault:"2m"`
+	// DeployStartTimeout bounds how long a prediction to a sleeping
+	// deployment is held while it wakes: the deployer's start timeout.
+	DeployStartTimeout time.Duration `env:"MLPANEL_DEPLOY_START_TIMEOUT" envDefault:"3m"`
 	// Webhooks are the signed webhooks' settings (routes_webhooks.go).
 	Webhooks WebhooksConfig
 }
@@ -113,6 +116,8 @@ type Gateway struct {
 	pubOnce sync.Once
 	pub     *events.Publisher
 	hooks   *webhookAPI // routes_webhooks.go; nil until Serve started it
+	// deployActivity counts predictions per deployment (wake_deployment.go).
+	deployActivity *activity.Tracker
 }
 
 // New builds the gateway.
@@ -130,6 +135,7 @@ func New(cfg Config, nc *nats.Conn, db *mongo.Database, log *slog.Logger) *Gatew
 	g.projects = projects.NewResolver(g.projectsAPI, projects.DefaultTTL)
 	g.owners = newDeploymentOwners(deployer.New(nc), g.projects)
 	g.activity = activity.New(g.projectsAPI.Activity, g.log) // wake.go
+	g.deployActivity = newDeployActivity(g)
 	g.ops = newOpsState()
 	_ = g.ops.reg.Register(projectStatsCollector{g}) // stats.go
 	return g
@@ -270,6 +276,7 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}()
 	go g.activity.Run(ctx)
+	go g.deployActivity.Run(ctx)
 	// No ReadTimeout or WriteTimeout: they would cut gigabyte artifact
 	// uploads and downloads through the data plane. Control-plane calls get
 	// a per-request deadline instead (observe.go, deadlines); slow headers

@@ -156,7 +156,7 @@ func TestTrackingAndDeployerSchemasMatchTheCode(t *testing.T) {
 		{"RegisteredModel", tdomain.RegisteredModel{}, true, []string{"model_id"}},
 		{"RegisteredModelInput", tapp.ModelInput{}, false, nil},
 		{"ModelVersion", tdomain.ModelVersion{}, true, nil},
-		{"Deployment", ddomain.Deployment{}, true, []string{"deployment_id"}},
+		{"Deployment", ddomain.Deployment{}, true, []string{"deployment_id", "min_awake"}}, // min_awake: MarshalJSON's, from the idle rule
 		{"DeploymentCreate", dapp.CreateInput{}, false, nil},
 		{"DeploymentHealth", dapp.Health{}, true, nil},
 	} {

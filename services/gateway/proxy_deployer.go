@@ -41,6 +41,8 @@ type predictProxy struct {
 	mu      sync.Mutex
 	cache   map[string]deployEndpoint
 	watched bool
+	// wakeTimeout bounds a prediction held while its deployment wakes.
+	wakeTimeout time.Duration
 }
 
 // deployEndpoint is the part of a deployment the proxy needs.
@@ -59,7 +61,7 @@ func newPredictProxy(g *Gateway) *predictProxy {
 	if max <= 0 { // a Config built in code, not by ConfigFromEnv
 		max = DefaultPredictMaxBytes
 	}
-	p := &predictProxy{g: g, max: max, cache: map[string]deployEndpoint{},
+	p := &predictProxy{g: g, max: max, cache: map[string]deployEndpoint{}, wakeTimeout: g.cfg.deployWakeTimeout(),
 		client: &http.Client{Transport: &http.Transport{
 			MaxIdleConnsPerHost:   32,
 			IdleConnTimeout:       90 * time.Second,
@@ -134,6 +136,13 @@ func (p *predictProxy) handle(c *gin.Context) {
 	if err != nil {
 		writeError(c, err)
 		return
+	}
+	defer p.g.deployActivity.Begin(id)()
+	if ep.Status == "sleeping" {
+		if ep, err = p.wakeDeployment(c.Request.Context(), id); err != nil {
+			writeError(c, err)
+			return
+		}
 	}
 	if ep.Status != "running" || ep.URL == "" {
 		writeError(c, events.Errorf(http.StatusConflict,

@@ -152,6 +152,7 @@ func (g *Gateway) routes() []endpoint {
 		call(get, "/deployments", projRead, deployer.Subject("list"), ok, list),
 		call(post, "/deployments", projWrite, deployer.Subject("create"), accepted, item),
 		call(get, "/deployments/:id", projRead, deployer.Subject("get"), ok, item),
+		call(patch, "/deployments/:id", projWrite, deployer.Subject("update"), ok, item), // idle_timeout, min_awake
 		call(del, "/deployments/:id", projWrite, deployer.Subject("delete"), ok, item),
 		call(put, "/deployments/:id/run", projWrite, deployer.Subject("run"), ok, item),
 		call(put, "/deployments/:id/stop", projWrite, deployer.Subject("stop"), ok, item),

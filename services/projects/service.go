@@ -49,13 +49,14 @@ type Config struct {
 	AdvertHost string `env:"MLPANEL_TRACKING_ADVERTISE_HOST" conf:"computed"`
 	// PublicURL, when set, makes mlflowUri PublicURL/projects/<name>/mlflow.
 	PublicURL string `env:"MLPANEL_PUBLIC_URL"`
-	// Auth is the gateway's MLPANEL_AUTH: with it on, mlflowUri is the
-	// gateway's proxy (PublicURL or else GatewayURL), and tracking servers
-	// listen on Unix sockets under Home/sockets (0700) unless TCP is set,
-	// so no client can bypass the gateway's tokens and roles.
+	// Auth is the gateway's MLPANEL_AUTH. Whatever it says, mlflowUri is
+	// the gateway's proxy (PublicURL or else GatewayURL) and tracking
+	// servers listen on Unix sockets under Home/sockets (0700) unless TCP
+	// is set: every use passes the gateway, which can then check tokens,
+	// wake a sleeping project and see that an idle one is idle.
 	Auth bool `env:"MLPANEL_AUTH" envDefault:"false"`
-	// TCP: with auth on, listen on Host and a port anyway (a private
-	// network, e.g. compose).
+	// TCP: listen on Host and a port instead (a private network, e.g.
+	// compose).
 	TCP bool `env:"MLPANEL_TRACKING_TCP" envDefault:"false"`
 	// HTTPAddr is the gateway's listen address, read to derive GatewayURL.
 	HTTPAddr string `env:"MLPANEL_HTTP_ADDR" envDefault:"127.0.0.1:8080"`
@@ -65,6 +66,9 @@ type Config struct {
 	Workers int `env:"MLPANEL_MLFLOW_WORKERS" envDefault:"1"`
 	// Jobs runs tracking servers with MLflow's job execution enabled.
 	Jobs bool `env:"MLPANEL_MLFLOW_JOBS" envDefault:"false"`
+	// Preload forks tracking servers from one warm Python that has
+	// imported MLflow (adapters.Zygote) instead of running mlflow afresh.
+	Preload bool `env:"MLPANEL_MLFLOW_PRELOAD" envDefault:"true"`
 	// StartTimeout bounds how long a tracking server may take to answer
 	// /health.
 	StartTimeout time.Duration `env:"MLPANEL_START_TIMEOUT" envDefault:"2m"`
@@ -85,13 +89,17 @@ type Config struct {
 	BackupKeep int `env:"MLPANEL_BACKUP_KEEP" envDefault:"7"`
 	// IdleTimeout puts a project with no request for that long to sleep;
 	// 0 never does. A project's own idleTimeout overrides it.
-	IdleTimeout time.Duration `env:"MLPANEL_IDLE_TIMEOUT" envDefault:"0s"`
+	IdleTimeout time.Duration `env:"MLPANEL_IDLE_TIMEOUT" envDefault:"15m"`
 	// MaxAwake bounds how many projects run at once; 0: no bound.
 	MaxAwake int `env:"MLPANEL_MAX_AWAKE" envDefault:"0"`
 	// ProjectDBURL is the PostgreSQL server of projects with backend
 	// postgresql; empty: SQLite only.
 	ProjectDBURL string `env:"MLPANEL_PROJECT_DB_URL"`
 }
+
+// DefaultIdleTimeout is MLPANEL_IDLE_TIMEOUT's default: every client
+// reaches a project through the gateway, so the panel sees every use.
+const DefaultIdleTimeout = 15 * time.Minute
 
 // Settings are the settings structs the projects command loads: its -h
 // lists them and the documentation checks (deployments) read them.
@@ -145,9 +153,23 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		return err
 	}
 	tool := &mlflowdb.Tool{Mlflow: cfg.Mlflow}
+	launcher := cfg.servers()
+	if cfg.Preload {
+		launcher.Zygote = adapters.NewZygote(cfg.Mlflow, filepath.Join(cfg.Home, "mlflow-zygote.log"), cfg.StartTimeout)
+		defer launcher.Zygote.Close() // after Serve: the servers were stopped or left for adoption
+		go func() {
+			if err := launcher.Zygote.Warm(); err != nil {
+				log.Warn("the MLflow zygote did not start; projects will say why when they start", "err", err)
+			}
+		}()
+	}
 	// Starting a project whose database an older MLflow made migrates it
 	// first, behind a backup (mlflowdb.Upgrading).
-	servers := &mlflowdb.Upgrading{Servers: cfg.servers(), Tool: tool, Log: log}
+	servers := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(cfg.Home, "templates")}
+	var sharedPid func() int
+	if launcher.Zygote != nil {
+		sharedPid = launcher.Zygote.Pid
+	}
 	svc := app.New(app.Config{
 		Home:         cfg.Home,
 		Ports:        cfg.Ports,
@@ -160,6 +182,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		IdleTimeout:  cfg.IdleTimeout,
 		MaxAwake:     cfg.MaxAwake,
 		Databases:    cfg.databases(),
+		SharedPid:    sharedPid,
 	}, store, servers,
 		events.NewPublisher(js, "mlpanel/projects"), log)
 
@@ -198,14 +221,14 @@ func (c Config) advertiseURL(p domain.Project) string {
 	switch {
 	case c.PublicURL != "":
 		return c.PublicURL + "/projects/" + p.Name + "/mlflow"
-	case c.Auth && c.GatewayURL != "":
+	case c.GatewayURL != "":
 		return c.GatewayURL + "/projects/" + p.Name + "/mlflow"
 	}
 	return c.internalURL(p)
 }
 
 // sockets reports whether tracking servers listen on Unix sockets.
-func (c Config) sockets() bool { return c.Auth && !c.TCP }
+func (c Config) sockets() bool { return !c.TCP }
 
 func (c Config) socketPath(p domain.Project) string {
 	return filepath.Join(c.Home, "sockets", p.ID+".sock")

@@ -19,6 +19,10 @@ import (
 	projects "github.com/mlpanel/mlpanel/services/projects/client"
 )
 
+// benchClient reaches a gateway and, for the baseline, a tracking server
+// on its Unix socket.
+var benchClient = &http.Client{Transport: sockhttp.Transport(nil)}
+
 // benchTarget is one MLflow server reached through a gateway and directly.
 type benchTarget struct {
 	proxied, direct string // base URLs up to /api/2.0/mlflow
@@ -51,9 +55,9 @@ func benchSetup(b *testing.B) {
 		p := runningProject(b, "bench")
 		benchOff = benchTarget{
 			proxied: panel.URL + "/projects/" + p.Name + "/mlflow/api/2.0/mlflow",
-			direct:  p.MlflowURI + "/api/2.0/mlflow",
+			direct:  sockhttp.Target(p.InternalURL) + "/api/2.0/mlflow", // the server itself, on its socket
 		}
-		benchOff.directClient = http.DefaultClient
+		benchOff.directClient = benchClient // the server listens on a socket
 		benchOff.runID = benchRun(b, benchOff.directClient, benchOff.direct)
 
 		cfg := panelCfg
@@ -81,7 +85,7 @@ func benchSetup(b *testing.B) {
 				req.Header.Set("Content-Type", "application/json")
 			}
 			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := http.DefaultClient.Do(req)
+			resp, err := benchClient.Do(req)
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -183,6 +183,8 @@ type project struct {
 	DesiredState string `json:"desiredState"`
 	Port         int    `json:"port"`
 	MlflowURI    string `json:"mlflowUri"`
+	InternalURL  string `json:"internalUrl"`
+	Path         string `json:"path"`
 	Pid          int    `json:"pid"`
 	RestartCount int    `json:"restartCount"`
 	LastError    string `json:"lastError"`

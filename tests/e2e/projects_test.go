@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"encoding/json"
-	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -39,8 +38,10 @@ func TestProjectLifecycle(t *testing.T) {
 	if r := panelCfg.Projects.Ports; p.Status != "terminated" || p.Port < r.Lo || p.Port > r.Hi {
 		t.Fatalf("new project %+v: want status terminated and a port in %s", p, r)
 	}
-	if want := fmt.Sprintf("http://127.0.0.1:%d/projects/%s/mlflow", p.Port, p.ID); p.MlflowURI != want {
-		t.Fatalf("mlflowUri %q, want %q", p.MlflowURI, want)
+	// Auth is off here, and still the client's address is the gateway's
+	// proxy, so every use is seen (and may wake the project).
+	if want := panel.URL + "/projects/" + p.Name + "/mlflow"; p.MlflowURI != want {
+		t.Fatalf("mlflowUri %q, want the gateway's proxy %q", p.MlflowURI, want)
 	}
 
 	r := call(t, http.MethodPut, "/projects/"+p.ID+"/run", nil)
@@ -171,8 +172,8 @@ func TestProjectAdoption(t *testing.T) {
 		}
 		time.Sleep(300 * time.Millisecond)
 	}
-	if n := countServers(a.Port); n != 1 {
-		t.Fatalf("%d tracking server groups on port %d, want exactly 1", n, a.Port)
+	if n := countServers(a); n != 1 {
+		t.Fatalf("%d tracking server groups of project %s, want exactly 1", n, a.ID)
 	}
 	for _, p := range []project{a, b} {
 		expect(t, call(t, http.MethodPut, "/projects/"+p.ID+"/terminate", nil), http.StatusOK)
@@ -280,9 +281,10 @@ func groupAlive(pgid int) bool {
 	return false
 }
 
-// countServers counts the process groups whose leader is an mlflow server
-// on port.
-func countServers(port int) int {
+// countServers counts the process groups whose leader is a tracking
+// server of the project: a process group leader working in the project's
+// folder (forked from the warm MLflow, its command line is the zygote's).
+func countServers(p project) int {
 	n := 0
 	entries, _ := os.ReadDir("/proc")
 	for _, e := range entries {
@@ -290,24 +292,14 @@ func countServers(port int) int {
 		if err != nil {
 			continue
 		}
-		cmd, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
-		if err != nil {
+		cwd, err := os.Readlink("/proc/" + e.Name() + "/cwd")
+		if err != nil || cwd != p.Path {
 			continue
 		}
-		args := strings.Split(string(cmd), "\x00")
-		if !strings.Contains(string(cmd), "mlflow") || len(args) < 2 {
+		if st, err := os.ReadFile("/proc/" + e.Name() + "/stat"); err != nil || strings.Contains(string(st), ") Z ") {
 			continue
 		}
-		isServer, onPort := false, false
-		for i, a := range args {
-			if a == "server" {
-				isServer = true
-			}
-			if a == "--port" && i+1 < len(args) && args[i+1] == strconv.Itoa(port) {
-				onPort = true
-			}
-		}
-		if pg, err := syscall.Getpgid(pid); isServer && onPort && err == nil && pg == pid {
+		if pg, err := syscall.Getpgid(pid); err == nil && pg == pid {
 			n++
 		}
 	}

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -19,8 +21,8 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 )
 
-// The shared panel's projects never sleep on their own (other tests
-// reach servers directly, which the panel cannot see as use); the sleep
+// The shared panel's projects never sleep on their own: other tests
+// check pids and restart counts across minutes of the suite. The sleep
 // tests set a project's own idle timeout instead.
 func init() {
 	serviceConfigurers = append(serviceConfigurers, func(cfg *stack.Config, _ string) { cfg.Projects.IdleTimeout = 0 })
@@ -197,6 +199,89 @@ print(run.info.run_id)
 	waitSleepy(t, panel.URL, p.ID, "sleeping", time.Minute)
 	expect(t, call(t, http.MethodGet, "/runs/"+runID+"?project_id="+p.ID, nil), http.StatusOK)
 	expect(t, call(t, http.MethodPut, "/projects/"+p.ID+"/terminate", nil), http.StatusOK)
+}
+
+// A project in use through its mlflowUri (auth off: the address the API
+// gives, not one the test builds) never sleeps, however long the use
+// lasts; one left alone beside it does; the used one sleeps once its
+// client is done.
+func TestProjectInUseThroughMlflowURINeverSleeps(t *testing.T) {
+	ids := map[string]string{}
+	for _, name := range []string{"inuse", "alone"} {
+		r := call(t, http.MethodPost, "/projects", map[string]string{"name": name, "idleTimeout": "6s"})
+		expect(t, r, http.StatusCreated)
+		var p sleepyProject
+		r.JSON(t, &p)
+		ids[name] = p.ID
+		expect(t, call(t, http.MethodPut, "/projects/"+p.ID+"/run", nil), http.StatusOK)
+		t.Cleanup(func() { call(t, http.MethodPut, "/projects/"+p.ID+"/terminate", nil) })
+	}
+	inuse := waitSleepy(t, panel.URL, ids["inuse"], "running", 3*time.Minute)
+	waitSleepy(t, panel.URL, ids["alone"], "running", 3*time.Minute)
+	if !strings.HasPrefix(inuse.MlflowURI, panel.URL+"/") {
+		t.Fatalf("mlflowUri %q is not the gateway's proxy %s", inuse.MlflowURI, panel.URL)
+	}
+
+	// The stock client logs for 15 s, 2.5 idle timeouts, a metric a second.
+	// Python's imports take seconds, so the project may sleep before the
+	// first request (and wake on it); the marker file says the use began.
+	began := filepath.Join(t.TempDir(), "began")
+	done := make(chan string, 1)
+	go func() {
+		out, err := pythonMayFail(`import os, time, mlflow
+mlflow.set_experiment("busy")
+open(os.environ["E2E_MARKER"], "w").close()
+with mlflow.start_run() as run:
+    for i in range(15):
+        mlflow.log_metric("step", i, step=i)
+        time.sleep(1)
+print("RUN=" + run.info.run_id)
+`, "MLFLOW_TRACKING_URI="+inuse.MlflowURI, "MLFLOW_HTTP_REQUEST_MAX_RETRIES=0", "E2E_MARKER="+began)
+		if err != nil {
+			out += err.Error()
+		}
+		done <- out
+	}()
+	var out string
+	for out == "" {
+		if _, err := os.Stat(began); err == nil {
+			break
+		}
+		select {
+		case out = <-done:
+			t.Fatalf("the client ended before it began logging: %s", out)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	inuse = waitSleepy(t, panel.URL, ids["inuse"], "running", 0)
+	aloneSlept := false
+	for out == "" {
+		select {
+		case out = <-done:
+		case <-time.After(300 * time.Millisecond):
+		}
+		p := waitSleepy(t, panel.URL, ids["inuse"], "running", 0)
+		if p.Pid != inuse.Pid {
+			t.Fatalf("the project in use restarted (pid %d, then %d)", inuse.Pid, p.Pid)
+		}
+		var alone sleepyProject
+		call(t, http.MethodGet, "/projects/"+ids["alone"], nil).JSON(t, &alone)
+		aloneSlept = aloneSlept || alone.Status == "sleeping"
+	}
+	runID := depLine(t, out, "RUN=")
+	if !aloneSlept {
+		t.Fatal("the project left alone did not sleep while the other was in use")
+	}
+	var hist struct {
+		Metrics []any `json:"metrics"`
+	}
+	h := call(t, http.MethodGet, "/projects/inuse/mlflow/api/2.0/mlflow/metrics/get-history?metric_key=step&run_id="+runID, nil)
+	expect(t, h, http.StatusOK)
+	h.JSON(t, &hist)
+	if len(hist.Metrics) != 15 {
+		t.Fatalf("%d of 15 metrics logged", len(hist.Metrics))
+	}
+	waitSleepy(t, panel.URL, ids["inuse"], "sleeping", time.Minute)
 }
 
 // With MLPANEL_MAX_AWAKE=1, starting or waking a second project puts the

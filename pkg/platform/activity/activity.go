@@ -48,6 +48,9 @@ func New(send Send, log *slog.Logger) *Tracker {
 // Begin marks a request to project id as started; call the returned
 // function when it ends.
 func (t *Tracker) Begin(id string) (end func()) {
+	if t == nil { // a gateway built without trackers (unit tests) counts nothing
+		return func() {}
+	}
 	t.mu.Lock()
 	t.used[id] = true
 	t.inflight[id]++

@@ -197,3 +197,18 @@ func zombie(pid int) bool {
 	st, err := readStat(pid)
 	return err == nil && (st.state == "Z" || st.state == "X")
 }
+
+// Attach watches a process another process started for us (a fork of a
+// warm interpreter), as Adopt does, recording its start time now. It fails
+// when the process has already exited.
+func Attach(pid int) (*Process, error) {
+	start, err := startTime(pid)
+	if err != nil {
+		return nil, fmt.Errorf("process %d exited at once: %w", pid, err)
+	}
+	p, ok := Adopt(pid, start)
+	if !ok {
+		return nil, fmt.Errorf("process %d exited at once", pid)
+	}
+	return p, nil
+}

@@ -21,7 +21,11 @@ type CreateInput struct {
 	// alias: it rolls over to each version the alias moves to.
 	FollowAlias string `json:"follow_alias"`
 	Type        string `json:"type"`
-	CreatedBy   string `json:"-"`
+	// IdleTimeout and MinAwake let the model server sleep when idle
+	// (domain.IdleRule); by default it never sleeps.
+	IdleTimeout string     `json:"idle_timeout"`
+	MinAwake    FlexString `json:"min_awake"`
+	CreatedBy   string     `json:"-"`
 }
 
 // Create records a deployment of a registered model version and starts
@@ -47,6 +51,10 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 	}
 	version, follow, err := domain.ParseFollow(version, in.FollowAlias)
 	if err != nil {
+		return domain.Deployment{}, errs.AsInvalid(err)
+	}
+	idle := domain.Deployment{Type: typ}
+	if err := idleInput(&idle, in.IdleTimeout, in.MinAwake); err != nil {
 		return domain.Deployment{}, errs.AsInvalid(err)
 	}
 	p, err := s.projects.Get(ctx, projectRef)
@@ -91,6 +99,7 @@ func (s *Service) Create(ctx context.Context, in CreateInput) (domain.Deployment
 		ModelURI: domain.ModelURI(model, resolved),
 		Type:     typ, DesiredState: domain.DesiredRunning, Status: domain.StatusPending,
 		CreatedBy: in.CreatedBy, CreatedAt: now, UpdatedAt: now,
+		IdleTimeout: idle.IdleTimeout, MinAwake: idle.MinAwake,
 	}
 	if cols, err := s.registry.InputColumns(ctx, p.InternalURL, model, resolved); err != nil {
 		// Only the original's {"data": rows} predict format needs them.

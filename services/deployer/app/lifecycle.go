@@ -29,6 +29,15 @@ func (s *Service) withDeployment(ctx context.Context, id string, fn func(d *doma
 // Run asks for the model server to run again after a stop or a failure.
 func (s *Service) Run(ctx context.Context, id string) (domain.Deployment, error) {
 	return s.withDeployment(ctx, id, func(d *domain.Deployment) error {
+		if d.DesiredState == domain.DesiredRunning && d.Status == domain.StatusSleeping {
+			// Run wakes a sleeping one, as a prediction would.
+			d.Status, d.SleepReason = domain.StatusStarting, ""
+			s.rt.Get(d.ID).idle.touch(s.now())
+			if err := s.rec.Save(ctx, d, "waking"); err != nil {
+				return err
+			}
+			return s.converge(ctx, d)
+		}
 		if d.DesiredState == domain.DesiredRunning && d.Status != domain.StatusFailed {
 			return errs.Conflictf("deployment %s is already %s", d.ID, d.Status)
 		}

@@ -33,6 +33,7 @@ type runtime struct {
 	// before waitUntil, and the controller is asked to look again then.
 	waitUntil time.Time
 	requeue   time.Duration
+	idle      idleClock // sleep.go
 }
 
 // projectWait is how often a deployment waiting for its project looks
@@ -145,7 +146,13 @@ func (s *Service) converge(ctx context.Context, d *domain.Deployment) error {
 	if d.Status == domain.StatusFailed {
 		return nil // given up; a user's run starts over
 	}
+	if d.Status == domain.StatusSleeping {
+		return nil // a prediction (Wake) or a run starts it
+	}
 	if r.srv != nil {
+		if slept, err := s.sleepIfIdle(ctx, d, r); slept || err != nil {
+			return err
+		}
 		if err := s.check(ctx, d, r); err != nil {
 			return err
 		}
@@ -219,6 +226,9 @@ func (s *Service) check(ctx context.Context, d *domain.Deployment, r *runtime) e
 			r.crashes.Reset()
 		}
 		if d.Status != domain.StatusRunning {
+			// The idle clock starts when it answers, however long the
+			// start took: predictions held during a wake go through first.
+			r.idle.touch(s.now())
 			d.Status, d.Stage, d.Error = domain.StatusRunning, "", ""
 			r.srv.Apply(d)
 			return s.rec.Save(ctx, d, string(domain.StatusRunning))

@@ -44,7 +44,7 @@ const (
 )
 
 // Statuses are every status, in the order the OpenAPI enum lists them.
-var Statuses = []Status{StatusPending, StatusStarting, StatusRunning, StatusStopping, StatusStopped, StatusFailed, StatusDeleted}
+var Statuses = []Status{StatusPending, StatusStarting, StatusRunning, StatusSleeping, StatusStopping, StatusStopped, StatusFailed, StatusDeleted}
 
 // ParseStatus checks a status given by a caller (a list filter).
 func ParseStatus(s string) (Status, error) {
@@ -91,7 +91,7 @@ type Deployment struct {
 	// new version is started beside the old one and takes the traffic.
 	FollowAlias string `json:"follow_alias,omitempty" bson:"followAlias,omitempty"`
 	// Rollovers is the history of those switches, oldest first.
-	Rollovers []Rollover `json:"rollovers,omitempty" bson:"rollovers,omitempty"`
+	Rollovers []Rollover `json:"rollovers" bson:"rollovers,omitempty"`
 	// RolloverError is why the last rollover failed while the old version
 	// kept serving; cleared by the next successful one.
 	RolloverError string `json:"rollover_error,omitempty" bson:"rolloverError,omitempty"`
@@ -123,6 +123,12 @@ type Deployment struct {
 	// deployer adopts it instead of starting a second copy.
 	Pid      int    `json:"pid,omitempty" bson:"pid,omitempty"`
 	PidStart uint64 `json:"-" bson:"pidStart,omitempty"`
+	// IdleTimeout and MinAwake say whether and when the model server
+	// sleeps (SetIdle, Idle); MinAwake is nil until a caller gives it.
+	IdleTimeout string `json:"idle_timeout,omitempty" bson:"idleTimeout,omitempty"`
+	MinAwake    *int   `json:"-" bson:"minAwake,omitempty"`
+	// SleepReason says why a sleeping deployment sleeps.
+	SleepReason string `json:"sleep_reason,omitempty" bson:"sleepReason,omitempty"`
 }
 
 // MarshalJSON writes host, port and url as null while no model server
@@ -131,10 +137,11 @@ func (d Deployment) MarshalJSON() ([]byte, error) {
 	type plain Deployment // without this method
 	out := struct {
 		plain
-		Host *string `json:"host"`
-		Port *int    `json:"port"`
-		URL  *string `json:"url"`
-	}{plain: plain(d)}
+		Host     *string `json:"host"`
+		Port     *int    `json:"port"`
+		URL      *string `json:"url"`
+		MinAwake int     `json:"min_awake"`
+	}{plain: plain(d), MinAwake: d.Awake()}
 	if out.Rollovers == nil {
 		out.plain.Rollovers = []Rollover{} // a list, never null
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/micro"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
 )
@@ -53,6 +54,22 @@ func Register(nc *nats.Conn, svc *app.Service, version string, opts ...events.Se
 			fromQuery(&in.FollowAlias, "follow_alias")
 			in.CreatedBy = r.Caller
 			return svc.Create(ctx, in)
+		},
+		"update": func(ctx context.Context, r events.Request) (any, error) {
+			var in app.UpdateInput
+			if err := r.DecodeBody(&in); err != nil {
+				return nil, err
+			}
+			return svc.Update(ctx, r.Path["id"], in)
+		},
+		"wake": events.ByID(svc.Wake),
+		"activity": func(_ context.Context, r events.Request) (any, error) {
+			var rep activity.Report
+			if err := r.DecodeBody(&rep); err != nil {
+				return nil, err
+			}
+			svc.Touch(rep)
+			return struct{}{}, nil
 		},
 		"delete": events.ByID(svc.Delete),
 		"run":    events.ByID(svc.Run),

@@ -36,7 +36,11 @@ type MLflowServers struct {
 	// ProjectDBURL is MLPANEL_PROJECT_DB_URL, the server of the
 	// databases of projects with backend postgresql.
 	ProjectDBURL string
-	client       *http.Client
+	// Zygote, when set, forks each server from one warm Python that has
+	// imported MLflow already (MLPANEL_MLFLOW_PRELOAD); nil runs the
+	// mlflow executable afresh for each.
+	Zygote *Zygote
+	client *http.Client
 }
 
 // socketDirMode keeps a project's socket to the panel's own OS user:
@@ -87,6 +91,9 @@ func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
 		args = append(args, "--uvicorn-opts", "--uds "+shellQuote(socket))
 	}
 	env = append(env, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION="+strconv.FormatBool(m.Jobs))
+	if m.Zygote != nil {
+		return m.spawn(args, env, p)
+	}
 	return proc.Start(proc.Spec{Path: m.Mlflow, Args: args, Env: env, Dir: p.Path, LogFile: m.LogFile(p)})
 }
 
@@ -114,6 +121,18 @@ func (m *MLflowServers) backendStore(p domain.Project) (args, env []string, err 
 				"Put mlflow.db back from a backup and run the project again, or delete the project", db, p.Name))
 	}
 	return []string{"--backend-store-uri", "sqlite:///" + db}, nil, nil
+}
+
+// spawn has the zygote fork the server, with the same header in its log
+// as a started one.
+func (m *MLflowServers) spawn(args, env []string, p domain.Project) (*proc.Process, error) {
+	logf, err := os.OpenFile(m.LogFile(p), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if err != nil {
+		return nil, fmt.Errorf("opening log %s: %w", m.LogFile(p), err)
+	}
+	fmt.Fprintf(logf, "\n==> %s forked from the MLflow zygote: mlflow %s\n", time.Now().UTC().Format(time.RFC3339), strings.Join(args, " "))
+	logf.Close()
+	return m.Zygote.Spawn(args, env, p.Path, m.LogFile(p))
 }
 
 // PathPrefix is where a project's tracking server serves everything:

@@ -65,6 +65,7 @@ type Config struct {
 	IdleTimeout  time.Duration                 // a running project unused this long sleeps; 0 never
 	MaxAwake     int                           // at most this many servers run at once when waking; 0 no bound
 	Databases    Databases                     // nil: MLPANEL_PROJECT_DB_URL is not set, only SQLite projects
+	SharedPid    func() int                    // the warm MLflow process servers fork from (0: none), for stats
 }
 
 // Service is the projects application.

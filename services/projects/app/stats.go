@@ -35,6 +35,9 @@ type StatsList struct {
 	TotalPSSBytes   int64   `json:"totalPssBytes"`
 	TotalRSSBytes   int64   `json:"totalRssBytes"`
 	TotalCPUSeconds float64 `json:"totalCpuSeconds"`
+	// SharedPSSBytes is the warm MLflow process servers are forked from
+	// (Config.SharedPid); it is in TotalPSSBytes too.
+	SharedPSSBytes int64 `json:"sharedPssBytes"`
 }
 
 // Stats reports one project's cost.
@@ -66,6 +69,18 @@ func (s *Service) AllStats(ctx context.Context) (StatsList, error) {
 		out.TotalRSSBytes += st.RSSBytes
 		out.TotalCPUSeconds += st.CPUSeconds
 		out.Projects = append(out.Projects, st)
+	}
+	if s.cfg.SharedPid != nil {
+		if pid := s.cfg.SharedPid(); pid > 0 {
+			u, err := proc.GroupUsage(pid)
+			if err != nil {
+				return StatsList{}, fmt.Errorf("measuring the warm MLflow process: %w", err)
+			}
+			out.SharedPSSBytes = u.PSSBytes
+			out.TotalPSSBytes += u.PSSBytes
+			out.TotalRSSBytes += u.RSSBytes
+			out.TotalCPUSeconds += u.CPUSeconds
+		}
 	}
 	return out, nil
 }

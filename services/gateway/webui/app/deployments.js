@@ -51,7 +51,7 @@ export function DeploymentPage({ id }) {
       toast(`Deployment ${id} deleted`);
       go('#/deployments');
     };
-    const up = d.status === 'running' || d.status === 'starting' || d.status === 'pending';
+    const up = d.status === 'running' || d.status === 'starting' || d.status === 'pending' || d.status === 'sleeping';
     return html`<div class="crumbs"><a href="#/deployments">Deployments</a> /</div>
       <div class="row spread"><h1>Deployment ${d.id} <${Status} value=${d.status}/></h1>
         ${edit && html`<div class="actions">
@@ -64,6 +64,7 @@ export function DeploymentPage({ id }) {
         <tr><td>Project</td><td><${ProjectName} id=${d.project_id}/></td></tr>
         <tr><td>Model</td><td>${d.model_id} version ${d.version}${d.alias ? ` (@${d.alias})` : ''} <span class="mono small">${d.model_uri}</span></td></tr>
         <tr><td>Type</td><td>${d.type}${d.instance_name ? ` (${d.instance_name})` : ''}</td></tr>
+        <tr><td>Sleep</td><td>${d.idle_timeout ? `after ${d.idle_timeout} without a prediction (min_awake 0)` : 'never (min_awake 1)'}${d.sleep_reason && d.status === 'sleeping' ? html` <span class="small">${d.sleep_reason}; the next prediction wakes it</span>` : ''}</td></tr>
         <tr><td>Predict</td><td class="mono small wrap">POST ${location.origin}/deployments/${d.id}/predict</td></tr>
       </tbody></table>
       <div class="grid2">

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
@@ -28,6 +29,13 @@ type Upgrading struct {
 	app.Servers
 	Tool *Tool
 	Log  *slog.Logger
+	// TemplateDir, when set, holds an empty database MLflow made once per
+	// schema head (`mlflow db upgrade` on nothing, as the server does on
+	// its first start). A new project starts from a copy, which saves
+	// MLflow's seconds of creating every table on each first start.
+	TemplateDir string
+
+	templateMu sync.Mutex
 }
 
 // Start migrates when needed, then starts the server. A failed migration
@@ -36,10 +44,65 @@ type Upgrading struct {
 func (u *Upgrading) Start(p domain.Project) (*proc.Process, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), UpgradeTimeout)
 	defer cancel()
-	if err := u.migrate(ctx, filepath.Join(p.Path, "mlflow.db")); err != nil {
+	db := filepath.Join(p.Path, "mlflow.db")
+	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) && !p.RanBefore && u.TemplateDir != "" {
+		// Never for a project that ran before: its missing database is a
+		// loss that Servers.Start reports, not an empty project.
+		if err := u.fromTemplate(ctx, db); err != nil {
+			return nil, err
+		}
+	}
+	if err := u.migrate(ctx, db); err != nil {
 		return nil, err
 	}
 	return u.Servers.Start(p)
+}
+
+// fromTemplate puts an empty database at the pinned schema head at db.
+func (u *Upgrading) fromTemplate(ctx context.Context, db string) error {
+	pinned, err := u.Tool.Pinned(ctx)
+	if err != nil {
+		return err
+	}
+	tpl := filepath.Join(u.TemplateDir, fmt.Sprintf("empty-mlflow-%s-%s.db", pinned.Version, pinned.Head))
+	u.templateMu.Lock()
+	if _, err := os.Stat(tpl); errors.Is(err, os.ErrNotExist) {
+		err = u.makeTemplate(ctx, tpl)
+		if err != nil {
+			u.templateMu.Unlock()
+			return err
+		}
+	}
+	u.templateMu.Unlock()
+	if err := os.MkdirAll(filepath.Dir(db), 0o755); err != nil {
+		return err
+	}
+	tmp := db + ".new"
+	if err := copyFile(tpl, tmp); err != nil {
+		return fmt.Errorf("copying the empty MLflow database %s: %w", tpl, err)
+	}
+	return os.Rename(tmp, db)
+}
+
+// makeTemplate has MLflow create every table in a new database, checks
+// that it reached the pinned head, and keeps it at tpl.
+func (u *Upgrading) makeTemplate(ctx context.Context, tpl string) error {
+	if err := os.MkdirAll(u.TemplateDir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", u.TemplateDir, err)
+	}
+	tmp := tpl + ".making"
+	_ = os.Remove(tmp)
+	if out, err := Upgrade(ctx, u.Tool.Mlflow, tmp); err != nil {
+		return fmt.Errorf("creating an empty MLflow database: %w\n%s", err, lastLines(out, 20))
+	}
+	pinned, err := u.Tool.Pinned(ctx)
+	if err != nil {
+		return err
+	}
+	if rev, err := Revision(ctx, tmp); err != nil || rev != pinned.Head {
+		return fmt.Errorf("the empty MLflow database is at revision %q (%v), not MLflow %s's %s", rev, err, pinned.Version, pinned.Head)
+	}
+	return os.Rename(tmp, tpl)
 }
 
 func (u *Upgrading) migrate(ctx context.Context, db string) error {

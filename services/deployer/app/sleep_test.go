@@ -1,0 +1,79 @@
+package app
+
+import (
+	"context"
+	"net/http"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/activity"
+	"github.com/mlpanel/mlpanel/services/deployer/domain"
+)
+
+// A deployment with an idle_timeout sleeps when no prediction is
+// reported, never while one is in flight, wakes once for concurrent
+// wakes, and a stopped one answers 409 instead of waking.
+func TestDeploymentSleepAndWake(t *testing.T) {
+	s, b, _, pub := newTestService(t, 5)
+	ctx := context.Background()
+	if _, err := s.Create(ctx, CreateInput{ProjectID: "1", ModelID: "m", IdleTimeout: "1s", MinAwake: "1"}); events.StatusOf(err) != http.StatusBadRequest {
+		t.Fatalf("idle_timeout with min_awake 1: %v, want 400", err)
+	}
+	d, err := s.Create(ctx, CreateInput{ProjectID: "1", ModelID: "m", IdleTimeout: "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, s, d.ID, domain.StatusRunning)
+
+	// In flight: reports keep it awake past its timeout.
+	until := time.Now().Add(2500 * time.Millisecond)
+	for time.Now().Before(until) {
+		s.Touch(activity.Report{IDs: []string{d.ID}, Busy: []string{d.ID}})
+		time.Sleep(200 * time.Millisecond)
+	}
+	if got, _ := s.Get(ctx, d.ID); got.Status != domain.StatusRunning {
+		t.Fatalf("a deployment serving a prediction went %s", got.Status)
+	}
+	asleep := waitStatus(t, s, d.ID, domain.StatusSleeping)
+	if asleep.DesiredState != domain.DesiredRunning || asleep.URL != "" || asleep.SleepReason == "" {
+		t.Fatalf("asleep: %+v", asleep)
+	}
+	s.bg.Wait()
+	if !b.last().stopped.Load() {
+		t.Fatal("the sleeping deployment's server was not stopped")
+	}
+
+	var wg sync.WaitGroup
+	errs := make([]error, 3)
+	for i := range errs {
+		wg.Go(func() {
+			got, err := s.Wake(ctx, d.ID)
+			if err == nil && got.Status != domain.StatusRunning {
+				t.Errorf("wake answered %s", got.Status)
+			}
+			errs[i] = err
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.count() != 2 {
+		t.Fatalf("%d starts, want 2 (create, one wake)", b.count())
+	}
+	if _, err := s.Stop(ctx, d.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, s, d.ID, domain.StatusStopped)
+	if _, err := s.Wake(ctx, d.ID); events.StatusOf(err) != http.StatusConflict {
+		t.Fatalf("waking a stopped deployment: %v, want 409", err)
+	}
+	want := "created,starting,running,sleeping,waking,running,stopping,stopped"
+	if got := pub.Changes(); got != want {
+		t.Fatalf("events %s, want %s", got, want)
+	}
+}
