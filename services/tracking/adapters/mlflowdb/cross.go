@@ -3,8 +3,11 @@ package mlflowdb
 import (
 	"context"
 	"database/sql"
+	"errors"
 	"fmt"
+	"io/fs"
 	"math"
+	"os"
 	"strconv"
 	"strings"
 
@@ -32,6 +35,10 @@ type crossPlan struct {
 func (r *Reader) plan(ctx context.Context, projectPath string, s app.CrossRunSearch) (crossPlan, error) {
 	p := crossPlan{path: DBPath(projectPath)}
 	var err error
+	if neverStarted(projectPath) {
+		p.none = true
+		return p, nil
+	}
 	if p.filters, err = parseFilter(s.Filter); err != nil {
 		return p, ErrFallback
 	}
@@ -70,6 +77,9 @@ func (r *Reader) plan(ctx context.Context, projectPath string, s app.CrossRunSea
 // MLflow's LIKE on SQLite); every active one when name is "".
 func (r *Reader) ActiveExperiments(ctx context.Context, projectPath, name string) ([]app.ExperimentRef, error) {
 	path := DBPath(projectPath)
+	if neverStarted(projectPath) {
+		return nil, nil
+	}
 	db, err := r.db(ctx, path)
 	if err != nil {
 		return nil, err
@@ -103,6 +113,21 @@ func (r *Reader) activeExperiments(ctx context.Context, db *conn, path, name str
 		out = append(out, app.ExperimentRef{ID: strconv.FormatInt(id, 10), Name: n})
 	}
 	return out, r.queryErr(ctx, path, "listing experiments", rows.Err())
+}
+
+// neverStarted reports whether a project's folder exists without its
+// database: MLflow creates mlflow.db when the project's server first
+// starts, so until then the project has no runs and no models (and a
+// search must not fall back to waking it to hear that).
+func neverStarted(projectPath string) bool {
+	if projectPath == "" {
+		return false
+	}
+	if _, err := os.Stat(projectPath); err != nil {
+		return false
+	}
+	_, err := os.Stat(DBPath(projectPath))
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // CountRuns counts the runs a search matches.
@@ -360,7 +385,7 @@ func (r *Reader) KeysOf(orderBy []string, run mc.Run) ([]app.SortKey, error) {
 func (r *Reader) RunsByID(ctx context.Context, projectPath string, ids []string) (app.DirectRunPage, error) {
 	path := DBPath(projectPath)
 	var page app.DirectRunPage
-	if len(ids) == 0 {
+	if len(ids) == 0 || neverStarted(projectPath) {
 		return page, nil
 	}
 	db, err := r.db(ctx, path)
@@ -417,6 +442,9 @@ func (r *Reader) RunsByID(ctx context.Context, projectPath string, ids []string)
 // then value, as MetricHistory orders by step).
 func (r *Reader) MetricHistories(ctx context.Context, projectPath, runID string, max int) (map[string][]domain.MetricPoint, error) {
 	path := DBPath(projectPath)
+	if neverStarted(projectPath) {
+		return map[string][]domain.MetricPoint{}, nil
+	}
 	db, err := r.db(ctx, path)
 	if err != nil {
 		return nil, err

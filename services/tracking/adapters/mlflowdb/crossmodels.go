@@ -18,6 +18,9 @@ import (
 // aliases and model tags, and the true count.
 func (r *Reader) SearchVersions(ctx context.Context, projectPath string, s app.ModelSearch, limit int) (app.DirectVersions, error) {
 	path := DBPath(projectPath)
+	if neverStarted(projectPath) {
+		return app.DirectVersions{}, nil
+	}
 	db, err := r.db(ctx, path)
 	if err != nil {
 		return app.DirectVersions{}, err
@@ -114,7 +117,7 @@ func (r *Reader) SearchVersions(ctx context.Context, projectPath string, s app.M
 // ModelTags reads the tags of registered models by name.
 func (r *Reader) ModelTags(ctx context.Context, projectPath string, names []string) (map[string][]mc.Tag, error) {
 	path := DBPath(projectPath)
-	if len(names) == 0 {
+	if len(names) == 0 || neverStarted(projectPath) {
 		return map[string][]mc.Tag{}, nil
 	}
 	db, err := r.db(ctx, path)
@@ -129,7 +132,7 @@ func (r *Reader) ModelTags(ctx context.Context, projectPath string, names []stri
 func (r *Reader) LatestMetrics(ctx context.Context, projectPath string, runIDs []string) (map[string][]mc.Metric, error) {
 	path := DBPath(projectPath)
 	out := map[string][]mc.Metric{}
-	if len(runIDs) == 0 {
+	if len(runIDs) == 0 || neverStarted(projectPath) {
 		return out, nil
 	}
 	db, err := r.db(ctx, path)

@@ -77,6 +77,9 @@ func TestSearchModelsAgreesWithMLflow(t *testing.T) {
 		cat.projects = append(cat.projects, app.Project{ID: fmt.Sprint(i + 1), Name: fmt.Sprintf("reg-%d", i+1), Status: "sleeping", Path: dir})
 		regs = append(regs, registryOf(t, dir))
 	}
+	// A project never started has no database yet: nothing to find, and
+	// nothing to wake (the runs search below checks the same).
+	cat.projects = append(cat.projects, app.Project{ID: "3", Name: "never-started", Status: "created", Path: t.TempDir()})
 	svc := app.New(cat, nil, log, func() int64 { return 1 })
 	search := app.NewSearch(svc, cat, rd)
 	like := func(p, s string) bool { return handLike(p, s) }
@@ -165,6 +168,14 @@ func TestSearchModelsAgreesWithMLflow(t *testing.T) {
 				t.Errorf("%+v window %v:\n got %v (total %d)\nwant %v (total %d)", q, w, ids, got.Total, want[lo:hi], len(want))
 			}
 		}
+	}
+	runs, err := search.SearchRuns(context.Background(), events.Request{}, app.SearchQuery{Projects: "never-started", OrderBy: "metrics.a DESC"}, events.ListParams{})
+	if err != nil || len(runs.Items) != 0 || runs.Total != 0 {
+		t.Errorf("runs of a project never started: %+v %v, want none", runs, err)
+	}
+	board, err := search.SearchRuns(context.Background(), events.Request{}, app.SearchQuery{OrderBy: "metrics.a DESC", GroupBy: "experiment_name"}, events.ListParams{})
+	if err != nil || board.Total != 0 {
+		t.Errorf("leaderboard of registries without runs: %+v %v", board, err)
 	}
 	if len(cat.woken) > 0 {
 		t.Errorf("the model searches woke %v", cat.woken)
