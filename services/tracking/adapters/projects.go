@@ -31,7 +31,8 @@ func NewProjects(nc *nats.Conn, timeout time.Duration, log *slog.Logger) *Projec
 }
 
 func fromProjects(p projects.Project) app.Project {
-	return app.Project{ID: p.ID, Name: p.Name, Status: string(p.Status), InternalURL: p.InternalURL, Path: p.Path}
+	return app.Project{ID: p.ID, Name: p.Name, Status: string(p.Status), InternalURL: p.InternalURL, Path: p.Path,
+		Backend: string(p.Backend), Database: p.Database}
 }
 
 // Run reports the projects used until ctx ends.

@@ -183,14 +183,14 @@ func rows(runs []SearchRun, values func(mc.Run) map[string]*CompareValue, same f
 // database cannot answer.
 func (s *Search) compared(ctx context.Context, p Project, runID string) (mc.Run, map[string][]domain.MetricPoint, error) {
 	hl, canHist := s.cross.(HistoryLists)
-	if p.Path != "" && canHist {
-		pg, err := s.cross.RunsByID(ctx, p.Path, []string{runID})
+	if p.Store() != "" && canHist {
+		pg, err := s.cross.RunsByID(ctx, p.Store(), []string{runID})
 		if err == nil && len(pg.Runs) == 0 {
 			return mc.Run{}, nil, notFound("run %s not found in project %s", runID, p.Name)
 		}
 		if err == nil {
 			run := pg.Runs[0]
-			hist, err := hl.MetricHistories(ctx, p.Path, runID, MaxHistoryPoints+1)
+			hist, err := hl.MetricHistories(ctx, p.Store(), runID, MaxHistoryPoints+1)
 			if err == nil {
 				return run, hist, nil
 			}

@@ -78,8 +78,8 @@ func (s *Search) leaderboard(ctx context.Context, projects []Project, cs CrossRu
 // experiments lists a project's active experiments that experiment_name
 // selects, from its database or else through MLflow's REST API.
 func (s *Search) experiments(ctx context.Context, p Project, name string) ([]ExperimentRef, error) {
-	if p.Path != "" {
-		exps, err := s.cross.ActiveExperiments(ctx, p.Path, name)
+	if p.Store() != "" {
+		exps, err := s.cross.ActiveExperiments(ctx, p.Store(), name)
 		if !errors.Is(err, ErrUseREST) {
 			if err != nil {
 				return nil, s.dbErr(p, err)

@@ -112,11 +112,11 @@ func (s *Search) SearchModels(ctx context.Context, caller events.Request, q Mode
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if p.Path == "" {
+			if p.Store() == "" {
 				parts[i].err = ErrUseREST
 				return
 			}
-			parts[i].res, parts[i].err = mr.SearchVersions(ctx, p.Path, ms, hi)
+			parts[i].res, parts[i].err = mr.SearchVersions(ctx, p.Store(), ms, hi)
 		}()
 	}
 	wg.Wait()
@@ -177,9 +177,9 @@ func (s *Search) SearchModels(ctx context.Context, caller events.Request, q Mode
 			}
 		}
 		tags, metrics := map[string][]mc.Tag{}, map[string][]mc.Metric{}
-		if p.Path != "" {
-			if tags, err = mr.ModelTags(ctx, p.Path, names); err == nil {
-				metrics, err = mr.LatestMetrics(ctx, p.Path, runs)
+		if p.Store() != "" {
+			if tags, err = mr.ModelTags(ctx, p.Store(), names); err == nil {
+				metrics, err = mr.LatestMetrics(ctx, p.Store(), runs)
 			}
 			if err != nil && !errors.Is(err, ErrUseREST) {
 				return events.List[FoundVersion]{}, s.dbErr(p, err)

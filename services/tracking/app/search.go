@@ -224,17 +224,17 @@ func (s *Search) open(ctx context.Context, jobs []job, limit int, count, headOnl
 }
 
 func (s *Search) openDB(ctx context.Context, src *source, limit int, count bool) error {
-	if src.p.Path == "" {
+	if src.p.Store() == "" {
 		return ErrUseREST
 	}
 	if count {
-		n, err := s.cross.CountRuns(ctx, src.p.Path, src.cs)
+		n, err := s.cross.CountRuns(ctx, src.p.Store(), src.cs)
 		if err != nil {
 			return s.dbErr(src.p, err)
 		}
 		src.count = n
 	}
-	st, err := s.cross.RunKeys(ctx, src.p.Path, src.cs, limit)
+	st, err := s.cross.RunKeys(ctx, src.p.Store(), src.cs, limit)
 	if err != nil {
 		return s.dbErr(src.p, err)
 	}
@@ -478,7 +478,7 @@ func (s *Search) read(ctx context.Context, hits []hit) ([]SearchRun, error) {
 			for j, i := range at {
 				ids[j] = hits[i].runID
 			}
-			pg, err := s.cross.RunsByID(ctx, src.p.Path, ids)
+			pg, err := s.cross.RunsByID(ctx, src.p.Store(), ids)
 			if err != nil {
 				return nil, s.dbErr(src.p, err)
 			}

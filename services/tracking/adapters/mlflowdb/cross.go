@@ -33,7 +33,7 @@ type crossPlan struct {
 }
 
 func (r *Reader) plan(ctx context.Context, projectPath string, s app.CrossRunSearch) (crossPlan, error) {
-	p := crossPlan{path: DBPath(projectPath)}
+	p := crossPlan{path: dbKey(projectPath)}
 	var err error
 	if neverStarted(projectPath) {
 		p.none = true
@@ -76,7 +76,7 @@ func (r *Reader) plan(ctx context.Context, projectPath string, s app.CrossRunSea
 // matches it as a LIKE pattern when it holds '%' (case-sensitive, as
 // MLflow's LIKE on SQLite); every active one when name is "".
 func (r *Reader) ActiveExperiments(ctx context.Context, projectPath, name string) ([]app.ExperimentRef, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	if neverStarted(projectPath) {
 		return nil, nil
 	}
@@ -126,7 +126,7 @@ func neverStarted(projectPath string) bool {
 	if _, err := os.Stat(projectPath); err != nil {
 		return false
 	}
-	_, err := os.Stat(DBPath(projectPath))
+	_, err := os.Stat(dbKey(projectPath))
 	return errors.Is(err, fs.ErrNotExist)
 }
 
@@ -383,7 +383,7 @@ func (r *Reader) KeysOf(orderBy []string, run mc.Run) ([]app.SortKey, error) {
 // ids not in the database are left out. Incomplete marks the runs with
 // inputs or outputs, which only runs/get sends whole.
 func (r *Reader) RunsByID(ctx context.Context, projectPath string, ids []string) (app.DirectRunPage, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	var page app.DirectRunPage
 	if len(ids) == 0 || neverStarted(projectPath) {
 		return page, nil
@@ -441,7 +441,7 @@ func (r *Reader) RunsByID(ctx context.Context, projectPath string, ids []string)
 // too), at most max points per metric, in step order (then timestamp,
 // then value, as MetricHistory orders by step).
 func (r *Reader) MetricHistories(ctx context.Context, projectPath, runID string, max int) (map[string][]domain.MetricPoint, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	if neverStarted(projectPath) {
 		return map[string][]domain.MetricPoint{}, nil
 	}

@@ -17,7 +17,7 @@ import (
 // version descending) order, the first limit of them with their tags,
 // aliases and model tags, and the true count.
 func (r *Reader) SearchVersions(ctx context.Context, projectPath string, s app.ModelSearch, limit int) (app.DirectVersions, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	if neverStarted(projectPath) {
 		return app.DirectVersions{}, nil
 	}
@@ -116,7 +116,7 @@ func (r *Reader) SearchVersions(ctx context.Context, projectPath string, s app.M
 
 // ModelTags reads the tags of registered models by name.
 func (r *Reader) ModelTags(ctx context.Context, projectPath string, names []string) (map[string][]mc.Tag, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	if len(names) == 0 || neverStarted(projectPath) {
 		return map[string][]mc.Tag{}, nil
 	}
@@ -130,7 +130,7 @@ func (r *Reader) ModelTags(ctx context.Context, projectPath string, names []stri
 // LatestMetrics reads the latest metrics of runs (a model version's
 // source run's key metrics).
 func (r *Reader) LatestMetrics(ctx context.Context, projectPath string, runIDs []string) (map[string][]mc.Metric, error) {
-	path := DBPath(projectPath)
+	path := dbKey(projectPath)
 	out := map[string][]mc.Metric{}
 	if len(runIDs) == 0 || neverStarted(projectPath) {
 		return out, nil
