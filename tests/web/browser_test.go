@@ -512,3 +512,60 @@ func logPNG(t *testing.T, project, token, runID string) {
 		t.Fatalf("logging a PNG: %v\n%s", err, out)
 	}
 }
+
+// TestTryItFieldsFromSignature: every MLflow column type gets its own
+// kind of input, prefilled from the example, and a value of the wrong
+// kind is refused with a message instead of being sent (the iris model
+// of TestPanelInABrowser only has doubles).
+func TestTryItFieldsFromSignature(t *testing.T) {
+	b := newBrowser(t, 1280, 900)
+	var got struct {
+		Fields []struct {
+			Name, Type, Value string
+			Required          bool
+			Checked           bool
+		}
+		Errors []string
+		Values []any
+	}
+	b.run("building fields", 30*time.Second,
+		chromedp.Navigate(panel.URL+"/"),
+		chromedp.Evaluate(`(async () => {
+			const { signatureFields, fieldValue } = await import('/ui/app/deployments.js');
+			const schema = {
+				inputs: [
+					{ name: 'age', type: 'long', required: true },
+					{ name: 'smoker', type: 'boolean', required: true },
+					{ name: 'city', type: 'string', required: false },
+					{ name: 'bmi', type: 'double', required: true },
+				],
+				input_example: { columns: ['age', 'smoker', 'city', 'bmi'], data: [[41, true, 'Lyon', 23.5]] },
+			};
+			const fs = signatureFields(schema, []);
+			const f = (n) => fs.find((x) => x.name === n);
+			return {
+				Fields: fs.map((x) => ({ Name: x.name, Type: x.type, Value: x.type === 'boolean' ? '' : x.value, Required: x.required, Checked: x.value === true })),
+				Errors: [fieldValue(f('age'), '41.5').error || '', fieldValue(f('bmi'), 'abc').error || '', fieldValue(f('age'), '').error || ''],
+				Values: [fieldValue(f('age'), '42').value, fieldValue(f('smoker'), false).value, fieldValue(f('city'), '').value, fieldValue(f('bmi'), '1e1').value],
+			};
+		})()`, &got, func(p *runtime.EvaluateParams) *runtime.EvaluateParams { return p.WithAwaitPromise(true) }))
+	want := []struct{ name, typ, value string }{{"age", "long", "41"}, {"smoker", "boolean", ""}, {"city", "string", "Lyon"}, {"bmi", "double", "23.5"}}
+	if len(got.Fields) != len(want) {
+		t.Fatalf("fields %+v", got.Fields)
+	}
+	for i, w := range want {
+		f := got.Fields[i]
+		if f.Name != w.name || f.Type != w.typ || f.Value != w.value {
+			t.Errorf("field %d = %+v, want %s of type %s prefilled %q", i, f, w.name, w.typ, w.value)
+		}
+	}
+	if !got.Fields[1].Checked || got.Fields[2].Required {
+		t.Errorf("smoker should start checked (example true) and city be optional: %+v", got.Fields)
+	}
+	if !strings.Contains(got.Errors[0], "whole number") || !strings.Contains(got.Errors[1], "number") || !strings.Contains(got.Errors[2], "required") {
+		t.Errorf("refusals %q: want a whole-number, a number and a required message", got.Errors)
+	}
+	if fmt.Sprint(got.Values) != "[42 false <nil> 10]" {
+		t.Errorf("converted values %v, want [42 false <nil> 10]", got.Values)
+	}
+}

@@ -108,7 +108,7 @@ export function signatureFields(schema, fallback) {
 }
 
 // fieldValue converts one typed-in value, or says what is wrong with it.
-function fieldValue(f, raw) {
+export function fieldValue(f, raw) {
   if (f.type === 'boolean') return { value: !!raw };
   const t = String(raw ?? '').trim();
   if (t === '') return f.required ? { error: 'required: the model needs a value' } : { value: null };
