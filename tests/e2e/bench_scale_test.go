@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"slices"
@@ -138,6 +139,7 @@ func runScale(b *testing.B) *scaleResult {
 		if out != nil {
 			_ = json.NewDecoder(resp.Body).Decode(out)
 		}
+		_, _ = io.Copy(io.Discard, resp.Body) // a body left unread cuts the gateway's answer short
 		return resp.StatusCode
 	}
 
