@@ -141,7 +141,11 @@ func (g *Gateway) mlflowProxy() gin.HandlerFunc {
 // goes on unchanged for MLflow to refuse.
 func mlflowOrigin(pr *httputil.ProxyRequest, target, public *url.URL) {
 	if pr.In.Header.Get("Origin") != "" && sameOrigin(pr.In, public) {
-		pr.Out.Header.Set("Origin", target.Scheme+"://"+target.Host)
+		host := target.Host
+		if sockhttp.IsTarget(host) {
+			host = sockhttp.SocketHost // a server on a socket sees Host: localhost
+		}
+		pr.Out.Header.Set("Origin", target.Scheme+"://"+host)
 	}
 }
 

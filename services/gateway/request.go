@@ -103,6 +103,9 @@ func listParams(c *gin.Context) (events.ListParams, error) {
 		name string
 		dst  *int
 	}{{"_start", &lp.Start}, {"_end", &lp.End}} {
+		if vs := c.QueryArray(f.name); len(vs) > 1 {
+			return lp, events.Errorf(http.StatusBadRequest, "%s is given %d times: give it once", f.name, len(vs))
+		}
 		v := c.Query(f.name)
 		if v == "" {
 			continue
