@@ -32,7 +32,7 @@ func (s *Service) Run(ctx context.Context, id string) (domain.Deployment, error)
 		if d.DesiredState == domain.DesiredRunning && d.Status == domain.StatusSleeping {
 			// Run wakes a sleeping one, as a prediction would.
 			d.Status, d.SleepReason = domain.StatusStarting, ""
-			s.rt.Get(d.ID).idle.touch(s.now())
+			s.rt.Get(d.ID).idle.Touch(s.now())
 			if err := s.rec.Save(ctx, d, "waking"); err != nil {
 				return err
 			}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
@@ -33,7 +34,7 @@ type runtime struct {
 	// before waitUntil, and the controller is asked to look again then.
 	waitUntil time.Time
 	requeue   time.Duration
-	idle      idleClock // sleep.go
+	idle      activity.Clock // sleep.go: predictions keep it awake
 }
 
 // projectWait is how often a deployment waiting for its project looks
@@ -228,7 +229,7 @@ func (s *Service) check(ctx context.Context, d *domain.Deployment, r *runtime) e
 		if d.Status != domain.StatusRunning {
 			// The idle clock starts when it answers, however long the
 			// start took: predictions held during a wake go through first.
-			r.idle.touch(s.now())
+			r.idle.Touch(s.now())
 			d.Status, d.Stage, d.Error = domain.StatusRunning, "", ""
 			r.srv.Apply(d)
 			return s.rec.Save(ctx, d, string(domain.StatusRunning))

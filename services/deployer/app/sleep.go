@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/activity"
@@ -23,46 +22,15 @@ import (
 // ActivitySubject is where the gateway reports predictions per deployment.
 const ActivitySubject = "mlpanel.deployer.activity"
 
-// idleClock is a deployment's use. Reports arrive without the
-// deployment's lock, hence its own mutex.
-type idleClock struct {
-	mu        sync.Mutex
-	last      time.Time // last prediction, start or wake
-	busyUntil time.Time // a prediction is in flight: no sleep before this
-}
-
-func (c *idleClock) touch(now time.Time) {
-	c.mu.Lock()
-	if now.After(c.last) {
-		c.last = now
-	}
-	c.mu.Unlock()
-}
-
-func (c *idleClock) due(timeout time.Duration) time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	d := c.last.Add(timeout)
-	if c.busyUntil.After(d) {
-		return c.busyUntil
-	}
-	return d
-}
-
 // Touch resets the idle clocks of the deployments a gateway saw used; busy
 // ones still serve a prediction and may not sleep before the next report.
 func (s *Service) Touch(rep activity.Report) {
 	now := s.now()
 	for _, id := range rep.IDs {
-		s.rt.Get(id).idle.touch(now)
+		s.rt.Get(id).idle.Touch(now)
 	}
 	for _, id := range rep.Busy {
-		c := &s.rt.Get(id).idle
-		c.mu.Lock()
-		if u := now.Add(2 * activity.Every); u.After(c.busyUntil) {
-			c.busyUntil = u
-		}
-		c.mu.Unlock()
+		s.rt.Get(id).idle.Busy(now.Add(2 * activity.Every))
 	}
 }
 
@@ -74,7 +42,7 @@ func (s *Service) sleepIfIdle(ctx context.Context, d *domain.Deployment, r *runt
 	if timeout <= 0 || d.Status != domain.StatusRunning || r.srv == nil || !r.srv.Local() {
 		return false, nil
 	}
-	if wait := r.idle.due(timeout).Sub(s.now()); wait > 0 {
+	if wait := r.idle.Due(timeout).Sub(s.now()); wait > 0 {
 		if r.requeue == 0 || wait < r.requeue {
 			r.requeue = wait
 		}
@@ -113,7 +81,7 @@ func (s *Service) Wake(ctx context.Context, id string) (domain.Deployment, error
 	for {
 		d, err := s.withDeployment(ctx, id, func(d *domain.Deployment) error {
 			r := s.rt.Get(d.ID)
-			r.idle.touch(s.now())
+			r.idle.Touch(s.now())
 			switch {
 			case d.DesiredState != domain.DesiredRunning:
 				return errs.Conflictf("deployment %s is %s, not running: start it with PUT /deployments/%s/run", d.ID, d.Status, d.ID)

@@ -55,7 +55,7 @@ func (s *Service) Adopt(ctx context.Context) error {
 		if pr, ok := proc.Adopt(p.Pid, p.PidStart); ok {
 			r := s.rt.Get(p.ID)
 			r.proc, r.startedAt = pr, s.now()
-			r.idle.touch(s.now()) // its idle clock restarts with the service
+			r.idle.Touch(s.now()) // its idle clock restarts with the service
 			s.log.Info("adopted tracking server", "project", p.ID, "pid", p.Pid)
 		}
 	}
@@ -129,7 +129,7 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 				r.crashes.Reset()
 			}
 			if p.Status != domain.StatusRunning {
-				r.idle.touch(s.now()) // the idle clock starts when it answers, however long the start took
+				r.idle.Touch(s.now()) // the idle clock starts when it answers, however long the start took
 				p.Status, p.LastError, p.RanBefore = domain.StatusRunning, "", true
 				return s.rec.Save(ctx, p, "running")
 			}
@@ -171,7 +171,7 @@ func (s *Service) startAs(ctx context.Context, p *domain.Project, r *runtime, ch
 		return s.crashed(ctx, p, r, err.Error())
 	}
 	r.proc, r.startedAt = pr, s.now()
-	r.idle.touch(s.now())
+	r.idle.Touch(s.now())
 	p.Status, p.Pid, p.PidStart, p.SleepReason = domain.StatusStarting, pr.Pid, pr.StartTime, ""
 	return s.rec.Save(ctx, p, change)
 }

@@ -14,49 +14,15 @@ import (
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
-// idleState is a project's use and sleep bookkeeping. Activity reports
-// arrive without the project's lock, hence its own mutex.
+// idleState is a project's idle clock and its sleep bookkeeping (wakes,
+// time asleep), under their own mutex: reports arrive without the
+// project's lock.
 type idleState struct {
+	activity.Clock
 	mu          sync.Mutex
-	lastActive  time.Time // last request through the panel (or start)
-	busyUntil   time.Time // a request is in flight: no sleep before this
 	wakes       int
 	asleepSince time.Time // zero while awake
 	asleep      time.Duration
-}
-
-func (i *idleState) touch(now time.Time) {
-	i.mu.Lock()
-	if now.After(i.lastActive) {
-		i.lastActive = now
-	}
-	i.mu.Unlock()
-}
-
-func (i *idleState) last() time.Time {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	return i.lastActive
-}
-
-// busy holds off a sleep until the next activity report is due.
-func (i *idleState) busy(until time.Time) {
-	i.mu.Lock()
-	if until.After(i.busyUntil) {
-		i.busyUntil = until
-	}
-	i.mu.Unlock()
-}
-
-// due is when the project may sleep at the earliest.
-func (i *idleState) due(timeout time.Duration) time.Time {
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	d := i.lastActive.Add(timeout)
-	if i.busyUntil.After(d) {
-		return i.busyUntil
-	}
-	return d
 }
 
 func (i *idleState) slept(now time.Time) {
@@ -73,8 +39,8 @@ func (i *idleState) woke(now time.Time) {
 		i.asleepSince = time.Time{}
 	}
 	i.wakes++
-	i.lastActive = now
 	i.mu.Unlock()
+	i.Reset(now)
 }
 
 // idleTimeout is the project's own timeout, or the panel's.
@@ -94,7 +60,7 @@ func (s *Service) sleepIfIdle(ctx context.Context, p *domain.Project) (reconcile
 		return reconcile.Result{}, nil
 	}
 	r := s.rt.Get(p.ID)
-	due := r.idle.due(timeout)
+	due := r.idle.Due(timeout)
 	if wait := due.Sub(s.now()); wait > 0 {
 		return reconcile.Result{RequeueAfter: wait}, nil
 	}
@@ -122,10 +88,10 @@ func (s *Service) sleep(ctx context.Context, p *domain.Project, r *runtime, reas
 func (s *Service) Touch(rep activity.Report) {
 	now := s.now()
 	for _, id := range rep.IDs {
-		s.rt.Get(id).idle.touch(now)
+		s.rt.Get(id).idle.Touch(now)
 	}
 	for _, id := range rep.Busy {
-		s.rt.Get(id).idle.busy(now.Add(2 * activity.Every))
+		s.rt.Get(id).idle.Busy(now.Add(2 * activity.Every))
 	}
 }
 
@@ -153,7 +119,7 @@ func (s *Service) Wake(ctx context.Context, ref string) (domain.Project, error) 
 	for {
 		p, err := s.withProject(ctx, found.ID, func(p *domain.Project) error {
 			r := s.rt.Get(p.ID)
-			r.idle.touch(s.now())
+			r.idle.Touch(s.now())
 			switch {
 			case p.DesiredState != domain.DesiredRunning || p.Status == domain.StatusArchived:
 				return errs.Conflictf("project %s is %s: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
@@ -202,7 +168,7 @@ func (s *Service) makeRoom(ctx context.Context, waker domain.Project) error {
 	var all []awake
 	s.rt.Each(func(id string, r *runtime) {
 		if id != waker.ID && r.proc != nil && r.proc.Alive() {
-			all = append(all, awake{id, r.idle.last()})
+			all = append(all, awake{id, r.idle.Last()})
 		}
 	})
 	if len(all) < s.cfg.MaxAwake {

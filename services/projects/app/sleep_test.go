@@ -139,9 +139,7 @@ func TestMaxAwakePutsTheLeastRecentlyUsedToSleep(t *testing.T) {
 	}
 	waitStatus(t, s, b.ID, domain.StatusSleeping)
 	ia := &s.rt.Get(a.ID).idle
-	ia.mu.Lock()
-	ia.lastActive = time.Now().Add(-time.Minute) // alpha is idle
-	ia.mu.Unlock()
+	ia.Reset(time.Now().Add(-time.Minute)) // alpha is idle
 	woke, err := s.Wake(ctx, b.ID)
 	if err != nil || woke.Status != domain.StatusRunning {
 		t.Fatalf("wake beta: %+v, %v", woke, err)

@@ -95,12 +95,11 @@ func (s *Service) statsOf(p domain.Project) (Stats, error) {
 		st.Processes, st.PSSBytes, st.RSSBytes, st.CPUSeconds = u.Processes, u.PSSBytes, u.RSSBytes, u.CPUSeconds
 	}
 	i := &s.rt.Get(p.ID).idle
-	i.mu.Lock()
-	defer i.mu.Unlock()
-	if !i.lastActive.IsZero() {
-		t := i.lastActive
+	if t := i.Last(); !t.IsZero() {
 		st.LastRequestAt = &t
 	}
+	i.mu.Lock()
+	defer i.mu.Unlock()
 	st.Wakes = i.wakes
 	asleep := i.asleep
 	if !i.asleepSince.IsZero() {
