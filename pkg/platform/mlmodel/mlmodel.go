@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"gopkg.in/yaml.v3"
 
@@ -106,6 +107,20 @@ func (r Reader) Artifact(ctx context.Context, trackingURL, uri, name string) ([]
 		return os.ReadFile(filepath.Join(uri, name))
 	}
 	return nil, fmt.Errorf("artifact uri %q: cannot read %s from this kind of store", uri, name)
+}
+
+// EventWait bounds reading a new version's signature for its
+// version_created event: the event goes without it rather than hold up
+// the client's write behind a slow or unreadable artifact store.
+const EventWait = 3 * time.Second
+
+// Signature reads a version's signature; nil when it has none.
+func (r Reader) Signature(ctx context.Context, trackingURL, model, version string) (*Signature, error) {
+	raw, _, err := r.Read(ctx, trackingURL, model, version)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSignature(raw)
 }
 
 // Signature is an MLmodel signature as MLflow writes it: each part is
