@@ -32,12 +32,11 @@ func (r *Registry) Schema(ctx context.Context, trackingURL, model, version strin
 	if err != nil {
 		return app.ModelSchema{}, err
 	}
+	sig, err := mlmodel.ParseSignature(raw)
+	if err != nil {
+		return app.ModelSchema{}, fmt.Errorf("the MLmodel file of %s/%s: %w", model, version, err)
+	}
 	var doc struct {
-		Signature struct {
-			Inputs  string `yaml:"inputs"`
-			Outputs string `yaml:"outputs"`
-			Params  string `yaml:"params"`
-		} `yaml:"signature"`
 		Example struct {
 			Path string `yaml:"artifact_path"`
 		} `yaml:"saved_input_example_info"`
@@ -45,11 +44,10 @@ func (r *Registry) Schema(ctx context.Context, trackingURL, model, version strin
 	if err := yaml.Unmarshal(raw, &doc); err != nil {
 		return app.ModelSchema{}, fmt.Errorf("parsing the MLmodel file of %s/%s: %w", model, version, err)
 	}
-	s := app.ModelSchema{
-		Inputs:  jsonOrNull(doc.Signature.Inputs),
-		Outputs: jsonOrNull(doc.Signature.Outputs),
-		Params:  jsonOrNull(doc.Signature.Params),
+	if sig == nil {
+		sig = &mlmodel.Signature{}
 	}
+	s := app.ModelSchema{Inputs: orNull(sig.Inputs), Outputs: orNull(sig.Outputs), Params: orNull(sig.Params)}
 	s.InputExample = json.RawMessage("null")
 	if doc.Example.Path != "" {
 		ex, err := r.readArtifact(ctx, trackingURL, uri, doc.Example.Path)
@@ -107,12 +105,12 @@ func (r *Registry) ServingExample(ctx context.Context, trackingURL, model, versi
 	return json.Marshal(map[string]json.RawMessage{key: body})
 }
 
-// jsonOrNull keeps a JSON text from MLmodel, or null for none.
-func jsonOrNull(s string) json.RawMessage {
-	if s == "" || s == "null" || !json.Valid([]byte(s)) {
+// orNull is a signature part, or null for none (the schema shows every part).
+func orNull(part json.RawMessage) json.RawMessage {
+	if part == nil {
 		return json.RawMessage("null")
 	}
-	return json.RawMessage(s)
+	return part
 }
 
 // readMLmodel fetches a version's MLmodel file and its folder's URI; a
