@@ -25,6 +25,10 @@ import (
 // ErrVersionGone is a version the registry no longer has.
 var ErrVersionGone = errors.New("model version is gone from the registry")
 
+// ErrTrackingServer is a tracking server that did not answer or failed
+// (5xx): not the caller's mistake.
+var ErrTrackingServer = errors.New("the project's tracking server failed")
+
 // Reader reads MLmodel files; Client dials sockhttp targets (tracking
 // servers listen on Unix sockets when auth is on).
 type Reader struct{ Client *http.Client }
@@ -40,7 +44,7 @@ func (r Reader) DownloadURI(ctx context.Context, trackingURL, model, version str
 	}
 	resp, err := r.Client.Do(req)
 	if err != nil {
-		return "", fmt.Errorf("the project's tracking server did not answer get-download-uri: %w", err)
+		return "", fmt.Errorf("%w: get-download-uri did not answer: %v", ErrTrackingServer, err)
 	}
 	defer resp.Body.Close()
 	body, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -56,6 +60,8 @@ func (r Reader) DownloadURI(ctx context.Context, trackingURL, model, version str
 	switch {
 	case out.ErrorCode == "RESOURCE_DOES_NOT_EXIST":
 		return "", fmt.Errorf("version %s of %q: %w", version, model, ErrVersionGone)
+	case resp.StatusCode >= 500:
+		return "", fmt.Errorf("%w: get-download-uri of %s/%s: HTTP %d %s", ErrTrackingServer, model, version, resp.StatusCode, out.Message)
 	case resp.StatusCode != http.StatusOK:
 		return "", fmt.Errorf("get-download-uri of %s/%s: HTTP %d %s %s", model, version, resp.StatusCode, out.ErrorCode, out.Message)
 	case out.ArtifactURI == "":

@@ -120,6 +120,9 @@ func (r *Registry) readMLmodel(ctx context.Context, trackingURL, model, version 
 	if errors.Is(err, mlmodel.ErrVersionGone) {
 		return nil, "", errs.NotFoundf("version %s of registered model %q is gone from the project's registry", version, model)
 	}
+	if errors.Is(err, mlmodel.ErrTrackingServer) {
+		return nil, "", errs.Upstreamf("%v", err)
+	}
 	return raw, uri, err
 }
 
