@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/mlmodel"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 )
 
@@ -309,6 +310,7 @@ func (w *registryWrite) publish(ctx context.Context, answer []byte) {
 		}
 		v := a.ModelVersion
 		d.Name, d.Version, d.Source, d.RunID, d.Status = v.Name, v.Version, v.Source, v.RunID, v.Status
+		d.Signature = w.signature(ctx, v.Name, v.Version)
 		id := []string{v.Version, fmt.Sprint(v.CreationTimestamp)}
 		add(events.NewModelEvent(eventSourceGateway, d, events.ModelVersionCreated, id...))
 		if v.Status == "READY" {
@@ -383,6 +385,25 @@ func (w *registryWrite) publish(ctx context.Context, answer []byte) {
 			w.g.log.Error("publishing a registry event", "type", ev.Type, "project", w.project, "err", err)
 		}
 	}
+}
+
+// signature is the signature of a version MLflow just created, for its
+// version_created event: nil when the model has none, or when its MLmodel
+// cannot be read within mlmodel.EventWait (logged; the client's write
+// waits no longer than that and stands either way).
+func (w *registryWrite) signature(ctx context.Context, model, version string) any {
+	ctx, cancel := context.WithTimeout(ctx, mlmodel.EventWait)
+	defer cancel()
+	sig, err := mlmodel.Reader{Client: preReadClient}.Signature(ctx, w.base.String(), model, version)
+	if err != nil {
+		w.g.log.Warn("reading the signature of a new model version; its version_created event goes without it",
+			"project", w.project, "model", model, "version", version, "err", err)
+		return nil
+	}
+	if sig == nil {
+		return nil // a nil *Signature in the event's any would not be omitted
+	}
+	return sig
 }
 
 func targetOf(handler string, m map[string]string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/mlmodel"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/tracking/adapters"
 	"github.com/mlpanel/mlpanel/services/tracking/adapters/mlflowdb"
@@ -102,6 +103,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 		return err
 	}
 	svc.UseEvents(events.NewPublisher(js, app.EventSource))
+	svc.UseSignatures(mlmodel.Reader{Client: hc})
 	search := app.NewSearch(svc, adapters.NewCatalog(nc, 10*time.Second), direct)
 	search.UseDeployments(adapters.NewDeployments(nc, 10*time.Second))
 	ms, err := ports.Register(nc, svc, Version, cfg.Timeout, []map[string]events.Operation{ports.SearchOps(search)}, events.WithLog(log))

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -271,11 +272,25 @@ func TestRegistryEventsAndWebhook(t *testing.T) {
 	rcv := startReceiver(t, addr, h.Secret)
 
 	proxy := panel.URL + "/projects/" + p.ID + "/mlflow"
-	out := python(t, `import mlflow
+	out := python(t, `import json, tempfile, mlflow, pandas as pd
 from mlflow import MlflowClient
+from mlflow.models import infer_signature
+from mlflow.pyfunc import PythonModel
+
+class Zero(PythonModel):
+    def predict(self, context, model_input, params=None):
+        return [0.0] * len(model_input)
+
 c = MlflowClient()
 exp = c.create_experiment("events")
 rid = c.create_run(exp).info.run_id
+# A model with a signature in the run's artifacts/model: the version's
+# events carry that signature.
+sig = infer_signature(pd.DataFrame({"tenure": [1.5], "plan": ["pro"]}), [0.0])
+d = tempfile.mkdtemp() + "/model"
+mlflow.pyfunc.save_model(d, python_model=Zero(), signature=sig, pip_requirements=["mlflow"])
+c.log_artifacts(rid, d, "model")
+print("inputs=" + json.dumps(sig.inputs.to_dict()))
 c.set_terminated(rid)
 c.create_registered_model("churn.model")
 mv = c.create_model_version("churn.model", source="mlflow-artifacts:/" + exp + "/" + rid + "/artifacts/model", run_id=rid)
@@ -284,6 +299,10 @@ print("run_id=" + rid)
 print("version=" + mv.version)
 `, "MLFLOW_TRACKING_URI="+proxy)
 	runID, version := lineValue(t, out, "run_id="), lineValue(t, out, "version=")
+	var logged []columnSpec
+	if err := json.Unmarshal([]byte(lineValue(t, out, "inputs=")), &logged); err != nil || len(logged) != 2 {
+		t.Fatalf("the logged model's signature inputs %s: %v", lineValue(t, out, "inputs="), err)
+	}
 
 	got := drain(t, cons, 2*time.Second)
 	model := "mlpanel.events.model." + p.ID + ".churn_model."
@@ -314,6 +333,10 @@ print("version=" + mv.version)
 		if d := got[i].Event.Data; d["name"] != "churn.model" || d["version"] != version || d["run_id"] != runID || !strings.HasSuffix(fmt.Sprint(d["source"]), "/artifacts/model") {
 			t.Errorf("%s data %v", got[i].Event.Type, d)
 		}
+	}
+	// version_created carries the MLmodel's signature as MLflow wrote it.
+	if sig := signatureInputs(t, got[2].Event.Data); !reflect.DeepEqual(sig, logged) {
+		t.Errorf("version_created signature inputs %+v, want the logged model's %+v", sig, logged)
 	}
 	if d := got[4].Event.Data; d["alias"] != "champion" || d["version"] != version || d["name"] != "churn.model" {
 		t.Errorf("alias_set data %v", d)
@@ -375,6 +398,17 @@ print("version=" + mv.version)
 		t.Fatalf("deleting a version with an alias published %+v", dropped)
 	}
 
+	// A version registered over the panel's REST API carries it too.
+	expect(t, call(t, http.MethodPost, "/registered-models?project_id="+p.ID, map[string]any{"name": "churn.model",
+		"run_id": runID, "artifact_path": "model"}), http.StatusCreated)
+	rest := drain(t, cons, 2*time.Second)
+	if len(rest) != 2 || rest[0].Event.Type != "io.mlpanel.model.version_created" || rest[0].Event.Source != "mlpanel/tracking" {
+		t.Fatalf("registering a version over REST published %+v", rest)
+	}
+	if sig := signatureInputs(t, rest[0].Event.Data); !reflect.DeepEqual(sig, logged) {
+		t.Errorf("REST version_created signature inputs %+v, want the logged model's %+v", sig, logged)
+	}
+
 	// The deliveries log shows the attempts with the receiver's status.
 	var ds []delivery
 	r = call(t, http.MethodGet, "/webhooks/"+h.ID+"/deliveries?_order=ASC", nil)
@@ -383,6 +417,29 @@ print("version=" + mv.version)
 	if len(ds) < len(want) || ds[0].StatusCode != http.StatusNoContent || ds[0].Outcome != "delivered" || ds[0].EventID != got[0].Event.ID {
 		t.Errorf("deliveries %+v", ds)
 	}
+}
+
+// columnSpec is one column of an MLflow signature's inputs.
+type columnSpec struct {
+	Name string `json:"name"`
+	Type string `json:"type"`
+}
+
+// signatureInputs are the input columns of an event's data.signature.
+func signatureInputs(t *testing.T, data map[string]any) []columnSpec {
+	t.Helper()
+	raw, err := json.Marshal(data["signature"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sig struct {
+		Inputs  []columnSpec    `json:"inputs"`
+		Outputs json.RawMessage `json:"outputs"`
+	}
+	if err := json.Unmarshal(raw, &sig); err != nil || len(sig.Outputs) == 0 {
+		t.Errorf("data.signature %s is not an MLflow signature with inputs and outputs: %v", raw, err)
+	}
+	return sig.Inputs
 }
 
 func lineValue(t *testing.T, out, prefix string) string {

@@ -68,6 +68,8 @@ type Service struct {
 	now      func() int64 // milliseconds since the epoch
 	direct   DirectReads  // nil: every read through MLflow's REST API
 	events   Events       // nil: registry writes publish no events
+	// signatures: nil, version_created events carry no signature.
+	signatures Signatures
 }
 
 // New builds the service.

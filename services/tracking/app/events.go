@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/mlmodel"
 )
 
 // EventSource is the source of the registry events this service publishes.
@@ -20,6 +21,37 @@ type Events interface {
 // events on the stream (the same ones as writes through the MLflow
 // proxy, docs/events.md); without it they publish none.
 func (s *Service) UseEvents(e Events) { s.events = e }
+
+// Signatures reads a model version's MLmodel signature through its
+// tracking server (mlmodel.Reader).
+type Signatures interface {
+	Signature(ctx context.Context, trackingURL, model, version string) (*mlmodel.Signature, error)
+}
+
+// UseSignatures makes version_created events carry the new version's
+// signature; without it they carry none.
+func (s *Service) UseSignatures(r Signatures) { s.signatures = r }
+
+// signature is the signature of a version MLflow just created, for its
+// version_created event: nil when the model has none, or when it cannot
+// be read within mlmodel.EventWait (logged; the write stands).
+func (t target) signature(ctx context.Context, model, version string) any {
+	if t.s.signatures == nil || t.s.events == nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), mlmodel.EventWait)
+	defer cancel()
+	sig, err := t.s.signatures.Signature(ctx, t.p.InternalURL, model, version)
+	if err != nil {
+		t.s.log.Warn("reading the signature of a new model version; its version_created event goes without it",
+			"project", t.p.ID, "model", model, "version", version, "err", err)
+		return nil
+	}
+	if sig == nil {
+		return nil // a nil *Signature in the event's any would not be omitted
+	}
+	return sig
+}
 
 // lastSeq is the stream's last event of a model, for event identities
 // (see events.NewModelEvent): read before the write.

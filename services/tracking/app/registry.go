@@ -159,7 +159,8 @@ func (s *Service) CreateRegisteredModel(ctx context.Context, project string, in 
 		t.publish(ctx, events.ModelData{Name: m.Name}, events.ModelCreated, fmt.Sprint(m.CreationTimestamp), seq)
 	}
 	if created != nil {
-		d := events.ModelData{Name: m.Name, Version: created.Version, Source: created.Source, RunID: created.RunID, Status: created.Status}
+		d := events.ModelData{Name: m.Name, Version: created.Version, Source: created.Source, RunID: created.RunID, Status: created.Status,
+			Signature: t.signature(ctx, m.Name, created.Version)}
 		id := []string{created.Version, fmt.Sprint(createdAt)}
 		t.publish(ctx, d, events.ModelVersionCreated, id...)
 		if created.Status == "READY" { // MLflow's SQL registry creates versions READY
