@@ -40,15 +40,22 @@ var kindStatus = map[errs.Kind]int{
 	errs.Forbidden:   http.StatusForbidden,
 	errs.Unavailable: http.StatusServiceUnavailable,
 	errs.Upstream:    http.StatusBadGateway,
+	errs.Timeout:     http.StatusGatewayTimeout,
 }
 
 // StatusOf is the HTTP status an error maps to: the status of an *Error in
 // the chain (a transport's own, or a reply relayed from another service),
-// else that of its kind (errs), 500 for an error of no kind.
+// else the status an upstream server answered when the error relays it
+// (errs.Error.Relayed), else that of its kind (errs), 500 for an error of
+// no kind.
 func StatusOf(err error) int {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Status
+	}
+	var ke *errs.Error
+	if errors.As(err, &ke) && ke.Relayed >= 400 && ke.Relayed <= 599 {
+		return ke.Relayed
 	}
 	if s, ok := kindStatus[errs.KindOf(err)]; ok {
 		return s
@@ -59,7 +66,7 @@ func StatusOf(err error) int {
 // AsDomain turns another service's error reply (an *Error from Call) into
 // the kind of error app code checks (errs.NotFound, ...), with the same
 // message, so code that calls a service through an adapter decides on
-// kinds, not statuses. A status no kind has (504, 413, ...) and any other
+// kinds, not statuses. A status no kind has (413, 429, ...) and any other
 // error are returned as they are.
 func AsDomain(err error) error {
 	var e *Error

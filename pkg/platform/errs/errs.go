@@ -32,9 +32,12 @@ const (
 	Unavailable
 	// Upstream: a server the panel runs (a project's MLflow) failed the call.
 	Upstream
+	// Timeout: a server the panel runs did not answer in time; the work
+	// may or may not have been done, so check before retrying a write.
+	Timeout
 )
 
-var names = [...]string{"internal", "invalid", "not found", "conflict", "forbidden", "unavailable", "upstream"}
+var names = [...]string{"internal", "invalid", "not found", "conflict", "forbidden", "unavailable", "upstream", "timeout"}
 
 func (k Kind) String() string {
 	if int(k) < len(names) {
@@ -47,6 +50,14 @@ func (k Kind) String() string {
 type Error struct {
 	Kind    Kind
 	Message string
+	// Relayed is the status code a server the panel runs (a project's
+	// MLflow) answered, when the panel passes that answer on as it is;
+	// zero for the panel's own errors. It is data about the upstream
+	// answer, not a choice of the app: MLflow was reached and spoke about
+	// the request (a 401, 429 or 500 of its own) and no kind says that as
+	// precisely, so the edge answers with it instead of the kind's status.
+	// Kind still says what the answer means, for app code that decides.
+	Relayed int
 }
 
 func (e *Error) Error() string { return e.Message }
@@ -56,14 +67,23 @@ func New(kind Kind, format string, args ...any) *Error {
 	return &Error{Kind: kind, Message: fmt.Sprintf(format, args...)}
 }
 
-// Invalidf, NotFoundf, Conflictf, Forbiddenf, Unavailablef and Upstreamf
-// are New of their kind.
+// Invalidf, NotFoundf, Conflictf, Forbiddenf, Unavailablef, Upstreamf and
+// Timeoutf are New of their kind.
 func Invalidf(format string, args ...any) *Error     { return New(Invalid, format, args...) }
 func NotFoundf(format string, args ...any) *Error    { return New(NotFound, format, args...) }
 func Conflictf(format string, args ...any) *Error    { return New(Conflict, format, args...) }
 func Forbiddenf(format string, args ...any) *Error   { return New(Forbidden, format, args...) }
 func Unavailablef(format string, args ...any) *Error { return New(Unavailable, format, args...) }
 func Upstreamf(format string, args ...any) *Error    { return New(Upstream, format, args...) }
+func Timeoutf(format string, args ...any) *Error     { return New(Timeout, format, args...) }
+
+// Relay is an error of kind carrying status, what a server the panel
+// runs answered, for the edge to pass on (see Error.Relayed).
+func Relay(kind Kind, status int, format string, args ...any) *Error {
+	e := New(kind, format, args...)
+	e.Relayed = status
+	return e
+}
 
 // AsInvalid is err (a validation error that already says what to do) as an
 // Invalid error with err's message.

@@ -33,7 +33,7 @@ func (c *Catalog) Visible(ctx context.Context, r events.Request) ([]app.Project,
 		Restricted: r.Restricted, Visible: r.Visible}
 	var out events.List[app.Project]
 	if err := events.Call(ctx, c.nc, events.ControlSubject("projects", "list"), req, &out); err != nil {
-		return nil, err
+		return nil, events.AsDomain(err)
 	}
 	return out.Items, nil
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	projects "github.com/mlpanel/mlpanel/services/projects/client"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
@@ -45,14 +46,15 @@ func (p *Projects) Used(id string) { p.activity.Touch(id) }
 // caller's own deadline (the tracking operation's) bounds the wait.
 func (p *Projects) Wake(ctx context.Context, ref string) (app.Project, error) {
 	out, err := projects.New(p.nc).Wake(ctx, ref)
-	return fromProjects(out), err
+	return fromProjects(out), events.AsDomain(err)
 }
 
 // Get returns the project with id or name ref. The projects service's
-// errors (404 unknown project, 400 bad reference) pass through as they are.
+// errors (404 unknown project, 400 bad reference) come back as kinds
+// (events.AsDomain) with the same message, so they answer as they did.
 func (p *Projects) Get(ctx context.Context, ref string) (app.Project, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
 	out, err := projects.New(p.nc).Get(ctx, ref)
-	return fromProjects(out), err
+	return fromProjects(out), events.AsDomain(err)
 }

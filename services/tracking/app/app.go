@@ -6,10 +6,9 @@ package app
 import (
 	"context"
 	"log/slog"
-	"net/http"
 	"strings"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
 
@@ -46,12 +45,13 @@ func (p Project) Store() string {
 // StatusRunning is the project status whose tracking server answers.
 const StatusRunning = "running"
 
-// Projects finds projects by id or name. It returns *events.Error for the
-// known conditions (404 unknown project, 503 no projects service).
+// Projects finds projects by id or name. It returns errors of a kind
+// (pkg/platform/errs) for the known conditions (NotFound unknown project,
+// Unavailable no projects service).
 type Projects interface {
 	Get(ctx context.Context, ref string) (Project, error)
 	// Wake returns the project once its server runs, waking it if it
-	// sleeps or waiting if it starts; a failed wake is a 503.
+	// sleeps or waiting if it starts; a failed wake is Unavailable.
 	Wake(ctx context.Context, ref string) (Project, error)
 	// Used resets the project's idle clock (batched, never blocks).
 	Used(id string)
@@ -88,7 +88,7 @@ type target struct {
 func (s *Service) open(ctx context.Context, ref string) (target, error) {
 	ref = strings.TrimSpace(ref)
 	if ref == "" {
-		return target{}, events.Errorf(http.StatusBadRequest,
+		return target{}, errs.Invalidf(
 			"project_id is required: the id or name of a project (see GET /projects)")
 	}
 	p, err := s.projects.Get(ctx, ref)
@@ -113,12 +113,12 @@ func (s *Service) open(ctx context.Context, ref string) (target, error) {
 func notRunning(p Project) error {
 	switch p.Status {
 	case "archived":
-		return events.Errorf(http.StatusConflict,
+		return errs.Conflictf(
 			"project %s is archived: restore it with PUT /projects/%s/restore, then start it with PUT /projects/%s/run", p.Name, p.ID, p.ID)
 	case "starting":
-		return events.Errorf(http.StatusConflict,
+		return errs.Conflictf(
 			"project %s is starting, not running yet: wait until GET /projects/%s says running (start it with PUT /projects/%s/run if it stops)", p.Name, p.ID, p.ID)
 	}
-	return events.Errorf(http.StatusConflict,
+	return errs.Conflictf(
 		"project %s is %s, not running: start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
 
@@ -23,7 +24,7 @@ func (f fakeProjects) Get(_ context.Context, ref string) (Project, error) {
 			return p, nil
 		}
 	}
-	return Project{}, events.Errorf(http.StatusNotFound, "project %q not found", ref)
+	return Project{}, errs.NotFoundf("project %q not found", ref)
 }
 
 // Wake of a fake project fails as a server that cannot start does.
@@ -32,7 +33,7 @@ func (f fakeProjects) Wake(ctx context.Context, ref string) (Project, error) {
 	if err != nil {
 		return p, err
 	}
-	return Project{}, events.Errorf(http.StatusServiceUnavailable, "project %s did not start: woken by the tracking service", p.Name)
+	return Project{}, errs.Unavailablef("project %s did not start: woken by the tracking service", p.Name)
 }
 
 func (f fakeProjects) Used(string) {}

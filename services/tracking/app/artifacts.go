@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
@@ -16,7 +17,7 @@ import (
 func cleanPath(p string) (string, error) {
 	clean, err := domain.CleanArtifactPath(p)
 	if errors.Is(err, domain.ErrUnsafePath) || errors.Is(err, domain.ErrPathTooLong) {
-		return "", badRequest("%v", err)
+		return "", errs.Invalidf("%v", err)
 	}
 	return clean, err
 }
@@ -73,7 +74,7 @@ func (t target) resolve(r domain.Run, p string) (tr tree, rel string, modelsDir 
 	case id == "":
 		return tree{}, "", true, nil
 	case !slices.Contains(r.ModelOutputs(), id):
-		return tree{}, "", false, notFound("run %s logged no model %q: list its artifacts with GET /artifacts?project_id=%s&run_id=%s", r.ID, id, t.p.ID, r.ID)
+		return tree{}, "", false, errs.NotFoundf("run %s logged no model %q: list its artifacts with GET /artifacts?project_id=%s&run_id=%s", r.ID, id, t.p.ID, r.ID)
 	}
 	return tree{
 		list: func(ctx context.Context, dir string) (mc.ArtifactList, error) {
@@ -93,7 +94,7 @@ func (s *Service) ListArtifacts(ctx context.Context, project, runID, dir string,
 		return events.List[domain.Artifact]{}, err
 	}
 	if strings.TrimSpace(runID) == "" {
-		return events.List[domain.Artifact]{}, badRequest("run_id is required: the run whose artifacts to list")
+		return events.List[domain.Artifact]{}, errs.Invalidf("run_id is required: the run whose artifacts to list")
 	}
 	t, err := s.open(ctx, project)
 	if err != nil {
@@ -136,7 +137,7 @@ func (t target) listTree(ctx context.Context, r domain.Run, tr tree, rel string)
 		}
 		if !entry.IsDir {
 			p := tr.full(rel)
-			return nil, badRequest("%q of run %s is a file, not a folder: download it with GET /artifacts/content?project_id=%s&run_id=%s&path=%s",
+			return nil, errs.Invalidf("%q of run %s is a file, not a folder: download it with GET /artifacts/content?project_id=%s&run_id=%s&path=%s",
 				p, r.ID, t.p.ID, r.ID, p)
 		}
 	}
@@ -216,7 +217,7 @@ func (t target) entry(ctx context.Context, r domain.Run, tr tree, rel string) (m
 			return f, nil
 		}
 	}
-	return mc.FileInfo{}, notFound("run %s has no artifact %q: list its artifacts with GET /artifacts?project_id=%s&run_id=%s", r.ID, tr.full(rel), t.p.ID, r.ID)
+	return mc.FileInfo{}, errs.NotFoundf("run %s has no artifact %q: list its artifacts with GET /artifacts?project_id=%s&run_id=%s", r.ID, tr.full(rel), t.p.ID, r.ID)
 }
 
 // ArtifactLocation tells the gateway where to stream one artifact file
@@ -239,10 +240,10 @@ func (s *Service) LocateArtifact(ctx context.Context, project, runID, p string) 
 		return ArtifactLocation{}, err
 	}
 	if p == "" {
-		return ArtifactLocation{}, badRequest("path is required: the artifact file to download, relative to the run's artifact root")
+		return ArtifactLocation{}, errs.Invalidf("path is required: the artifact file to download, relative to the run's artifact root")
 	}
 	if strings.TrimSpace(runID) == "" {
-		return ArtifactLocation{}, badRequest("run_id is required: the run whose artifact to download")
+		return ArtifactLocation{}, errs.Invalidf("run_id is required: the run whose artifact to download")
 	}
 	t, err := s.open(ctx, project)
 	if err != nil {
@@ -270,5 +271,5 @@ func (s *Service) LocateArtifact(ctx context.Context, project, runID, p string) 
 			}, nil
 		}
 	}
-	return ArtifactLocation{}, badRequest("%q of run %s is a folder: list it with GET /artifacts?project_id=%s&run_id=%s&path=%s", p, r.ID, t.p.ID, r.ID, p)
+	return ArtifactLocation{}, errs.Invalidf("%q of run %s is a folder: list it with GET /artifacts?project_id=%s&run_id=%s&path=%s", p, r.ID, t.p.ID, r.ID, p)
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
@@ -78,15 +79,15 @@ func (s *Search) CompareRuns(ctx context.Context, caller events.Request, idList 
 		proj, run, ok := strings.Cut(part, ":")
 		proj, run = strings.TrimSpace(proj), strings.TrimSpace(run)
 		if !ok || proj == "" || run == "" {
-			return Comparison{}, badRequest("ids: %q is not <project>:<run id>; give runs as ids=<project name or id>:<run id>,... (the project_id and id of GET /search/runs)", part)
+			return Comparison{}, errs.Invalidf("ids: %q is not <project>:<run id>; give runs as ids=<project name or id>:<run id>,... (the project_id and id of GET /search/runs)", part)
 		}
 		refs = append(refs, [2]string{proj, run})
 	}
 	if len(refs) == 0 {
-		return Comparison{}, badRequest("ids is required: the runs to compare as ids=<project>:<run id>,<project>:<run id>")
+		return Comparison{}, errs.Invalidf("ids is required: the runs to compare as ids=<project>:<run id>,<project>:<run id>")
 	}
 	if len(refs) > MaxCompareRuns {
-		return Comparison{}, badRequest("ids names %d runs; compare at most %d at a time", len(refs), MaxCompareRuns)
+		return Comparison{}, errs.Invalidf("ids names %d runs; compare at most %d at a time", len(refs), MaxCompareRuns)
 	}
 	visible, err := s.catalog.Visible(ctx, caller)
 	if err != nil {
@@ -102,7 +103,7 @@ func (s *Search) CompareRuns(ctx context.Context, caller events.Request, idList 
 			}
 		}
 		if p == nil {
-			return Comparison{}, notFound("run %s not found: no project %s (see GET /projects)", ref[1], ref[0])
+			return Comparison{}, errs.NotFoundf("run %s not found: no project %s (see GET /projects)", ref[1], ref[0])
 		}
 		run, hist, err := s.compared(ctx, *p, ref[1])
 		if err != nil {
@@ -186,7 +187,7 @@ func (s *Search) compared(ctx context.Context, p Project, runID string) (mc.Run,
 	if p.Store() != "" && canHist {
 		pg, err := s.cross.RunsByID(ctx, p.Store(), []string{runID})
 		if err == nil && len(pg.Runs) == 0 {
-			return mc.Run{}, nil, notFound("run %s not found in project %s", runID, p.Name)
+			return mc.Run{}, nil, errs.NotFoundf("run %s not found in project %s", runID, p.Name)
 		}
 		if err == nil {
 			run := pg.Runs[0]
@@ -200,7 +201,7 @@ func (s *Search) compared(ctx context.Context, p Project, runID string) (mc.Run,
 		}
 	}
 	if p.Status == "archived" {
-		return mc.Run{}, nil, conflict("project %s is archived and its database cannot be read directly: restore it with PUT /projects/%s/restore", p.Name, p.ID)
+		return mc.Run{}, nil, errs.Conflictf("project %s is archived and its database cannot be read directly: restore it with PUT /projects/%s/restore", p.Name, p.ID)
 	}
 	t, err := s.svc.open(ctx, p.ID)
 	if err != nil {

@@ -3,10 +3,10 @@ package app
 import (
 	"context"
 	"errors"
-	"net/http"
 	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
@@ -91,7 +91,7 @@ func (s *Service) directRuns(ctx context.Context, t target, q RunQuery, view str
 		return events.List[domain.Run]{}, false, nil
 	}
 	if err != nil {
-		return events.List[domain.Run]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading the runs of project %s: %v", t.p.Name, err)
+		return events.List[domain.Run]{}, true, errs.Unavailablef("reading the runs of project %s: %v", t.p.Name, err)
 	}
 	items := make([]domain.Run, 0, len(pg.Runs))
 	for i, r := range pg.Runs {
@@ -119,7 +119,7 @@ func (s *Service) directRunTimes(ctx context.Context, t target, ids []string) (m
 		return nil, false, nil
 	}
 	if err != nil {
-		return nil, true, events.Errorf(http.StatusServiceUnavailable, "counting the runs of project %s: %v", t.p.Name, err)
+		return nil, true, errs.Unavailablef("counting the runs of project %s: %v", t.p.Name, err)
 	}
 	return times, true, nil
 }
@@ -144,7 +144,7 @@ func (s *Service) directExperiments(ctx context.Context, t target, q ExperimentQ
 		if errors.Is(err, ErrUseREST) {
 			return events.List[domain.Experiment]{}, false, nil
 		}
-		return events.List[domain.Experiment]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading the experiments of project %s: %v", t.p.Name, err)
+		return events.List[domain.Experiment]{}, true, errs.Unavailablef("reading the experiments of project %s: %v", t.p.Name, err)
 	}
 	exps, err := s.direct.Experiments(ctx, t.p.Store(), view)
 	if err != nil {
@@ -241,7 +241,7 @@ func (s *Service) directHistory(ctx context.Context, t target, runID, key string
 		return events.List[domain.MetricPoint]{}, false, nil
 	}
 	if err != nil {
-		return events.List[domain.MetricPoint]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading metric %q of run %s: %v", key, runID, err)
+		return events.List[domain.MetricPoint]{}, true, errs.Unavailablef("reading metric %q of run %s: %v", key, runID, err)
 	}
 	if res.Points == nil {
 		res.Points = []domain.MetricPoint{}
@@ -311,7 +311,7 @@ func (s *Service) directModels(ctx context.Context, t target, filter string, lp 
 		return events.List[domain.RegisteredModel]{}, false, nil
 	}
 	if err != nil {
-		return events.List[domain.RegisteredModel]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading the registered models of project %s: %v", t.p.Name, err)
+		return events.List[domain.RegisteredModel]{}, true, errs.Unavailablef("reading the registered models of project %s: %v", t.p.Name, err)
 	}
 	items := make([]domain.RegisteredModel, 0, len(res.Models))
 	for _, m := range res.Models {
@@ -346,7 +346,7 @@ func (s *Service) directVersions(ctx context.Context, t target, model string, lp
 		return events.List[domain.ModelVersion]{}, false, nil
 	}
 	if err != nil {
-		return events.List[domain.ModelVersion]{}, true, events.Errorf(http.StatusServiceUnavailable, "reading the model versions of project %s: %v", t.p.Name, err)
+		return events.List[domain.ModelVersion]{}, true, errs.Unavailablef("reading the model versions of project %s: %v", t.p.Name, err)
 	}
 	items := make([]domain.ModelVersion, 0, len(res.Versions))
 	for _, v := range res.Versions {

@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
@@ -58,7 +59,7 @@ func viewType(v string) (string, error) {
 	case "all":
 		return mc.ViewAll, nil
 	}
-	return "", badRequest("view=%q: want active, deleted or all", v)
+	return "", errs.Invalidf("view=%q: want active, deleted or all", v)
 }
 
 // runTimes counts the active runs of the experiments and finds the times
@@ -92,17 +93,17 @@ func (t target) runTimes(ctx context.Context, exps []mc.Experiment) (map[string]
 func (t target) experiment(ctx context.Context, id string, deletedOK bool) (domain.Experiment, error) {
 	id = strings.TrimSpace(id)
 	if id == "" {
-		return domain.Experiment{}, badRequest("an experiment id is required")
+		return domain.Experiment{}, errs.Invalidf("an experiment id is required")
 	}
 	if !domain.ValidExperimentID(id) {
-		return domain.Experiment{}, badRequest("experiment id %q must be a valid integer: a whole number such as 1", id)
+		return domain.Experiment{}, errs.Invalidf("experiment id %q must be a valid integer: a whole number such as 1", id)
 	}
 	e, err := t.c.GetExperiment(ctx, id)
 	if err != nil {
 		return domain.Experiment{}, t.mlflowErr(err)
 	}
 	if e.LifecycleStage == mc.StageDeleted && !deletedOK {
-		return domain.Experiment{}, notFound("experiment %s of project %s is deleted: restore it with PUT /experiments/%s/restore?project_id=%s",
+		return domain.Experiment{}, errs.NotFoundf("experiment %s of project %s is deleted: restore it with PUT /experiments/%s/restore?project_id=%s",
 			id, t.p.Name, id, t.p.ID)
 	}
 	times, err := t.runTimes(ctx, []mc.Experiment{e})
@@ -138,7 +139,7 @@ type ExperimentInput struct {
 func (s *Service) CreateExperiment(ctx context.Context, project string, in ExperimentInput, caller string) (domain.Experiment, error) {
 	name := strings.TrimSpace(in.Name)
 	if name == "" {
-		return domain.Experiment{}, badRequest("name is required: the experiment's name, unique in the project")
+		return domain.Experiment{}, errs.Invalidf("name is required: the experiment's name, unique in the project")
 	}
 	t, err := s.open(ctx, project)
 	if err != nil {
@@ -147,7 +148,7 @@ func (s *Service) CreateExperiment(ctx context.Context, project string, in Exper
 	tags := make([]mc.Tag, 0, len(in.Tags)+3)
 	for k, v := range in.Tags {
 		if strings.HasPrefix(k, "mlpanel.") {
-			return domain.Experiment{}, badRequest("tag %q: tags starting with mlpanel. are mlpanel's own", k)
+			return domain.Experiment{}, errs.Invalidf("tag %q: tags starting with mlpanel. are mlpanel's own", k)
 		}
 		tags = append(tags, mc.Tag{Key: k, Value: v})
 	}
@@ -195,7 +196,7 @@ func (s *Service) RestoreExperiment(ctx context.Context, project, id string) (do
 		return domain.Experiment{}, err
 	}
 	if e.LifecycleStage != mc.StageDeleted {
-		return domain.Experiment{}, conflict("experiment %s of project %s is not deleted: nothing to restore", id, t.p.Name)
+		return domain.Experiment{}, errs.Conflictf("experiment %s of project %s is not deleted: nothing to restore", id, t.p.Name)
 	}
 	if err := t.c.RestoreExperiment(ctx, id); err != nil {
 		return domain.Experiment{}, t.mlflowErr(err)

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
 
@@ -17,7 +18,7 @@ import (
 // metric) is left out: it has nothing to rank.
 func (s *Search) leaderboard(ctx context.Context, projects []Project, cs CrossRunSearch, groupBy string, lo, hi int) (events.List[SearchRun], error) {
 	if len(cs.OrderBy) == 0 {
-		return events.List[SearchRun]{}, badRequest("group_by=%s needs order_by to say what \"best\" means, e.g. order_by=metrics.accuracy DESC", groupBy)
+		return events.List[SearchRun]{}, errs.Invalidf("group_by=%s needs order_by to say what \"best\" means, e.g. order_by=metrics.accuracy DESC", groupBy)
 	}
 	var jobs []job
 	for _, p := range projects {
@@ -88,7 +89,7 @@ func (s *Search) experiments(ctx context.Context, p Project, name string) ([]Exp
 		}
 	}
 	if p.Status == "archived" {
-		return nil, conflict("project %s is archived and its database cannot be searched directly: restore it with PUT /projects/%s/restore, or leave it out with projects=", p.Name, p.ID)
+		return nil, errs.Conflictf("project %s is archived and its database cannot be searched directly: restore it with PUT /projects/%s/restore, or leave it out with projects=", p.Name, p.ID)
 	}
 	t, err := s.svc.open(ctx, p.ID)
 	if err != nil {

@@ -2,10 +2,9 @@ package app
 
 import (
 	"context"
-	"net/http"
 	"strings"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
@@ -22,7 +21,7 @@ func (t target) resolveSource(ctx context.Context, source string) (resolved, run
 		rest := strings.TrimPrefix(source, "runs:/")
 		id, p, _ := strings.Cut(strings.TrimLeft(rest, "/"), "/")
 		if id == "" {
-			return "", "", badRequest("source %q: a runs:/ URI reads runs:/<run_id>/<artifact path>", source)
+			return "", "", errs.Invalidf("source %q: a runs:/ URI reads runs:/<run_id>/<artifact path>", source)
 		}
 		r, err := t.run(ctx, id, false)
 		if err != nil {
@@ -39,14 +38,14 @@ func (t target) resolveSource(ctx context.Context, source string) (resolved, run
 		if !byAlias {
 			i := strings.LastIndexByte(ref, '/')
 			if i <= 0 {
-				return "", "", badRequest("source %q: want models:/m-<logged model id>, models:/<name>/<version> or models:/<name>@<alias>", source)
+				return "", "", errs.Invalidf("source %q: want models:/m-<logged model id>, models:/<name>/<version> or models:/<name>@<alias>", source)
 			}
 			name, version = ref[:i], ref[i+1:]
 		}
 		v, err := t.versionOf(ctx, name, version, byAlias)
-		if err != nil && !byAlias && events.StatusOf(err) == http.StatusNotFound {
+		if err != nil && !byAlias && errs.Is(err, errs.NotFound) {
 			// MLflow would answer this source with a 500; it is the caller's.
-			return "", "", badRequest("source %q: project %s has no version %s of registered model %q", source, t.p.Name, version, name)
+			return "", "", errs.Invalidf("source %q: project %s has no version %s of registered model %q", source, t.p.Name, version, name)
 		}
 		if err != nil {
 			return "", "", err
@@ -104,5 +103,5 @@ func (t target) versionOf(ctx context.Context, name, ref string, byAlias bool) (
 			return v, nil
 		}
 	}
-	return mc.ModelVersion{}, notFound("registered model %q has no alias %q", name, ref)
+	return mc.ModelVersion{}, errs.NotFoundf("registered model %q has no alias %q", name, ref)
 }

@@ -9,6 +9,7 @@ import (
 	"sync"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
 
@@ -76,10 +77,10 @@ type FoundVersion struct {
 func (s *Search) SearchModels(ctx context.Context, caller events.Request, q ModelQuery, lp events.ListParams) (events.List[FoundVersion], error) {
 	mr, ok := s.cross.(ModelReads)
 	if !ok {
-		return events.List[FoundVersion]{}, events.Errorf(503, "model search is not available: the tracking service reads no databases")
+		return events.List[FoundVersion]{}, errs.Unavailablef("model search is not available: the tracking service reads no databases")
 	}
 	if lp.Sort != "" {
-		return events.List[FoundVersion]{}, badRequest("_sort is not taken here: model versions come by model name, project, then version (newest first)")
+		return events.List[FoundVersion]{}, errs.Invalidf("_sort is not taken here: model versions come by model name, project, then version (newest first)")
 	}
 	lo, hi, err := searchWindow(lp)
 	if err != nil {
@@ -90,7 +91,7 @@ func (s *Search) SearchModels(ctx context.Context, caller events.Request, q Mode
 		ms.TagKey, ms.TagValue, ms.HasTagValue = strings.Cut(t, "=")
 		ms.TagKey = strings.TrimSpace(ms.TagKey)
 		if ms.TagKey == "" {
-			return events.List[FoundVersion]{}, badRequest("tag=%q: give key or key=value", q.Tag)
+			return events.List[FoundVersion]{}, errs.Invalidf("tag=%q: give key or key=value", q.Tag)
 		}
 	}
 	projects, err := s.projectsOf(ctx, caller, q.Projects)
@@ -212,7 +213,7 @@ func (s *Search) SearchModels(ctx context.Context, caller events.Request, q Mode
 // models, filtered by alias and tag here.
 func (s *Search) restVersions(ctx context.Context, p Project, ms ModelSearch, limit int) (DirectVersions, error) {
 	if p.Status == "archived" {
-		return DirectVersions{}, conflict("project %s is archived and its database cannot be searched directly: restore it with PUT /projects/%s/restore, or leave it out with projects=", p.Name, p.ID)
+		return DirectVersions{}, errs.Conflictf("project %s is archived and its database cannot be searched directly: restore it with PUT /projects/%s/restore, or leave it out with projects=", p.Name, p.ID)
 	}
 	t, err := s.svc.open(ctx, p.ID)
 	if err != nil {

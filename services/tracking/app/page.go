@@ -2,6 +2,7 @@ package app
 
 import (
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 )
 
@@ -15,7 +16,7 @@ func page[T any](items []T, lp events.ListParams, table map[string]func(a, b T) 
 	}
 	less, ok := table[key]
 	if !ok {
-		return events.List[T]{}, badRequest("cannot sort %s by %q: use one of %s", what, lp.Sort, domain.SortKeys(table))
+		return events.List[T]{}, errs.Invalidf("cannot sort %s by %q: use one of %s", what, lp.Sort, domain.SortKeys(table))
 	}
 	return events.Page(items, lp, less), nil
 }

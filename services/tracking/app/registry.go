@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
@@ -37,7 +38,7 @@ func (s *Service) ListRegisteredModels(ctx context.Context, project, filter stri
 func (t target) registeredModel(ctx context.Context, name string) (domain.RegisteredModel, error) {
 	name = strings.TrimSpace(name)
 	if name == "" {
-		return domain.RegisteredModel{}, badRequest("a registered model name is required")
+		return domain.RegisteredModel{}, errs.Invalidf("a registered model name is required")
 	}
 	m, err := t.c.GetRegisteredModel(ctx, name)
 	if err != nil {
@@ -79,14 +80,14 @@ const DefaultModelPath = "model"
 func (s *Service) CreateRegisteredModel(ctx context.Context, project string, in ModelInput) (domain.RegisteredModel, error) {
 	name := strings.TrimSpace(in.Name)
 	if name == "" {
-		return domain.RegisteredModel{}, badRequest("name is required: the registered model's name")
+		return domain.RegisteredModel{}, errs.Invalidf("name is required: the registered model's name")
 	}
 	artifactPath := in.ArtifactPath
 	if artifactPath == "" {
 		artifactPath = in.Path
 	}
 	if artifactPath != "" && in.RunID == "" {
-		return domain.RegisteredModel{}, badRequest("artifact_path needs run_id: the run whose artifacts hold the model")
+		return domain.RegisteredModel{}, errs.Invalidf("artifact_path needs run_id: the run whose artifacts hold the model")
 	}
 	t, err := s.open(ctx, project)
 	if err != nil {
@@ -130,7 +131,7 @@ func (s *Service) CreateRegisteredModel(ctx context.Context, project string, in 
 	case mc.IsCode(err, mc.CodeAlreadyExists) && version.Source != "":
 		// Adding a version to an existing model is the point.
 	case mc.IsCode(err, mc.CodeAlreadyExists):
-		return domain.RegisteredModel{}, conflict("registered model %q already exists in project %s: give a source or run_id to add a version", name, t.p.Name)
+		return domain.RegisteredModel{}, errs.Conflictf("registered model %q already exists in project %s: give a source or run_id to add a version", name, t.p.Name)
 	default:
 		return domain.RegisteredModel{}, t.mlflowErr(err)
 	}
@@ -187,7 +188,7 @@ func (t target) modelSource(ctx context.Context, r domain.Run, p string) (string
 	}
 	switch {
 	case modelsDir || (tr.modelID != "" && rel != ""):
-		return "", badRequest("artifact_path %q is not a model folder: give %s/<model id> or a folder of the run's artifacts", p, domain.LoggedModelsDir)
+		return "", errs.Invalidf("artifact_path %q is not a model folder: give %s/<model id> or a folder of the run's artifacts", p, domain.LoggedModelsDir)
 	case tr.modelID != "":
 		// An MLflow 3 logged model: register it by its own URI.
 		return "models:/" + tr.modelID, nil
@@ -197,7 +198,7 @@ func (t target) modelSource(ctx context.Context, r domain.Run, p string) (string
 		return "", err
 	}
 	if !isModel {
-		return "", badRequest("run %s has no model at artifact path %q (no MLmodel file there): give artifact_path of the folder the model was logged to, or a source model URI such as models:/m-<id>", r.ID, p)
+		return "", errs.Invalidf("run %s has no model at artifact path %q (no MLmodel file there): give artifact_path of the folder the model was logged to, or a source model URI such as models:/m-<id>", r.ID, p)
 	}
 	return strings.TrimRight(r.Info.ArtifactURI, "/") + "/" + p, nil
 }
@@ -243,7 +244,7 @@ func (s *Service) ListModelVersions(ctx context.Context, project, modelID string
 		aliases[m.Name] = m.Aliases
 		var ok bool
 		if filter, ok = domain.NameFilter(modelID); !ok {
-			return events.List[domain.ModelVersion]{}, badRequest("model_id %q holds both quote characters, which MLflow's search cannot express", modelID)
+			return events.List[domain.ModelVersion]{}, errs.Invalidf("model_id %q holds both quote characters, which MLflow's search cannot express", modelID)
 		}
 	} else {
 		models, err := t.c.SearchRegisteredModels(ctx, "")
@@ -268,10 +269,10 @@ func (s *Service) ListModelVersions(ctx context.Context, project, modelID string
 func (t target) modelVersion(ctx context.Context, modelID, version string) (domain.ModelVersion, error) {
 	modelID, version = strings.TrimSpace(modelID), strings.TrimSpace(version)
 	if modelID == "" {
-		return domain.ModelVersion{}, badRequest("model_id is required: the registered model's name")
+		return domain.ModelVersion{}, errs.Invalidf("model_id is required: the registered model's name")
 	}
 	if !domain.ValidVersion(version) {
-		return domain.ModelVersion{}, badRequest("version %q: want a version number such as 1", version)
+		return domain.ModelVersion{}, errs.Invalidf("version %q: want a version number such as 1", version)
 	}
 	v, err := t.c.GetModelVersion(ctx, modelID, version)
 	if err != nil {
@@ -316,7 +317,7 @@ func (s *Service) DeleteModelVersion(ctx context.Context, project, modelID, vers
 func (s *Service) SetAlias(ctx context.Context, project, modelID, version, alias string) (domain.ModelVersion, error) {
 	alias = strings.TrimSpace(alias)
 	if alias == "" {
-		return domain.ModelVersion{}, badRequest("an alias is required, e.g. champion")
+		return domain.ModelVersion{}, errs.Invalidf("an alias is required, e.g. champion")
 	}
 	t, err := s.open(ctx, project)
 	if err != nil {
@@ -368,7 +369,7 @@ func (s *Service) RemoveAlias(ctx context.Context, project, modelID, version, al
 		if len(v.Aliases) > 0 {
 			have = strings.Join(v.Aliases, ", ")
 		}
-		return domain.ModelVersion{}, notFound("version %s of model %q has no alias %q (its aliases: %s)", v.Version, v.ModelID, alias, have)
+		return domain.ModelVersion{}, errs.NotFoundf("version %s of model %q has no alias %q (its aliases: %s)", v.Version, v.ModelID, alias, have)
 	}
 	if err := t.c.DeleteAlias(ctx, v.ModelID, alias); err != nil {
 		return domain.ModelVersion{}, t.mlflowErr(err)
@@ -389,7 +390,7 @@ func (t target) checkModelSource(ctx context.Context, source string) error {
 	}
 	_, err := t.c.GetLoggedModel(ctx, id)
 	if mc.IsCode(err, mc.CodeNotFound) {
-		return badRequest("source %q: project %s has no logged model %s: a version's source must be a model logged in this project (a run's models show under @models/ in GET /artifacts)", source, t.p.Name, id)
+		return errs.Invalidf("source %q: project %s has no logged model %s: a version's source must be a model logged in this project (a run's models show under @models/ in GET /artifacts)", source, t.p.Name, id)
 	}
 	return t.mlflowErr(err)
 }

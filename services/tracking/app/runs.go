@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
@@ -35,7 +36,7 @@ func (s *Service) ListRuns(ctx context.Context, q RunQuery, lp events.ListParams
 	if lp.Sort != "" {
 		var ok bool
 		if less, ok = domain.RunSortKey(lp.Sort); !ok {
-			return events.List[domain.Run]{}, badRequest("cannot sort runs by %q: use one of %s, or order_by in MLflow's syntax", lp.Sort, domain.RunSortHelp)
+			return events.List[domain.Run]{}, errs.Invalidf("cannot sort runs by %q: use one of %s, or order_by in MLflow's syntax", lp.Sort, domain.RunSortHelp)
 		}
 	}
 	t, err := s.open(ctx, q.Project)
@@ -83,7 +84,7 @@ func (t target) experimentIDs(ctx context.Context, param string) ([]string, erro
 	for _, id := range strings.Split(param, ",") {
 		// All checked before the first MLflow call.
 		if id = strings.TrimSpace(id); id != "" && !domain.ValidExperimentID(id) {
-			return nil, badRequest("experiment_id %q must be a valid integer: a whole number such as 1 (several: 1,2)", id)
+			return nil, errs.Invalidf("experiment_id %q must be a valid integer: a whole number such as 1 (several: 1,2)", id)
 		}
 	}
 	var ids []string
@@ -97,7 +98,7 @@ func (t target) experimentIDs(ctx context.Context, param string) ([]string, erro
 			return nil, t.mlflowErr(err)
 		}
 		if e.LifecycleStage == mc.StageDeleted {
-			return nil, notFound("experiment %s of project %s is deleted: restore it with PUT /experiments/%s/restore?project_id=%s", id, t.p.Name, id, t.p.ID)
+			return nil, errs.NotFoundf("experiment %s of project %s is deleted: restore it with PUT /experiments/%s/restore?project_id=%s", id, t.p.Name, id, t.p.ID)
 		}
 		ids = append(ids, id)
 	}
@@ -137,14 +138,14 @@ func splitClauses(s string) []string {
 func (t target) run(ctx context.Context, id string, deletedOK bool) (domain.Run, error) {
 	id = strings.TrimSpace(id)
 	if id == "" {
-		return domain.Run{}, badRequest("a run id is required")
+		return domain.Run{}, errs.Invalidf("a run id is required")
 	}
 	r, err := t.c.GetRun(ctx, id)
 	if err != nil {
 		return domain.Run{}, t.mlflowErr(err)
 	}
 	if r.Info.LifecycleStage == mc.StageDeleted && !deletedOK {
-		return domain.Run{}, notFound("run %s of project %s is deleted: restore it with PUT /runs/%s/restore?project_id=%s", id, t.p.Name, id, t.p.ID)
+		return domain.Run{}, errs.NotFoundf("run %s of project %s is deleted: restore it with PUT /runs/%s/restore?project_id=%s", id, t.p.Name, id, t.p.ID)
 	}
 	return domain.NewRun(t.p.ID, r), nil
 }
@@ -184,7 +185,7 @@ func (s *Service) RestoreRun(ctx context.Context, project, id string) (domain.Ru
 		return domain.Run{}, err
 	}
 	if r.Info.LifecycleStage != mc.StageDeleted {
-		return domain.Run{}, conflict("run %s of project %s is not deleted: nothing to restore", id, t.p.Name)
+		return domain.Run{}, errs.Conflictf("run %s of project %s is not deleted: nothing to restore", id, t.p.Name)
 	}
 	if err := t.c.RestoreRun(ctx, id); err != nil {
 		return domain.Run{}, t.mlflowErr(err)
@@ -196,7 +197,7 @@ func (s *Service) RestoreRun(ctx context.Context, project, id string) (domain.Ru
 func (s *Service) MetricHistory(ctx context.Context, project, runID, key string, lp events.ListParams) (events.List[domain.MetricPoint], error) {
 	key = strings.TrimPrefix(key, "/")
 	if key == "" {
-		return events.List[domain.MetricPoint]{}, badRequest("a metric key is required: GET /runs/{id}/metrics/{key}")
+		return events.List[domain.MetricPoint]{}, errs.Invalidf("a metric key is required: GET /runs/{id}/metrics/{key}")
 	}
 	t, err := s.open(ctx, project)
 	if err != nil {
@@ -217,7 +218,7 @@ func (s *Service) MetricHistory(ctx context.Context, project, runID, key string,
 		if len(keys) > 0 {
 			have = strings.Join(keys, ", ")
 		}
-		return events.List[domain.MetricPoint]{}, notFound("run %s has no metric %q (its metrics: %s)", r.ID, key, have)
+		return events.List[domain.MetricPoint]{}, errs.NotFoundf("run %s has no metric %q (its metrics: %s)", r.ID, key, have)
 	}
 	hist, err := t.c.MetricHistory(ctx, r.ID, key)
 	if err != nil {

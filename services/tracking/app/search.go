@@ -5,12 +5,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sort"
 	"strings"
 	"sync"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
@@ -74,7 +74,7 @@ func searchWindow(lp events.ListParams) (lo, hi int, err error) {
 		hi = lo + DefaultSearchPage
 	}
 	if hi-lo > MaxSearchPage {
-		return 0, 0, badRequest("_start=%d, _end=%d asks for %d runs; a search answers at most %d at a time: page with _start and _end", lo, hi, hi-lo, MaxSearchPage)
+		return 0, 0, errs.Invalidf("_start=%d, _end=%d asks for %d runs; a search answers at most %d at a time: page with _start and _end", lo, hi, hi-lo, MaxSearchPage)
 	}
 	return lo, hi, nil
 }
@@ -113,7 +113,7 @@ func (s *Search) projectsOf(ctx context.Context, caller events.Request, names st
 		}
 	}
 	if len(unknown) > 0 {
-		return nil, notFound("no such projects: %s (projects= takes the names or ids that GET /projects lists)", strings.Join(unknown, ", "))
+		return nil, errs.NotFoundf("no such projects: %s (projects= takes the names or ids that GET /projects lists)", strings.Join(unknown, ", "))
 	}
 	return out, nil
 }
@@ -246,7 +246,7 @@ func (s *Search) dbErr(p Project, err error) error {
 	if errors.Is(err, ErrUseREST) {
 		return err
 	}
-	return events.Errorf(http.StatusServiceUnavailable, "searching the database of project %s: %v", p.Name, err)
+	return errs.Unavailablef("searching the database of project %s: %v", p.Name, err)
 }
 
 // openREST searches one project through MLflow's REST API: every
@@ -254,7 +254,7 @@ func (s *Search) dbErr(p Project, err error) error {
 func (s *Search) openREST(ctx context.Context, src *source) error {
 	cs := src.cs
 	if src.p.Status == "archived" {
-		return events.Errorf(http.StatusConflict,
+		return errs.Conflictf(
 			"project %s is archived and its database cannot be searched directly (see the tracking service's log for why): restore it with PUT /projects/%s/restore, or leave it out with projects=", src.p.Name, src.p.ID)
 	}
 	t, err := s.svc.open(ctx, src.p.ID)
@@ -282,15 +282,15 @@ func (s *Search) openREST(ctx context.Context, src *source) error {
 	runs, err := t.c.SearchRuns(ctx, mc.RunSearch{ExperimentIDs: ids, Filter: cs.Filter, OrderBy: cs.OrderBy, View: cs.View})
 	if err != nil {
 		err = t.mlflowErr(err)
-		if events.StatusOf(err) == http.StatusBadRequest {
-			return badRequest("MLflow refused the search (project %s's server checked it; every project speaks the same grammar): %v", src.p.Name, err)
+		if errs.Is(err, errs.Invalid) {
+			return errs.Invalidf("MLflow refused the search (project %s's server checked it; every project speaks the same grammar): %v", src.p.Name, err)
 		}
 		return err
 	}
 	for _, r := range runs {
 		k, err := s.cross.KeysOf(cs.OrderBy, r)
 		if err != nil {
-			return badRequest("order_by %q: the cross-project search orders by metrics.<key>, params.<key>, tags.<key> and run attributes only", strings.Join(cs.OrderBy, ", "))
+			return errs.Invalidf("order_by %q: the cross-project search orders by metrics.<key>, params.<key>, tags.<key> and run attributes only", strings.Join(cs.OrderBy, ", "))
 		}
 		id := r.Info.RunID
 		if id == "" {
@@ -411,7 +411,7 @@ func (s *Search) SearchRuns(ctx context.Context, caller events.Request, q Search
 		return events.List[SearchRun]{}, err
 	}
 	if lp.Sort != "" {
-		return events.List[SearchRun]{}, badRequest("_sort is not taken here: order with order_by in MLflow's syntax, e.g. order_by=metrics.accuracy DESC")
+		return events.List[SearchRun]{}, errs.Invalidf("_sort is not taken here: order with order_by in MLflow's syntax, e.g. order_by=metrics.accuracy DESC")
 	}
 	lo, hi, err := searchWindow(lp)
 	if err != nil {
@@ -430,7 +430,7 @@ func (s *Search) SearchRuns(ctx context.Context, caller events.Request, q Search
 	case "project", "experiment_name":
 		return s.leaderboard(ctx, projects, cs, q.GroupBy, lo, hi)
 	default:
-		return events.List[SearchRun]{}, badRequest("group_by=%q: want project or experiment_name (or leave it out)", q.GroupBy)
+		return events.List[SearchRun]{}, errs.Invalidf("group_by=%q: want project or experiment_name (or leave it out)", q.GroupBy)
 	}
 	jobs := make([]job, len(projects))
 	for i, p := range projects {
@@ -495,7 +495,7 @@ func (s *Search) read(ctx context.Context, hits []hit) ([]SearchRun, error) {
 			r, ok := runs[hits[i].runID]
 			if !ok {
 				// Deleted for good between the search and the read.
-				return nil, events.Errorf(http.StatusServiceUnavailable, "run %s of project %s went away during the search: search again", hits[i].runID, src.p.Name)
+				return nil, errs.Unavailablef("run %s of project %s went away during the search: search again", hits[i].runID, src.p.Name)
 			}
 			if incomplete[hits[i].runID] && src.p.Status == StatusRunning && src.p.InternalURL != "" {
 				// Inputs and outputs as runs/get sends them, from a
@@ -540,7 +540,7 @@ func checkOrderBy(clauses []string) error {
 		}
 		norm := prefix + "." + key
 		if first, dup := seen[norm]; dup {
-			return badRequest("order_by names %s twice (%q and %q): give each field once", norm, first, c)
+			return errs.Invalidf("order_by names %s twice (%q and %q): give each field once", norm, first, c)
 		}
 		seen[norm] = c
 	}

@@ -15,6 +15,8 @@ import (
 	"net/url"
 	"strings"
 	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/errs"
 )
 
 // Error codes MLflow answers with (databricks error codes).
@@ -41,6 +43,59 @@ func (e *APIError) Error() string {
 	}
 	return fmt.Sprintf("MLflow %s: %s: %s", e.Endpoint, e.Code, e.Message)
 }
+
+// Kind is what the answer means in the panel's terms (pkg/platform/errs):
+// by MLflow's error code where the panel knows it, else by the HTTP
+// status. This client is where MLflow's HTTP meets the domain, so the
+// tracking app decides on kinds and never reads a status; an answer of no
+// kind the panel has (401, 429, 500, ...) is Upstream.
+func (e *APIError) Kind() errs.Kind {
+	switch e.Code {
+	case CodeNotFound:
+		return errs.NotFound
+	case CodeInvalidParameter, CodeBadRequest:
+		return errs.Invalid
+	case CodeAlreadyExists, CodeInvalidState:
+		return errs.Conflict
+	}
+	switch e.HTTPStatus {
+	case http.StatusBadRequest:
+		return errs.Invalid
+	case http.StatusForbidden:
+		return errs.Forbidden
+	case http.StatusNotFound:
+		return errs.NotFound
+	case http.StatusConflict:
+		return errs.Conflict
+	}
+	return errs.Upstream
+}
+
+// KnownCode reports whether MLflow named the failure with an error code
+// whose meaning the panel knows (so its message alone says it all).
+func (e *APIError) KnownCode() bool {
+	switch e.Code {
+	case CodeNotFound, CodeInvalidParameter, CodeBadRequest, CodeAlreadyExists, CodeInvalidState:
+		return true
+	}
+	return false
+}
+
+// InShape reports whether the answer came in MLflow's own error shape
+// (JSON with an error_code): MLflow itself spoke, not a proxy in front.
+func (e *APIError) InShape() bool { return e.Code != "" }
+
+// Unknown reports an answer that says the server does not know the
+// endpoint (a 404 not in MLflow's shape): not an MLflow of a version the
+// panel speaks to.
+func (e *APIError) Unknown() bool { return e.HTTPStatus == http.StatusNotFound && e.Code == "" }
+
+// ClientError reports a 4xx: the server took the request as the caller's
+// fault.
+func (e *APIError) ClientError() bool { return e.HTTPStatus >= 400 && e.HTTPStatus < 500 }
+
+// ServerError reports a 5xx answer.
+func (e *APIError) ServerError() bool { return e.HTTPStatus >= 500 }
 
 // IsCode reports whether err is an APIError with code.
 func IsCode(err error, code string) bool {
