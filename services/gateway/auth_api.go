@@ -19,8 +19,14 @@ import (
 // withAccess answers 503 until the store is ready and writes errors the
 // usual way.
 func (g *Gateway) withAccess(h func(c *gin.Context) (int, any, error)) gin.HandlerFunc {
+	return whenReady(func() bool { return g.access != nil }, h)
+}
+
+// whenReady answers 503 until ready says the part h needs has started,
+// then answers with h's status and value, or its error the usual way.
+func whenReady(ready func() bool, h func(c *gin.Context) (int, any, error)) gin.HandlerFunc {
 	return func(c *gin.Context) {
-		if g.access == nil {
+		if !ready() {
 			writeError(c, events.Errorf(http.StatusServiceUnavailable, "the gateway is still starting: try again"))
 			return
 		}

@@ -107,18 +107,7 @@ func (g *Gateway) startWebhooks(ctx context.Context, self string) error {
 }
 
 func (g *Gateway) withWebhooks(h func(c *gin.Context) (int, any, error)) gin.HandlerFunc {
-	return func(c *gin.Context) {
-		if g.hooks == nil {
-			writeError(c, events.Errorf(http.StatusServiceUnavailable, "the gateway is still starting: try again"))
-			return
-		}
-		status, v, err := h(c)
-		if err != nil {
-			writeError(c, err)
-			return
-		}
-		c.JSON(status, v)
-	}
+	return whenReady(func() bool { return g.hooks != nil }, h)
 }
 
 // webhookCaller is the caller when auth is on; nil with auth off, when
