@@ -123,11 +123,16 @@ func (p *predictProxy) endpoint(ctx context.Context, id string) (deployEndpoint,
 	if err != nil {
 		return ep, err
 	}
-	ep = deployEndpoint{ID: d.ID, Status: string(d.Status), DesiredState: string(d.DesiredState), URL: d.URL, InputColumns: d.InputColumns, Version: d.Version}
+	ep = endpointOf(d)
 	p.mu.Lock()
 	p.cache[id] = ep
 	p.mu.Unlock()
 	return ep, nil
+}
+
+// endpointOf is the part of deployment d the proxy keeps.
+func endpointOf(d deployer.Deployment) deployEndpoint {
+	return deployEndpoint{ID: d.ID, Status: string(d.Status), DesiredState: string(d.DesiredState), URL: d.URL, InputColumns: d.InputColumns, Version: d.Version}
 }
 
 func (p *predictProxy) handle(c *gin.Context) {

@@ -2,12 +2,10 @@ package gateway
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
-	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/activity"
+	deployer "github.com/mlpanel/mlpanel/services/deployer/client"
 )
 
 // Sleeping deployments: predictions keep a deployment's idle clock (in
@@ -15,13 +13,7 @@ import (
 // is held while the deployer wakes it.
 
 func newDeployActivity(g *Gateway) *activity.Tracker {
-	return activity.New(func(ctx context.Context, r activity.Report) error {
-		body, err := json.Marshal(r)
-		if err != nil {
-			return fmt.Errorf("encoding prediction activity: %w", err)
-		}
-		return events.Call(ctx, g.nc, "mlpanel.deployer.activity", events.Request{Body: body}, nil)
-	}, g.log)
+	return activity.New(deployer.New(g.nc).Activity, g.log)
 }
 
 // deployWakeTimeout is how long a prediction to a sleeping deployment is
@@ -41,10 +33,11 @@ func (c Config) deployWakeTimeout() time.Duration {
 func (p *predictProxy) wakeDeployment(ctx context.Context, id string) (deployEndpoint, error) {
 	ctx, cancel := context.WithTimeout(ctx, p.wakeTimeout)
 	defer cancel()
-	var ep deployEndpoint
-	if err := events.Call(ctx, p.g.nc, "mlpanel.deployer.wake", events.Request{Path: map[string]string{"id": id}}, &ep); err != nil {
-		return ep, err
+	d, err := deployer.New(p.g.nc).Wake(ctx, id)
+	if err != nil {
+		return deployEndpoint{}, err
 	}
+	ep := endpointOf(d)
 	p.mu.Lock()
 	p.cache[id] = ep
 	p.mu.Unlock()

@@ -5,10 +5,13 @@ package client
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 
 	"github.com/nats-io/nats.go"
 
 	"github.com/mlpanel/mlpanel/pkg/events"
+	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
 
@@ -42,4 +45,22 @@ func (c Client) List(ctx context.Context, req events.Request) (events.List[Deplo
 	var l events.List[Deployment]
 	err := events.CallIdempotent(ctx, c.nc, Subject("list"), req, &l)
 	return l, err
+}
+
+// Wake starts sleeping deployment id and returns it once its model server
+// answers; ctx bounds the wait (the deployer's start timeout at most).
+func (c Client) Wake(ctx context.Context, id string) (Deployment, error) {
+	var d Deployment
+	err := events.Call(ctx, c.nc, Subject("wake"), events.Request{Path: map[string]string{"id": id}}, &d)
+	return d, err
+}
+
+// Activity reports the deployments that served predictions (their idle
+// clocks restart) and those still serving one.
+func (c Client) Activity(ctx context.Context, r activity.Report) error {
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding prediction activity: %w", err)
+	}
+	return events.Call(ctx, c.nc, Subject("activity"), events.Request{Body: body}, nil)
 }
