@@ -19,11 +19,13 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/mysqlurl"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
 	"github.com/mlpanel/mlpanel/services/projects/adapters"
 	"github.com/mlpanel/mlpanel/services/projects/adapters/mlflowdb"
+	"github.com/mlpanel/mlpanel/services/projects/adapters/mysqldb"
 	"github.com/mlpanel/mlpanel/services/projects/adapters/pgdb"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
@@ -97,6 +99,9 @@ type Config struct {
 	// ProjectDBURL is the PostgreSQL server of projects with backend
 	// postgresql; empty: SQLite only.
 	ProjectDBURL string `env:"MLPANEL_PROJECT_DB_URL"`
+	// ProjectMySQLURL is the MySQL/MariaDB server of projects with
+	// backend mysql; empty: backend mysql is refused.
+	ProjectMySQLURL string `env:"MLPANEL_PROJECT_MYSQL_URL"`
 }
 
 // DefaultIdleTimeout is MLPANEL_IDLE_TIMEOUT's default: every client
@@ -116,6 +121,11 @@ func ConfigFromEnv() (Config, error) {
 	}
 	if c.ProjectDBURL != "" {
 		if err := pgdb.CheckURL(c.ProjectDBURL); err != nil {
+			return c, err
+		}
+	}
+	if c.ProjectMySQLURL != "" {
+		if err := mysqlurl.Check(c.ProjectMySQLURL); err != nil {
 			return c, err
 		}
 	}
@@ -199,18 +209,23 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	return reconcile.Serve(ctx, svc, register, log, "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
 }
 
-// databases is nil without MLPANEL_PROJECT_DB_URL: a create asking for
-// backend postgresql is then a 400 that names the setting.
-func (c Config) databases() app.Databases {
-	if c.ProjectDBURL == "" {
-		return nil
+// databases are the database servers configured: a create asking for a
+// backend whose server is not set is a 400 that names the setting.
+func (c Config) databases() map[domain.Backend]app.Databases {
+	dbs := map[domain.Backend]app.Databases{}
+	if c.ProjectDBURL != "" {
+		dbs[domain.BackendPostgreSQL] = pgdb.Databases{URL: c.ProjectDBURL}
 	}
-	return pgdb.Databases{URL: c.ProjectDBURL}
+	if c.ProjectMySQLURL != "" {
+		dbs[domain.BackendMySQL] = mysqldb.Databases{URL: c.ProjectMySQLURL}
+	}
+	return dbs
 }
 
 func (c Config) servers() *adapters.MLflowServers {
 	s := adapters.NewMLflowServers(c.Mlflow, c.Host, c.Workers, c.Jobs)
 	s.ProjectDBURL = c.ProjectDBURL
+	s.ProjectMySQLURL = c.ProjectMySQLURL
 	if ip := net.ParseIP(c.AdvertHost); ip == nil || !(ip.IsLoopback() || ip.IsPrivate()) {
 		// A host name (a compose service, say): MLflow's defaults would
 		// refuse it, so list it beside loopback.

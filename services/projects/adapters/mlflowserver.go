@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/mysqlurl"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
@@ -36,6 +37,9 @@ type MLflowServers struct {
 	// ProjectDBURL is MLPANEL_PROJECT_DB_URL, the server of the
 	// databases of projects with backend postgresql.
 	ProjectDBURL string
+	// ProjectMySQLURL is MLPANEL_PROJECT_MYSQL_URL, the server of the
+	// databases of projects with backend mysql.
+	ProjectMySQLURL string
 	// Zygote, when set, forks each server from one warm Python that has
 	// imported MLflow already (MLPANEL_MLFLOW_PRELOAD); nil runs the
 	// mlflow executable afresh for each.
@@ -98,15 +102,20 @@ func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
 }
 
 // backendStore is how the server of p finds its database: arguments
-// for SQLite, the environment for PostgreSQL, whose address may hold a
-// password that command lines show to every user of the host.
+// for SQLite, the environment for a database server, whose address may
+// hold a password that command lines show to every user of the host.
 func (m *MLflowServers) backendStore(p domain.Project) (args, env []string, err error) {
-	if p.OnPostgreSQL() {
-		if m.ProjectDBURL == "" {
-			return nil, nil, reconcile.Terminal(fmt.Errorf(
-				"project %s keeps its runs in PostgreSQL (database %s) but MLPANEL_PROJECT_DB_URL is not set: set it to the server that holds that database and run the project again", p.Name, p.Database))
+	if p.OnServer() {
+		server, address := m.ProjectDBURL, pgdb.DatabaseURL
+		if p.Backend == domain.BackendMySQL {
+			server, address = m.ProjectMySQLURL, mysqlurl.SQLAlchemyURL
 		}
-		uri, err := pgdb.DatabaseURL(m.ProjectDBURL, p.Database)
+		if server == "" {
+			return nil, nil, reconcile.Terminal(fmt.Errorf(
+				"project %s keeps its runs in %s (database %s) but %s is not set: set it to the server that holds that database and run the project again",
+				p.Name, p.Backend.Label(), p.Database, p.Backend.Setting()))
+		}
+		uri, err := address(server, p.Database)
 		if err != nil {
 			return nil, nil, reconcile.Terminal(err)
 		}

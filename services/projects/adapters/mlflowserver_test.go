@@ -126,3 +126,25 @@ func TestServerKeepsItsRunsInPostgreSQL(t *testing.T) {
 		t.Errorf("the server's command line shows the database password: %q", cmdline)
 	}
 }
+
+// A project with backend mysql hands MLflow its database through PyMySQL
+// in the environment (the password never on the command line); without
+// MLPANEL_PROJECT_MYSQL_URL the start fails for good, naming it. The
+// server itself runs on MariaDB in the tracking service's differential
+// test and in tests/e2e.
+func TestMySQLProjectsServerFindsItsDatabase(t *testing.T) {
+	p := domain.Project{ID: "8", Name: "my", Path: t.TempDir(), Backend: domain.BackendMySQL, Database: "mlpanel_project_8_ab"}
+	m := NewMLflowServers("/nonexistent/mlflow", "127.0.0.1", 1, false)
+	if _, _, err := m.backendStore(p); !reconcile.IsTerminal(err) || !strings.Contains(err.Error(), "MLPANEL_PROJECT_MYSQL_URL") {
+		t.Fatalf("without MLPANEL_PROJECT_MYSQL_URL: %v, want a terminal error naming it", err)
+	}
+	m.ProjectDBURL = "postgresql://pg@db:5432/postgres" // the other backend's server is not this one's
+	m.ProjectMySQLURL = "mysql://ml:s3cret-pw@db:3306/"
+	args, env, err := m.backendStore(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(args) != 0 || len(env) != 1 || env[0] != "MLFLOW_BACKEND_STORE_URI=mysql+pymysql://ml:s3cret-pw@db:3306/mlpanel_project_8_ab?charset=utf8mb4" {
+		t.Fatalf("args %q, env %q", args, env)
+	}
+}

@@ -40,8 +40,9 @@ type Servers interface {
 	LogFile(p domain.Project) string
 }
 
-// Databases creates and drops the PostgreSQL databases of projects with
-// backend postgresql, on the server of MLPANEL_PROJECT_DB_URL.
+// Databases creates and drops the databases of projects on one database
+// server: PostgreSQL (MLPANEL_PROJECT_DB_URL) or MySQL/MariaDB
+// (MLPANEL_PROJECT_MYSQL_URL).
 type Databases interface {
 	Create(ctx context.Context, name string) error
 	Drop(ctx context.Context, name string) error
@@ -64,7 +65,7 @@ type Config struct {
 	Interval     time.Duration                 // reconcile period
 	IdleTimeout  time.Duration                 // a running project unused this long sleeps; 0 never
 	MaxAwake     int                           // at most this many servers run at once when waking; 0 no bound
-	Databases    Databases                     // nil: MLPANEL_PROJECT_DB_URL is not set, only SQLite projects
+	Databases    map[domain.Backend]Databases  // the servers configured, by backend; SQLite needs none
 	SharedPid    func() int                    // the warm MLflow process servers fork from (0: none), for stats
 }
 

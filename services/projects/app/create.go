@@ -51,9 +51,14 @@ func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain
 	if err != nil {
 		return domain.Project{}, errs.AsInvalid(err)
 	}
-	if backend == domain.BackendPostgreSQL && s.cfg.Databases == nil {
+	if backend.OnServer() && s.cfg.Databases[backend] == nil {
+		example := map[domain.Backend]string{
+			domain.BackendPostgreSQL: "postgresql://mlpanel:secret@db:5432/postgres, a role that may create databases",
+			domain.BackendMySQL:      "mysql://mlpanel:secret@db:3306/, an account that may create and drop databases",
+		}[backend]
 		return domain.Project{}, errs.Invalidf(
-			"backend postgresql needs a PostgreSQL server: set MLPANEL_PROJECT_DB_URL (e.g. postgresql://mlpanel:secret@db:5432/postgres, a role that may create databases) for the panel, or leave backend out for SQLite")
+			"backend %s needs a %s server: set %s (e.g. %s) for the panel, or leave backend out for SQLite",
+			backend, backend.Label(), backend.Setting(), example)
 	}
 	if backend != domain.BackendSQLite && fill != nil {
 		return domain.Project{}, errs.Invalidf(
@@ -100,17 +105,17 @@ func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain
 	} else if err := os.MkdirAll(filepath.Join(p.Path, "artifacts"), 0o755); err != nil {
 		return domain.Project{}, fmt.Errorf("creating folder of project %s: %w", in.Name, err)
 	}
-	if p.OnPostgreSQL() {
+	if p.OnServer() {
 		p.Database = databaseName(p.ID)
-		if err := s.cfg.Databases.Create(ctx, p.Database); err != nil {
+		if err := s.cfg.Databases[backend].Create(ctx, p.Database); err != nil {
 			_ = os.RemoveAll(p.Path)
-			return domain.Project{}, fmt.Errorf("creating the PostgreSQL database of project %s: %w", in.Name, err)
+			return domain.Project{}, fmt.Errorf("creating the %s database of project %s: %w", backend.Label(), in.Name, err)
 		}
 	}
 	if err := s.store.Insert(ctx, p); err != nil {
 		_ = os.RemoveAll(p.Path) // nothing refers to it yet
-		if p.OnPostgreSQL() {
-			_ = s.cfg.Databases.Drop(context.WithoutCancel(ctx), p.Database)
+		if p.OnServer() {
+			_ = s.cfg.Databases[backend].Drop(context.WithoutCancel(ctx), p.Database)
 		}
 		if errors.Is(err, ErrDuplicateName) {
 			return domain.Project{}, duplicateName(in.Name)
@@ -121,8 +126,8 @@ func (s *Service) create(ctx context.Context, in CreateInput, fill func(p domain
 	return p, nil
 }
 
-// databaseName names a project's PostgreSQL database: its id, and a
-// random part so that two panels on one PostgreSQL server (or a panel
+// databaseName names a project's database on a server: its id, and a
+// random part so that two panels on one database server (or a panel
 // whose data home was reset) never share one.
 func databaseName(id string) string {
 	var b [4]byte

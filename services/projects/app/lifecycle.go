@@ -135,13 +135,13 @@ func (s *Service) Delete(ctx context.Context, ref string) (domain.Project, error
 		if moved {
 			p.Path = dest
 		}
-		if p.OnPostgreSQL() {
+		if p.OnServer() {
 			// The record is gone, so the database goes too: a project of
 			// the same name made later starts empty, as on SQLite.
-			if s.cfg.Databases == nil {
-				s.log.Error("cannot drop the PostgreSQL database of a deleted project: MLPANEL_PROJECT_DB_URL is not set; drop it by hand", "project", p.ID, "database", p.Database)
-			} else if err := s.cfg.Databases.Drop(context.WithoutCancel(ctx), p.Database); err != nil {
-				s.log.Error("dropping the PostgreSQL database of a deleted project; drop it by hand", "project", p.ID, "database", p.Database, "err", err)
+			if dbs := s.cfg.Databases[p.Backend]; dbs == nil {
+				s.log.Error("cannot drop the database of a deleted project: "+p.Backend.Setting()+" is not set; drop it by hand", "project", p.ID, "backend", p.Backend, "database", p.Database)
+			} else if err := dbs.Drop(context.WithoutCancel(ctx), p.Database); err != nil {
+				s.log.Error("dropping the database of a deleted project; drop it by hand", "project", p.ID, "backend", p.Backend, "database", p.Database, "err", err)
 			}
 		}
 		s.rec.Publish(ctx, *p, "deleted")

@@ -166,8 +166,9 @@ func (m *Mover) Export(ctx context.Context, ref string) (ExportPlan, error) {
 }
 
 func (m *Mover) snapshot(ctx context.Context, p domain.Project, dir string) (ExportPlan, error) {
-	if p.OnPostgreSQL() {
-		return ExportPlan{}, errs.Conflictf("project %s keeps its runs in PostgreSQL (database %s): export and clone take SQLite projects only for now; back it up with pg_dump", p.Name, p.Database)
+	if p.OnServer() {
+		tool := map[domain.Backend]string{domain.BackendPostgreSQL: "pg_dump", domain.BackendMySQL: "mariadb-dump (mysqldump)"}[p.Backend]
+		return ExportPlan{}, errs.Conflictf("project %s keeps its runs in %s (database %s): export and clone take SQLite projects only for now; back it up with %s", p.Name, p.Backend.Label(), p.Database, tool)
 	}
 	src := filepath.Join(p.Path, archive.DBName)
 	if _, err := os.Stat(src); errors.Is(err, os.ErrNotExist) {

@@ -89,8 +89,8 @@ type Project struct {
 	SleepReason string `json:"sleepReason,omitempty" bson:"sleepReason,omitempty"`
 	// Backend is where the MLflow server keeps the project's runs:
 	// BackendSQLite (mlflow.db in Path; absent on records made before
-	// there was a choice) or BackendPostgreSQL, in Database on the server
-	// of MLPANEL_PROJECT_DB_URL.
+	// there was a choice), BackendPostgreSQL or BackendMySQL, in Database
+	// on the server of MLPANEL_PROJECT_DB_URL or MLPANEL_PROJECT_MYSQL_URL.
 	Backend  Backend `json:"backend,omitempty" bson:"backend,omitempty"`
 	Database string  `json:"database,omitempty" bson:"database,omitempty"`
 }
@@ -101,6 +101,7 @@ type Backend string
 const (
 	BackendSQLite     Backend = "sqlite"
 	BackendPostgreSQL Backend = "postgresql"
+	BackendMySQL      Backend = "mysql"
 )
 
 // ParseBackend checks a backend given by a caller; empty is SQLite.
@@ -108,14 +109,38 @@ func ParseBackend(s string) (Backend, error) {
 	switch b := Backend(strings.TrimSpace(s)); b {
 	case "", BackendSQLite:
 		return BackendSQLite, nil
-	case BackendPostgreSQL:
+	case BackendPostgreSQL, BackendMySQL:
 		return b, nil
 	}
-	return "", fmt.Errorf("backend=%q: use sqlite (the default: a database file in the project's folder) or postgresql (a database on the server of MLPANEL_PROJECT_DB_URL)", s)
+	return "", fmt.Errorf("backend=%q: use sqlite (the default: a database file in the project's folder), postgresql (a database on the server of MLPANEL_PROJECT_DB_URL) or mysql (a database on the MySQL/MariaDB server of MLPANEL_PROJECT_MYSQL_URL)", s)
 }
 
-// OnPostgreSQL reports whether the project's runs live in PostgreSQL.
-func (p Project) OnPostgreSQL() bool { return p.Backend == BackendPostgreSQL }
+// OnServer reports whether the project's runs live in a database of its
+// own on a database server (PostgreSQL, MySQL) instead of a SQLite file
+// in its folder.
+func (p Project) OnServer() bool { return p.Backend.OnServer() }
+
+// OnServer reports whether b keeps a project's runs on a database server.
+func (b Backend) OnServer() bool { return b == BackendPostgreSQL || b == BackendMySQL }
+
+// Setting is the MLPANEL_* variable naming the server of b's databases.
+func (b Backend) Setting() string {
+	if b == BackendMySQL {
+		return "MLPANEL_PROJECT_MYSQL_URL"
+	}
+	return "MLPANEL_PROJECT_DB_URL"
+}
+
+// Label is b's name in messages.
+func (b Backend) Label() string {
+	switch b {
+	case BackendPostgreSQL:
+		return "PostgreSQL"
+	case BackendMySQL:
+		return "MySQL"
+	}
+	return "SQLite"
+}
 
 var nameRule = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_.-]{0,62}$`)
 
