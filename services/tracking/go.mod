@@ -3,6 +3,7 @@ module github.com/mlpanel/mlpanel/services/tracking
 go 1.26.0
 
 require (
+	github.com/go-sql-driver/mysql v1.9.2
 	github.com/jackc/pgx/v5 v5.7.5
 	github.com/mlpanel/mlpanel/pkg/events v0.0.0
 	github.com/mlpanel/mlpanel/pkg/platform v0.0.0
@@ -11,6 +12,7 @@ require (
 )
 
 require (
+	filippo.io/edwards25519 v1.1.0 // indirect
 	github.com/jackc/pgpassfile v1.0.0 // indirect
 	github.com/jackc/pgservicefile v0.0.0-20240606120523-5a60cdf6a761 // indirect
 	github.com/jackc/puddle/v2 v2.2.2 // indirect

@@ -42,6 +42,9 @@ type Config struct {
 	// ProjectDBURL is the PostgreSQL server of projects with backend
 	// postgresql, for the direct reads.
 	ProjectDBURL string `env:"MLPANEL_PROJECT_DB_URL"`
+	// ProjectMySQLURL is the MySQL/MariaDB server of projects with
+	// backend mysql, for the direct reads.
+	ProjectMySQLURL string `env:"MLPANEL_PROJECT_MYSQL_URL"`
 }
 
 // Settings are the settings structs the tracking command loads: its -h
@@ -96,6 +99,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 		func() int64 { return time.Now().UnixMilli() })
 	direct := mlflowdb.New(log)
 	direct.PostgresURL = cfg.ProjectDBURL
+	direct.MySQLURL = cfg.ProjectMySQLURL
 	defer direct.Close()
 	svc.UseDirectReads(direct)
 	js, err := events.OpenStream(ctx, nc)

@@ -21,9 +21,9 @@ type Project struct {
 	// Path is the project's folder (its MLflow database is mlflow.db in
 	// it unless Backend says otherwise), for DirectReads.
 	Path string `json:"path"`
-	// Backend is the project's MLflow backend store: "sqlite" (or empty)
-	// or "postgresql", whose database is Database on the PostgreSQL
-	// server of MLPANEL_PROJECT_DB_URL.
+	// Backend is the project's MLflow backend store: "sqlite" (or empty),
+	// "postgresql" or "mysql", whose database is Database on the server
+	// of MLPANEL_PROJECT_DB_URL or MLPANEL_PROJECT_MYSQL_URL.
 	Backend  string `json:"backend,omitempty"`
 	Database string `json:"database,omitempty"`
 }

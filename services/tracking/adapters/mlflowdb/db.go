@@ -19,10 +19,12 @@ import (
 	"sync"
 	"time"
 
+	_ "github.com/go-sql-driver/mysql" // MySQL and MariaDB, registered as "mysql"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
 	_ "modernc.org/sqlite"             // pure-Go SQLite, registered as "sqlite"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
+	"github.com/mlpanel/mlpanel/pkg/platform/mysqlurl"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 )
 
@@ -38,6 +40,9 @@ type Reader struct {
 	// projects tell only their database's name, so no password travels
 	// with them.
 	PostgresURL string
+	// MySQLURL is MLPANEL_PROJECT_MYSQL_URL: the MySQL/MariaDB server of
+	// the databases of projects with backend mysql.
+	MySQLURL string
 
 	mu     sync.Mutex
 	dbs    map[string]*conn
@@ -152,8 +157,31 @@ func (r *Reader) open(key string) (*conn, error) {
 		db.SetMaxIdleConns(2)
 		db.SetConnMaxIdleTime(2 * time.Minute)
 		return &conn{DB: db, dialect: postgres}, nil
+	case backend == "mysql":
+		if r.MySQLURL == "" {
+			return nil, fmt.Errorf("MLPANEL_PROJECT_MYSQL_URL is not set for the tracking service: give it the same value as the projects service")
+		}
+		if name == "" {
+			return nil, fmt.Errorf("project database of backend mysql has no name")
+		}
+		dsn, err := mysqlurl.DSN(r.MySQLURL, name)
+		if err != nil {
+			return nil, err
+		}
+		// MLflow is the only writer. No session setting makes a session
+		// read-only on both MySQL 8 and MariaDB (transaction_read_only
+		// against tx_read_only): this package only ever SELECTs, and
+		// autocommit gives each query the committed state at its start.
+		db, err := sql.Open("mysql", dsn)
+		if err != nil {
+			return nil, fmt.Errorf("cannot open database %s: %w", name, err)
+		}
+		db.SetMaxOpenConns(4)
+		db.SetMaxIdleConns(2)
+		db.SetConnMaxIdleTime(2 * time.Minute)
+		return &conn{DB: db, dialect: mysql}, nil
 	default:
-		// MySQL and the rest: MLflow's REST API answers, as it always can.
+		// Any other backend: MLflow's REST API answers, as it always can.
 		return nil, fmt.Errorf("this mlpanel reads no %s database directly", backend)
 	}
 }

@@ -3,6 +3,7 @@ package mlflowdb
 import (
 	"context"
 	"database/sql"
+	"math"
 	"strconv"
 	"strings"
 )
@@ -24,6 +25,12 @@ type dialect struct {
 	// planned: the database keeps statistics and plans joins itself;
 	// SQLite gets its plan from chooseDriver.
 	planned bool
+	// binary: string comparisons go through BINARY as MLflow writes them
+	// for MySQL, whose default collations ignore case (compare).
+	binary bool
+	// quoteKey: the column name key is a reserved word (MySQL), quoted
+	// where it stands unqualified.
+	quoteKey bool
 }
 
 var (
@@ -31,6 +38,12 @@ var (
 		noLimit: -1, insertOrder: "rowid"}
 	postgres = &dialect{name: "postgresql", numbered: true, ilike: func(col string) string { return col + " ILIKE ?" },
 		noLimit: nil, insertOrder: "ctid", planned: true}
+	// MySQL/MariaDB: SQLAlchemy renders ILIKE as on SQLite; LIMIT has no
+	// "none", so the largest count stands for it; InnoDB keeps rows in
+	// primary key order, (key, run_uuid) for the metric, param and tag
+	// tables, which is the order MLflow reads a run's rows back in.
+	mysql = &dialect{name: "mysql", ilike: func(col string) string { return "lower(" + col + ") LIKE lower(?)" },
+		noLimit: int64(math.MaxInt64), insertOrder: "key", planned: true, binary: true, quoteKey: true}
 )
 
 // conn is a pool of one project's database with its dialect: the SQL of
@@ -59,9 +72,13 @@ func (c *conn) limit(n int) any {
 	return n
 }
 
-// rebind numbers the ? placeholders for PostgreSQL. The SQL of this
-// package has no ? in literals: values are always arguments.
+// rebind numbers the ? placeholders for PostgreSQL and quotes the
+// column key for MySQL. The SQL of this package has no ? and no key in
+// literals: values are always arguments.
 func (d *dialect) rebind(q string) string {
+	if d.quoteKey {
+		return quoteKey(q)
+	}
 	if !d.numbered || !strings.Contains(q, "?") {
 		return q
 	}
@@ -74,6 +91,28 @@ func (d *dialect) rebind(q string) string {
 			continue
 		}
 		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+// quoteKey writes `key` for each bare word key of q: a column of the
+// metric, param and tag tables that MySQL reserves. A qualified t.key
+// needs no quotes (MySQL reads the word after a dot as a name).
+func quoteKey(q string) string {
+	if !strings.Contains(q, "key") {
+		return q
+	}
+	ident := func(b byte) bool {
+		return b == '_' || b == '`' || b == '.' || b >= '0' && b <= '9' || b >= 'a' && b <= 'z' || b >= 'A' && b <= 'Z'
+	}
+	var b strings.Builder
+	for i := 0; i < len(q); i++ {
+		if strings.HasPrefix(q[i:], "key") && (i == 0 || !ident(q[i-1])) && (i+3 == len(q) || !ident(q[i+3])) {
+			b.WriteString("`key`")
+			i += 2
+			continue
+		}
+		b.WriteByte(q[i])
 	}
 	return b.String()
 }

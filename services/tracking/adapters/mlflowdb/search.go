@@ -21,6 +21,9 @@ func (q *query) add(s string, args ...any) {
 // comparison (LIKE is case-sensitive on SQLite too, because MLflow sets
 // PRAGMA case_sensitive_like; ILIKE is the dialect's).
 func (q *query) compare(col, op string, v any) {
+	if q.d.binary && q.binaryCompare(col, op, v) {
+		return
+	}
 	switch op {
 	case "LIKE":
 		q.add(col+" LIKE ?", v)
@@ -43,6 +46,43 @@ func (q *query) compare(col, op string, v any) {
 	default:
 		q.add(col+" "+op+" ?", v)
 	}
+}
+
+// binaryCompare writes a comparison of a string column as MLflow's
+// SearchUtils.get_sql_comparison_func does for MySQL: =, != and LIKE
+// first as the collation has it (which can use an index), then again
+// through BINARY, so that case counts; IN and NOT IN through BINARY
+// alone. Other operators (ILIKE, < on strings) and numbers are the
+// common SQL. false: not one of these.
+func (q *query) binaryCompare(col, op string, v any) bool {
+	switch v := v.(type) {
+	case string:
+		switch op {
+		case "=":
+			q.add("("+col+" = ? AND BINARY "+col+" = ?)", v, v)
+		case "!=":
+			q.add("("+col+" != ? OR BINARY "+col+" != ?)", v, v)
+		case "LIKE":
+			q.add("("+col+" LIKE ? AND BINARY "+col+" LIKE ?)", v, v)
+		default:
+			return false
+		}
+		return true
+	case []string:
+		if op != "IN" && op != "NOT IN" {
+			return false
+		}
+		q.add("(BINARY " + col + " " + op + " (")
+		for i, s := range v {
+			if i > 0 {
+				q.add(", ")
+			}
+			q.add("?", s)
+		}
+		q.add("))")
+		return true
+	}
+	return false
 }
 
 // filterTables are the tables of the metric, param and tag clauses.
