@@ -25,8 +25,8 @@ import (
 // TestMySQLProject: a panel given MLPANEL_PROJECT_MYSQL_URL (Debian's
 // MariaDB, started by the test) creates a project with backend mysql,
 // runs its MLflow server on a database of its own, the stock client logs
-// runs there through the gateway, the panel's run list (filtered, with a
-// filter whose case MariaDB's collation would ignore) and experiment
+// runs there through the gateway, the panel's run list (filtered, also
+// on values that differ only in case) and experiment
 // list answer as MLflow does, and deleting the project drops the
 // database. The main panel, which has no such server, refuses the
 // backend with a 400 naming the setting.
@@ -156,7 +156,8 @@ for i in range(40):
 		total  int
 	}{
 		{"metrics.accuracy > 0.5 and params.lr = '0.01'", 9},
-		// 'cnn' and 'CNN' are equal to MariaDB's utf8mb4_general_ci; not to MLflow.
+		// 'cnn' and 'CNN' are two values to MLflow (MySQL's default
+		// collations would call them equal).
 		{"params.model = 'CNN' and metrics.accuracy < 0.9", 12},
 	} {
 		r = do(http.MethodGet, "/runs?project_id=myp&_start=0&_end=5&filter="+neturl.QueryEscape(c.filter), nil)

@@ -18,6 +18,14 @@ import (
 // Form is what the setting looks like, for messages.
 const Form = "mysql://user:password@host:3306/ (an account that may create and drop databases; ?unix_socket=/path/mysqld.sock for a local socket)"
 
+// DatabaseOptions are the CREATE DATABASE options of a project's
+// database. utf8mb4 holds every string MLflow stores; the binary
+// collation makes names that differ in case distinct, as on SQLite and
+// PostgreSQL: under MySQL's default case-insensitive collations MLflow
+// cannot keep a param "lr" beside "LR" in one run, nor datasets "iris"
+// and "Iris" of one digest (their primary keys collide).
+const DatabaseOptions = "CHARACTER SET utf8mb4 COLLATE utf8mb4_bin"
+
 type server struct {
 	user, password string
 	host, port     string // tcp

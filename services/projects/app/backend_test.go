@@ -140,9 +140,9 @@ func TestMySQLProjectHasItsOwnDatabase(t *testing.T) {
 	if p.Backend != domain.BackendMySQL || p.Database == "" || p.Database == q.Database || !exists(p.Database) || !exists(q.Database) {
 		t.Fatalf("created %+v and %+v: want two databases of their own", p, q)
 	}
-	var charset string
-	if err := admin.QueryRow("SELECT default_character_set_name FROM information_schema.schemata WHERE schema_name = ?", p.Database).Scan(&charset); err != nil || charset != "utf8mb4" {
-		t.Errorf("database %s has character set %q (%v), want utf8mb4", p.Database, charset, err)
+	var charset, collation string
+	if err := admin.QueryRow("SELECT default_character_set_name, default_collation_name FROM information_schema.schemata WHERE schema_name = ?", p.Database).Scan(&charset, &collation); err != nil || charset != "utf8mb4" || collation != "utf8mb4_bin" {
+		t.Errorf("database %s has character set %q, collation %q (%v), want utf8mb4 where case counts (utf8mb4_bin)", p.Database, charset, collation, err)
 	}
 	m := NewMover(s, nil, "")
 	if _, err := m.Export(ctx, p.ID); events.StatusOf(err) != http.StatusConflict || !strings.Contains(err.Error(), "MySQL") {

@@ -42,11 +42,10 @@ func (d Databases) exec(ctx context.Context, stmt, name string) error {
 	return err
 }
 
-// Create makes an empty database in utf8mb4, so that every Unicode
-// string MLflow stores (run names, tag values) fits; MLflow makes its
-// schema on first start.
+// Create makes an empty database (mysqlurl.DatabaseOptions: utf8mb4,
+// case counts); MLflow makes its schema on first start.
 func (d Databases) Create(ctx context.Context, name string) error {
-	if err := d.exec(ctx, "CREATE DATABASE %s CHARACTER SET utf8mb4", name); err != nil {
+	if err := d.exec(ctx, "CREATE DATABASE %s "+mysqlurl.DatabaseOptions, name); err != nil {
 		return fmt.Errorf("CREATE DATABASE %s on MLPANEL_PROJECT_MYSQL_URL's server: %w", name, err)
 	}
 	return nil

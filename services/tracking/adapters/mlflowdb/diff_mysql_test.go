@@ -13,9 +13,9 @@ import (
 )
 
 // newMySQLFixture fills a database of its own on the MySQL/MariaDB
-// server at server with gen_runs.py, through MLflow's own store code and
-// PyMySQL as a project's server writes it, and starts `mlflow server` on
-// it.
+// server at server, made as the projects service makes a project's,
+// with gen_runs.py, through MLflow's own store code and PyMySQL as a
+// project's server writes it, and starts `mlflow server` on it.
 func newMySQLFixture(t testing.TB, server string, runs int, seed int) fixture {
 	dir := fixtureDir(t)
 	name := fmt.Sprintf("mlflow_fixture_%d", seed)
@@ -28,7 +28,7 @@ func newMySQLFixture(t testing.TB, server string, runs int, seed int) fixture {
 		t.Fatal(err)
 	}
 	defer admin.Close()
-	if _, err := admin.Exec("CREATE DATABASE " + name + " CHARACTER SET utf8mb4"); err != nil {
+	if _, err := admin.Exec("CREATE DATABASE " + name + " " + mysqlurl.DatabaseOptions); err != nil {
 		t.Fatal(err)
 	}
 	uri, err := mysqlurl.SQLAlchemyURL(server, name)
@@ -42,8 +42,7 @@ func newMySQLFixture(t testing.TB, server string, runs int, seed int) fixture {
 
 // TestReadsAgreeWithMLflowOnMySQL is the differential test of the SQL
 // path on a project whose MLflow server keeps its data in MariaDB
-// (backend mysql), whose default collation ignores case where MLflow's
-// filters do not: the same generated searches, whole runs, experiments,
+// (backend mysql): the same generated searches, whole runs, experiments,
 // run times and metric histories as MLflow sends them.
 func TestReadsAgreeWithMLflowOnMySQL(t *testing.T) {
 	server := mysqltest.Start(t)

@@ -47,8 +47,13 @@ func nameFilter(filter string) (op, value string, err error) {
 // alias a (registered_models or model_versions): the workspace, no
 // prompts, the name filter.
 func modelWhere(q *query, a, tagTable, op, value string) {
-	q.add(" WHERE "+a+".workspace = ? AND NOT EXISTS (SELECT 1 FROM "+tagTable+" pt WHERE pt.workspace = "+a+".workspace AND pt.name = "+a+".name AND pt.key = ? AND pt.value = 'true')",
-		defaultWorkspace, promptTag)
+	// MLflow compares the prompt tag's key and value with its = (case
+	// counts on MySQL too): compare writes it in the dialect.
+	q.add(" WHERE "+a+".workspace = ? AND NOT EXISTS (SELECT 1 FROM "+tagTable+" pt WHERE pt.workspace = "+a+".workspace AND pt.name = "+a+".name AND ", defaultWorkspace)
+	q.compare("pt.key", "=", promptTag)
+	q.add(" AND ")
+	q.compare("pt.value", "=", "true")
+	q.add(")")
 	if op != "" {
 		q.add(" AND ")
 		q.compare(a+".name", op, value)
