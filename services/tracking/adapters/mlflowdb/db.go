@@ -172,7 +172,9 @@ func (r *Reader) open(key string) (*conn, error) {
 		// read-only on both MySQL 8 and MariaDB (transaction_read_only
 		// against tx_read_only): this package only ever SELECTs, and
 		// autocommit gives each query the committed state at its start.
-		db, err := sql.Open("mysql", dsn)
+		// interpolateParams: one round trip per query instead of three
+		// (prepare, execute, close); safe with utf8mb4.
+		db, err := sql.Open("mysql", dsn+"&interpolateParams=true")
 		if err != nil {
 			return nil, fmt.Errorf("cannot open database %s: %w", name, err)
 		}
