@@ -2,7 +2,6 @@ package mlflowdb
 
 import (
 	"bytes"
-	"context"
 	"database/sql"
 	"fmt"
 	"log/slog"
@@ -54,56 +53,7 @@ func TestReadsAgreeWithMLflowOnMySQL(t *testing.T) {
 	defer rd.Close()
 	t.Run("search", func(t *testing.T) { searchRunsAgree(t, fx, rd) })
 	t.Run("runs and experiments", func(t *testing.T) { runsAndExperimentsAgree(t, fx, rd) })
-	// A database the panel did not make may have MySQL's default
-	// collation, under which 'vision' = 'Vision': MLflow then counts case
-	// through BINARY, and so must the SQL path.
-	t.Run("search under a case-insensitive collation", func(t *testing.T) {
-		caseInsensitive(t, server, strings.TrimPrefix(fx.store, "mysql:"))
-		searchRunsAgree(t, fx, rd)
-	})
 	if strings.Contains(logs.String(), "level=WARN") {
 		t.Errorf("the SQL path fell back to REST for the whole database:\n%s", logs.String())
-	}
-}
-
-// caseInsensitive converts the tables whose strings the generated filters
-// compare to utf8mb4_general_ci, MySQL's usual default. (The datasets
-// table stays: "iris" and "Iris" of one digest would collide in its key.)
-func caseInsensitive(t *testing.T, server, name string) {
-	dsn, err := mysqlurl.DSN(server, name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	db, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer db.Close()
-	conn, err := db.Conn(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
-	// The foreign keys between these tables would refuse a collation
-	// change of one side at a time.
-	stmts := []string{"SET SESSION foreign_key_checks = 0"}
-	for _, table := range []string{"runs", "params", "tags", "latest_metrics", "input_tags"} {
-		stmts = append(stmts, "ALTER TABLE "+table+" CONVERT TO CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci")
-	}
-	for _, st := range stmts {
-		if _, err := conn.ExecContext(context.Background(), st); err != nil {
-			t.Fatalf("%s: %v", st, err)
-		}
-	}
-	var equal int
-	if err := conn.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM tags WHERE `key` = 'team' AND value = 'vision'").Scan(&equal); err != nil {
-		t.Fatal(err)
-	}
-	var exact int
-	if err := conn.QueryRowContext(context.Background(), "SELECT COUNT(*) FROM tags WHERE `key` = 'team' AND BINARY value = 'vision'").Scan(&exact); err != nil {
-		t.Fatal(err)
-	}
-	if equal <= exact {
-		t.Fatalf("after the conversion 'vision' = 'Vision' should hold: %d rows equal, %d exactly", equal, exact)
 	}
 }
