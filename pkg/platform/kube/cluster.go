@@ -327,3 +327,27 @@ func cmpOr(a, b string) string {
 	}
 	return b
 }
+
+// Logs are the last lines of the output of the workload's newest pod;
+// "" when it has none.
+func (c *Cluster) Logs(ctx context.Context, name string, lines int64) (string, error) {
+	pods, err := c.Client.CoreV1().Pods(c.Namespace).List(ctx, metav1.ListOptions{
+		LabelSelector: labels.SelectorFromSet(map[string]string{LabelManagedBy: ManagedBy, LabelInstance: name}).String()})
+	if err != nil {
+		return "", c.refused(err, "list", "pods", "")
+	}
+	var newest *corev1.Pod
+	for i := range pods.Items {
+		if p := &pods.Items[i]; newest == nil || newest.CreationTimestamp.Before(&p.CreationTimestamp) {
+			newest = p
+		}
+	}
+	if newest == nil {
+		return "", nil
+	}
+	b, err := c.Client.CoreV1().Pods(c.Namespace).GetLogs(newest.Name, &corev1.PodLogOptions{Container: "mlflow", TailLines: &lines}).DoRaw(ctx)
+	if err != nil {
+		return "", c.refused(err, "get", "pods/log", newest.Name)
+	}
+	return string(b), nil
+}

@@ -27,6 +27,8 @@ var Rules = []Rule{
 	{Group: "", Resource: "persistentvolumeclaims", Verbs: []string{"get", "create"}},
 	// Why a server does not get ready (image pulls, crash loops).
 	{Group: "", Resource: "pods", Verbs: []string{"list"}},
+	// A server's output, for the project's logs and lastError.
+	{Group: "", Resource: "pods/log", Verbs: []string{"get"}},
 	{Group: "apps", Resource: "deployments", Verbs: []string{"get", "list", "create", "patch", "delete"}},
 }
 

@@ -30,6 +30,14 @@ type Status struct {
 	State    State
 	Reason   string // the cluster's words for a state other than running
 	Restarts int32  // container restarts of its pods
+	Pods     []Pod  // its pods now
+}
+
+// Pod is one pod of a workload: a new UID is a pod the cluster replaced
+// (a lost node, an eviction).
+type Pod struct {
+	UID      string
+	Restarts int32
 }
 
 // waitingFailures are the container states that do not heal by waiting.
@@ -60,8 +68,10 @@ func status(d *appsv1.Deployment, pods []corev1.Pod) Status {
 	var st Status
 	var problems []string
 	for _, p := range pods {
+		pod := Pod{UID: string(p.UID)}
 		for _, cs := range p.Status.ContainerStatuses {
 			st.Restarts += cs.RestartCount
+			pod.Restarts += cs.RestartCount
 			if w := cs.State.Waiting; w != nil && slices.Contains(waitingFailures, w.Reason) {
 				problems = append(problems, fmt.Sprintf("pod %s: %s: %s", p.Name, w.Reason, w.Message))
 			}
@@ -71,10 +81,11 @@ func status(d *appsv1.Deployment, pods []corev1.Pod) Status {
 				st.Reason = fmt.Sprintf("pod %s cannot be scheduled: %s", p.Name, cond.Message)
 			}
 		}
+		st.Pods = append(st.Pods, pod)
 	}
 	if replicas(d) == 0 {
 		if len(pods) > 0 {
-			return Status{State: Starting, Reason: "scaling to 0: a pod is still stopping", Restarts: st.Restarts}
+			return Status{State: Starting, Reason: "scaling to 0: a pod is still stopping", Restarts: st.Restarts, Pods: st.Pods}
 		}
 		return Status{State: Asleep, Restarts: st.Restarts}
 	}
@@ -89,11 +100,11 @@ func status(d *appsv1.Deployment, pods []corev1.Pod) Status {
 	current := d.Status.ObservedGeneration >= d.Generation && d.Status.UpdatedReplicas >= 1 &&
 		d.Status.UpdatedReplicas == d.Status.Replicas
 	if current && d.Status.ReadyReplicas >= 1 {
-		return Status{State: Running, Restarts: st.Restarts}
+		return Status{State: Running, Restarts: st.Restarts, Pods: st.Pods}
 	}
 	if len(problems) > 0 {
 		sort.Strings(problems)
-		return Status{State: Failed, Reason: strings.Join(problems, "; "), Restarts: st.Restarts}
+		return Status{State: Failed, Reason: strings.Join(problems, "; "), Restarts: st.Restarts, Pods: st.Pods}
 	}
 	st.State = Starting
 	if st.Reason == "" {
