@@ -3,6 +3,7 @@ package kube
 import (
 	"fmt"
 
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 )
 
@@ -49,4 +50,13 @@ func (c *Cluster) refused(err error, verb, resource, name string) error {
 			what, verb, resource, err)
 	}
 	return fmt.Errorf("kubernetes: %s: %w", what, err)
+}
+
+// PolicyRules are Rules as RBAC rules, for a Role.
+func PolicyRules() []rbacv1.PolicyRule {
+	out := make([]rbacv1.PolicyRule, 0, len(Rules))
+	for _, r := range Rules {
+		out = append(out, rbacv1.PolicyRule{APIGroups: []string{r.Group}, Resources: []string{r.Resource}, Verbs: append([]string(nil), r.Verbs...)})
+	}
+	return out
 }
