@@ -2,6 +2,7 @@ package kube
 
 import (
 	"fmt"
+	"regexp"
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -33,6 +34,10 @@ var Rules = []Rule{
 	{Group: "apps", Resource: "deployments", Verbs: []string{"get", "list", "create", "patch", "delete"}},
 }
 
+// deniedRule finds the verb and resource in the API server's Forbidden
+// message: `... cannot create resource "services" in API group ""`.
+var deniedRule = regexp.MustCompile(`cannot (\S+) resource "([^"]+)"`)
+
 // refused wraps an error of the API server with what was attempted; a
 // missing permission says which verb on which resource to grant.
 func (c *Cluster) refused(err error, verb, resource, name string) error {
@@ -44,6 +49,11 @@ func (c *Cluster) refused(err error, verb, resource, name string) error {
 		what = fmt.Sprintf("%s %s in namespace %s", verb, resource, c.Namespace)
 	}
 	if apierrors.IsForbidden(err) {
+		// The server names what it checked, which is not always the
+		// call's verb (an apply that creates needs "create").
+		if m := deniedRule.FindStringSubmatch(err.Error()); m != nil {
+			verb, resource = m[1], m[2]
+		}
 		// Wrapped, not replaced: callers still see a Forbidden status
 		// (a permanent failure, retrying cannot fix it).
 		return fmt.Errorf("kubernetes refused to %s: the panel's service account needs the verb %q on %q (the Role of deployments/kubernetes/mlpanel grants it): %w",
