@@ -228,7 +228,7 @@ func (c *Cluster) run(t testing.TB, name, path string, args ...string) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
 		select {
 		case <-done:
-		case <-time.After(10 * time.Second):
+		case <-time.After(3 * time.Second): // its data goes with the test: no need for a graceful end
 			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 			<-done
 		}
