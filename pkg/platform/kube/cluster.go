@@ -157,6 +157,9 @@ func (c *Cluster) Apply(ctx context.Context, w Workload) error {
 		}
 	}
 	pod := corev1.PodSpec{
+		// MLflow stops within moments of SIGTERM; a sleep or an update
+		// should not wait the default 30s for it.
+		TerminationGracePeriodSeconds: ptr(int64(10)),
 		// The images run as the unprivileged user 10001; fsGroup makes
 		// the volume writable to it.
 		SecurityContext: &corev1.PodSecurityContext{FSGroup: ptr(int64(10001))},

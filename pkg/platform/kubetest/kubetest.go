@@ -61,8 +61,8 @@ type Cluster struct {
 	logs      map[string]string // component -> log file
 }
 
-// Start runs a control plane with two fake nodes and a namespace for the
-// test.
+// Start runs a control plane with two fake nodes, 40 volumes for claims
+// to bind to, and a namespace for the test.
 func Start(t testing.TB) *Cluster {
 	t.Helper()
 	bin := BinDir()
@@ -159,6 +159,9 @@ func Start(t testing.TB) *Cluster {
 		}
 		c.Nodes = append(c.Nodes, name)
 	}
+	if err := c.addVolumes(ctx, 40); err != nil {
+		t.Fatalf("adding volumes: %v", err)
+	}
 	c.Namespace = "mlpanel-test"
 	if _, err := c.Client.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: c.Namespace}}, metav1.CreateOptions{}); err != nil {
 		t.Fatalf("creating namespace %s: %v", c.Namespace, err)
@@ -170,6 +173,27 @@ func Start(t testing.TB) *Cluster {
 		return err == nil
 	})
 	return c
+}
+
+// addVolumes makes n PersistentVolumes for claims to bind to: the cluster
+// has no provisioner, and a pod whose claim is unbound is never scheduled.
+// Nothing writes to them (no process runs in kwok's pods).
+func (c *Cluster) addVolumes(ctx context.Context, n int) error {
+	for i := range n {
+		_, err := c.Client.CoreV1().PersistentVolumes().Create(ctx, &corev1.PersistentVolume{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("kwok-volume-%d", i)},
+			Spec: corev1.PersistentVolumeSpec{
+				Capacity:                      corev1.ResourceList{corev1.ResourceStorage: mustQuantity("100Gi")},
+				AccessModes:                   []corev1.PersistentVolumeAccessMode{corev1.ReadWriteOnce},
+				PersistentVolumeReclaimPolicy: corev1.PersistentVolumeReclaimRetain,
+				PersistentVolumeSource:        corev1.PersistentVolumeSource{HostPath: &corev1.HostPathVolumeSource{Path: filepath.Join(c.dir, "volumes", strconv.Itoa(i))}},
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addNode makes a fake node kwok keeps Ready.
