@@ -25,6 +25,9 @@ type Config struct {
 
 // Connect opens the cluster of cfg.
 func Connect(cfg Config) (*Cluster, error) {
+	if cfg.Image == "" {
+		return nil, errors.New("MLPANEL_KUBE_IMAGE is empty: set it to an image with MLflow on its PATH (the panel's projects image has it)")
+	}
 	var (
 		rc  *rest.Config
 		ns  string

@@ -154,7 +154,7 @@ func TestKubeModelServerRBAC(t *testing.T) {
 		}
 	}
 	sa := kc.ServiceAccount(t, "mlpanel-runtime", rules)
-	b, err := adapters.NewKube(kube.Config{Kubeconfig: kc.WriteKubeconfig(t, sa, kc.Namespace)}, t.TempDir(), 1)
+	b, err := adapters.NewKube(kube.Config{Kubeconfig: kc.WriteKubeconfig(t, sa, kc.Namespace), Image: "mlpanel/projects:test"}, t.TempDir(), 1)
 	if err != nil {
 		t.Fatal(err)
 	}
