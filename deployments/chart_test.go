@@ -24,6 +24,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/restmapper"
+	"sigs.k8s.io/yaml"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/kube"
 	"github.com/mlpanel/mlpanel/pkg/platform/kubetest"
@@ -294,11 +295,16 @@ func TestChartAppliesToTheAPIServer(t *testing.T) {
 	defer cancel()
 	kinds := map[string]int{}
 	for _, o := range objs {
-		raw, err := runtime.DefaultUnstructuredConverter.ToUnstructured(o.Obj)
+		// The rendered YAML as it is, not the decoded object: a field the
+		// API does not know must reach the server's strict validation.
+		js, err := yaml.YAMLToJSON([]byte(o.YAML))
 		if err != nil {
 			t.Fatal(err)
 		}
-		u := &unstructured.Unstructured{Object: raw}
+		u := &unstructured.Unstructured{}
+		if err := u.UnmarshalJSON(js); err != nil {
+			t.Fatal(err)
+		}
 		gvk := o.Obj.GetObjectKind().GroupVersionKind()
 		m, err := mapper.RESTMapping(gvk.GroupKind(), gvk.Version)
 		if err != nil {
