@@ -186,7 +186,9 @@ func (k *Kube) Purge(ctx context.Context, p domain.Project) error {
 }
 
 func (k *Kube) server(p domain.Project, name string) *kubeServer {
-	return &kubeServer{k: k, name: name, addr: k.Cluster.Address(name, trackingPort) + PathPrefix(p), pods: map[string]int32{}}
+	return &kubeServer{k: k, name: name, addr: k.Cluster.Address(name, trackingPort) + PathPrefix(p), pods: map[string]int32{},
+		// Until the API answers, the server is on its way (not a crash).
+		last: app.Observation{Alive: true}}
 }
 
 // observeEvery bounds the API reads of Observe, which runs every tick.
