@@ -145,7 +145,7 @@ func (c *Cluster) Apply(ctx context.Context, w Workload) error {
 	if len(w.Secret) > 0 {
 		tm, om := meta("Secret", "v1")
 		sec := &corev1.Secret{TypeMeta: tm, ObjectMeta: om, StringData: w.Secret, Type: corev1.SecretTypeOpaque}
-		if err := c.apply(ctx, "secrets", w.Name, sec, func(b []byte, o metav1.PatchOptions) error {
+		if err := c.apply("secrets", w.Name, sec, func(b []byte, o metav1.PatchOptions) error {
 			_, err := c.Client.CoreV1().Secrets(c.Namespace).Patch(ctx, w.Name, types.ApplyPatchType, b, o)
 			return err
 		}); err != nil {
@@ -192,7 +192,7 @@ func (c *Cluster) Apply(ctx context.Context, w Workload) error {
 		Selector: map[string]string{LabelManagedBy: ManagedBy, LabelInstance: w.Name},
 		Ports:    []corev1.ServicePort{{Name: "http", Port: w.Port, TargetPort: intstr.FromString("http"), Protocol: corev1.ProtocolTCP}},
 	}}
-	if err := c.apply(ctx, "services", w.Name, svc, func(b []byte, o metav1.PatchOptions) error {
+	if err := c.apply("services", w.Name, svc, func(b []byte, o metav1.PatchOptions) error {
 		_, err := c.Client.CoreV1().Services(c.Namespace).Patch(ctx, w.Name, types.ApplyPatchType, b, o)
 		return err
 	}); err != nil {
@@ -205,7 +205,7 @@ func (c *Cluster) Apply(ctx context.Context, w Workload) error {
 		Strategy: strategy,
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: w.labels()}, Spec: pod},
 	}}
-	return c.apply(ctx, "deployments", w.Name, dep, func(b []byte, o metav1.PatchOptions) error {
+	return c.apply("deployments", w.Name, dep, func(b []byte, o metav1.PatchOptions) error {
 		_, err := c.Client.AppsV1().Deployments(c.Namespace).Patch(ctx, w.Name, types.ApplyPatchType, b, o)
 		return err
 	})
@@ -213,7 +213,7 @@ func (c *Cluster) Apply(ctx context.Context, w Workload) error {
 
 // apply server-side-applies obj: created when missing, else brought to
 // obj, fields others own (the replica count a scale set) taken over.
-func (c *Cluster) apply(_ context.Context, resource, name string, obj any, patch func([]byte, metav1.PatchOptions) error) error {
+func (c *Cluster) apply(resource, name string, obj any, patch func([]byte, metav1.PatchOptions) error) error {
 	b, err := json.Marshal(obj)
 	if err != nil {
 		return fmt.Errorf("encoding %s %s: %w", resource, name, err)

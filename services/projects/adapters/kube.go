@@ -52,7 +52,6 @@ type Kube struct {
 	Workers      int
 	Jobs         bool
 	ProjectDBURL string
-	client       *http.Client
 }
 
 var _ app.Runtime = (*Kube)(nil)
@@ -161,7 +160,7 @@ func (k *Kube) Healthy(ctx context.Context, p domain.Project) bool {
 	if err != nil {
 		return false
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := healthClient.Do(req)
 	if err != nil {
 		return false
 	}
@@ -190,6 +189,10 @@ func (k *Kube) server(p domain.Project, name string) *kubeServer {
 		// Until the API answers, the server is on its way (not a crash).
 		last: app.Observation{Alive: true}}
 }
+
+// healthClient asks servers in the cluster (no proxy from the environment:
+// Service names resolve only inside the cluster).
+var healthClient = &http.Client{Transport: &http.Transport{Proxy: nil}}
 
 // observeEvery bounds the API reads of Observe, which runs every tick.
 const observeEvery = 2 * time.Second
