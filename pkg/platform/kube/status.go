@@ -37,6 +37,7 @@ type Status struct {
 // (a lost node, an eviction).
 type Pod struct {
 	UID      string
+	Created  time.Time
 	Restarts int32
 }
 
@@ -68,7 +69,10 @@ func status(d *appsv1.Deployment, pods []corev1.Pod) Status {
 	var st Status
 	var problems []string
 	for _, p := range pods {
-		pod := Pod{UID: string(p.UID)}
+		if p.DeletionTimestamp != nil {
+			continue // on its way out (scaled down, replaced by an update)
+		}
+		pod := Pod{UID: string(p.UID), Created: p.CreationTimestamp.Time}
 		for _, cs := range p.Status.ContainerStatuses {
 			st.Restarts += cs.RestartCount
 			pod.Restarts += cs.RestartCount
@@ -84,7 +88,7 @@ func status(d *appsv1.Deployment, pods []corev1.Pod) Status {
 		st.Pods = append(st.Pods, pod)
 	}
 	if replicas(d) == 0 {
-		if len(pods) > 0 {
+		if len(pods) > 0 { // terminating ones too: asleep means no pod left
 			return Status{State: Starting, Reason: "scaling to 0: a pod is still stopping", Restarts: st.Restarts, Pods: st.Pods}
 		}
 		return Status{State: Asleep, Restarts: st.Restarts}

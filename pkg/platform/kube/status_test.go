@@ -65,4 +65,10 @@ func TestStatusFromConditions(t *testing.T) {
 	if got := status(dep(1, 1), []corev1.Pod{pod("a", 2, ""), pod("b", 1, "")}); got.Restarts != 3 || len(got.Pods) != 2 {
 		t.Errorf("restarts %d over %d pods, want 3 over 2", got.Restarts, len(got.Pods))
 	}
+	// A pod on its way out is not one of the server's.
+	leaving := pod("c", 5, "")
+	leaving.DeletionTimestamp = &metav1.Time{}
+	if got := status(dep(1, 1), []corev1.Pod{pod("a", 0, ""), leaving}); got.Restarts != 0 || len(got.Pods) != 1 {
+		t.Errorf("with a terminating pod: restarts %d over %d pods, want 0 over 1", got.Restarts, len(got.Pods))
+	}
 }

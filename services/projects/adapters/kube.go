@@ -131,7 +131,11 @@ func (k *Kube) Start(ctx context.Context, p domain.Project) (app.Server, error) 
 		}
 		return nil, fmt.Errorf("starting the tracking server of project %s on Kubernetes: %w", p.Name, err)
 	}
-	return k.server(p, w.Name), nil
+	srv := k.server(p, w.Name)
+	// Pods of the spec before this start (an update replaces them) are
+	// not restarts of this server; a second of slack for the clocks.
+	srv.since = time.Now().Add(-time.Second)
+	return srv, nil
 }
 
 // Adopt finds the project's tracking server by its labels; one scaled to
@@ -202,12 +206,13 @@ type kubeServer struct {
 	name string
 	addr string
 
-	mu   sync.Mutex
-	at   time.Time
-	last app.Observation
-	pods map[string]int32 // restarts by pod uid, every pod seen since Start/Adopt
-	base int              // restarts already there at Start/Adopt
-	seen bool
+	mu    sync.Mutex
+	at    time.Time
+	last  app.Observation
+	pods  map[string]int32 // restarts by pod uid, every pod seen since Start/Adopt
+	since time.Time        // pods created before are not this server's (zero: adopted, all are)
+	base  int              // restarts already there at Start/Adopt
+	seen  bool
 }
 
 // Observe reads the Deployment and its pods (at most every
@@ -226,6 +231,9 @@ func (s *kubeServer) Observe(ctx context.Context) app.Observation {
 	}
 	s.at = time.Now()
 	for _, p := range st.Pods {
+		if p.Created.Before(s.since) {
+			continue
+		}
 		s.pods[p.UID] = max(s.pods[p.UID], p.Restarts)
 	}
 	restarts := len(s.pods) - 1

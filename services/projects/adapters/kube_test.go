@@ -160,6 +160,20 @@ func TestKubeRuntimeLifecycle(t *testing.T) {
 		t.Fatalf("%d Deployments after adoption, want 1", n)
 	}
 
+	// The cluster replaces the pod (a lost node, an eviction): a restart
+	// the engine made itself, the server still alive.
+	pods, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "mlpanel.io/project=12"})
+	if err != nil || len(pods.Items) != 1 {
+		t.Fatalf("pods %v, %v; want one", pods, err)
+	}
+	if err := cs.CoreV1().Pods(ns).Delete(ctx, pods.Items[0].Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the replaced pod counts as one restart", func() bool { o = adopted.Observe(ctx); return o.Restarts == 1 })
+	if !o.Alive {
+		t.Errorf("a server whose pod was replaced is reported gone: %+v", o)
+	}
+
 	// Deleted behind the panel's back: gone, with the reason.
 	if err := cs.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
