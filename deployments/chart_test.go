@@ -14,8 +14,10 @@ import (
 	"helm.sh/helm/v3/pkg/chartutil"
 	"helm.sh/helm/v3/pkg/engine"
 	appsv1 "k8s.io/api/apps/v1"
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -23,6 +25,7 @@ import (
 	"k8s.io/client-go/discovery/cached/memory"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/rest"
 	"k8s.io/client-go/restmapper"
 	"sigs.k8s.io/yaml"
 
@@ -277,8 +280,9 @@ func TestChartRBACIsTheRuntimesRules(t *testing.T) {
 
 // TestChartAppliesToTheAPIServer sends every object of the chart to a
 // real API server with server-side dry-run: the server validates them as
-// it would on `helm install` (schemas, immutable fields, RBAC escalation
-// rules), and stores nothing.
+// it would on `helm install` (schemas, unknown fields, RBAC escalation
+// rules), and stores nothing. Then the chart's service account, Role and
+// binding, created for real, are enough for every call of the runtime.
 func TestChartAppliesToTheAPIServer(t *testing.T) {
 	c := kubetest.Start(t)
 	objs := renderChart(t, c.Namespace, map[string]any{"auth": map[string]any{"adminToken": "tok"}})
@@ -323,5 +327,59 @@ func TestChartAppliesToTheAPIServer(t *testing.T) {
 	// Dry-run stored nothing.
 	if list, err := c.Client.AppsV1().Deployments(c.Namespace).List(ctx, metav1.ListOptions{}); err != nil || len(list.Items) != 0 {
 		t.Errorf("a dry run left deployments behind: %v %v", list, err)
+	}
+
+	// The chart's service account, Role and binding for real: with its
+	// token the runtime starts, observes, sleeps, removes a server and
+	// deletes its project.
+	for _, o := range objs {
+		var err error
+		switch v := o.Obj.(type) {
+		case *corev1.ServiceAccount:
+			_, err = c.Client.CoreV1().ServiceAccounts(c.Namespace).Create(ctx, v, metav1.CreateOptions{})
+		case *rbacv1.Role:
+			_, err = c.Client.RbacV1().Roles(c.Namespace).Create(ctx, v, metav1.CreateOptions{})
+		case *rbacv1.RoleBinding:
+			_, err = c.Client.RbacV1().RoleBindings(c.Namespace).Create(ctx, v, metav1.CreateOptions{})
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	tok, err := c.Client.CoreV1().ServiceAccounts(c.Namespace).CreateToken(ctx, "mlpanel-runtime", &authv1.TokenRequest{}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rc := rest.AnonymousClientConfig(c.Admin)
+	rc.BearerToken = tok.Status.Token
+	k, err := kube.NewCluster(rc, c.Namespace, "mlpanel/projects:latest")
+	if err != nil {
+		t.Fatal(err)
+	}
+	w := kube.Workload{Name: "mlpanel-tracking-1", Project: "1", Kind: kube.KindTracking, Command: []string{"mlflow", "server"},
+		Secret: map[string]string{"MLFLOW_BACKEND_STORE_URI": "postgresql://u:p@db/x"}, Port: 5000, Probe: "/health",
+		Volume: &kube.Volume{MountPath: "/data", Size: "1Gi"}}
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"apply", func() error { return k.Apply(ctx, w) }},
+		{"observe", func() error { _, err := k.Observe(ctx, w.Name); return err }},
+		{"find", func() error { _, err := k.Find(ctx, map[string]string{kube.LabelProject: "1"}); return err }},
+		{"logs", func() error {
+			if _, err := k.Logs(ctx, w.Name, 10); apierrors.IsForbidden(err) {
+				return err
+			}
+			return nil
+		}},
+		{"sleep", func() error { return k.Scale(ctx, w.Name, 0) }},
+		{"wake", func() error { return k.Apply(ctx, w) }},
+		{"remove", func() error { return k.Delete(ctx, w.Name) }},
+		{"delete the project", func() error { return k.DeleteProject(ctx, "1") }},
+	}
+	for _, s := range steps {
+		if err := s.do(); err != nil {
+			t.Fatalf("%s with the chart's service account: %v", s.what, err)
+		}
 	}
 }
