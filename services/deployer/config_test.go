@@ -20,7 +20,7 @@ func TestRuntimeSetting(t *testing.T) {
 	if err != nil || c.Runtime != conf.RuntimeLocal {
 		t.Fatalf("default runtime %q (%v), want local", c.Runtime, err)
 	}
-	for _, name := range []string{"nomad", "kubernetes"} {
+	for _, name := range []string{"nomad"} {
 		t.Setenv(conf.Prefix+"RUNTIME", name)
 		c, err := ConfigFromEnv()
 		if err != nil {
@@ -30,6 +30,18 @@ func TestRuntimeSetting(t *testing.T) {
 		if err == nil || !strings.Contains(err.Error(), "MLPANEL_RUNTIME="+name) || !strings.Contains(err.Error(), "deployer") {
 			t.Errorf("start with MLPANEL_RUNTIME=%s: %v, want an error naming it", name, err)
 		}
+	}
+	// Kubernetes outside a cluster and without a kubeconfig: the start
+	// fails saying which setting points the service at one.
+	t.Setenv(conf.Prefix+"RUNTIME", "kubernetes")
+	t.Setenv(conf.Prefix+"KUBECONFIG", "")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	kc, err := ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(context.Background(), kc, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "MLPANEL_KUBECONFIG") {
+		t.Errorf("start with MLPANEL_RUNTIME=kubernetes outside a cluster: %v, want an error naming MLPANEL_KUBECONFIG", err)
 	}
 	t.Setenv(conf.Prefix+"RUNTIME", "swarm")
 	if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "MLPANEL_RUNTIME") {

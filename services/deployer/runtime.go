@@ -24,7 +24,11 @@ func (c Config) localBackend() (backend app.Backend, close func() error, err err
 	case conf.RuntimeNomad:
 		return nil, nil, conf.NotWired("deployer", c.Runtime)
 	case conf.RuntimeKubernetes:
-		return nil, nil, conf.NotWired("deployer", c.Runtime)
+		k, err := adapters.NewKube(c.Kube, c.Home, c.Workers)
+		if err != nil {
+			return nil, nil, err
+		}
+		return k, func() error { return nil }, nil
 	}
 	return nil, nil, fmt.Errorf("MLPANEL_RUNTIME=%q: use local, nomad or kubernetes", c.Runtime)
 }

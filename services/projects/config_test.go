@@ -70,13 +70,22 @@ func TestRuntimeSetting(t *testing.T) {
 	if c.Runtime != conf.RuntimeLocal {
 		t.Fatalf("default runtime %q, want local", c.Runtime)
 	}
-	for _, name := range []string{"nomad", "kubernetes"} {
+	for _, name := range []string{"nomad"} {
 		t.Setenv(conf.Prefix+"RUNTIME", name)
 		c := configFor(t, map[string]string{"HOME": t.TempDir()})
 		err := Run(context.Background(), c, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 		if err == nil || !strings.Contains(err.Error(), "MLPANEL_RUNTIME="+name) || !strings.Contains(err.Error(), "MLPANEL_RUNTIME=local") {
 			t.Errorf("start with MLPANEL_RUNTIME=%s: %v, want an error naming it and local", name, err)
 		}
+	}
+	// Kubernetes outside a cluster and without a kubeconfig: the start
+	// fails saying which setting points the service at one.
+	t.Setenv(conf.Prefix+"RUNTIME", "kubernetes")
+	t.Setenv(conf.Prefix+"KUBECONFIG", "")
+	t.Setenv("KUBERNETES_SERVICE_HOST", "")
+	kc := configFor(t, map[string]string{"HOME": t.TempDir()})
+	if err := Run(context.Background(), kc, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "MLPANEL_KUBECONFIG") {
+		t.Errorf("start with MLPANEL_RUNTIME=kubernetes outside a cluster: %v, want an error naming MLPANEL_KUBECONFIG", err)
 	}
 	t.Setenv(conf.Prefix+"RUNTIME", "docker")
 	if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "MLPANEL_RUNTIME") || !strings.Contains(err.Error(), "kubernetes") {

@@ -37,7 +37,7 @@ func (c Config) runtime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntime, er
 	case conf.RuntimeNomad:
 		return builtRuntime{}, conf.NotWired("projects", c.Runtime)
 	case conf.RuntimeKubernetes:
-		return builtRuntime{}, conf.NotWired("projects", c.Runtime)
+		return c.kubeRuntime()
 	}
 	return builtRuntime{}, fmt.Errorf("MLPANEL_RUNTIME=%q: use local, nomad or kubernetes", c.Runtime)
 }
@@ -62,4 +62,15 @@ func (c Config) localRuntime(tool *mlflowdb.Tool, log *slog.Logger) builtRuntime
 	servers := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(c.Home, "templates")}
 	rt.Runtime = &adapters.Local{Servers: servers, Host: c.Host, StopGrace: stopGrace}
 	return rt
+}
+
+// kubeRuntime runs each tracking server as a Deployment on the cluster of
+// MLPANEL_KUBECONFIG (or the one the service runs in); the servers stay
+// when the service exits and are adopted by its next start.
+func (c Config) kubeRuntime() (builtRuntime, error) {
+	k, err := adapters.NewKube(c.Kube, c.Workers, c.Jobs, c.ProjectDBURL)
+	if err != nil {
+		return builtRuntime{}, err
+	}
+	return builtRuntime{Runtime: k, close: func() {}}, nil
 }

@@ -45,6 +45,8 @@ type Config struct {
 	// RuntimeChoice is MLPANEL_RUNTIME: what runs the tracking servers
 	// (runtime.go).
 	conf.RuntimeChoice
+	// Kube is where and how MLPANEL_RUNTIME=kubernetes runs the servers.
+	Kube adapters.KubeConfig
 	// Ports are the ports tracking servers take, lo-hi.
 	Ports proc.Range `env:"MLPANEL_PORT_RANGE" envDefault:"5000-5099"`
 	// Host is where tracking servers bind.
