@@ -68,7 +68,7 @@ func (c Config) localRuntime(tool *mlflowdb.Tool, log *slog.Logger) builtRuntime
 // MLPANEL_KUBECONFIG (or the one the service runs in); the servers stay
 // when the service exits and are adopted by its next start.
 func (c Config) kubeRuntime() (builtRuntime, error) {
-	k, err := adapters.NewKube(c.Kube, c.Workers, c.Jobs, c.ProjectDBURL)
+	k, err := adapters.NewKube(c.Kube, c.Workers, c.Jobs, c.ProjectDBURL, c.ProjectMySQLURL)
 	if err != nil {
 		return builtRuntime{}, err
 	}

@@ -14,7 +14,6 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/platform/kube"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
-	"github.com/mlpanel/mlpanel/services/projects/adapters/pgdb"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -48,16 +47,18 @@ const dataDir = "/var/lib/mlpanel/project"
 type Kube struct {
 	Cluster *kube.Cluster
 	Config  KubeConfig
-	// Workers, Jobs, ProjectDBURL mean what they mean for MLflowServers.
-	Workers      int
-	Jobs         bool
-	ProjectDBURL string
+	// Workers, Jobs, ProjectDBURL, ProjectMySQLURL mean what they mean
+	// for MLflowServers.
+	Workers         int
+	Jobs            bool
+	ProjectDBURL    string
+	ProjectMySQLURL string
 }
 
 var _ app.Runtime = (*Kube)(nil)
 
 // NewKube connects to the cluster of cfg.
-func NewKube(cfg KubeConfig, workers int, jobs bool, projectDBURL string) (*Kube, error) {
+func NewKube(cfg KubeConfig, workers int, jobs bool, projectDBURL, projectMySQLURL string) (*Kube, error) {
 	if _, err := resource.ParseQuantity(cfg.VolumeSize); err != nil {
 		return nil, fmt.Errorf("MLPANEL_KUBE_VOLUME_SIZE=%q: %w: use a quantity such as 10Gi", cfg.VolumeSize, err)
 	}
@@ -65,7 +66,7 @@ func NewKube(cfg KubeConfig, workers int, jobs bool, projectDBURL string) (*Kube
 	if err != nil {
 		return nil, err
 	}
-	return &Kube{Cluster: c, Config: cfg, Workers: workers, Jobs: jobs, ProjectDBURL: projectDBURL}, nil
+	return &Kube{Cluster: c, Config: cfg, Workers: workers, Jobs: jobs, ProjectDBURL: projectDBURL, ProjectMySQLURL: projectMySQLURL}, nil
 }
 
 // TrackingName is the name of the objects of a project's tracking server.
@@ -97,14 +98,10 @@ func (k *Kube) Workload(p domain.Project) (kube.Workload, error) {
 	}
 	volume := &kube.Volume{MountPath: dataDir, Size: k.Config.VolumeSize, StorageClass: k.Config.StorageClass}
 	artifacts := dataDir + "/artifacts"
-	if p.OnPostgreSQL() {
-		if k.ProjectDBURL == "" {
-			return w, reconcile.Terminal(fmt.Errorf(
-				"project %s keeps its runs in PostgreSQL (database %s) but MLPANEL_PROJECT_DB_URL is not set: set it to the server that holds that database and run the project again", p.Name, p.Database))
-		}
-		uri, err := pgdb.DatabaseURL(k.ProjectDBURL, p.Database)
+	if p.OnServer() {
+		uri, err := ServerStoreURI(p, k.ProjectDBURL, k.ProjectMySQLURL)
 		if err != nil {
-			return w, reconcile.Terminal(err)
+			return w, err
 		}
 		w.Secret = map[string]string{"MLFLOW_BACKEND_STORE_URI": uri}
 		if d := k.Config.ArtifactsDestination; d != "" {

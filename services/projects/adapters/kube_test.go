@@ -25,7 +25,7 @@ func kubeRuntime(t *testing.T, kc *kubetest.Cluster, kubeconfig string) *adapter
 	k, err := adapters.NewKube(adapters.KubeConfig{
 		Config:     kube.Config{Kubeconfig: kubeconfig, Image: "mlpanel/projects:test"},
 		VolumeSize: "2Gi", ArtifactsDestination: "s3://bucket/mlpanel",
-	}, 2, false, "postgresql://mlpanel:pw@db:5432/postgres")
+	}, 2, false, "postgresql://mlpanel:pw@db:5432/postgres", "mysql://mlpanel:pw@mysql:3306/")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -241,6 +241,15 @@ func TestKubeRuntimePostgreSQLProject(t *testing.T) {
 	}
 	if _, err := kc.Client.CoreV1().PersistentVolumeClaims(kc.Namespace).Get(ctx, name, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		t.Errorf("a volume was claimed: %v", err)
+	}
+	// A MySQL project's server gets its database the same way.
+	my := domain.Project{ID: "4", Name: "my", Backend: domain.BackendMySQL, Database: "mlpanel_project_4"}
+	w, err := k.Workload(my)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uri := w.Secret["MLFLOW_BACKEND_STORE_URI"]; !strings.HasPrefix(uri, "mysql+pymysql://") || !strings.Contains(uri, "/mlpanel_project_4") {
+		t.Errorf("a MySQL project's Secret holds %q, want its database through PyMySQL", uri)
 	}
 	// Without a database server the start fails at once, saying what to set.
 	k.ProjectDBURL = ""

@@ -101,23 +101,34 @@ func (m *MLflowServers) Start(p domain.Project) (*proc.Process, error) {
 	return proc.Start(proc.Spec{Path: m.Mlflow, Args: args, Env: env, Dir: p.Path, LogFile: m.LogFile(p)})
 }
 
+// ServerStoreURI is MLflow's address of the database of p, a project
+// whose runs live on a database server: on pgURL (MLPANEL_PROJECT_DB_URL)
+// or mysqlURL (MLPANEL_PROJECT_MYSQL_URL) as its backend says.
+func ServerStoreURI(p domain.Project, pgURL, mysqlURL string) (string, error) {
+	server, address := pgURL, pgdb.DatabaseURL
+	if p.Backend == domain.BackendMySQL {
+		server, address = mysqlURL, mysqlurl.SQLAlchemyURL
+	}
+	if server == "" {
+		return "", reconcile.Terminal(fmt.Errorf(
+			"project %s keeps its runs in %s (database %s) but %s is not set: set it to the server that holds that database and run the project again",
+			p.Name, p.Backend.Label(), p.Database, p.Backend.Setting()))
+	}
+	uri, err := address(server, p.Database)
+	if err != nil {
+		return "", reconcile.Terminal(err)
+	}
+	return uri, nil
+}
+
 // backendStore is how the server of p finds its database: arguments
 // for SQLite, the environment for a database server, whose address may
 // hold a password that command lines show to every user of the host.
 func (m *MLflowServers) backendStore(p domain.Project) (args, env []string, err error) {
 	if p.OnServer() {
-		server, address := m.ProjectDBURL, pgdb.DatabaseURL
-		if p.Backend == domain.BackendMySQL {
-			server, address = m.ProjectMySQLURL, mysqlurl.SQLAlchemyURL
-		}
-		if server == "" {
-			return nil, nil, reconcile.Terminal(fmt.Errorf(
-				"project %s keeps its runs in %s (database %s) but %s is not set: set it to the server that holds that database and run the project again",
-				p.Name, p.Backend.Label(), p.Database, p.Backend.Setting()))
-		}
-		uri, err := address(server, p.Database)
+		uri, err := ServerStoreURI(p, m.ProjectDBURL, m.ProjectMySQLURL)
 		if err != nil {
-			return nil, nil, reconcile.Terminal(err)
+			return nil, nil, err
 		}
 		return nil, []string{"MLFLOW_BACKEND_STORE_URI=" + uri}, nil
 	}
