@@ -524,13 +524,16 @@ func TestRefusedFilterIsA400WhateverProjectsExist(t *testing.T) {
 	}}
 	cases := map[string]string{
 		"metrics.accuracy = 'high'":           "Expected numeric value type for metric",
-		"params.lr > 0.1":                     "Invalid comparator '>'",
+		"params.lr > '0.1'":                   "Invalid comparator '>'",
+		"params.lr > 0.1":                     "Expected a quoted string value for parameter",
 		"params.lr = 0.01":                    "Expected a quoted string value for parameter",
 		"foo.bar = 'x'":                       "Invalid entity type 'foo'",
 		"attributes.start_time > 'yesterday'": "Expected numeric value type for numeric attribute: start_time",
 		"params.a = 'x' OR params.a = 'y'":    "AND only",
 		"datasets.source = 'x'":               "Invalid dataset key 'source'",
-		"metrics.loss LIKE '0.%'":             "Invalid comparator 'LIKE'",
+		"metrics.loss LIKE '0.%'":             "Expected numeric value type for metric",
+		"metrics.loss LIKE 0.5":               "Invalid comparator 'LIKE'",
+		"tags.team <> 'nlp'":                  "Invalid comparator '<>'",
 		"metrics.acc > 0.9 and tags.t < 'b'":  "Invalid comparator '<'",
 	}
 	for _, c := range []*catalogOf{fresh, {}} {

@@ -70,7 +70,7 @@ var (
 	reIdent  = regexp.MustCompile("^(?:[A-Za-z][A-Za-z0-9_]*|`[^`]+`)(?:\\.(?:[A-Za-z][A-Za-z0-9_]*|`[^`]+`|\"[^\"\\\\]*\"|'[^'\\\\]*'))*")
 	reString = regexp.MustCompile(`^(?:'[^'\\]*'|"[^"\\]*")`)
 	reNumber = regexp.MustCompile(`^[0-9]+(?:\.[0-9]+)?(?:[^A-Za-z0-9_.]|$)`)
-	reOp     = regexp.MustCompile(`^(?:!=|<=|>=|=|<|>)`)
+	reOp     = regexp.MustCompile(`^(?:!=|<>|<=|>=|=|<|>)`)
 	reWord   = regexp.MustCompile(`^[A-Za-z]+\b`)
 )
 
@@ -184,11 +184,14 @@ func parseFilter(s string) ([]clause, error) {
 		if kind == "dataset" && key != "name" && key != "digest" && key != "context" {
 			return nil, refused("Invalid dataset key '%s' specified. Valid keys are 'name', 'digest' and 'context'", key)
 		}
+		var badOp error
 		if !comparators[group][op] {
-			if wrongComparator(group, op) {
-				return nil, refused("Invalid comparator '%s' for %s.%s: %s takes %s", op, kind, key, groupNames[group], comparatorList(group))
+			if !wrongComparator(group, op) {
+				return nil, errUntranslatable
 			}
-			return nil, errUntranslatable
+			// MLflow reads the value before it judges the comparator: a
+			// wrong value is what its message names first.
+			badOp = refused("Invalid comparator '%s' for %s.%s: %s takes %s", op, kind, key, groupNames[group], comparatorList(group))
 		}
 		switch {
 		case op == "IS NULL" || op == "IS NOT NULL":
@@ -266,6 +269,9 @@ func parseFilter(s string) ([]clause, error) {
 				c.value = v.v
 			}
 		}
+		if badOp != nil {
+			return nil, badOp
+		}
 		out = append(out, c)
 	}
 	return out, nil
@@ -314,6 +320,9 @@ var groupNames = map[string]string{"metric": "a metric", "parameter": "a param",
 // IS NULL on the other kinds are left to MLflow, whose answer differs
 // between versions.)
 func wrongComparator(group, op string) bool {
+	if op == "<>" {
+		return true // SQL's, never MLflow's
+	}
 	switch group {
 	case "metric", "numeric":
 		return op == "LIKE" || op == "ILIKE"
