@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"runtime"
 	"strings"
 	"sync"
 
@@ -39,7 +40,9 @@ type Search struct {
 
 // NewSearch returns the search use cases.
 func NewSearch(svc *Service, catalog Catalog, cross CrossReads) *Search {
-	return &Search{svc: svc, catalog: catalog, cross: cross, Parallel: 4}
+	// A project's search is CPU work in the pure-Go SQLite: two per core
+	// keep every core busy while another waits on a read.
+	return &Search{svc: svc, catalog: catalog, cross: cross, Parallel: 2 * runtime.GOMAXPROCS(0)}
 }
 
 // SearchQuery is GET /search/runs.
