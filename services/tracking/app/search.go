@@ -5,8 +5,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"sort"
 	"runtime"
+	"sort"
 	"strings"
 	"sync"
 
