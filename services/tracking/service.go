@@ -45,6 +45,10 @@ type Config struct {
 	// ProjectMySQLURL is the MySQL/MariaDB server of projects with
 	// backend mysql, for the direct reads.
 	ProjectMySQLURL string `env:"MLPANEL_PROJECT_MYSQL_URL"`
+	// OpenDatabases is how many projects' databases keep a connection
+	// open between reads (most recently used first); the others reopen
+	// on their next read. Each open SQLite connection costs about 1 MB.
+	OpenDatabases int `env:"MLPANEL_TRACKING_OPEN_DATABASES" envDefault:"64"`
 }
 
 // Settings are the settings structs the tracking command loads: its -h
@@ -59,6 +63,9 @@ func ConfigFromEnv() (Config, error) {
 	}
 	if c.PageSize < 1 || c.PageSize > 50000 {
 		return c, fmt.Errorf("MLPANEL_TRACKING_PAGE_SIZE=%d: want 1 to 50000", c.PageSize)
+	}
+	if c.OpenDatabases < 1 {
+		return c, fmt.Errorf("MLPANEL_TRACKING_OPEN_DATABASES=%d: want 1 or more (about 1 MB each; at least the number of projects a search spans keeps searches fast)", c.OpenDatabases)
 	}
 	return c, nil
 }
@@ -100,6 +107,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, log *slog.Logger) error
 	direct := mlflowdb.New(log)
 	direct.PostgresURL = cfg.ProjectDBURL
 	direct.MySQLURL = cfg.ProjectMySQLURL
+	direct.MaxWarm = cfg.OpenDatabases
 	defer direct.Close()
 	svc.UseDirectReads(direct)
 	js, err := events.OpenStream(ctx, nc)

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,14 +78,17 @@ func TestSearchAcrossProjectsInABrowser(t *testing.T) {
 		chromedp.SendKeys(`[data-testid=search-order_by]`, "metrics.acc DESC", chromedp.ByQuery),
 		chromedp.Click(`[data-testid=search-go]`, chromedp.ByQuery),
 		waitJS(`document.querySelectorAll('[data-testid=search-results] tbody tr').length === 4`))
-	var rows []struct{ Project, Run, Acc string }
+	var rows []struct{ Project, Run, Experiment, Acc string }
 	b.run("reading the results", 10*time.Second, chromedp.Evaluate(`[...document.querySelectorAll('[data-testid=search-results] tbody tr')].map(r => ({
 		Project: r.querySelector('[data-testid=project]').textContent.trim(),
 		Run: r.querySelector('[data-testid=run]').textContent.trim(),
+		Experiment: r.querySelector('[data-testid=experiment]').textContent.trim(),
 		Acc: r.querySelector('[data-testid=order-value]').textContent.trim(),
 	}))`, &rows))
-	want := []struct{ Project, Run, Acc string }{
-		{"srch-b", "b-best", "0.95"}, {"srch-a", "a-fast", "0.91"}, {"srch-b", "b-mid", "0.85"}, {"srch-a", "a-slow", "0.75"},
+	// Each run shows its experiment by name: its id (2 in both projects
+	// here) says nothing across projects.
+	want := []struct{ Project, Run, Experiment, Acc string }{
+		{"srch-b", "b-best", "sweep", "0.95"}, {"srch-a", "a-fast", "sweep", "0.91"}, {"srch-b", "b-mid", "sweep", "0.85"}, {"srch-a", "a-slow", "sweep", "0.75"},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("results %+v, want %+v", rows, want)
@@ -154,6 +158,19 @@ func TestSearchAcrossProjectsInABrowser(t *testing.T) {
 		`document.querySelector('[data-testid=chart]').querySelectorAll('.u-legend .u-series').length`, &legends))
 	if legends != 3 { // the step column and two runs
 		t.Errorf("acc chart has %d legend entries, want step + 2 runs", legends)
+	}
+	// Steps are integers: the step axis of a 3-step history is labelled
+	// at whole steps, not 0, 0.2, 0.4, ...
+	var ticks string
+	b.run("reading the step axis", 10*time.Second, waitJS(`!!document.querySelector('[data-testid=chart] [data-xticks]')`),
+		chromedp.Evaluate(`document.querySelector('[data-testid=chart] [data-xticks]').dataset.xticks`, &ticks))
+	if len(strings.Fields(ticks)) < 2 {
+		t.Errorf("step axis labels %q, want the steps 0..2", ticks)
+	}
+	for _, tick := range strings.Fields(ticks) {
+		if _, err := strconv.Atoi(strings.ReplaceAll(tick, ",", "")); err != nil {
+			t.Errorf("step axis labels %q: %q is not a whole step", ticks, tick)
+		}
 	}
 	b.run("scrolling to the top", 5*time.Second, chromedp.Evaluate(`window.scrollTo(0,0)`, nil))
 	b.screenshot("compare")

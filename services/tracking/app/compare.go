@@ -110,7 +110,13 @@ func (s *Search) CompareRuns(ctx context.Context, caller events.Request, idList 
 			return Comparison{}, err
 		}
 		key := p.ID + ":" + run.Info.RunID
-		out.Runs = append(out.Runs, SearchRun{Run: domain.NewRun(p.ID, run), ProjectName: p.Name})
+		sr := SearchRun{Run: domain.NewRun(p.ID, run), ProjectName: p.Name}
+		// The name is a label here: a run of a deleted experiment, or a
+		// project whose experiments cannot be listed, is compared without it.
+		if names, err := s.experimentNames(ctx, *p); err == nil {
+			sr.ExperimentName = names[run.Info.ExperimentID]
+		}
+		out.Runs = append(out.Runs, sr)
 		out.Keys = append(out.Keys, key)
 		names := make([]string, 0, len(hist))
 		for k := range hist {

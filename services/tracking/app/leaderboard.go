@@ -107,3 +107,17 @@ func (s *Search) experiments(ctx context.Context, p Project, name string) ([]Exp
 	}
 	return out, nil
 }
+
+// experimentNames maps the ids of a project's active experiments (the
+// only ones a search reads) to their names.
+func (s *Search) experimentNames(ctx context.Context, p Project) (map[string]string, error) {
+	exps, err := s.experiments(ctx, p, "")
+	if err != nil {
+		return nil, err
+	}
+	names := make(map[string]string, len(exps))
+	for _, e := range exps {
+		names[e.ID] = e.Name
+	}
+	return names, nil
+}

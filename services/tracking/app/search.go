@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -39,7 +40,9 @@ type Search struct {
 
 // NewSearch returns the search use cases.
 func NewSearch(svc *Service, catalog Catalog, cross CrossReads) *Search {
-	return &Search{svc: svc, catalog: catalog, cross: cross, Parallel: 4}
+	// A project's search is CPU work in the pure-Go SQLite: two per core
+	// keep every core busy while another waits on a read.
+	return &Search{svc: svc, catalog: catalog, cross: cross, Parallel: 2 * runtime.GOMAXPROCS(0)}
 }
 
 // SearchQuery is GET /search/runs.
@@ -57,7 +60,10 @@ type SearchQuery struct {
 type SearchRun struct {
 	domain.Run
 	ProjectName string `json:"project_name"`
-	Group       string `json:"group,omitempty"`
+	// ExperimentName names the run's experiment: its id means nothing
+	// across projects (every project has an experiment 1).
+	ExperimentName string `json:"experiment_name"`
+	Group          string `json:"group,omitempty"`
 }
 
 // DefaultSearchPage and MaxSearchPage bound one window of a search: its
@@ -227,17 +233,11 @@ func (s *Search) openDB(ctx context.Context, src *source, limit int, count bool)
 	if src.p.Store() == "" {
 		return ErrUseREST
 	}
-	if count {
-		n, err := s.cross.CountRuns(ctx, src.p.Store(), src.cs)
-		if err != nil {
-			return s.dbErr(src.p, err)
-		}
-		src.count = n
-	}
-	st, err := s.cross.RunKeys(ctx, src.p.Store(), src.cs, limit)
+	st, n, err := s.cross.RunKeys(ctx, src.p.Store(), src.cs, limit, count)
 	if err != nil {
 		return s.dbErr(src.p, err)
 	}
+	src.count = n
 	src.stream, src.viaDB = st, true
 	return src.next()
 }
@@ -410,6 +410,12 @@ func (s *Search) SearchRuns(ctx context.Context, caller events.Request, q Search
 	if err := checkFilter(q.Filter); err != nil {
 		return events.List[SearchRun]{}, err
 	}
+	// Once, before any project: every project speaks MLflow's one
+	// grammar, and a refused filter is refused whether or not any project
+	// has a database yet (and no sleeping project is woken to refuse it).
+	if err := s.checkGrammar(q.Filter); err != nil {
+		return events.List[SearchRun]{}, errs.Invalidf("filter %q: %v", q.Filter, err)
+	}
 	if lp.Sort != "" {
 		return events.List[SearchRun]{}, errs.Invalidf("_sort is not taken here: order with order_by in MLflow's syntax, e.g. order_by=metrics.accuracy DESC")
 	}
@@ -471,6 +477,10 @@ func (s *Search) read(ctx context.Context, hits []hit) ([]SearchRun, error) {
 		byProject[h.src] = append(byProject[h.src], i)
 	}
 	for src, at := range byProject {
+		names, err := s.experimentNames(ctx, src.p)
+		if err != nil {
+			return nil, err
+		}
 		runs := map[string]mc.Run{}
 		incomplete := map[string]bool{}
 		if src.viaDB {
@@ -504,7 +514,7 @@ func (s *Search) read(ctx context.Context, hits []hit) ([]SearchRun, error) {
 					r = full
 				}
 			}
-			items[i] = SearchRun{Run: domain.NewRun(src.p.ID, r), ProjectName: src.p.Name, Group: hits[i].group}
+			items[i] = SearchRun{Run: domain.NewRun(src.p.ID, r), ProjectName: src.p.Name, ExperimentName: names[r.Info.ExperimentID], Group: hits[i].group}
 		}
 	}
 	return items, nil
@@ -545,4 +555,13 @@ func checkOrderBy(clauses []string) error {
 		seen[norm] = c
 	}
 	return nil
+}
+
+// checkGrammar is MLflow's refusal of a filter, from the reader's parser
+// (none without a reader: the servers judge every filter then).
+func (s *Search) checkGrammar(filter string) error {
+	if s.cross == nil {
+		return nil
+	}
+	return s.cross.CheckFilter(filter)
 }

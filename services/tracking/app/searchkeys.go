@@ -94,10 +94,13 @@ type ExperimentRef struct{ ID, Name string }
 // projects, without waking its server. Every method answers ErrUseREST
 // when it cannot answer exactly as MLflow would.
 type CrossReads interface {
-	// RunKeys streams at most limit matching runs (limit <= 0: all).
-	RunKeys(ctx context.Context, projectPath string, s CrossRunSearch, limit int) (KeyStream, error)
-	// CountRuns is the number of matching runs.
-	CountRuns(ctx context.Context, projectPath string, s CrossRunSearch) (int, error)
+	// CheckFilter returns MLflow's message for a filter its grammar
+	// refuses (the same for every project); nil when it accepts it or
+	// only MLflow's server can tell.
+	CheckFilter(filter string) error
+	// RunKeys streams at most limit matching runs (limit <= 0: all)
+	// and, with count, tells the number of all matching runs.
+	RunKeys(ctx context.Context, projectPath string, s CrossRunSearch, limit int, count bool) (KeyStream, int, error)
 	// RunsByID reads runs as runs/search sends them, in the order of ids
 	// (ids not found are left out).
 	RunsByID(ctx context.Context, projectPath string, ids []string) (DirectRunPage, error)

@@ -49,6 +49,11 @@ export function downsample(points, max = MAX_POINTS) {
   return out;
 }
 
+// STEP_INCRS are the tick spacings of the step axis: steps are integers,
+// so ticks fall on whole steps only (uPlot's own choice labels a 3-step
+// axis 0, 0.2, 0.4, ...).
+export const STEP_INCRS = Array.from({ length: 16 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
+
 const COLORS = ['#1f5fbf', '#d9480f', '#2b8a3e', '#862e9c', '#e67700', '#0b7285', '#c2255c', '#495057'];
 
 // align merges series ([[step, value]...] each) onto one x axis for uPlot.
@@ -73,7 +78,16 @@ export function Chart({ title, series }) {
       width, height: 240,
       // A metric logged at one step only would get uPlot's default 0–100 axis.
       scales: { x: { time: false, range: (u, min, max) => (min === max ? [min - 1, max + 1] : [min, max]) } },
-      axes: [{ label: 'step' }, {}],
+      axes: [{
+        label: 'step', incrs: STEP_INCRS,
+        // The labels drawn (on the canvas) are kept on the figure too, so
+        // what the axis shows can be read.
+        values: (u, splits) => {
+          const v = splits.map((x) => x.toLocaleString('en-US'));
+          if (box.current) box.current.dataset.xticks = v.join(' ');
+          return v;
+        },
+      }, {}],
       series: [{ label: 'step' }, ...series.map((s, i) => ({ label: s.label, stroke: COLORS[i % COLORS.length], width: 1.5, spanGaps: true, points: { show: s.points.length < 60 } }))],
     };
     const u = new uPlot(opts, align(series.map((s) => s.points)), box.current);

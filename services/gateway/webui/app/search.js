@@ -56,14 +56,14 @@ function SearchView({ q }) {
         <button type="button" class="primary" disabled=${picked.length < 2} title=${picked.length < 2 ? 'Pick two runs or more to compare them' : ''} onClick=${() => go('#/search?' + new URLSearchParams({ ...q, compare: picked.join(',') }))} data-testid="search-compare">Compare ${picked.length || ''} runs</button>
       </div>
       ${state.data.items.length === 0 ? html`<p class="card muted" data-testid="search-empty">No runs match.</p>` : html`<div class="tablewrap"><table data-testid="search-results"><thead><tr>
-        <th></th>${q.group_by ? html`<th>Group</th>` : ''}<th>Project</th><th>Run</th><th title="Experiment ids are per project">Experiment</th><th>Status</th><th>Started</th>${key ? html`<th class="num">${key}</th>` : ''}
+        <th></th>${q.group_by ? html`<th>Group</th>` : ''}<th>Project</th><th>Run</th><th>Experiment</th><th>Status</th><th>Started</th>${key ? html`<th class="num">${key}</th>` : ''}
       </tr></thead><tbody>
         ${state.data.items.map((r) => html`<tr key=${ref(r)}>
           <td><input type="checkbox" aria-label=${'pick ' + runName(r)} checked=${picked.includes(ref(r))} onChange=${() => toggle(r)}/></td>
           ${q.group_by ? html`<td>${r.group}</td>` : ''}
           <td data-testid="project"><a href=${'#/projects/' + encodeURIComponent(r.project_id)}>${r.project_name}</a></td>
           <td data-testid="run"><a href=${'#/projects/' + encodeURIComponent(r.project_id) + '/runs/' + encodeURIComponent(r.id)}>${runName(r)}</a></td>
-          <td><a href=${'#/projects/' + encodeURIComponent(r.project_id) + '/experiments/' + encodeURIComponent(r.info.experiment_id)}>${r.info.experiment_id}</a></td><td>${r.info.status}</td><td>${when(r.info.start_time)}</td>
+          <td data-testid="experiment"><a href=${'#/projects/' + encodeURIComponent(r.project_id) + '/experiments/' + encodeURIComponent(r.info.experiment_id)} title=${'experiment ' + r.info.experiment_id + ' of ' + r.project_name}>${r.experiment_name || r.info.experiment_id}</a></td><td>${r.info.status}</td><td>${when(r.info.start_time)}</td>
           ${key ? html`<td class="num" data-testid="order-value">${fmtNum(metricOf(r, key))}</td>` : ''}
         </tr>`)}
       </tbody></table></div>`}

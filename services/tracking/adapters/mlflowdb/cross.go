@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
@@ -72,6 +73,18 @@ func (r *Reader) plan(ctx context.Context, projectPath string, s app.CrossRunSea
 	return p, nil
 }
 
+// CheckFilter parses a run filter with the parser the reads use and
+// returns MLflow's refusal where MLflow's grammar certainly refuses it;
+// nil for a filter it accepts or leaves to MLflow's server.
+func (r *Reader) CheckFilter(filter string) error {
+	_, err := parseFilter(filter)
+	var g *grammarError
+	if errors.As(err, &g) {
+		return g
+	}
+	return nil
+}
+
 // ActiveExperiments lists the active experiments whose name is name, or
 // matches it as a LIKE pattern when it holds '%' (case-sensitive, as
 // MLflow's LIKE on SQLite); every active one when name is "".
@@ -130,23 +143,6 @@ func neverStarted(projectPath string) bool {
 	return errors.Is(err, fs.ErrNotExist)
 }
 
-// CountRuns counts the runs a search matches.
-func (r *Reader) CountRuns(ctx context.Context, projectPath string, s app.CrossRunSearch) (int, error) {
-	p, err := r.plan(ctx, projectPath, s)
-	if err != nil || p.none {
-		return 0, err
-	}
-	q := p.db.query()
-	q.add("SELECT COUNT(*) FROM runs")
-	q.filterJoins(p.filters)
-	q.where(p.ids, p.stages, p.filters)
-	var n int
-	if err := p.db.QueryRowContext(ctx, q.sql.String(), q.args...).Scan(&n); err != nil {
-		return 0, r.queryErr(ctx, p.path, "counting runs", err)
-	}
-	return n, nil
-}
-
 // keyExprs are the SQL expressions of the sort keys, in the order of the
 // ORDER BY that SearchRuns writes (joinsAndOrder): per clause a presence
 // rank and the value, then start_time DESC unless ordered by it, then
@@ -156,9 +152,21 @@ type keyExpr struct {
 	desc bool
 }
 
-func orderKeys(order []orderClause) (joins string, args []any, keys []keyExpr) {
+// An order clause on the key of a value comparison of the filter reads
+// the row that comparison joined (its inner join guarantees the row, and
+// (key, run_uuid) is the table's primary key, so it is the same row the
+// outer join would find) instead of joining the table once more.
+func orderKeys(order []orderClause, filters []clause) (joins string, args []any, keys []keyExpr) {
 	var j strings.Builder
 	start := false
+	joined := map[[2]string]string{}
+	for i, c := range filters {
+		if joinsFilter(c) {
+			if _, dup := joined[[2]string{c.kind, c.key}]; !dup {
+				joined[[2]string{c.kind, c.key}] = fmt.Sprintf("f%d", i)
+			}
+		}
+	}
 	for i, c := range order {
 		var val, rank string
 		switch c.kind {
@@ -170,13 +178,16 @@ func orderKeys(order []orderClause) (joins string, args []any, keys []keyExpr) {
 			rank = fmt.Sprintf("CASE WHEN %s IS NULL THEN 1 ELSE 0 END", val)
 		default:
 			table := filterTables[c.kind]
-			alias := fmt.Sprintf("k%d", i)
-			cols := "value"
-			if c.kind == "metric" {
-				cols += ", is_nan"
+			alias, ok := joined[[2]string{c.kind, c.key}]
+			if !ok {
+				alias = fmt.Sprintf("k%d", i)
+				cols := "value"
+				if c.kind == "metric" {
+					cols += ", is_nan"
+				}
+				fmt.Fprintf(&j, " LEFT OUTER JOIN (SELECT run_uuid, %s FROM %s WHERE key = ?) AS %s ON runs.run_uuid = %s.run_uuid", cols, table, alias, alias)
+				args = append(args, c.key)
 			}
-			fmt.Fprintf(&j, " LEFT OUTER JOIN (SELECT run_uuid, %s FROM %s WHERE key = ?) AS %s ON runs.run_uuid = %s.run_uuid", cols, table, alias, alias)
-			args = append(args, c.key)
 			val = alias + ".value"
 			if c.kind == "metric" {
 				rank = fmt.Sprintf("CASE WHEN %s.is_nan = 1 THEN 1 WHEN %s IS NULL THEN 2 ELSE 0 END", alias, val)
@@ -194,16 +205,46 @@ func orderKeys(order []orderClause) (joins string, args []any, keys []keyExpr) {
 }
 
 // RunKeys streams the ids and sort keys of the matching runs in MLflow's
-// order, at most limit of them (limit <= 0: all). The caller closes it.
-func (r *Reader) RunKeys(ctx context.Context, projectPath string, s app.CrossRunSearch, limit int) (app.KeyStream, error) {
+// order, at most limit of them (limit <= 0: all), and with count the
+// number of all matching runs. The caller closes the stream.
+//
+// With value comparisons in the filter the count rides on the same query
+// (COUNT(*) OVER (), computed before the LIMIT): their joins are the cost
+// of a search, and a separate COUNT(*) did them all a second time
+// (measured over 50 projects of 2,000 runs: 180 ms of CPU before, 70
+// after). Without any, a separate COUNT(*) reads only runs, and the
+// window would make the page sort every run instead of keeping the top
+// limit (88 ms against 145).
+func (r *Reader) RunKeys(ctx context.Context, projectPath string, s app.CrossRunSearch, limit int, count bool) (app.KeyStream, int, error) {
 	p, err := r.plan(ctx, projectPath, s)
 	if err != nil {
-		return nil, err
+		return nil, 0, err
 	}
 	if p.none {
-		return emptyStream{}, nil
+		return emptyStream{}, 0, nil
 	}
-	joins, jargs, keys := orderKeys(p.order)
+	// The same plan as a page of GET /runs: read the table of a
+	// comparison that matches a good share of it in storage order rather
+	// than probing its index once per row.
+	drive, err := r.driver(ctx, p)
+	if err != nil {
+		return nil, 0, r.queryErr(ctx, p.path, "planning the search", err)
+	}
+	window := false
+	for _, c := range p.filters {
+		window = window || count && joinsFilter(c)
+	}
+	total := 0
+	if count && !window {
+		c := p.db.query()
+		c.add("SELECT COUNT(*)")
+		c.from(p.filters, drive)
+		c.where(p.ids, p.stages, p.filters)
+		if err := p.db.QueryRowContext(ctx, c.sql.String(), c.args...).Scan(&total); err != nil {
+			return nil, 0, r.queryErr(ctx, p.path, "counting runs", err)
+		}
+	}
+	joins, jargs, keys := orderKeys(p.order, p.filters)
 	q := p.db.query()
 	q.add("SELECT runs.run_uuid")
 	var order []string
@@ -215,19 +256,51 @@ func (r *Reader) RunKeys(ctx context.Context, projectPath string, s app.CrossRun
 			order = append(order, k.sql)
 		}
 	}
-	q.add(" FROM runs")
-	q.filterJoins(p.filters)
+	if window {
+		q.add(", COUNT(*) OVER ()")
+	}
+	q.from(p.filters, drive)
 	q.add(joins, jargs...)
 	q.where(p.ids, p.stages, p.filters)
-	if limit <= 0 {
-		limit = -1
-	}
-	q.add(" ORDER BY "+strings.Join(order, ", ")+" LIMIT ?", limit)
+	q.add(" ORDER BY "+strings.Join(order, ", ")+" LIMIT ?", p.db.limit(limit))
 	rows, err := p.db.QueryContext(ctx, q.sql.String(), q.args...)
 	if err != nil {
-		return nil, r.queryErr(ctx, p.path, "searching runs", err)
+		return nil, 0, r.queryErr(ctx, p.path, "searching runs", err)
 	}
-	return &keyStream{r: r, ctx: ctx, path: p.path, rows: rows, keys: keys, vals: make([]any, 1+len(keys))}, nil
+	n := 1 + len(keys)
+	if window {
+		n++
+	}
+	st := &keyStream{r: r, ctx: ctx, path: p.path, rows: rows, keys: keys, vals: make([]any, n)}
+	if !window {
+		return st, total, nil
+	}
+	// The total is on every row: read the first one now.
+	k, ok, err := st.Next()
+	if err != nil || !ok {
+		st.Close()
+		return emptyStream{}, 0, err
+	}
+	st.pending, st.hasPending = k, true
+	total, err = sqlInt(st.vals[len(st.vals)-1])
+	if err != nil {
+		st.Close()
+		return nil, 0, r.queryErr(ctx, p.path, "counting runs", err)
+	}
+	return st, total, nil
+}
+
+// sqlInt reads a COUNT as database/sql scans it into an any.
+func sqlInt(v any) (int, error) {
+	switch x := v.(type) {
+	case int64:
+		return int(x), nil
+	case int32:
+		return int(x), nil
+	case float64:
+		return int(x), nil
+	}
+	return 0, fmt.Errorf("a count of %T %v", v, v)
 }
 
 type emptyStream struct{}
@@ -242,9 +315,16 @@ type keyStream struct {
 	rows *sql.Rows
 	keys []keyExpr
 	vals []any
+	// pending is a run read ahead (for the count on its row).
+	pending    app.RunKey
+	hasPending bool
 }
 
 func (s *keyStream) Next() (app.RunKey, bool, error) {
+	if s.hasPending {
+		s.hasPending = false
+		return s.pending, true, nil
+	}
 	if !s.rows.Next() {
 		return app.RunKey{}, false, s.r.queryErr(s.ctx, s.path, "searching runs", s.rows.Err())
 	}
@@ -471,4 +551,50 @@ func (r *Reader) MetricHistories(ctx context.Context, projectPath, runID string,
 		out[p.Key] = append(out[p.Key], p)
 	}
 	return out, r.queryErr(ctx, path, "reading metric histories", rows.Err())
+}
+
+// drivers remembers chooseDriver's answer per database state and filter:
+// a sleeping or archived project's database does not change, and
+// sampling its tables on every search of it cost about as much as the
+// search itself. A stale answer could only make a search slower, never
+// different; the database's change counter keys it all the same.
+type drivers struct {
+	mu sync.Mutex
+	by map[string]int
+}
+
+// maxDrivers bounds the remembered answers (a few bytes each).
+const maxDrivers = 4096
+
+func (r *Reader) driver(ctx context.Context, p crossPlan) (int, error) {
+	if p.db.planned || len(p.filters) == 0 {
+		return -1, nil
+	}
+	counter, ok := changeCounter(p.path)
+	if !ok {
+		return chooseDriver(ctx, p.db, p.filters)
+	}
+	var k strings.Builder
+	fmt.Fprintf(&k, "%s\x00%d", p.path, counter)
+	for _, c := range p.filters {
+		fmt.Fprintf(&k, "\x00%s\x00%s\x00%s", c.kind, c.key, c.op)
+	}
+	key := k.String()
+	r.drivers.mu.Lock()
+	d, hit := r.drivers.by[key]
+	r.drivers.mu.Unlock()
+	if hit {
+		return d, nil
+	}
+	d, err := chooseDriver(ctx, p.db, p.filters)
+	if err != nil {
+		return -1, err
+	}
+	r.drivers.mu.Lock()
+	if r.drivers.by == nil || len(r.drivers.by) >= maxDrivers {
+		r.drivers.by = map[string]int{}
+	}
+	r.drivers.by[key] = d
+	r.drivers.mu.Unlock()
+	return d, nil
 }

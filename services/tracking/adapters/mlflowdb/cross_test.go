@@ -3,6 +3,7 @@ package mlflowdb
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -286,11 +287,27 @@ func TestSearchAcrossProjectsAgreesWithMLflow(t *testing.T) {
 		t.Fatal(err)
 	}
 	g := filterGen{r: rand.New(rand.NewSource(16)), ids: runIDs(all)}
+	// Each project's experiment names as its MLflow lists them: a run of
+	// the answer must carry its experiment's name.
+	expNameOf := map[string]map[string]string{}
+	for i, fx := range fxs {
+		var exps struct {
+			Experiments []mc.Experiment `json:"experiments"`
+		}
+		if err := post(fx.url, "experiments/search", map[string]any{"max_results": 1000}, &exps); err != nil {
+			t.Fatal(err)
+		}
+		names := map[string]string{}
+		for _, e := range exps.Experiments {
+			names[e.ExperimentID] = e.Name
+		}
+		expNameOf[fmt.Sprint(i+1)] = names
+	}
 	expNames := []string{"", "", "alpha", "Beta", "%a", "g%", "nope"}
 	views := map[string]string{"active": mc.ViewActive, "deleted": mc.ViewDeleted, "all": mc.ViewAll}
 	viewNames := []string{"active", "active", "deleted", "all"}
 	windows := [][2]int{{0, 10}, {0, 0}, {7, 19}, {250, 260}}
-	var answered, restAnswered, refused, boards int
+	var answered, restAnswered, refused, upFront, boards int
 	for i := 0; i < 120; i++ {
 		orderBy := g.order()
 		q := app.SearchQuery{Filter: g.filter(), OrderBy: strings.Join(orderBy, ", "), View: viewNames[g.r.Intn(len(viewNames))],
@@ -312,12 +329,25 @@ func TestSearchAcrossProjectsAgreesWithMLflow(t *testing.T) {
 		_, fErr := parseFilter(q.Filter)
 		_, oErr := parseOrder(orderBy)
 		translatable := fErr == nil && oErr == nil
+		var grammar *grammarError
+		refusedUpFront := errors.As(fErr, &grammar)
+		if refusedUpFront {
+			upFront++
+			if restErr == nil {
+				t.Errorf("%s: refused up front (%v), but MLflow accepts it", label, grammar)
+			}
+		}
 
 		mixed.woken = nil
 		got, err := mixedSearch.SearchRuns(ctx, events.Request{}, q, lp)
 		if restErr != nil {
 			refused++
-			if events.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "proj-1") && !strings.Contains(err.Error(), "twice") {
+			switch {
+			case refusedUpFront:
+				if events.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), grammar.msg) {
+					t.Errorf("%s: MLflow refuses (%v); want a 400 with the parser's %q, got %v", label, restErr, grammar.msg, err)
+				}
+			case events.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "proj-1") && !strings.Contains(err.Error(), "twice"):
 				t.Errorf("%s: MLflow refuses (%v); want a 400 naming proj-1, got %v", label, restErr, err)
 			}
 			if len(mixed.woken) > 0 {
@@ -356,6 +386,9 @@ func TestSearchAcrossProjectsAgreesWithMLflow(t *testing.T) {
 			gotIDs = append(gotIDs, r.ProjectID+":"+r.ID)
 			if r.ProjectName != "proj-"+r.ProjectID {
 				t.Errorf("%s: run %s names project %q, want proj-%s", label, r.ID, r.ProjectName, r.ProjectID)
+			}
+			if want := expNameOf[r.ProjectID][r.Info.ExperimentID]; r.ExperimentName != want || want == "" {
+				t.Errorf("%s: run %s of experiment %s names experiment %q, want %q", label, r.ID, r.Info.ExperimentID, r.ExperimentName, want)
 			}
 		}
 		if !reflect.DeepEqual(gotIDs, wantIDs) || got.Total != len(want) {
@@ -445,9 +478,9 @@ func TestSearchAcrossProjectsAgreesWithMLflow(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d searches equal to the hand merge (%d through MLflow's REST API), %d refused by MLflow, %d leaderboards", answered, restAnswered, refused, boards)
-	if answered < 60 || refused < 5 || restAnswered < 5 || boards < 40 {
-		t.Errorf("the generator must exercise every path: %d answered, %d through REST, %d refused, %d leaderboards", answered, restAnswered, refused, boards)
+	t.Logf("%d searches equal to the hand merge (%d through MLflow's REST API), %d refused by MLflow (%d of them up front), %d leaderboards", answered, restAnswered, refused, upFront, boards)
+	if answered < 60 || refused < 5 || upFront < 3 || restAnswered < 5 || boards < 40 {
+		t.Errorf("the generator must exercise every path: %d answered, %d through REST, %d refused (%d up front), %d leaderboards", answered, restAnswered, refused, upFront, boards)
 	}
 }
 
@@ -475,4 +508,52 @@ func hasFirst(o handOrder, r mc.Run) bool {
 		return false
 	}
 	return !(o.key == "end_time" && r.Info.EndTime == 0)
+}
+
+// TestRefusedFilterIsA400WhateverProjectsExist: a filter MLflow's grammar
+// refuses is a 400 with MLflow's message before any project is read:
+// with projects that have no database yet (never started) and with no
+// project at all, where a search used to answer 200 and an empty list.
+func TestRefusedFilterIsA400WhateverProjectsExist(t *testing.T) {
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	rd := New(log)
+	defer rd.Close()
+	fresh := &catalogOf{projects: []app.Project{
+		{ID: "1", Name: "fresh-1", Status: "sleeping", Path: t.TempDir()},
+		{ID: "2", Name: "fresh-2", Status: "sleeping", Path: t.TempDir()},
+	}}
+	cases := map[string]string{
+		"metrics.accuracy = 'high'":           "Expected numeric value type for metric",
+		"params.lr > '0.1'":                   "Invalid comparator '>'",
+		"params.lr > 0.1":                     "Expected a quoted string value for parameter",
+		"params.lr = 0.01":                    "Expected a quoted string value for parameter",
+		"foo.bar = 'x'":                       "Invalid entity type 'foo'",
+		"attributes.start_time > 'yesterday'": "Expected numeric value type for numeric attribute: start_time",
+		"params.a = 'x' OR params.a = 'y'":    "AND only",
+		"datasets.source = 'x'":               "Invalid dataset key 'source'",
+		"metrics.loss LIKE '0.%'":             "Expected numeric value type for metric",
+		"metrics.loss LIKE 0.5":               "Invalid comparator 'LIKE'",
+		"tags.team <> 'nlp'":                  "Invalid comparator '<>'",
+		"metrics.acc > 0.9 and tags.t < 'b'":  "Invalid comparator '<'",
+	}
+	for _, c := range []*catalogOf{fresh, {}} {
+		svc := app.New(c, func(u string) *mc.Client { return mc.New(u, http.DefaultClient) }, log, func() int64 { return 1 })
+		svc.UseDirectReads(rd)
+		search := app.NewSearch(svc, c, rd)
+		for filter, want := range cases {
+			_, err := search.SearchRuns(context.Background(), events.Request{}, app.SearchQuery{Filter: filter}, events.ListParams{})
+			if events.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), want) {
+				t.Errorf("%d projects, filter %q: got %v; want a 400 saying %q", len(c.projects), filter, err, want)
+			}
+		}
+		if len(c.woken) > 0 {
+			t.Errorf("a refused filter woke %v", c.woken)
+		}
+		// What MLflow accepts still answers: an empty page of projects
+		// without runs.
+		got, err := search.SearchRuns(context.Background(), events.Request{}, app.SearchQuery{Filter: "metrics.accuracy > 0.9 and params.lr = '0.01'"}, events.ListParams{})
+		if err != nil || got.Total != 0 || len(got.Items) != 0 {
+			t.Errorf("%d projects, a valid filter: %v, %+v; want an empty page", len(c.projects), err, got)
+		}
+	}
 }

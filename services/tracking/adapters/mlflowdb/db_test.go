@@ -196,3 +196,54 @@ func TestRunTimesSeeEveryCommitOnPostgreSQL(t *testing.T) {
 	}
 	want(1, 200)
 }
+
+// TestReaderBoundsOpenConnections: every open SQLite connection holds
+// MLflow's parsed schema and a page cache (about 1 MB each), so reading
+// many projects keeps a connection open for the MaxWarm most recently
+// read databases only, each with a small cache; a database whose
+// connection was closed still answers its next read.
+func TestReaderBoundsOpenConnections(t *testing.T) {
+	ctx := context.Background()
+	rd := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer rd.Close()
+	rd.MaxWarm = 2
+	var keys []string
+	for i := 0; i < 5; i++ {
+		path := DBPath(t.TempDir())
+		db, err := sql.Open("sqlite", "file:"+path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, q := range []string{"CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)", "INSERT INTO alembic_version VALUES ('" + mlflowschema.Head + "')"} {
+			if _, err := db.Exec(q); err != nil {
+				t.Fatal(err)
+			}
+		}
+		db.Close()
+		keys = append(keys, path)
+	}
+	for _, k := range keys {
+		if _, err := rd.db(ctx, k); err != nil {
+			t.Fatalf("reading %s: %v", k, err)
+		}
+	}
+	open := 0
+	for i, k := range keys {
+		n := rd.dbs[k].Stats().OpenConnections
+		open += n
+		if n > 0 && i < len(keys)-2 {
+			t.Errorf("database %d of 5 keeps %d connections open; only the 2 most recently read may", i+1, n)
+		}
+	}
+	if open > 2 {
+		t.Errorf("%d connections open after reading 5 databases with MaxWarm 2", open)
+	}
+	c, err := rd.db(ctx, keys[0])
+	if err != nil {
+		t.Fatalf("reading the first database again: %v", err)
+	}
+	var kib int
+	if err := c.QueryRowContext(ctx, "PRAGMA cache_size").Scan(&kib); err != nil || kib != -cacheKiB {
+		t.Errorf("cache_size %d (%v), want -%d (KiB)", kib, err, cacheKiB)
+	}
+}

@@ -12,6 +12,23 @@ import (
 // error message) is what the user sees.
 var errUntranslatable = fmt.Errorf("not translatable to SQL")
 
+// grammarError is a filter MLflow's own parser (SearchUtils) refuses,
+// with what it says: every project's server would answer 400 with it,
+// so nobody needs to be asked (or woken) to hear it. The parser returns
+// it only where MLflow's refusal is certain; anything else it does not
+// read is errUntranslatable, left to MLflow's server.
+type grammarError struct{ msg string }
+
+func (e *grammarError) Error() string { return e.msg }
+
+func refused(format string, args ...any) error {
+	return &grammarError{msg: fmt.Sprintf(format, args...)}
+}
+
+// mlflowIdentifiers is SearchUtils._IDENTIFIERS, as MLflow lists them in
+// its message.
+const mlflowIdentifiers = "['metric', 'parameter', 'tag', 'attribute', 'dataset']"
+
 // clause is one comparison of an MLflow run filter, normalised as
 // SearchUtils.parse_search_filter leaves it.
 type clause struct {
@@ -53,7 +70,7 @@ var (
 	reIdent  = regexp.MustCompile("^(?:[A-Za-z][A-Za-z0-9_]*|`[^`]+`)(?:\\.(?:[A-Za-z][A-Za-z0-9_]*|`[^`]+`|\"[^\"\\\\]*\"|'[^'\\\\]*'))*")
 	reString = regexp.MustCompile(`^(?:'[^'\\]*'|"[^"\\]*")`)
 	reNumber = regexp.MustCompile(`^[0-9]+(?:\.[0-9]+)?(?:[^A-Za-z0-9_.]|$)`)
-	reOp     = regexp.MustCompile(`^(?:!=|<=|>=|=|<|>)`)
+	reOp     = regexp.MustCompile(`^(?:!=|<>|<=|>=|=|<|>)`)
 	reWord   = regexp.MustCompile(`^[A-Za-z]+\b`)
 )
 
@@ -120,6 +137,9 @@ func parseFilter(s string) ([]clause, error) {
 	var out []clause
 	for i := 0; i < len(toks); {
 		if len(out) > 0 {
+			if toks[i].t == "ident" && strings.EqualFold(toks[i].v, "OR") {
+				return nil, refused("Invalid clause(s) in filter string: 'OR'. MLflow's search joins clauses with AND only: run one search per alternative")
+			}
 			if toks[i] != (token{"word", "AND"}) {
 				return nil, errUntranslatable
 			}
@@ -162,10 +182,16 @@ func parseFilter(s string) ([]clause, error) {
 			}
 		}
 		if kind == "dataset" && key != "name" && key != "digest" && key != "context" {
-			return nil, errUntranslatable
+			return nil, refused("Invalid dataset key '%s' specified. Valid keys are 'name', 'digest' and 'context'", key)
 		}
+		var badOp error
 		if !comparators[group][op] {
-			return nil, errUntranslatable
+			if !wrongComparator(group, op) {
+				return nil, errUntranslatable
+			}
+			// MLflow reads the value before it judges the comparator: a
+			// wrong value is what its message names first.
+			badOp = refused("Invalid comparator '%s' for %s.%s: %s takes %s", op, kind, key, groupNames[group], comparatorList(group))
 		}
 		switch {
 		case op == "IS NULL" || op == "IS NOT NULL":
@@ -202,6 +228,9 @@ func parseFilter(s string) ([]clause, error) {
 			i++
 			switch group {
 			case "metric":
+				if v.t == "string" {
+					return nil, refused("Expected numeric value type for metric. Found '%s' (metrics.%s compares with a number, unquoted)", v.v, key)
+				}
 				if v.t != "number" {
 					return nil, errUntranslatable
 				}
@@ -211,6 +240,9 @@ func parseFilter(s string) ([]clause, error) {
 				}
 				c.value = f
 			case "numeric":
+				if v.t == "string" {
+					return nil, refused("Expected numeric value type for numeric attribute: %s. Found '%s' (a time in milliseconds since the epoch, unquoted)", key, v.v)
+				}
 				if v.t != "number" {
 					return nil, errUntranslatable
 				}
@@ -228,11 +260,17 @@ func parseFilter(s string) ([]clause, error) {
 					c.value = n
 				}
 			default:
+				if v.t == "number" && (kind == "parameter" || kind == "tag") {
+					return nil, refused("Expected a quoted string value for %s (e.g. 'my-value'). Got value %s (%ss are strings: quote it)", kind, v.v, kind)
+				}
 				if v.t != "string" {
 					return nil, errUntranslatable
 				}
 				c.value = v.v
 			}
+		}
+		if badOp != nil {
+			return nil, badOp
 		}
 		out = append(out, c)
 	}
@@ -248,6 +286,9 @@ func identifier(s string) (kind, key string, err error) {
 	}
 	kind, ok := identifierKinds[trimQuote(prefix, '`')]
 	if !ok {
+		if reBareWord.MatchString(prefix) || strings.HasPrefix(prefix, "`") {
+			return "", "", refused("Invalid entity type '%s'. Valid values are %s (or their plurals, e.g. metrics.accuracy)", trimQuote(prefix, '`'), mlflowIdentifiers)
+		}
 		return "", "", errUntranslatable
 	}
 	key = rest
@@ -266,6 +307,39 @@ func trimQuote(s string, q byte) string {
 		return s[1 : len(s)-1]
 	}
 	return s
+}
+
+var reBareWord = regexp.MustCompile(`^[A-Za-z][A-Za-z0-9_]*$`)
+
+// groupNames name the comparator groups in messages.
+var groupNames = map[string]string{"metric": "a metric", "parameter": "a param", "tag": "a tag",
+	"string": "a string attribute", "numeric": "a numeric attribute", "dataset": "a dataset attribute"}
+
+// wrongComparator reports whether MLflow certainly refuses op for group:
+// an ordering on a param, tag or string, a pattern on a number. (IN and
+// IS NULL on the other kinds are left to MLflow, whose answer differs
+// between versions.)
+func wrongComparator(group, op string) bool {
+	if op == "<>" {
+		return true // SQL's, never MLflow's
+	}
+	switch group {
+	case "metric", "numeric":
+		return op == "LIKE" || op == "ILIKE"
+	case "parameter", "tag", "string", "dataset":
+		return op == "<" || op == ">" || op == "<=" || op == ">="
+	}
+	return false
+}
+
+func comparatorList(group string) string {
+	var ops []string
+	for _, op := range []string{"=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN", "IS NULL", "IS NOT NULL"} {
+		if comparators[group][op] {
+			ops = append(ops, op)
+		}
+	}
+	return strings.Join(ops, ", ")
 }
 
 // orderClause is one parsed order_by clause.
