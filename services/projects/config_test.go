@@ -41,8 +41,8 @@ func TestMlflowURIIsTheGatewayWithAuthOff(t *testing.T) {
 	if c.IdleTimeout != 15*time.Minute {
 		t.Errorf("default idle timeout %s, want 15m", c.IdleTimeout)
 	}
-	if c.Preload {
-		t.Error("tracking servers are forked from the warm MLflow by default; it is opt-in until its crash is understood")
+	if !c.Preload {
+		t.Error("tracking servers are not forked from the warm MLflow by default")
 	}
 
 	pub := configFor(t, map[string]string{"PUBLIC_URL": "https://panel.example.com", "HOME": t.TempDir()})

@@ -102,9 +102,6 @@ func runScale(b *testing.B) *scaleResult {
 	cfg.Projects.StopOnExit = true
 	cfg.Projects.MaxAwake = res.maxAwake
 	cfg.Projects.IdleTimeout = 30 * time.Second
-	// The lighter, forked project (opt-in while experimental): 100 cold
-	// starts of a whole `mlflow server` would take most of an hour here.
-	cfg.Projects.Preload = true
 	cfg.Gateway.Addr = "127.0.0.1:0"
 	s, err := stack.Start(context.Background(), cfg, boot.Logger("warn"))
 	if err != nil {

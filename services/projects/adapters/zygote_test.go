@@ -4,8 +4,13 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -130,4 +135,66 @@ func waitHealthy(t *testing.T, m *MLflowServers, p domain.Project) {
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
+}
+
+// A server forked from a new zygote takes the stock client's uploads
+// through a reverse proxy (as the gateway's) right after its start: the
+// example training script (a run, artifact folders, a logged and
+// registered model) runs to its end and the server is still the same
+// process afterwards. ZYGOTE_UPLOAD_ROUNDS repeats it with a new zygote
+// each round (it is how the crash was hunted).
+func TestZygoteServerSurvivesUploads(t *testing.T) {
+	rounds := 1
+	if v, err := strconv.Atoi(os.Getenv("ZYGOTE_UPLOAD_ROUNDS")); err == nil && v > 0 {
+		rounds = v
+	}
+	mlflow := conf.DefaultMlflow()
+	python := filepath.Join(filepath.Dir(mlflow), "python")
+	train, err := filepath.Abs(filepath.Join("..", "..", "..", "examples", "train.py"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for round := 1; round <= rounds; round++ {
+		home, err := os.MkdirTemp("", "zyu")
+		if err != nil {
+			t.Fatal(err)
+		}
+		m := NewMLflowServers(mlflow, "127.0.0.1", 1, false)
+		m.Zygote = NewZygote(mlflow, filepath.Join(home, "zygote.log"), 3*time.Minute)
+		p := domain.Project{ID: "1", Name: "up", Path: filepath.Join(home, "p1")}
+		p.InternalURL = sockhttp.URL(filepath.Join(home, "s", "1.sock"), PathPrefix(p))
+		pr, err := m.Start(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitHealthy(t, m, p)
+		target, _ := url.Parse(sockhttp.Target(p.InternalURL))
+		target.Path = ""
+		proxy := httputil.NewSingleHostReverseProxy(target)
+		proxy.Transport = sockhttp.Transport(nil)
+		front := httptest.NewServer(proxy)
+
+		cmd := exec.Command(python, train, "--experiment", "uploads", "--model-name", "up-model", "--epochs", "2")
+		cmd.Env = append(os.Environ(), "MLFLOW_TRACKING_URI="+front.URL+PathPrefix(p), "GIT_PYTHON_REFRESH=quiet",
+			"MLFLOW_HTTP_REQUEST_MAX_RETRIES=0")
+		out, runErr := cmd.CombinedOutput()
+		alive := pr.Alive()
+		front.Close()
+		_ = pr.Stop(5 * time.Second)
+		m.Zygote.Close()
+		log, _ := os.ReadFile(m.LogFile(p))
+		os.RemoveAll(home)
+		if runErr != nil || !alive {
+			t.Fatalf("round %d: the client %v, the server alive %v\nclient:\n%s\nserver log:\n%s", round, runErr, alive, lastLines(string(out), 30), lastLines(string(log), 60))
+		}
+		t.Logf("round %d: the training script uploaded through the proxy; server %d still serving", round, pr.Pid)
+	}
+}
+
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
