@@ -72,9 +72,12 @@ type Service struct {
 	// included), because FerretDB on SQLite does not apply concurrent
 	// updates atomically.
 	createMu sync.Mutex
-	ctl      *reconcile.Controller
-	rec      events.Recorder[domain.Project]
-	rt       reconcile.Runtimes[serverState] // by project id
+	// room serialises MLPANEL_MAX_AWAKE decisions with the starts they
+	// allow (sleep.go: makeRoom).
+	room sync.Mutex
+	ctl  *reconcile.Controller
+	rec  events.Recorder[domain.Project]
+	rt   reconcile.Runtimes[serverState] // by project id
 }
 
 // New builds the service.

@@ -33,7 +33,9 @@ func (s *Service) withProject(ctx context.Context, ref string, fn func(p *domain
 // project answers "starting" and turns "running" when /health answers.
 func (s *Service) Run(ctx context.Context, ref string) (domain.Project, error) {
 	if found, err := s.Find(ctx, ref); err == nil && found.Status != domain.StatusRunning && found.Status != domain.StatusStarting &&
-		found.Status != domain.StatusArchived {
+		found.Status != domain.StatusArchived && s.cfg.MaxAwake > 0 {
+		s.room.Lock() // until this start is counted among the awake
+		defer s.room.Unlock()
 		if err := s.makeRoom(ctx, found); err != nil { // sleep.go: MLPANEL_MAX_AWAKE
 			return domain.Project{}, err
 		}

@@ -155,47 +155,71 @@ func (s *Service) Wake(ctx context.Context, ref string) (domain.Project, error) 
 
 // makeRoom puts the least recently used idle project to sleep when
 // waking waker would run more than MaxAwake servers. A project used
-// within the last activity report window is not idle: then the bound
-// is exceeded rather than a request cut off.
+// within the last activity report window (idleGrace) may have a request
+// in flight, so it is never the one put to sleep: when every awake
+// project is in use the wake waits for one to fall idle, and answers 503
+// if none does within the start timeout. The caller holds s.room, so
+// concurrent wakes cannot both take the last place.
 func (s *Service) makeRoom(ctx context.Context, waker domain.Project) error {
 	if s.cfg.MaxAwake <= 0 {
 		return nil
 	}
-	type awake struct {
-		id   string
-		last time.Time
-	}
-	var all []awake
-	s.rt.Each(func(id string, r *serverState) {
-		if id != waker.ID && r.srv != nil && r.srv.Observe(ctx).Alive {
-			all = append(all, awake{id, r.idle.Last()})
-		}
-	})
-	if len(all) < s.cfg.MaxAwake {
-		return nil
-	}
-	var lru *awake
-	for i := range all {
-		if s.now().Sub(all[i].last) < idleGrace {
-			continue
-		}
-		if lru == nil || all[i].last.Before(lru.last) {
-			lru = &all[i]
-		}
-	}
-	if lru == nil {
-		s.log.Warn("MLPANEL_MAX_AWAKE exceeded: every awake project is in use", "max", s.cfg.MaxAwake, "waking", waker.ID)
-		return nil
-	}
-	_, err := s.withProject(ctx, lru.id, func(p *domain.Project) error {
-		if p.Status != domain.StatusRunning && p.Status != domain.StatusStarting {
+	deadline := s.now().Add(s.cfg.StartTimeout)
+	for {
+		lru, wait, full := s.leastRecentlyUsed(ctx, waker.ID)
+		if !full {
 			return nil
 		}
-		return s.sleep(ctx, p, s.rt.Get(p.ID), fmt.Sprintf(
-			"put to sleep to wake project %s: at most %d projects run at once (MLPANEL_MAX_AWAKE); it was the least recently used",
-			waker.Name, s.cfg.MaxAwake))
+		if lru != "" {
+			_, err := s.withProject(ctx, lru, func(p *domain.Project) error {
+				if p.Status != domain.StatusRunning && p.Status != domain.StatusStarting {
+					return nil
+				}
+				return s.sleep(ctx, p, s.rt.Get(p.ID), fmt.Sprintf(
+					"put to sleep to wake project %s: at most %d projects run at once (MLPANEL_MAX_AWAKE); it was the least recently used",
+					waker.Name, s.cfg.MaxAwake))
+			})
+			return err
+		}
+		busy := errs.Unavailablef("project %s cannot wake: %d projects run already (MLPANEL_MAX_AWAKE) and each was in use within the last %s; try again shortly, or raise MLPANEL_MAX_AWAKE",
+			waker.Name, s.cfg.MaxAwake, s.cfg.StartTimeout)
+		if s.now().Add(wait).After(deadline) {
+			return busy
+		}
+		select {
+		case <-ctx.Done():
+			return busy
+		case <-time.After(wait):
+		}
+	}
+}
+
+// leastRecentlyUsed looks at the servers running beside waker: full is
+// whether they fill MaxAwake; lru is the least recently used of those
+// idle past idleGrace ("" when all are in use), and wait how long until
+// the first in-use one passes it.
+func (s *Service) leastRecentlyUsed(ctx context.Context, waker string) (lru string, wait time.Duration, full bool) {
+	var (
+		awake   int
+		lruLast time.Time
+		now     = s.now()
+	)
+	wait = idleGrace
+	s.rt.Each(func(id string, r *serverState) {
+		if id == waker || r.srv == nil || !r.srv.Observe(ctx).Alive {
+			return
+		}
+		awake++
+		last := r.idle.Last()
+		if since := now.Sub(last); since < idleGrace {
+			wait = min(wait, idleGrace-since+10*time.Millisecond)
+			return
+		}
+		if lru == "" || last.Before(lruLast) {
+			lru, lruLast = id, last
+		}
 	})
-	return err
+	return lru, wait, awake >= s.cfg.MaxAwake
 }
 
 // idleGrace is how long after its last reported use a project still

@@ -152,6 +152,72 @@ func TestMaxAwakePutsTheLeastRecentlyUsedToSleep(t *testing.T) {
 	}
 }
 
+// sleepingAndAwake makes beta sleeping and then alpha running, with
+// MLPANEL_MAX_AWAKE=1, so that waking beta needs alpha's place.
+func sleepingAndAwake(t *testing.T, s *Service) (alpha, beta domain.Project) {
+	t.Helper()
+	ctx := context.Background()
+	b, err := s.Create(ctx, CreateInput{Name: "beta", IdleTimeout: "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(ctx, b.ID); err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, s, b.ID, domain.StatusSleeping)
+	return runProject(t, s, "alpha"), b
+}
+
+// MLPANEL_MAX_AWAKE is a bound, not a hint: when the one awake project
+// was used moments ago (a request may still be in flight), waking
+// another waits for it to fall idle instead of running two servers.
+func TestMaxAwakeWaitsForAnIdleProjectRatherThanExceed(t *testing.T) {
+	s, _, _ := newIdleService(t, time.Hour, 1)
+	ctx := context.Background()
+	a, b := sleepingAndAwake(t, s)
+	s.rt.Get(a.ID).idle.Reset(time.Now().Add(-idleGrace + 2*time.Second)) // used 3 s ago
+
+	woke := make(chan error, 1)
+	go func() { _, err := s.Wake(ctx, b.ID); woke <- err }()
+	time.Sleep(time.Second)
+	if got, _ := s.store.Get(ctx, b.ID); got.Status == domain.StatusRunning || got.Status == domain.StatusStarting {
+		t.Fatalf("beta is %s while alpha, used within %s, still runs: MLPANEL_MAX_AWAKE=1 exceeded", got.Status, idleGrace)
+	}
+	if err := <-woke; err != nil {
+		t.Fatalf("wake beta once alpha fell idle: %v", err)
+	}
+	if got, _ := s.store.Get(ctx, a.ID); got.Status != domain.StatusSleeping || !strings.Contains(got.SleepReason, "MLPANEL_MAX_AWAKE") {
+		t.Fatalf("alpha after beta woke: %s %q", got.Status, got.SleepReason)
+	}
+}
+
+// A project in use the whole time keeps its place: the wake of another
+// answers 503 saying why and what to do, and nothing is stopped.
+func TestMaxAwakeRefusesAWakeWhileEveryProjectIsInUse(t *testing.T) {
+	s, _, _ := newIdleService(t, time.Hour, 1)
+	ctx := context.Background()
+	a, b := sleepingAndAwake(t, s)
+	stop := make(chan struct{})
+	defer close(stop)
+	go func() { // alpha's activity reports keep coming
+		for {
+			s.rt.Get(a.ID).idle.Reset(time.Now())
+			select {
+			case <-stop:
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+		}
+	}()
+	_, err := s.Wake(ctx, b.ID)
+	if events.StatusOf(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "MLPANEL_MAX_AWAKE") {
+		t.Fatalf("wake beta while alpha is in use: %v, want 503 naming MLPANEL_MAX_AWAKE", err)
+	}
+	if got, _ := s.store.Get(ctx, a.ID); got.Status != domain.StatusRunning {
+		t.Fatalf("alpha, in use, is %s after the refused wake", got.Status)
+	}
+}
+
 func TestBadIdleTimeoutIs400WithTheRule(t *testing.T) {
 	s, _, _ := newIdleService(t, 0, 0)
 	ctx := context.Background()
