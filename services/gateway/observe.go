@@ -199,7 +199,7 @@ func (g *Gateway) measure(c *gin.Context, s *opsState) {
 	c.Next()
 
 	elapsed := time.Since(start)
-	status := c.Writer.Status()
+	status := answeredStatus(c)
 	// The route pattern, not the path, keeps label cardinality bounded.
 	route := c.FullPath()
 	if route == "" {
@@ -232,6 +232,24 @@ func (g *Gateway) measure(c *gin.Context, s *opsState) {
 		attrs = append(attrs, slog.String("errors", c.Errors.String()))
 	}
 	g.logFor(c).LogAttrs(c.Request.Context(), level, "http request", attrs...)
+}
+
+// statusClientClosed is nginx's 499: the client went away before it was
+// answered.
+const statusClientClosed = 499
+
+// answeredStatus is the status to log, meter and audit for c. A client
+// that gave up before its answer (its connection closed, so the request's
+// context was cancelled) is a 499 when nothing was written yet or what was
+// written is the failure its leaving caused: not a 500 of the gateway.
+// Our own deadlines end contexts with DeadlineExceeded, not Canceled, so
+// a slow service still shows as the 504 it is.
+func answeredStatus(c *gin.Context) int {
+	status := c.Writer.Status()
+	if errors.Is(c.Request.Context().Err(), context.Canceled) && (!c.Writer.Written() || status >= 500) {
+		return statusClientClosed
+	}
+	return status
 }
 
 func opsRoute(route string) bool {
