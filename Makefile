@@ -52,6 +52,7 @@ test: venv vet modules swaggerui webui
 # Benchmarks print ratios against a baseline measured in the same run.
 bench: venv
 	$(GO) test -run '^$$' -bench . -benchtime 20x ./tests/e2e/
+	$(GO) test -run '^$$' -bench BenchmarkProxiedCall -benchtime 3000x ./services/gateway/
 	$(GO) test -run '^$$' -bench BenchmarkTrackingReads -benchtime 1x -timeout 30m ./services/tracking/adapters/mlflowdb/
 	$(GO) test -run '^$$' -bench BenchmarkRevision -benchtime 200x ./pkg/platform/mlflowschema/
 	$(GO) test -run '^$$' -bench BenchmarkSearchAcrossProjects -benchtime 1x -timeout 30m ./services/tracking/adapters/mlflowdb/

@@ -25,7 +25,7 @@ func (g *Gateway) auditMutations(c *gin.Context) {
 	e := access.Entry{
 		ID: access.NewID(), Time: g.now(), User: user,
 		Method: c.Request.Method, Path: c.Request.URL.Path, Route: c.FullPath(),
-		Project: c.GetString(projectKey), Status: c.Writer.Status(),
+		Project: c.GetString(projectKey), Status: answeredStatus(c), // observe.go: 499 for a client gone
 		RequestID: c.Writer.Header().Get("X-Request-ID"), Remote: c.ClientIP(),
 	}
 	// The caller has its answer; the record must not die with its context.

@@ -37,7 +37,10 @@ type accessCache struct {
 	users    map[string]cacheEntry[access.User]
 	roles    map[[2]string]cacheEntry[access.Role]
 	projects map[string]cacheEntry[[]string]
-	sub      *nats.Subscription
+	// A browser's sign-in: the session by its hash, and its token by id.
+	sessions   map[string]cacheEntry[access.Session]
+	tokensByID map[string]cacheEntry[access.Token]
+	sub        *nats.Subscription
 }
 
 type cacheEntry[V any] struct {
@@ -56,6 +59,8 @@ func (c *accessCache) reset() {
 	c.users = map[string]cacheEntry[access.User]{}
 	c.roles = map[[2]string]cacheEntry[access.Role]{}
 	c.projects = map[string]cacheEntry[[]string]{}
+	c.sessions = map[string]cacheEntry[access.Session]{}
+	c.tokensByID = map[string]cacheEntry[access.Token]{}
 }
 
 // invalidate drops everything; lookups in flight do not store their
@@ -123,6 +128,23 @@ func (c *accessCache) Role(ctx context.Context, project, userID string) (access.
 		func() (access.Role, error) { return c.st.Role(ctx, project, userID) })
 }
 
+// SessionByHash is access.Store.SessionByHash, cached: a kept sign-in
+// still ends at its expiry; signing out drops the cache (changesAccess).
+func (c *accessCache) SessionByHash(ctx context.Context, hash string, now time.Time) (access.Session, error) {
+	se, err := cachedLookup(c, func() map[string]cacheEntry[access.Session] { return c.sessions }, hash,
+		func() (access.Session, error) { return c.st.SessionByHash(ctx, hash, now) })
+	if err == nil && !now.Before(se.ExpiresAt) {
+		return access.Session{}, access.ErrNotFound
+	}
+	return se, err
+}
+
+// TokenByID is access.Store.TokenByID, cached.
+func (c *accessCache) TokenByID(ctx context.Context, id string) (access.Token, error) {
+	return cachedLookup(c, func() map[string]cacheEntry[access.Token] { return c.tokensByID }, id,
+		func() (access.Token, error) { return c.st.TokenByID(ctx, id) })
+}
+
 // ProjectsOf is access.Store.ProjectsOf, cached.
 func (c *accessCache) ProjectsOf(ctx context.Context, userID string) ([]string, error) {
 	ids, err := cachedLookup(c, func() map[string]cacheEntry[[]string] { return c.projects }, userID,
@@ -156,5 +178,6 @@ func changesAccess(method, route string) bool {
 	}
 	return route == "/users" || strings.HasPrefix(route, "/users/") ||
 		route == "/projects/:id/members/:user" || route == "/projects/:id" ||
-		route == "/projects/import" // restores the archive's members
+		route == "/projects/import" || // restores the archive's members
+		route == "/signout" // ends a browser's sign-in
 }

@@ -30,6 +30,11 @@ func (g *Gateway) authorize(c *gin.Context, user access.User, nd need) error {
 			return events.Errorf(http.StatusForbidden, "you may manage only your own tokens")
 		}
 		return nil
+	case hookOwn:
+		if user.Admin {
+			return nil
+		}
+		return g.authorizeWebhook(c, user)
 	}
 	sc, err := g.scope(c)
 	if err != nil {

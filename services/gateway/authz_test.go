@@ -525,8 +525,24 @@ func TestBrowserSignIn(t *testing.T) {
 		}
 	}
 
+	// Signing out is a cookie write like the others: another site's page
+	// may not sign the browser out.
+	for name, hdr := range map[string][]string{
+		"no origin":       nil,
+		"another origin":  {"Origin", "http://evil.test"},
+		"another referer": {"Referer", "http://evil.test/page"},
+		"a wrong csrf":    {csrfHeader, "nope"},
+	} {
+		r := serve(w.e, "POST", "/signout", nil, append([]string{"Cookie", session.Name + "=" + session.Value}, hdr...)...)
+		if r.Code != 403 || !strings.Contains(r.Body.String(), csrfHeader) {
+			t.Errorf("sign-out with %s: %d %s, want 403", name, r.Code, r.Body)
+		}
+		if r := withCookie("GET", "/me"); r.Code != 200 {
+			t.Fatalf("a refused sign-out (%s) ended the sign-in: %d %s", name, r.Code, r.Body)
+		}
+	}
 	// Signing out, or revoking the token, ends the sign-in.
-	if r := serve(w.e, "POST", "/signout", nil, "Cookie", session.Name+"="+session.Value); r.Code != 200 {
+	if r := serve(w.e, "POST", "/signout", nil, "Cookie", session.Name+"="+session.Value, csrfHeader, csrf.Value); r.Code != 200 {
 		t.Fatalf("sign-out: %d %s", r.Code, r.Body)
 	}
 	if r := withCookie("GET", "/me"); r.Code != 401 {

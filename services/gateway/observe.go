@@ -86,8 +86,9 @@ func (g *Gateway) identify(c *gin.Context) {
 	if !validRequestID(id) {
 		id = newRequestID()
 	}
+	// The request's logger is made when something logs (logFor): most
+	// requests log one access line, which names the id itself.
 	c.Set(requestIDKey, id)
-	c.Set(loggerKey, g.log.With("request_id", id))
 	c.Header(RequestIDHeader, id)
 	// Proxied calls (MLflow, model servers) carry it upstream too, and
 	// control-plane calls in a NATS header (pkg/events), so the services'
@@ -125,7 +126,13 @@ func (g *Gateway) logFor(c *gin.Context) *slog.Logger {
 			return lg
 		}
 	}
-	return g.log
+	id := c.GetString(requestIDKey)
+	if id == "" {
+		return g.log
+	}
+	lg := g.log.With("request_id", id)
+	c.Set(loggerKey, lg)
+	return lg
 }
 
 // streamRoute reports whether the route c matched carries byte streams
@@ -199,7 +206,7 @@ func (g *Gateway) measure(c *gin.Context, s *opsState) {
 	c.Next()
 
 	elapsed := time.Since(start)
-	status := c.Writer.Status()
+	status := answeredStatus(c)
 	// The route pattern, not the path, keeps label cardinality bounded.
 	route := c.FullPath()
 	if route == "" {
@@ -216,7 +223,12 @@ func (g *Gateway) measure(c *gin.Context, s *opsState) {
 		// Probes and scrapes every few seconds would drown the log.
 		level = slog.LevelDebug
 	}
+	ctx := c.Request.Context()
+	if !g.log.Enabled(ctx, level) {
+		return // nothing formatted for a line that is dropped
+	}
 	attrs := []slog.Attr{
+		slog.String("request_id", c.GetString(requestIDKey)),
 		slog.String("method", c.Request.Method),
 		slog.String("path", c.Request.URL.Path),
 		slog.String("route", route),
@@ -231,7 +243,27 @@ func (g *Gateway) measure(c *gin.Context, s *opsState) {
 	if len(c.Errors) > 0 {
 		attrs = append(attrs, slog.String("errors", c.Errors.String()))
 	}
-	g.logFor(c).LogAttrs(c.Request.Context(), level, "http request", attrs...)
+	// g.log, not logFor: the line names its request id itself, without a
+	// logger made for it.
+	g.log.LogAttrs(ctx, level, "http request", attrs...)
+}
+
+// statusClientClosed is nginx's 499: the client went away before it was
+// answered.
+const statusClientClosed = 499
+
+// answeredStatus is the status to log, meter and audit for c. A client
+// that gave up before its answer (its connection closed, so the request's
+// context was cancelled) is a 499 when nothing was written yet or what was
+// written is the failure its leaving caused: not a 500 of the gateway.
+// Our own deadlines end contexts with DeadlineExceeded, not Canceled, so
+// a slow service still shows as the 504 it is.
+func answeredStatus(c *gin.Context) int {
+	status := c.Writer.Status()
+	if errors.Is(c.Request.Context().Err(), context.Canceled) && (!c.Writer.Written() || status >= 500) {
+		return statusClientClosed
+	}
+	return status
 }
 
 func opsRoute(route string) bool {

@@ -455,3 +455,68 @@ func TestDeadlineDoesNotLeakToNextRequest(t *testing.T) {
 		t.Errorf("stream cut after %d bytes: %v", n, err)
 	}
 }
+
+// TestClientGoneIs499: a client that gives up on a call before its answer
+// is logged, metered and audited as nginx does it, 499, not as a failure
+// of the gateway (500/504 and an error line would page someone for a
+// client's Ctrl-C).
+func TestClientGoneIs499(t *testing.T) {
+	nc := startNATS(t)
+	release := make(chan struct{})
+	t.Cleanup(func() { close(release) })
+	arrived := make(chan struct{}, 1)
+	_, err := events.AddService(nc, "projects", "0.0.0", "stand-in", 30*time.Second, map[string]events.Operation{
+		"get": func(context.Context, events.Request) (any, error) {
+			arrived <- struct{}{}
+			<-release // slower than the client's patience
+			return map[string]string{"id": "1"}, nil
+		},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	g, e, logs := testGateway(t, Config{RequestTimeout: 20 * time.Second}, nc, nil)
+	srv := httptest.NewServer(e)
+	t.Cleanup(srv.Close)
+
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/projects/1", nil)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the cancelled call was answered %d", resp.StatusCode)
+	}
+	var line map[string]any
+	deadline := time.Now().Add(10 * time.Second)
+	for line == nil && time.Now().Before(deadline) {
+		for _, l := range logs.lines(t) {
+			if l["msg"] == "http request" && l["route"] == "/projects/:id" {
+				line = l
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if line == nil {
+		t.Fatalf("no access log line for the cancelled call:\n%s", logs)
+	}
+	if line["status"] != float64(499) || line["level"] != "INFO" {
+		t.Errorf("the cancelled call was logged as status %v at %v, want 499 at INFO", line["status"], line["level"])
+	}
+	m := serve(g.Handler(), http.MethodGet, "/metrics", nil).Body.String()
+	if !strings.Contains(m, `mlpanel_http_requests_total{method="GET",route="/projects/:id",status="499"} 1`) {
+		t.Errorf("the cancelled call is not metered as 499:\n%s", grepLines(m, "mlpanel_http_requests_total"))
+	}
+}
+
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}

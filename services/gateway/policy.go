@@ -17,6 +17,12 @@ const (
 	projOwn                 // owner of the project
 	selfOrAdmin             // the user named in the path, or an admin
 	adminOnly
+	// hookOwn: an admin, or an owner of every project the webhook names
+	// (the one in the path, or those a create's body gives); anyone else
+	// gets the answer for a webhook or project that does not exist, or a
+	// 403 saying what is needed when they may see the project
+	// (routes_webhooks.go authorizeWebhook).
+	hookOwn
 )
 
 // need is what the route c matched asks of the caller: its row's access

@@ -36,6 +36,14 @@ func TestRequirement(t *testing.T) {
 		{"POST", "/users/:name/tokens", selfOrAdmin},
 		{"GET", "/audit", adminOnly},
 		{"GET", "/stats", adminOnly},
+		// Webhooks: the ownership rule is the route's, decided before the
+		// handler runs; the list is narrowed to what the caller manages.
+		{"GET", "/webhooks", signedIn},
+		{"POST", "/webhooks", hookOwn},
+		{"GET", "/webhooks/:id", hookOwn},
+		{"DELETE", "/webhooks/:id", hookOwn},
+		{"GET", "/webhooks/:id/deliveries", hookOwn},
+		{"POST", "/webhooks/:id/test", hookOwn},
 		{"GET", "/some/new/route", adminOnly}, // mounted outside the table
 	}
 	g := New(Config{MaxBody: 1 << 20}, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))

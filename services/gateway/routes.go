@@ -140,13 +140,14 @@ func (g *Gateway) routes() []endpoint {
 		call(get, "/compare/runs", signedIn, tracking.Subject("compare.runs"), ok, item),
 
 		// Signed webhooks (routes_webhooks.go): admins, or owners of every
-		// project a webhook names; the handlers check that.
+		// project a webhook names (hookOwn); the list shows each caller
+		// the webhooks they may manage.
 		serve(get, "/webhooks", signedIn, g.withWebhooks(g.listWebhooks)),
-		serve(post, "/webhooks", signedIn, g.withWebhooks(g.createWebhook)),
-		serve(get, "/webhooks/:id", signedIn, g.withWebhooks(g.getWebhook)),
-		serve(del, "/webhooks/:id", signedIn, g.withWebhooks(g.deleteWebhook)),
-		serve(get, "/webhooks/:id/deliveries", signedIn, g.withWebhooks(g.listDeliveries)),
-		serve(post, "/webhooks/:id/test", signedIn, g.withWebhooks(g.testWebhook)),
+		serve(post, "/webhooks", hookOwn, g.withWebhooks(g.createWebhook)),
+		serve(get, "/webhooks/:id", hookOwn, g.withWebhooks(g.getWebhook)),
+		serve(del, "/webhooks/:id", hookOwn, g.withWebhooks(g.deleteWebhook)),
+		serve(get, "/webhooks/:id/deliveries", hookOwn, g.withWebhooks(g.listDeliveries)),
+		serve(post, "/webhooks/:id/test", hookOwn, g.withWebhooks(g.testWebhook)),
 
 		// Deployments (the deployer), authorised on the owning project.
 		call(get, "/deployments", projRead, deployer.Subject("list"), ok, list),

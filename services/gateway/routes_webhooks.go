@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -165,12 +167,75 @@ func webhookNotFound(id string) error {
 	return events.Errorf(http.StatusNotFound, "webhook %q not found: list webhooks with GET /webhooks", id)
 }
 
-// pathWebhook is the webhook of the path, if the caller may manage it;
-// otherwise the answer for one that does not exist.
+// webhookKey holds the path's webhook once authorizeWebhook has read it.
+const webhookKey = "mlpanel.webhook"
+
+// authorizeWebhook is the hookOwn rule for a caller who is not an admin:
+// the webhook of the path must name only projects they own (else it does
+// not exist for them); a create must name projects, all of them theirs.
+func (g *Gateway) authorizeWebhook(c *gin.Context, u access.User) error {
+	if g.hooks == nil {
+		return events.Errorf(http.StatusServiceUnavailable, "the gateway is still starting: try again")
+	}
+	if id := c.Param("id"); id != "" {
+		h, err := g.hooks.store.Get(c, id)
+		if errors.Is(err, webhooks.ErrNotFound) || (err == nil && !g.mayManage(c, &u, h)) {
+			return webhookNotFound(id)
+		}
+		if err != nil {
+			return err
+		}
+		c.Set(webhookKey, h)
+		return nil
+	}
+	in, err := peekWebhookInput(c, g.cfg.MaxBody)
+	if err != nil {
+		return err
+	}
+	refs := in.refs()
+	if len(refs) == 0 {
+		return events.Errorf(http.StatusForbidden, "a webhook for every project needs an admin: give projects (ids or names of projects you own)")
+	}
+	for _, ref := range refs {
+		if strings.TrimSpace(ref) == "" {
+			continue // the handler refuses it with what to do
+		}
+		p, err := g.ownsProject(c, &u, ref)
+		if err != nil {
+			return err
+		}
+		c.Set(projectKey, p.ID) // for the audit entry
+	}
+	return nil
+}
+
+// peekWebhookInput decodes a create's body and puts it back for the
+// handler.
+func peekWebhookInput(c *gin.Context, max int64) (webhookInput, error) {
+	var in webhookInput
+	raw, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, max))
+	if err != nil {
+		return in, bodyErr(err, max)
+	}
+	restore := func() {
+		c.Request.Body = io.NopCloser(bytes.NewReader(raw))
+		c.Request.ContentLength = int64(len(raw))
+	}
+	restore()
+	err = decodeBody(c, max, &in)
+	restore()
+	return in, err
+}
+
+// pathWebhook is the webhook of the path: the one authorizeWebhook read
+// for a caller who is not an admin, else the store's.
 func (g *Gateway) pathWebhook(c *gin.Context) (webhooks.Webhook, error) {
+	if h, ok := c.Get(webhookKey); ok {
+		return h.(webhooks.Webhook), nil
+	}
 	id := c.Param("id")
 	h, err := g.hooks.store.Get(c, id)
-	if errors.Is(err, webhooks.ErrNotFound) || (err == nil && !g.mayManage(c, g.webhookCaller(c), h)) {
+	if errors.Is(err, webhooks.ErrNotFound) {
 		return h, webhookNotFound(id)
 	}
 	return h, err
@@ -184,6 +249,15 @@ type webhookInput struct {
 	Description string   `json:"description"`
 }
 
+// refs are the projects the input names.
+func (in webhookInput) refs() []string {
+	refs := in.Projects
+	if in.ProjectID != "" {
+		refs = append(refs[:len(refs):len(refs)], in.ProjectID)
+	}
+	return refs
+}
+
 func (g *Gateway) createWebhook(c *gin.Context) (int, any, error) {
 	var in webhookInput
 	if err := decodeBody(c, g.cfg.MaxBody, &in); err != nil {
@@ -195,14 +269,8 @@ func (g *Gateway) createWebhook(c *gin.Context) (int, any, error) {
 	if err := webhooks.CheckTypes(in.Types); err != nil {
 		return 0, nil, events.Errorf(http.StatusBadRequest, "%s", err)
 	}
-	refs := in.Projects
-	if in.ProjectID != "" {
-		refs = append(refs, in.ProjectID)
-	}
+	refs := in.refs() // authorised by the route's rule (hookOwn)
 	u := g.webhookCaller(c)
-	if len(refs) == 0 && u != nil && !u.Admin {
-		return 0, nil, events.Errorf(http.StatusForbidden, "a webhook for every project needs an admin: give projects (ids or names of projects you own)")
-	}
 	h := webhooks.Webhook{ID: webhooks.NewID(), Types: in.Types, Projects: []string{}, Description: in.Description, CreatedAt: g.now()}
 	if h.Types == nil {
 		h.Types = []string{}
@@ -211,7 +279,7 @@ func (g *Gateway) createWebhook(c *gin.Context) (int, any, error) {
 		if strings.TrimSpace(ref) == "" {
 			return 0, nil, events.Errorf(http.StatusBadRequest, "projects: an empty project reference; give project ids or names")
 		}
-		p, err := g.ownsProject(c, u, ref)
+		p, err := g.projects.Get(c, ref)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -135,12 +135,27 @@ func (g *Gateway) signIn(c *gin.Context) {
 	c.JSON(http.StatusOK, gin.H{"name": u.Name, "expiresAt": se.ExpiresAt, "csrf_token": se.CSRF})
 }
 
-// signOut ends the browser's sign-in.
+// signOut ends the browser's sign-in. It is a write made with the
+// cookie like any other, so it passes the same CSRF check: another site
+// must not be able to sign the browser out.
 func (g *Gateway) signOut(c *gin.Context) {
 	if ck, err := c.Cookie(sessionCookie); err == nil && ck != "" && g.access != nil {
-		if err := g.access.DeleteSession(c, access.HashSecret(ck)); err != nil {
+		se, err := g.authCache.SessionByHash(c, access.HashSecret(ck), g.now())
+		switch {
+		case errors.Is(err, access.ErrNotFound):
+			// Expired or ended already: only the cookies are left to clear.
+		case err != nil:
 			writeError(c, err)
 			return
+		case !csrfOK(c, &se, g.publicURL):
+			writeError(c, events.Errorf(http.StatusForbidden,
+				"signing out with the cookie must come from this gateway's own pages (Origin) or carry the %s header from sign-in", csrfHeader))
+			return
+		default:
+			if err := g.access.DeleteSession(c, se.Hash); err != nil {
+				writeError(c, err)
+				return
+			}
 		}
 	}
 	for _, name := range []string{sessionCookie, csrfCookie} {
@@ -160,18 +175,20 @@ func (g *Gateway) sessionUser(c *gin.Context) (access.User, *access.Session, err
 	if err != nil || ck == "" {
 		return access.User{}, nil, access.ErrNotFound
 	}
-	se, err := g.access.SessionByHash(c, access.HashSecret(ck), g.now())
+	// From the cache, as a bearer token is: the MLflow UI makes many calls
+	// per page. Signing out, revoking the token and deleting the user drop it.
+	se, err := g.authCache.SessionByHash(c, access.HashSecret(ck), g.now())
 	if err != nil {
 		return access.User{}, nil, err
 	}
-	tok, err := g.access.TokenByID(c, se.TokenID)
+	tok, err := g.authCache.TokenByID(c, se.TokenID)
 	if err != nil {
 		return access.User{}, nil, err
 	}
 	if tok.UserID != se.UserID {
 		return access.User{}, nil, access.ErrNotFound
 	}
-	u, err := g.access.UserByID(c, se.UserID)
+	u, err := g.authCache.UserByID(c, se.UserID)
 	return u, &se, err
 }
 

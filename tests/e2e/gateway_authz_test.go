@@ -239,7 +239,8 @@ with mlflow.start_run() as run:
 	} else {
 		resp.Body.Close()
 	}
-	expect(t, browser("POST", "/signout", ""), 200)
+	expect(t, browser("POST", "/signout", ""), 403) // a cookie write without the CSRF token
+	expect(t, browser("POST", "/signout", "", "X-CSRF-Token", csrf.Value), 200)
 	expect(t, browser("GET", "/projects/owned", ""), 401)
 
 	// Item 4: a user created again under carol's name gets nothing of hers.
