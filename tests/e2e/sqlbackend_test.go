@@ -14,38 +14,87 @@ import (
 	"time"
 
 	_ "github.com/go-sql-driver/mysql"
+	_ "github.com/jackc/pgx/v5/stdlib"
 
 	"github.com/mlpanel/mlpanel/cmd/mlpanel/stack"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/mysqltest"
 	"github.com/mlpanel/mlpanel/pkg/platform/mysqlurl"
+	"github.com/mlpanel/mlpanel/pkg/platform/pgtest"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 )
 
-// TestMySQLProject: a panel given MLPANEL_PROJECT_MYSQL_URL (Debian's
-// MariaDB, started by the test) creates a project with backend mysql,
-// runs its MLflow server on a database of its own, the stock client logs
-// runs there through the gateway, the panel's run list (filtered, also
-// on values that differ only in case) and experiment
-// list answer as MLflow does, and deleting the project drops the
-// database. The main panel, which has no such server, refuses the
-// backend with a 400 naming the setting.
+// TestPostgreSQLProject and TestMySQLProject: a panel given a database
+// server (Debian's PostgreSQL or MariaDB, started by the test) creates a
+// project with that backend, runs its MLflow server on a database of its
+// own, the stock client logs runs there through the gateway, the panel's
+// run list (filtered, also on values that differ only in case) and
+// experiment list answer as MLflow does, export says how to back the
+// project up instead, and deleting the project drops the database. The
+// main panel, which has no such server, refuses the backend with a 400
+// naming the setting.
+func TestPostgreSQLProject(t *testing.T) {
+	testSQLBackendProject(t, sqlBackend{
+		backend: "postgresql", label: "PostgreSQL", setting: "MLPANEL_PROJECT_DB_URL",
+		ports: proc.Range{Lo: 15170, Hi: 15174}, gateway: "127.0.0.1:15195",
+		start: pgtest.Start,
+		configure: func(cfg *stack.Config, server string) {
+			cfg.Projects.ProjectDBURL, cfg.Tracking.ProjectDBURL = server, server
+		},
+		driver: "pgx",
+		dsn: func(server, database string) (string, error) {
+			u, err := neturl.Parse(server)
+			if err == nil && database != "" {
+				u.Path = "/" + database
+			}
+			return u.String(), err
+		},
+		countDatabases: "SELECT count(*) FROM pg_database WHERE datname = $1",
+	})
+}
+
 func TestMySQLProject(t *testing.T) {
-	r := call(t, http.MethodPost, "/projects", map[string]string{"name": "my-refused", "backend": "mysql"})
-	if r.Status != http.StatusBadRequest || !strings.Contains(r.Message(), "MLPANEL_PROJECT_MYSQL_URL") {
-		t.Fatalf("backend mysql without a server: %d %s, want a 400 naming MLPANEL_PROJECT_MYSQL_URL", r.Status, r.Body)
+	testSQLBackendProject(t, sqlBackend{
+		backend: "mysql", label: "MySQL", setting: "MLPANEL_PROJECT_MYSQL_URL",
+		ports: proc.Range{Lo: 15175, Hi: 15179}, gateway: "127.0.0.1:15197",
+		start: mysqltest.Start,
+		configure: func(cfg *stack.Config, server string) {
+			cfg.Projects.ProjectMySQLURL, cfg.Tracking.ProjectMySQLURL = server, server
+		},
+		driver:         "mysql",
+		dsn:            mysqlurl.DSN,
+		countDatabases: "SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?",
+	})
+}
+
+// sqlBackend is a kind of database server a project's runs can live on.
+type sqlBackend struct {
+	backend, label string // the project's backend and its name in messages
+	setting        string // the panel's setting that names the server
+	ports          proc.Range
+	gateway        string
+	start          func(testing.TB) string // the server's URL
+	configure      func(cfg *stack.Config, server string)
+	driver         string                                        // database/sql's name of the Go driver
+	dsn            func(server, database string) (string, error) // "" database: the server's admin one
+	countDatabases string                                        // counts the databases of the name given
+}
+
+func testSQLBackendProject(t *testing.T, b sqlBackend) {
+	r := call(t, http.MethodPost, "/projects", map[string]string{"name": b.backend + "-refused", "backend": b.backend})
+	if r.Status != http.StatusBadRequest || !strings.Contains(r.Message(), b.setting) {
+		t.Fatalf("backend %s without a server: %d %s, want a 400 naming %s", b.backend, r.Status, r.Body, b.setting)
 	}
 
-	server := mysqltest.Start(t)
+	server := b.start(t)
 	cfg := panelCfg
 	cfg.Home = t.TempDir()
 	cfg.Projects.Home = cfg.Home
 	cfg.Deployer.Home = cfg.Home
-	cfg.Projects.Ports = proc.Range{Lo: 15175, Hi: 15179}
+	cfg.Projects.Ports = b.ports
 	cfg.Projects.StopOnExit = true
-	cfg.Gateway.Addr = "127.0.0.1:15197"
-	cfg.Projects.ProjectMySQLURL = server
-	cfg.Tracking.ProjectMySQLURL = server
+	cfg.Gateway.Addr = b.gateway
+	b.configure(&cfg, server)
 	s, err := stack.Start(context.Background(), cfg, boot.Logger("warn"))
 	if err != nil {
 		t.Fatal(err)
@@ -70,30 +119,34 @@ func TestMySQLProject(t *testing.T) {
 		raw, _ := io.ReadAll(resp.Body)
 		return response{Status: resp.StatusCode, Header: resp.Header, Body: raw}
 	}
-	type myProject struct {
+	var p struct {
 		project
 		Backend  string `json:"backend"`
 		Database string `json:"database"`
 	}
-	r = do(http.MethodPost, "/projects", map[string]string{"name": "myp", "backend": "mysql"})
+	name := b.backend + "-p"
+	r = do(http.MethodPost, "/projects", map[string]string{"name": name, "backend": b.backend})
 	expect(t, r, http.StatusCreated)
-	var p myProject
 	r.JSON(t, &p)
-	if p.Backend != "mysql" || p.Database == "" {
-		t.Fatalf("created %s: want backend mysql and its database", r.Body)
+	if p.Backend != b.backend || p.Database == "" {
+		t.Fatalf("created %s: want backend %s and its database", r.Body, b.backend)
 	}
-	dsn, err := mysqlurl.DSN(server, "")
-	if err != nil {
-		t.Fatal(err)
+	open := func(database string) *sql.DB {
+		dsn, err := b.dsn(server, database)
+		if err != nil {
+			t.Fatal(err)
+		}
+		db, err := sql.Open(b.driver, dsn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { db.Close() })
+		return db
 	}
-	admin, err := sql.Open("mysql", dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer admin.Close()
+	admin := open("")
 	databases := func() int {
 		var n int
-		if err := admin.QueryRow("SELECT count(*) FROM information_schema.schemata WHERE schema_name = ?", p.Database).Scan(&n); err != nil {
+		if err := admin.QueryRow(b.countDatabases, p.Database).Scan(&n); err != nil {
 			t.Fatal(err)
 		}
 		return n
@@ -124,12 +177,7 @@ for i in range(40):
         mlflow.log_metric("accuracy", i / 40)
 `, "MLFLOW_TRACKING_URI="+p.MlflowURI)
 
-	projectDSN, _ := mysqlurl.DSN(server, p.Database)
-	projectDB, err := sql.Open("mysql", projectDSN)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer projectDB.Close()
+	projectDB := open(p.Database)
 	var runs int
 	if err := projectDB.QueryRow("SELECT count(*) FROM runs").Scan(&runs); err != nil || runs != 40 {
 		t.Fatalf("runs in database %s: %d, %v; want the 40 the client logged", p.Database, runs, err)
@@ -160,7 +208,7 @@ for i in range(40):
 		// collations would call them equal).
 		{"params.model = 'CNN' and metrics.accuracy < 0.9", 12},
 	} {
-		r = do(http.MethodGet, "/runs?project_id=myp&_start=0&_end=5&filter="+neturl.QueryEscape(c.filter), nil)
+		r = do(http.MethodGet, "/runs?project_id="+name+"&_start=0&_end=5&filter="+neturl.QueryEscape(c.filter), nil)
 		expect(t, r, http.StatusOK)
 		var page []struct {
 			ID string `json:"id"`
@@ -189,7 +237,7 @@ for i in range(40):
 			}
 		}
 	}
-	r = do(http.MethodGet, "/experiments?project_id=myp", nil)
+	r = do(http.MethodGet, "/experiments?project_id="+name, nil)
 	expect(t, r, http.StatusOK)
 	if !strings.Contains(string(r.Body), `"run_count":40`) {
 		t.Errorf("experiment sweep: %s, want its 40 runs counted", r.Body)
@@ -203,6 +251,10 @@ for i in range(40):
 			break
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+	r = do(http.MethodGet, "/projects/"+p.ID+"/export", nil)
+	if r.Status != http.StatusConflict || !strings.Contains(r.Message(), b.label) {
+		t.Errorf("export of a %s project: %d %s, want a 409 that says why", b.label, r.Status, r.Body)
 	}
 	projectDB.Close()
 	expect(t, do(http.MethodDelete, "/projects/"+p.ID, nil), http.StatusOK)
