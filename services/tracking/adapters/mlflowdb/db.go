@@ -20,7 +20,6 @@ import (
 	"time"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
-	_ "modernc.org/sqlite"             // pure-Go SQLite, registered as "sqlite"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
@@ -119,11 +118,7 @@ func (r *Reader) open(key string) (*conn, error) {
 		if _, err := os.Stat(key); err != nil {
 			return nil, fmt.Errorf("cannot read the database: %w", err)
 		}
-		// mode=ro: MLflow is the only writer. case_sensitive_like: MLflow
-		// sets it on every SQLite session, and LIKE must match as in MLflow.
-		dsn := "file:" + (&url.URL{Path: key}).EscapedPath() +
-			"?mode=ro&_pragma=busy_timeout(5000)&_pragma=case_sensitive_like(1)&_pragma=query_only(1)"
-		db, err := sql.Open("sqlite", dsn)
+		db, err := sql.Open(sqliteDriver, sqliteDSN(key))
 		if err != nil {
 			return nil, fmt.Errorf("cannot open the database: %w", err)
 		}
