@@ -2,6 +2,7 @@ package deployments
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -144,6 +145,8 @@ func TestDockerfiles(t *testing.T) {
 
 			known := byName(codeSettings(t, root))
 			built := map[string]bool{} // binaries that go build writes to /out/
+			var pkgs []string          // the packages handed to go build
+			cgoEnv := ""               // the build's ENV CGO_ENABLED, if set
 			names := map[string]bool{}
 			for _, st := range stages {
 				for _, in := range st.Steps {
@@ -174,11 +177,15 @@ func TestDockerfiles(t *testing.T) {
 								t.Errorf("line %d: go build %s: no such package directory", in.Line, m[1])
 							}
 							built[filepath.Base(m[1])] = true
+							pkgs = append(pkgs, m[1])
 						}
 					case "env":
 						// ENV KEY VALUE pairs: a misspelt setting would be
 						// ignored silently.
 						for i := 0; i+1 < len(in.Args); i += 2 {
+							if in.Args[i] == "CGO_ENABLED" {
+								cgoEnv = in.Args[i+1]
+							}
 							if name, ok := strings.CutPrefix(in.Args[i], "MLPANEL_"); ok && len(known[name]) == 0 {
 								t.Errorf("line %d: ENV %s is no setting the code reads", in.Line, in.Args[i])
 							}
@@ -205,6 +212,8 @@ func TestDockerfiles(t *testing.T) {
 				}
 			}
 
+			checkCgo(t, root, pkgs, cgoEnv, final.From)
+
 			// `go build` refuses a go.work whose modules are missing.
 			for _, m := range goWorkUse.FindAllStringSubmatch(string(gowork), -1) {
 				mod := filepath.ToSlash(filepath.Join(strings.TrimPrefix(m[1], "./"), "go.mod"))
@@ -213,6 +222,34 @@ func TestDockerfiles(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// checkCgo fails when the image's binaries and its cgo setting disagree:
+// a package that links C code (the tracking service's SQLite reads) built
+// with CGO_ENABLED=0 silently loses it (its pure-Go fallback or a stub
+// that fails at run time), and a cgo binary needs a C library in the
+// final image, which distroless/static and scratch do not have. The C
+// code is found from the source: `go list -deps` of the built packages.
+func checkCgo(t *testing.T, root string, pkgs []string, cgoEnv, finalFrom string) {
+	t.Helper()
+	if len(pkgs) == 0 {
+		return
+	}
+	cmd := exec.Command("go", append([]string{"list", "-deps", "-f", "{{if and .CgoFiles (not .Standard)}}{{.ImportPath}}{{end}}"}, pkgs...)...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("go list -deps %v: %v\n%s", pkgs, err, out)
+	}
+	cgoPkgs := strings.Fields(string(out))
+	usesCgo := cgoEnv != "0"
+	if len(cgoPkgs) > 0 && !usesCgo {
+		t.Errorf("builds %v with CGO_ENABLED=0, but they link C code (%v): set ENV CGO_ENABLED=1 and ship a final image with a C library (e.g. distroless/base)", pkgs, cgoPkgs)
+	}
+	if usesCgo && (finalFrom == "scratch" || strings.Contains(finalFrom, "/static")) {
+		t.Errorf("the binaries are built with cgo (CGO_ENABLED=%q) but the final image %s has no C library: use e.g. gcr.io/distroless/base-debian12, or set CGO_ENABLED=0", cgoEnv, finalFrom)
 	}
 }
 

@@ -5,6 +5,7 @@ go 1.26.0
 require (
 	github.com/go-sql-driver/mysql v1.9.2
 	github.com/jackc/pgx/v5 v5.7.5
+	github.com/mattn/go-sqlite3 v1.14.24
 	github.com/mlpanel/mlpanel/pkg/events v0.0.0
 	github.com/mlpanel/mlpanel/pkg/platform v0.0.0
 	github.com/nats-io/nats.go v1.55.0

@@ -77,6 +77,7 @@ require (
 	github.com/leodido/go-urn v1.4.0 // indirect
 	github.com/mailru/easyjson v0.7.7 // indirect
 	github.com/mattn/go-isatty v0.0.20 // indirect
+	github.com/mattn/go-sqlite3 v1.14.24 // indirect
 	github.com/minio/highwayhash v1.0.4 // indirect
 	github.com/mlpanel/mlpanel/services/deployer v0.0.0 // indirect
 	github.com/mlpanel/mlpanel/services/gateway v0.0.0 // indirect

@@ -3,20 +3,15 @@ package mlflowdb
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"database/sql"
 	"encoding/base64"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand"
 	"net/http"
 	neturl "net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -26,6 +21,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
+	"github.com/mlpanel/mlpanel/services/tracking/internal/benchdata"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
 
@@ -57,113 +53,16 @@ func (u *urlProjects) Wake(ctx context.Context, ref string) (app.Project, error)
 }
 func (*urlProjects) Used(string) {}
 
-// fillBig creates a database with MLflow's own code (schema at the pinned
-// revision, one experiment) and adds runs rows in MLflow's schema with
-// SQL in one transaction: 100,000 runs take seconds, not hours of REST
-// calls.
+// fillBig creates dir's database with MLflow's own code (schema at the
+// pinned revision, experiment 1 and emptyExperiments more) and writes
+// runs runs to experiment 1 in MLflow's schema with SQL.
 func fillBig(b *testing.B, venv, dir string, runs, emptyExperiments int) {
-	script := `import sys
-from mlflow.tracking import MlflowClient
-c = MlflowClient(tracking_uri="sqlite:///" + sys.argv[1])
-c.create_experiment("big")
-for i in range(int(sys.argv[2])):
-    c.create_experiment("empty-%d" % i)
-`
-	if out, err := exec.Command(filepath.Join(venv, "python"), "-c", script, DBPath(dir), fmt.Sprint(emptyExperiments)).CombinedOutput(); err != nil {
-		b.Fatalf("creating the database: %v\n%s", err, out)
-	}
-	db, err := sql.Open("sqlite", "file:"+DBPath(dir)+"?_pragma=synchronous(OFF)&_pragma=journal_mode(MEMORY)")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	tx, err := db.Begin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	prep := func(q string) *sql.Stmt {
-		s, err := tx.Prepare(q)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return s
-	}
-	run := prep(`INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id)
-		VALUES (?, ?, 'UNKNOWN', '', '', 'bench', 'FINISHED', ?, ?, '', 'active', ?, 1)`)
-	latest := prep(`INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, 0, 0, ?)`)
-	metric := prep(`INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, 0, 0, ?)`)
-	param := prep(`INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)`)
-	tag := prep(`INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)`)
-	r := mrand.New(mrand.NewSource(1))
-	lrs := []string{"0.01", "0.1", "0.001"}
-	base := int64(1_700_000_000_000)
-	for i := 0; i < runs; i++ {
-		var id [16]byte
-		_, _ = rand.Read(id[:])
-		uid := hex.EncodeToString(id[:])
-		start := base + int64(i)*1000
-		name := fmt.Sprintf("run-%d", i)
-		must := func(_ sql.Result, err error) {
-			if err != nil {
-				b.Fatal(err)
-			}
-		}
-		must(run.Exec(uid, name, start, start+500, "mlflow-artifacts:/1/"+uid+"/artifacts"))
-		for _, k := range []string{"accuracy", "loss"} {
-			v := r.Float64()
-			must(latest.Exec(k, v, start+400, uid))
-			must(metric.Exec(k, v, start+400, uid))
-		}
-		must(param.Exec("lr", lrs[r.Intn(3)], uid))
-		must(tag.Exec("mlflow.runName", name, uid))
-		must(tag.Exec("mlflow.user", "bench", uid))
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
+	benchdata.NewSQLite(b, venv, DBPath(dir), emptyExperiments)
+	benchdata.AddRuns(b, DBPath(dir), runs, 1, benchdata.Base)
 }
 
 // benchModels and benchVersions are the registry of the 100k project.
 const benchModels, benchVersions = 1000, 5
-
-// fillRegistry writes benchModels registered models of benchVersions
-// versions each (in MLflow's schema, as MLflow's store writes them: a
-// tag on every model, one on every version, an alias, stages moved) to
-// dir's database.
-func fillRegistry(b *testing.B, dir string) {
-	db, err := sql.Open("sqlite", "file:"+DBPath(dir)+"?_pragma=synchronous(OFF)&_pragma=journal_mode(MEMORY)")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	tx, err := db.Begin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	exec := func(q string, args ...any) {
-		if _, err := tx.Exec(q, args...); err != nil {
-			b.Fatal(err)
-		}
-	}
-	base := int64(1_700_000_000_000)
-	stages := []string{"None", "Staging", "Production", "Archived"}
-	for i := 0; i < benchModels; i++ {
-		name := fmt.Sprintf("model-%05d", i)
-		t := base + int64(i)*10
-		exec(`INSERT INTO registered_models (name, creation_time, last_updated_time, description, workspace) VALUES (?, ?, ?, '', 'default')`, name, t, t+benchVersions)
-		exec(`INSERT INTO registered_model_tags (key, value, name, workspace) VALUES ('team', 'vision', ?, 'default')`, name)
-		for v := 1; v <= benchVersions; v++ {
-			exec(`INSERT INTO model_versions (name, version, creation_time, last_updated_time, description, user_id, current_stage, source, run_id, status, status_message, run_link, storage_location, workspace)
-				VALUES (?, ?, ?, ?, '', NULL, ?, ?, NULL, 'READY', NULL, NULL, ?, 'default')`,
-				name, v, t+int64(v), t+int64(v), stages[v%len(stages)], fmt.Sprintf("/models/%s/%d", name, v), fmt.Sprintf("/models/%s/%d", name, v))
-			exec(`INSERT INTO model_version_tags (key, value, name, version, workspace) VALUES ('validated', 'yes', ?, ?, 'default')`, name, v)
-		}
-		exec(`INSERT INTO registered_model_aliases (alias, version, name, workspace) VALUES ('champion', ?, ?, 'default')`, benchVersions, name)
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
-}
 
 type benchCall struct {
 	name   string
@@ -293,7 +192,7 @@ func BenchmarkTrackingReads(b *testing.B) {
 		t0 := time.Now()
 		fillBig(b, venv, dir, size, 20)
 		if size == 100000 {
-			fillRegistry(b, dir)
+			benchdata.Registry(b, DBPath(dir), benchModels, benchVersions)
 		}
 		b.Logf("%d runs written in %s", size, time.Since(t0).Round(time.Millisecond))
 		url, stop := startMLflow(b, venv, dir)

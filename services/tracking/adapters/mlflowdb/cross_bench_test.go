@@ -2,13 +2,9 @@ package mlflowdb
 
 import (
 	"context"
-	"crypto/rand"
-	"database/sql"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
-	mrand "math/rand"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,62 +14,9 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
+	"github.com/mlpanel/mlpanel/services/tracking/internal/benchdata"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
-
-// addRuns writes runs into the database at path in MLflow's schema, as
-// fillBig does, with values drawn from seed (so projects differ).
-func addRuns(b *testing.B, path string, runs int, seed int64) {
-	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=synchronous(OFF)&_pragma=journal_mode(MEMORY)")
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer db.Close()
-	tx, err := db.Begin()
-	if err != nil {
-		b.Fatal(err)
-	}
-	prep := func(q string) *sql.Stmt {
-		s, err := tx.Prepare(q)
-		if err != nil {
-			b.Fatal(err)
-		}
-		return s
-	}
-	run := prep(`INSERT INTO runs (run_uuid, name, source_type, source_name, entry_point_name, user_id, status, start_time, end_time, source_version, lifecycle_stage, artifact_uri, experiment_id)
-		VALUES (?, ?, 'UNKNOWN', '', '', 'bench', 'FINISHED', ?, ?, '', 'active', ?, 1)`)
-	latest := prep(`INSERT INTO latest_metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, 0, 0, ?)`)
-	metric := prep(`INSERT INTO metrics (key, value, timestamp, step, is_nan, run_uuid) VALUES (?, ?, ?, 0, 0, ?)`)
-	param := prep(`INSERT INTO params (key, value, run_uuid) VALUES (?, ?, ?)`)
-	tag := prep(`INSERT INTO tags (key, value, run_uuid) VALUES (?, ?, ?)`)
-	r := mrand.New(mrand.NewSource(seed))
-	lrs := []string{"0.01", "0.1", "0.001"}
-	base := int64(1_700_000_000_000) + seed*7
-	must := func(_ sql.Result, err error) {
-		if err != nil {
-			b.Fatal(err)
-		}
-	}
-	for i := 0; i < runs; i++ {
-		var id [16]byte
-		_, _ = rand.Read(id[:])
-		uid := hex.EncodeToString(id[:])
-		start := base + int64(i)*1000
-		name := fmt.Sprintf("run-%d", i)
-		must(run.Exec(uid, name, start, start+500, "mlflow-artifacts:/1/"+uid+"/artifacts"))
-		for _, k := range []string{"accuracy", "loss"} {
-			v := r.Float64()
-			must(latest.Exec(k, v, start+400, uid))
-			must(metric.Exec(k, v, start+400, uid))
-		}
-		must(param.Exec("lr", lrs[r.Intn(3)], uid))
-		must(tag.Exec("mlflow.runName", name, uid))
-		must(tag.Exec("mlflow.user", "bench", uid))
-	}
-	if err := tx.Commit(); err != nil {
-		b.Fatal(err)
-	}
-}
 
 func copyFile(b *testing.B, from, to string) {
 	data, err := os.ReadFile(from)
@@ -132,7 +75,7 @@ func BenchmarkSearchAcrossProjects(b *testing.B) {
 	for i := 0; i < projects; i++ {
 		dir := filepath.Join(home, fmt.Sprintf("p%02d", i))
 		copyFile(b, DBPath(tmpl), DBPath(dir))
-		addRuns(b, DBPath(dir), perProject, int64(i+1))
+		benchdata.AddRuns(b, DBPath(dir), perProject, int64(i+1), benchdata.Base+int64(i+1)*7) // projects differ
 		cat.projects = append(cat.projects, app.Project{ID: fmt.Sprint(i + 1), Name: fmt.Sprintf("p%02d", i), Status: "sleeping", Path: dir})
 	}
 	b.Logf("%d projects x %d runs written in %s", projects, perProject, time.Since(t0).Round(time.Millisecond))

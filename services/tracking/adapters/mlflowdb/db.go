@@ -22,7 +22,6 @@ import (
 
 	_ "github.com/go-sql-driver/mysql" // MySQL and MariaDB, registered as "mysql"
 	_ "github.com/jackc/pgx/v5/stdlib" // PostgreSQL, registered as "pgx"
-	_ "modernc.org/sqlite"             // pure-Go SQLite, registered as "sqlite"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/pkg/platform/mysqlurl"
@@ -185,12 +184,7 @@ func (r *Reader) open(key string) (*conn, error) {
 		if _, err := os.Stat(key); err != nil {
 			return nil, fmt.Errorf("cannot read the database: %w", err)
 		}
-		// mode=ro: MLflow is the only writer. case_sensitive_like: MLflow
-		// sets it on every SQLite session, and LIKE must match as in MLflow.
-		dsn := "file:" + (&url.URL{Path: key}).EscapedPath() +
-			"?mode=ro&_pragma=busy_timeout(5000)&_pragma=case_sensitive_like(1)&_pragma=query_only(1)" +
-			fmt.Sprintf("&_pragma=cache_size(-%d)", cacheKiB)
-		db, err := sql.Open("sqlite", dsn)
+		db, err := sql.Open(sqliteDriver, sqliteDSN(key))
 		if err != nil {
 			return nil, fmt.Errorf("cannot open the database: %w", err)
 		}
