@@ -77,6 +77,9 @@ type Project struct {
 	// adopts it instead of starting a second copy.
 	Pid      int    `json:"pid,omitempty" bson:"pid,omitempty"`
 	PidStart uint64 `json:"-" bson:"pidStart,omitempty"`
+	// RuntimeRef is a cluster runtime's handle of the server (app.Ref.Name:
+	// a Nomad job id, a Deployment's namespace/name), for adoption.
+	RuntimeRef string `json:"-" bson:"runtimeRef,omitempty"`
 	// RanBefore is set once the server has answered: from then on its
 	// database holds the project's data, and a missing one is a loss to
 	// report, not an empty project to start.
