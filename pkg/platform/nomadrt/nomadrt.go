@@ -23,17 +23,24 @@ import (
 	"github.com/hashicorp/nomad/api"
 )
 
-// Config is where the cluster is and how jobs run on it.
+// Config is where the cluster is and how jobs run on it: the
+// MLPANEL_NOMAD_* settings of the projects and deployer services, read
+// when MLPANEL_RUNTIME=nomad.
 type Config struct {
-	Addr        string   // HTTP API of a Nomad agent, e.g. http://127.0.0.1:4646
-	Token       string   // ACL token; empty on a cluster without ACLs
-	Namespace   string   // empty: default
-	Datacenters []string // empty: every datacenter ("*")
+	// Addr is the HTTP API of a Nomad agent, e.g. http://127.0.0.1:4646.
+	Addr string `env:"MLPANEL_NOMAD_ADDR"`
+	// Token is an ACL token; empty on a cluster without ACLs.
+	Token string `env:"MLPANEL_NOMAD_TOKEN"`
+	// Namespace of the jobs; empty: Nomad's default.
+	Namespace string `env:"MLPANEL_NOMAD_NAMESPACE"`
+	// Datacenters the jobs may run in, comma-separated; empty: any.
+	Datacenters []string `env:"MLPANEL_NOMAD_DATACENTERS" envSeparator:","`
 	// Driver is raw_exec (the command runs on the node from the panel's
-	// virtualenv, which every node must have at the same path) or docker
-	// (the command runs in Image).
-	Driver string
-	Image  string // docker image holding mlflow on its PATH
+	// virtualenv, which every node must have at the same path, as the
+	// data home) or docker (the command runs in Image).
+	Driver string `env:"MLPANEL_NOMAD_DRIVER" envDefault:"raw_exec"`
+	// Image is the docker driver's image, with mlflow on its PATH.
+	Image string `env:"MLPANEL_NOMAD_IMAGE"`
 }
 
 // Drivers Nomad may run the servers with.
