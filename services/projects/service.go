@@ -40,6 +40,9 @@ type Config struct {
 	// Runner is the data home (projects' SQLite databases, artifacts,
 	// logs and sockets) and the mlflow executable.
 	conf.Runner
+	// RuntimeChoice is MLPANEL_RUNTIME: what runs the tracking servers
+	// (runtime.go).
+	conf.RuntimeChoice
 	// Ports are the ports tracking servers take, lo-hi.
 	Ports proc.Range `env:"MLPANEL_PORT_RANGE" envDefault:"5000-5099"`
 	// Host is where tracking servers bind.
@@ -141,6 +144,12 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	if err := cfg.Check(); err != nil {
 		return err
 	}
+	tool := &mlflowdb.Tool{Mlflow: cfg.Mlflow}
+	runtime, err := cfg.runtime(tool, log)
+	if err != nil {
+		return err
+	}
+	defer runtime.close() // after Serve: the servers were stopped or left for adoption
 	js, err := events.OpenStream(ctx, nc)
 	if err != nil {
 		return err
@@ -154,24 +163,6 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	if err := cfg.moveServers(ctx, store, log); err != nil {
 		return err
 	}
-	tool := &mlflowdb.Tool{Mlflow: cfg.Mlflow}
-	launcher := cfg.servers()
-	if cfg.Preload {
-		launcher.Zygote = adapters.NewZygote(cfg.Mlflow, filepath.Join(cfg.Home, "mlflow-zygote.log"), cfg.StartTimeout)
-		defer launcher.Zygote.Close() // after Serve: the servers were stopped or left for adoption
-		go func() {
-			if err := launcher.Zygote.Warm(); err != nil {
-				log.Warn("the MLflow zygote did not start; projects will say why when they start", "err", err)
-			}
-		}()
-	}
-	// Starting a project whose database an older MLflow made migrates it
-	// first, behind a backup (mlflowdb.Upgrading).
-	servers := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(cfg.Home, "templates")}
-	var sharedPid func() int
-	if launcher.Zygote != nil {
-		sharedPid = launcher.Zygote.Pid
-	}
 	svc := app.New(app.Config{
 		Home:         cfg.Home,
 		Ports:        cfg.Ports,
@@ -180,12 +171,12 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 		InternalURL:  cfg.internalURL,
 		StartTimeout: cfg.StartTimeout,
 		MaxFailures:  cfg.MaxFailures,
-		StopOnExit:   cfg.StopOnExit,
+		StopOnExit:   cfg.StopOnExit && runtime.stopOnExit,
 		IdleTimeout:  cfg.IdleTimeout,
 		MaxAwake:     cfg.MaxAwake,
 		Databases:    cfg.databases(),
-		SharedPid:    sharedPid,
-	}, store, servers,
+		SharedPid:    runtime.sharedPid,
+	}, store, runtime.Runtime,
 		events.NewPublisher(js, "mlpanel/projects"), log)
 
 	mover := app.NewMover(svc, tool, cfg.ImportRoot)
@@ -196,7 +187,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	register := func() (reconcile.Endpoints, error) {
 		return ports.Register(nc, svc, Version, log, ports.MoveOps(mover))
 	}
-	return reconcile.Serve(ctx, svc, register, log, "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
+	return reconcile.Serve(ctx, svc, register, log, "runtime", cfg.Runtime, "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
 }
 
 // databases is nil without MLPANEL_PROJECT_DB_URL: a create asking for
@@ -274,13 +265,16 @@ func (c Config) moveServers(ctx context.Context, store *adapters.MongoStore, log
 	}
 	for _, p := range all {
 		internal, advert := c.internalURL(p), c.advertiseURL(p)
+		if c.Runtime != conf.RuntimeLocal {
+			internal = p.InternalURL // a cluster runtime reports its servers' addresses itself
+		}
 		if p.InternalURL == internal && p.MlflowURI == advert {
 			continue
 		}
 		if p.InternalURL != internal && p.Pid != 0 {
 			if pr, ok := proc.Adopt(p.Pid, p.PidStart); ok {
 				log.Info("restarting tracking server at its new address", "project", p.ID, "from", p.InternalURL, "to", internal)
-				if err := pr.Stop(10 * time.Second); err != nil {
+				if err := pr.Stop(stopGrace); err != nil {
 					return fmt.Errorf("stopping the server of project %s to move it: %w", p.ID, err)
 				}
 			}

@@ -58,6 +58,13 @@ func Load(cfg any) error {
 			reflect.TypeFor[time.Duration](): want("a duration such as 30s", func(v string) (any, error) {
 				return time.ParseDuration(v)
 			}),
+			reflect.TypeFor[Runtime](): func(v string) (any, error) {
+				r, err := ParseRuntime(v)
+				if err != nil {
+					return nil, setError{fmt.Errorf("%s: %w", current, err)}
+				}
+				return r, nil
+			},
 			reflect.TypeFor[proc.Range](): func(v string) (any, error) {
 				r, err := proc.ParseRange(v)
 				if err != nil {
@@ -213,6 +220,43 @@ type Runner struct {
 	// Mlflow is the mlflow executable; by default the repository's .venv's
 	// (DefaultMlflow).
 	Mlflow string `env:"MLPANEL_MLFLOW" conf:"computed"`
+}
+
+// Runtime is what runs the project and model servers (MLPANEL_RUNTIME):
+// child processes of the services (RuntimeLocal), or a cluster engine.
+type Runtime string
+
+const (
+	RuntimeLocal      Runtime = "local"
+	RuntimeNomad      Runtime = "nomad"
+	RuntimeKubernetes Runtime = "kubernetes"
+)
+
+// Runtimes are every runtime MLPANEL_RUNTIME may name.
+var Runtimes = []Runtime{RuntimeLocal, RuntimeNomad, RuntimeKubernetes}
+
+// ParseRuntime checks a value of MLPANEL_RUNTIME.
+func ParseRuntime(v string) (Runtime, error) {
+	for _, r := range Runtimes {
+		if Runtime(strings.TrimSpace(v)) == r {
+			return r, nil
+		}
+	}
+	return "", fmt.Errorf("runtime %q: use local (child processes on this machine), nomad or kubernetes", v)
+}
+
+// RuntimeChoice is the MLPANEL_RUNTIME setting, shared by the services
+// that run servers (projects, deployer).
+type RuntimeChoice struct {
+	// Runtime runs the tracking and model servers: local child processes,
+	// or Nomad jobs or Kubernetes Deployments.
+	Runtime Runtime `env:"MLPANEL_RUNTIME" envDefault:"local"`
+}
+
+// NotWired is the start-up error of a runtime this build has no adapter
+// for yet.
+func NotWired(service string, r Runtime) error {
+	return fmt.Errorf("MLPANEL_RUNTIME=%s: the %s service cannot run its servers on %s in this build yet; use MLPANEL_RUNTIME=local", r, service, r)
 }
 
 // Resolve fills what Load leaves to the code: an absolute Home and the

@@ -61,9 +61,15 @@ func ReadLogs(id, path string, n int) (Logs, error) {
 	if err != nil {
 		return Logs{}, fmt.Errorf("reading log of %s: %w", id, err)
 	}
+	return LogsOf(id, text), nil
+}
+
+// LogsOf is the logs answer for text, the tail of the log of entity id
+// however it was read (a file, a cluster's log API).
+func LogsOf(id, text string) Logs {
 	count := 0
 	if text != "" {
 		count = strings.Count(text, "\n") + 1
 	}
-	return Logs{ID: id, Lines: count, Log: text}, nil
+	return Logs{ID: id, Lines: count, Log: text}
 }

@@ -30,16 +30,6 @@ var (
 	ErrDuplicateName = errors.New("duplicate name")
 )
 
-// Servers starts and probes MLflow tracking servers.
-type Servers interface {
-	// Start launches the tracking server of p (files under p.Path, port p.Port).
-	Start(p domain.Project) (*proc.Process, error)
-	// Healthy reports whether the server of p answers /health.
-	Healthy(ctx context.Context, p domain.Project) bool
-	// LogFile is where the server of p writes its output.
-	LogFile(p domain.Project) string
-}
-
 // Databases creates and drops the PostgreSQL databases of projects with
 // backend postgresql, on the server of MLPANEL_PROJECT_DB_URL.
 type Databases interface {
@@ -54,13 +44,12 @@ type Publisher = events.Publishes
 type Config struct {
 	Home         string                        // data home; projects live in Home/projects/<id>
 	Ports        proc.Range                    // tracking server ports
-	Host         string                        // interface the servers bind to
+	Host         string                        // interface local servers bind to, for picking free ports
 	AdvertiseURL func(p domain.Project) string // mlflowUri
 	InternalURL  func(p domain.Project) string // internalUrl
 	StartTimeout time.Duration                 // how long a server may take to answer /health
 	MaxFailures  int                           // consecutive crashes before a project is failed
-	StopGrace    time.Duration                 // SIGTERM to SIGKILL
-	StopOnExit   bool                          // stop every server when the service stops
+	StopOnExit   bool                          // stop every server when the service stops (Server.Stop)
 	Interval     time.Duration                 // reconcile period
 	IdleTimeout  time.Duration                 // a running project unused this long sleeps; 0 never
 	MaxAwake     int                           // at most this many servers run at once when waking; 0 no bound
@@ -72,7 +61,7 @@ type Config struct {
 type Service struct {
 	cfg     Config
 	store   Store
-	servers Servers
+	runtime Runtime // runs the servers: runtime.go
 	pub     Publisher
 	log     *slog.Logger
 	now     func() time.Time
@@ -84,17 +73,16 @@ type Service struct {
 	createMu sync.Mutex
 	ctl      *reconcile.Controller
 	rec      events.Recorder[domain.Project]
-	rt       reconcile.Runtimes[runtime] // by project id
+	rt       reconcile.Runtimes[serverState] // by project id
 }
 
 // New builds the service.
-func New(cfg Config, store Store, servers Servers, pub Publisher, log *slog.Logger) *Service {
+func New(cfg Config, store Store, runtime Runtime, pub Publisher, log *slog.Logger) *Service {
 	cfg.Interval = cmp.Or(cfg.Interval, time.Second)
 	cfg.MaxFailures = cmp.Or(cfg.MaxFailures, 5)
-	cfg.StopGrace = cmp.Or(cfg.StopGrace, 10*time.Second)
 	cfg.StartTimeout = cmp.Or(cfg.StartTimeout, 2*time.Minute)
 	s := &Service{
-		cfg: cfg, store: store, servers: servers, pub: pub, log: log,
+		cfg: cfg, store: store, runtime: runtime, pub: pub, log: log,
 		now: reconcile.Now,
 	}
 	s.rec = events.Recorder[domain.Project]{Entity: "project", IDOf: projectID, Replace: store.Replace, Pub: pub, Log: log,

@@ -1,7 +1,6 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,7 +12,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -47,47 +45,205 @@ func (s memStore) GetByName(_ context.Context, name string) (domain.Project, err
 	return s.Find(func(p domain.Project) bool { return p.Name == name })
 }
 
-// sleepServers runs a real process (sleep) for each "tracking server";
-// whether it answers /health is the test's to say.
-type sleepServers struct {
-	dir      string
-	healthy  atomic.Bool
+// fakeRuntime is a Runtime in memory, for the use cases above the seam:
+// a "server" is a record with a made-up pid that the test can crash,
+// move to another address or have restarted behind the service's back,
+// as a process table or a cluster engine would. Whether a server
+// answers /health is the test's to say, and it answers only at the
+// address the runtime reports, so a service that probes a stale
+// internalUrl never sees it running.
+type fakeRuntime struct {
+	healthy atomic.Bool
+	starts  atomic.Int32
+	purged  atomic.Int32
+
 	mu       sync.Mutex
 	startErr error
-	starts   atomic.Int32
+	adoptErr error
+	nextPid  int
+	servers  []*fakeServer // every one ever started, oldest first
+	logs     map[string]string
 }
 
-func (f *sleepServers) failWith(err error) {
+func newFakeRuntime() *fakeRuntime { return &fakeRuntime{nextPid: 1000, logs: map[string]string{}} }
+
+// fakeServer is one server of the fake runtime.
+type fakeServer struct {
+	f        *fakeRuntime
+	project  string
+	pid      int
+	alive    bool
+	addr     string
+	restarts int
+	reason   string
+	ended    string // "stopped" or "removed"
+}
+
+func (f *fakeRuntime) failWith(err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.startErr = err
 }
 
-func (f *sleepServers) Start(p domain.Project) (*proc.Process, error) {
+func (f *fakeRuntime) Start(_ context.Context, p domain.Project) (Server, error) {
 	f.starts.Add(1)
 	f.mu.Lock()
-	err := f.startErr
-	f.mu.Unlock()
-	if err != nil {
-		return nil, err
+	defer f.mu.Unlock()
+	f.logs[p.ID] += fmt.Sprintf("==> start %d\n", f.starts.Load())
+	if f.startErr != nil {
+		f.logs[p.ID] += f.startErr.Error() + "\n"
+		return nil, f.startErr
 	}
-	return proc.Start(proc.Spec{Path: "sleep", Args: []string{"60"}, LogFile: f.LogFile(p)})
-}
-func (f *sleepServers) Healthy(context.Context, domain.Project) bool { return f.healthy.Load() }
-func (f *sleepServers) LogFile(p domain.Project) string {
-	return filepath.Join(f.dir, "project-"+p.ID+".log")
+	if live := f.liveOf(p.ID); live != nil {
+		return live, nil // idempotent, as the contract asks
+	}
+	f.nextPid++
+	srv := &fakeServer{f: f, project: p.ID, pid: f.nextPid, alive: true, addr: p.InternalURL}
+	f.servers = append(f.servers, srv)
+	return srv, nil
 }
 
-func newTestService(t *testing.T, maxFailures int) (*Service, *sleepServers, *eventstest.Publisher) {
+func (f *fakeRuntime) Adopt(_ context.Context, p domain.Project) (Server, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.adoptErr != nil {
+		return nil, f.adoptErr
+	}
+	if live := f.liveOf(p.ID); live != nil {
+		return live, nil
+	}
+	return nil, nil
+}
+
+// liveOf is the live server of project id; the caller holds f.mu.
+func (f *fakeRuntime) liveOf(id string) *fakeServer {
+	for _, srv := range f.servers {
+		if srv.project == id && srv.alive {
+			return srv
+		}
+	}
+	return nil
+}
+
+func (f *fakeRuntime) Healthy(_ context.Context, p domain.Project) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	live := f.liveOf(p.ID)
+	return f.healthy.Load() && live != nil && live.addr != "" && live.addr == p.InternalURL
+}
+
+func (f *fakeRuntime) Logs(_ context.Context, p domain.Project, n int) (string, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	lines := strings.Split(strings.TrimRight(f.logs[p.ID], "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n"), nil
+}
+
+func (f *fakeRuntime) Usage(_ context.Context, p domain.Project) (Usage, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.liveOf(p.ID) == nil {
+		return Usage{}, nil
+	}
+	return Usage{Processes: 1, PSSBytes: 30 << 20, RSSBytes: 90 << 20, CPUSeconds: 1.5}, nil
+}
+
+func (f *fakeRuntime) Purge(context.Context, domain.Project) error {
+	f.purged.Add(1)
+	return nil
+}
+
+func (s *fakeServer) Observe(context.Context) Observation {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	return Observation{Alive: s.alive, Address: s.addr, Restarts: s.restarts, Reason: s.reason}
+}
+
+func (s *fakeServer) end(how string) error {
+	s.f.mu.Lock()
+	defer s.f.mu.Unlock()
+	if s.alive {
+		s.alive, s.ended = false, how
+	}
+	return nil
+}
+
+func (s *fakeServer) Stop(context.Context) error   { return s.end("stopped") }
+func (s *fakeServer) Remove(context.Context) error { return s.end("removed") }
+func (s *fakeServer) Ref() Ref                     { return Ref{Pid: s.pid, PidStart: uint64(s.pid) * 7} }
+
+// server is the server with this pid; nil if none was ever started.
+func (f *fakeRuntime) server(pid int) *fakeServer {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, srv := range f.servers {
+		if srv.pid == pid {
+			return srv
+		}
+	}
+	return nil
+}
+
+// alive reports whether the server with this pid runs.
+func (f *fakeRuntime) alive(pid int) bool {
+	srv := f.server(pid)
+	if srv == nil {
+		return false
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return srv.alive
+}
+
+// crash makes the server with this pid vanish, as kill -9 or a lost
+// allocation would, with the runtime's reason.
+func (f *fakeRuntime) crash(t *testing.T, pid int, reason string) {
+	t.Helper()
+	srv := f.server(pid)
+	if srv == nil {
+		t.Fatalf("no server with pid %d", pid)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	srv.alive, srv.reason = false, reason
+}
+
+// set changes what the runtime reports of the server with this pid.
+func (f *fakeRuntime) set(t *testing.T, pid int, change func(*fakeServer)) {
+	t.Helper()
+	srv := f.server(pid)
+	if srv == nil {
+		t.Fatalf("no server with pid %d", pid)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	change(srv)
+}
+
+// ended says how the server with this pid was ended ("" while it runs).
+func (f *fakeRuntime) ended(pid int) string {
+	srv := f.server(pid)
+	if srv == nil {
+		return ""
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return srv.ended
+}
+
+func newTestService(t *testing.T, maxFailures int) (*Service, *fakeRuntime, *eventstest.Publisher) {
 	t.Helper()
 	home := t.TempDir()
-	srv := &sleepServers{dir: home}
+	srv := newFakeRuntime()
 	pub := &eventstest.Publisher{}
 	s := New(Config{
 		Home: home, Ports: proc.Range{Lo: 47100, Hi: 47199}, Host: "127.0.0.1",
 		AdvertiseURL: func(p domain.Project) string { return "http://mlflow/" + p.Name },
 		InternalURL:  func(p domain.Project) string { return "http://internal/" + p.ID },
-		Interval:     10 * time.Millisecond, MaxFailures: maxFailures, StopGrace: time.Second, StopOnExit: true,
+		Interval:     10 * time.Millisecond, MaxFailures: maxFailures, StopOnExit: true,
 	}, newMemStore(), srv, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
 	if err := s.Adopt(ctx); err != nil {
@@ -105,21 +261,6 @@ func waitStatus(t *testing.T, s *Service, id string, want domain.Status) domain.
 		func(p domain.Project) string {
 			return fmt.Sprintf("is %s, want %s (last error %q)", p.Status, want, p.LastError)
 		})
-}
-
-// alive reports whether pid runs. A zombie (killed, not yet reaped by
-// the goroutine that waits on it) does not count: it runs nothing.
-func alive(pid int) bool {
-	if pid <= 0 || syscall.Kill(pid, 0) != nil {
-		return false
-	}
-	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return false
-	}
-	// The state follows the command name in parentheses: "pid (comm) S ...".
-	i := bytes.LastIndexByte(stat, ')')
-	return i < 0 || i+2 >= len(stat) || stat[i+2] != 'Z'
 }
 
 func TestCreateValidatesAndKeepsNamesUnique(t *testing.T) {
@@ -172,7 +313,7 @@ func TestLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got.Status != domain.StatusStarting || !alive(got.Pid) {
+	if got.Status != domain.StatusStarting || !srv.alive(got.Pid) {
 		t.Fatalf("after run: %s pid %d, want starting with a live server", got.Status, got.Pid)
 	}
 	if _, err := s.Run(ctx, p.ID); events.StatusOf(err) != http.StatusConflict {
@@ -185,9 +326,7 @@ func TestLifecycle(t *testing.T) {
 	}
 
 	// A crash is restarted, with a new process.
-	if err := syscall.Kill(-running.Pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	srv.crash(t, running.Pid, "")
 	deadline := time.Now().Add(10 * time.Second)
 	var again domain.Project
 	for {
@@ -211,8 +350,8 @@ func TestLifecycle(t *testing.T) {
 	if err != nil || stopped.Status != domain.StatusTerminated || stopped.Pid != 0 {
 		t.Fatalf("terminate: %+v, %v", stopped, err)
 	}
-	if alive(again.Pid) {
-		t.Fatal("terminate left the server running")
+	if srv.alive(again.Pid) || srv.ended(again.Pid) != "removed" {
+		t.Fatalf("terminate left the server %q, want removed", srv.ended(again.Pid))
 	}
 	if _, err := s.Healthcheck(ctx, p.ID); events.StatusOf(err) != http.StatusBadRequest {
 		t.Fatalf("healthcheck of a stopped project: %v, want 400", err)
@@ -285,9 +424,9 @@ func TestLogs(t *testing.T) {
 	if l, err := s.Logs(ctx, p.ID, 10); err != nil || l.Lines != 0 {
 		t.Fatalf("logs of a project that never ran: %+v, %v", l, err)
 	}
-	if err := os.WriteFile(srv.LogFile(p), []byte("one\ntwo\nthree\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	srv.mu.Lock()
+	srv.logs[p.ID] = "one\ntwo\nthree\n"
+	srv.mu.Unlock()
 	if l, err := s.Logs(ctx, "alpha", 2); err != nil || l.Log != "two\nthree" || l.Lines != 2 {
 		t.Fatalf("last 2 lines: %+v, %v", l, err)
 	}

@@ -132,6 +132,11 @@ func (s *Service) Delete(ctx context.Context, ref string) (domain.Project, error
 			return fmt.Errorf("deleting project %s: %w", p.ID, err)
 		}
 		s.rt.Forget(p.ID)
+		if err := s.runtime.Purge(context.WithoutCancel(ctx), *p); err != nil {
+			// The record and files are gone already; what the runtime
+			// kept (a volume claim) is named so it can be removed by hand.
+			s.log.Error("removing what the runtime kept for a deleted project; remove it by hand", "project", p.ID, "ref", p.RuntimeRef, "err", err)
+		}
 		if moved {
 			p.Path = dest
 		}

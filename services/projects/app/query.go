@@ -90,11 +90,11 @@ func (s *Service) Healthcheck(ctx context.Context, ref string) (Health, error) {
 	if err != nil {
 		return Health{}, err
 	}
-	r := s.rt.Get(p.ID)
-	if r.proc == nil || !r.proc.Alive() {
+	srv := s.rt.Get(p.ID).srv
+	if srv == nil || !srv.Observe(ctx).Alive {
 		return Health{}, errs.Invalidf("the tracking server of project %s is not running (status %s): start it with PUT /projects/%s/run", p.Name, p.Status, p.ID)
 	}
-	return Health{ID: p.ID, Status: "alive", Pid: r.proc.Pid, Port: p.Port}, nil
+	return Health{ID: p.ID, Status: "alive", Pid: srv.Ref().Pid, Port: p.Port}, nil
 }
 
 // Ping reports whether the tracking server answers HTTP.
@@ -103,7 +103,7 @@ func (s *Service) Ping(ctx context.Context, ref string) (Health, error) {
 	if err != nil {
 		return Health{}, err
 	}
-	if !s.servers.Healthy(ctx, p) {
+	if !s.runtime.Healthy(ctx, p) {
 		return Health{}, errs.Invalidf("the tracking server of project %s does not answer on port %d (status %s)", p.Name, p.Port, p.Status)
 	}
 	return Health{ID: p.ID, Status: "ok", Port: p.Port}, nil
@@ -119,5 +119,9 @@ func (s *Service) Logs(ctx context.Context, ref string, n int) (Logs, error) {
 	if err != nil {
 		return Logs{}, err
 	}
-	return proc.ReadLogs(p.ID, s.servers.LogFile(p), n)
+	text, err := s.runtime.Logs(ctx, p, n)
+	if err != nil {
+		return Logs{}, fmt.Errorf("reading the log of project %s: %w", p.ID, err)
+	}
+	return proc.LogsOf(p.ID, text), nil
 }

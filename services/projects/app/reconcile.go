@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -12,12 +13,14 @@ import (
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
-// runtime is what the service knows about a project's server beyond the
-// record: the process handle and the crash bookkeeping for backoff.
-type runtime struct {
-	proc      *proc.Process
+// serverState is what the service knows about a project's server
+// beyond the record: the runtime's handle and the crash bookkeeping for
+// backoff.
+type serverState struct {
+	srv       Server // nil: none runs for this service
 	startedAt time.Time
 	crashes   proc.Crashes
+	restarts  int       // Observation.Restarts already counted
 	checkedAt time.Time // last /health that answered; running servers are probed every healthEvery
 	// unanswered counts /health probes of a live server missed in a row.
 	unanswered int
@@ -42,22 +45,26 @@ func (s *Service) Supervise(ctx context.Context) error {
 
 // Adopt takes over the live servers recorded in the store, so a restart of
 // the service never starts a second copy or leaves an orphan. It runs
-// before the service answers requests.
+// before the service answers requests. Every project is asked about: a
+// cluster runtime may hold a server for a project whose record says it
+// stopped (the service died between the two), which converge removes.
 func (s *Service) Adopt(ctx context.Context) error {
 	all, err := s.store.All(ctx)
 	if err != nil {
 		return fmt.Errorf("loading projects to adopt their servers: %w", err)
 	}
 	for _, p := range all {
-		if p.Pid == 0 {
+		srv, err := s.runtime.Adopt(ctx, p)
+		if err != nil {
+			return fmt.Errorf("looking for the tracking server of project %s to adopt: %w", p.ID, err)
+		}
+		if srv == nil {
 			continue
 		}
-		if pr, ok := proc.Adopt(p.Pid, p.PidStart); ok {
-			r := s.rt.Get(p.ID)
-			r.proc, r.startedAt = pr, s.now()
-			r.idle.Touch(s.now()) // its idle clock restarts with the service
-			s.log.Info("adopted tracking server", "project", p.ID, "pid", p.Pid)
-		}
+		r := s.rt.Get(p.ID)
+		r.srv, r.startedAt, r.restarts = srv, s.now(), 0
+		r.idle.Touch(s.now()) // its idle clock restarts with the service
+		s.log.Info("adopted tracking server", "project", p.ID, "pid", srv.Ref().Pid, "ref", srv.Ref().Name)
 	}
 	return nil
 }
@@ -94,19 +101,23 @@ func (s *Service) Reconcile(ctx context.Context, id string) (reconcile.Result, e
 // it if anything changed. The caller holds the project's lock.
 func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 	r := s.rt.Get(p.ID)
-	alive := r.proc != nil && r.proc.Alive()
+	var seen Observation
+	if r.srv != nil {
+		seen = r.srv.Observe(ctx)
+	}
 
 	if p.DesiredState != domain.DesiredRunning {
-		if r.proc != nil {
-			if err := r.proc.Stop(s.cfg.StopGrace); err != nil {
+		if r.srv != nil {
+			if err := r.srv.Remove(ctx); err != nil {
 				return fmt.Errorf("stopping tracking server of %s: %w", p.ID, err)
 			}
-			r.proc = nil
+			r.srv = nil
 		}
 		if p.Status == domain.StatusStarting || p.Status == domain.StatusRunning || p.Status == domain.StatusFailed ||
-			p.Status == domain.StatusSleeping || p.Pid != 0 {
+			p.Status == domain.StatusSleeping || p.Status == domain.StatusUnhealthy || p.Pid != 0 || p.RuntimeRef != "" {
 			p.SleepReason = ""
-			p.Status, p.Pid, p.PidStart = domain.StatusTerminated, 0, 0
+			p.Status = domain.StatusTerminated
+			setRef(p, Ref{})
 			return s.rec.Save(ctx, p, "terminated")
 		}
 		return nil
@@ -119,11 +130,14 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 		return nil // the first request wakes it (Wake)
 	}
 
-	if alive {
+	if r.srv != nil && seen.Alive {
+		if done, err := s.observed(ctx, p, r, seen); done || err != nil {
+			return err
+		}
 		if (p.Status == domain.StatusRunning || p.Status == domain.StatusUnhealthy) && s.now().Sub(r.checkedAt) < healthEvery {
 			return nil
 		}
-		if s.servers.Healthy(ctx, *p) {
+		if seen.Address != "" && s.runtime.Healthy(ctx, *p) {
 			r.checkedAt, r.unanswered = s.now(), 0
 			if s.now().Sub(r.startedAt) > proc.StableAfter {
 				r.crashes.Reset()
@@ -136,16 +150,21 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 			return nil
 		}
 		if p.Status == domain.StatusStarting && s.now().Sub(r.startedAt) > s.cfg.StartTimeout {
-			_ = r.proc.Stop(s.cfg.StopGrace)
+			_ = r.srv.Remove(ctx)
+			r.srv = nil
 			return s.crashed(ctx, p, r, fmt.Sprintf("the tracking server did not answer /health within %s", s.cfg.StartTimeout))
 		}
 		return s.unanswered(ctx, p, r)
 	}
 
-	if r.proc != nil { // it was ours and it died
-		_ = r.proc.Stop(s.cfg.StopGrace) // its workers may still hold the port
-		r.proc = nil
-		return s.crashed(ctx, p, r, "the tracking server exited unexpectedly")
+	if r.srv != nil { // it was ours and it is gone
+		_ = r.srv.Remove(ctx) // its workers may still hold the port; a cluster may keep its object
+		r.srv = nil
+		reason := "the tracking server exited unexpectedly"
+		if seen.Reason != "" {
+			reason += ": " + seen.Reason
+		}
+		return s.crashed(ctx, p, r, reason)
 	}
 
 	if !r.crashes.Ready(s.now()) {
@@ -154,40 +173,94 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 	return s.start(ctx, p, r)
 }
 
-func (s *Service) start(ctx context.Context, p *domain.Project, r *runtime) error {
+// observed applies what the runtime reports of a live server beyond
+// being alive: restarts it made on its own count as crashes, a server
+// without an address (being moved) is starting again, and a new address
+// is saved and published so the gateway proxies there. It reports
+// whether it dealt with this step.
+func (s *Service) observed(ctx context.Context, p *domain.Project, r *serverState, seen Observation) (bool, error) {
+	if seen.Restarts > r.restarts {
+		n := seen.Restarts - r.restarts
+		r.restarts = seen.Restarts
+		return true, s.restartedBy(ctx, p, r, n, cmp.Or(seen.Reason, "the runtime restarted the tracking server"))
+	}
+	if seen.Address == "" {
+		if p.Status == domain.StatusRunning || p.Status == domain.StatusUnhealthy {
+			r.startedAt = s.now()
+			p.Status = domain.StatusStarting
+			p.LastError = cmp.Or(seen.Reason, "the runtime is moving the tracking server; it has no address yet")
+			return true, s.rec.Save(ctx, p, "starting")
+		}
+		return false, nil // starting: the start timeout applies
+	}
+	if seen.Address != p.InternalURL {
+		s.log.Info("tracking server moved", "project", p.ID, "from", p.InternalURL, "to", seen.Address)
+		p.InternalURL = seen.Address
+		r.checkedAt = time.Time{} // probe the new address now
+		return true, s.rec.Save(ctx, p, "updated")
+	}
+	return false, nil
+}
+
+// restartedBy counts n restarts the runtime made itself as crashes: the
+// server is starting again, and after MaxFailures in a row the project
+// fails and the server is removed, as a local crash loop would.
+func (s *Service) restartedBy(ctx context.Context, p *domain.Project, r *serverState, n int, reason string) error {
+	for range n {
+		r.crashes.Record(s.now())
+	}
+	p.RestartCount += n
+	r.startedAt = s.now()
+	if r.crashes.Count >= s.cfg.MaxFailures {
+		if err := r.srv.Remove(ctx); err != nil {
+			return fmt.Errorf("removing the crash-looping tracking server of %s: %w", p.ID, err)
+		}
+		r.srv = nil
+		setRef(p, Ref{})
+		return s.failWithTail(ctx, p, r, reason)
+	}
+	p.LastError = reason
+	s.log.Warn("tracking server restarted by its runtime", "project", p.ID, "reason", reason, "attempt", r.crashes.Count)
+	if p.Status == domain.StatusRunning || p.Status == domain.StatusUnhealthy {
+		p.Status = domain.StatusStarting
+		return s.rec.Save(ctx, p, "starting")
+	}
+	return s.rec.Save(ctx, p, "")
+}
+
+// setRef records the runtime's handle of the server on p (Ref{}: none).
+func setRef(p *domain.Project, ref Ref) {
+	p.Pid, p.PidStart, p.RuntimeRef = ref.Pid, ref.PidStart, ref.Name
+}
+
+func (s *Service) start(ctx context.Context, p *domain.Project, r *serverState) error {
 	return s.startAs(ctx, p, r, "starting")
 }
 
 // startAs starts the server and records change ("starting", "waking").
-func (s *Service) startAs(ctx context.Context, p *domain.Project, r *runtime, change string) error {
-	if !proc.PortFree(s.cfg.Host, p.Port) {
-		return s.crashed(ctx, p, r, fmt.Sprintf("port %d is in use by another program: stop it or delete and re-create the project to get another port", p.Port))
-	}
-	pr, err := s.servers.Start(*p)
+func (s *Service) startAs(ctx context.Context, p *domain.Project, r *serverState, change string) error {
+	srv, err := s.runtime.Start(ctx, *p)
 	if reconcile.IsTerminal(err) {
 		return s.fail(ctx, p, err.Error())
 	}
 	if err != nil {
 		return s.crashed(ctx, p, r, err.Error())
 	}
-	r.proc, r.startedAt = pr, s.now()
+	r.srv, r.startedAt, r.restarts = srv, s.now(), 0
 	r.idle.Touch(s.now())
-	p.Status, p.Pid, p.PidStart, p.SleepReason = domain.StatusStarting, pr.Pid, pr.StartTime, ""
+	p.Status, p.SleepReason = domain.StatusStarting, ""
+	setRef(p, srv.Ref())
 	return s.rec.Save(ctx, p, change)
 }
 
 // crashed counts a failure: backs off before the next start, and after
 // MaxFailures in a row gives up and shows the log tail.
-func (s *Service) crashed(ctx context.Context, p *domain.Project, r *runtime, reason string) error {
+func (s *Service) crashed(ctx context.Context, p *domain.Project, r *serverState, reason string) error {
 	wait := r.crashes.Record(s.now())
 	p.RestartCount++
-	p.Pid, p.PidStart = 0, 0
-	tail, _ := proc.Tail(s.servers.LogFile(*p), 20)
+	setRef(p, Ref{})
 	if r.crashes.Count >= s.cfg.MaxFailures {
-		p.Status = domain.StatusFailed
-		p.LastError = fmt.Sprintf("%s (%d times in a row); last log lines:\n%s", reason, r.crashes.Count, strings.TrimSpace(tail))
-		s.log.Warn("tracking server failed", "project", p.ID, "reason", reason)
-		return s.rec.Save(ctx, p, "failed")
+		return s.failWithTail(ctx, p, r, reason)
 	}
 	p.Status = domain.StatusStarting
 	p.LastError = reason
@@ -195,10 +268,21 @@ func (s *Service) crashed(ctx context.Context, p *domain.Project, r *runtime, re
 	return s.rec.Save(ctx, p, "")
 }
 
+// failWithTail gives up after MaxFailures crashes in a row and shows the
+// server's last log lines.
+func (s *Service) failWithTail(ctx context.Context, p *domain.Project, r *serverState, reason string) error {
+	tail, _ := s.runtime.Logs(ctx, *p, 20)
+	p.Status = domain.StatusFailed
+	p.LastError = fmt.Sprintf("%s (%d times in a row); last log lines:\n%s", reason, r.crashes.Count, strings.TrimSpace(tail))
+	s.log.Warn("tracking server failed", "project", p.ID, "reason", reason)
+	return s.rec.Save(ctx, p, "failed")
+}
+
 // fail gives up at once on a start that retrying cannot fix, until a
 // user runs the project again.
 func (s *Service) fail(ctx context.Context, p *domain.Project, reason string) error {
-	p.Status, p.LastError, p.Pid, p.PidStart = domain.StatusFailed, reason, 0, 0
+	p.Status, p.LastError = domain.StatusFailed, reason
+	setRef(p, Ref{})
 	s.log.Warn("tracking server cannot start", "project", p.ID, "reason", reason)
 	return s.rec.Save(ctx, p, "failed")
 }
@@ -207,11 +291,11 @@ func (s *Service) fail(ctx context.Context, p *domain.Project, reason string) er
 // shutdown with many projects still ends within seconds.
 func (s *Service) stopAll() {
 	var stops []func()
-	s.rt.Each(func(_ string, r *runtime) {
-		if pr := r.proc; pr != nil {
+	s.rt.Each(func(id string, r *serverState) {
+		if srv := r.srv; srv != nil {
 			stops = append(stops, func() {
-				if err := pr.Stop(s.cfg.StopGrace); err != nil {
-					s.log.Error("stopping tracking server", "pid", pr.Pid, "err", err)
+				if err := srv.Stop(context.Background()); err != nil {
+					s.log.Error("stopping tracking server", "project", id, "err", err)
 				}
 			})
 		}
@@ -227,7 +311,7 @@ const unhealthyAfter = 2
 // unhealthyAfter in a row a running project is marked unhealthy (with an
 // event), so nobody takes a hung server for a working one. The process is
 // left alone: it may be busy, and it is running again once it answers.
-func (s *Service) unanswered(ctx context.Context, p *domain.Project, r *runtime) error {
+func (s *Service) unanswered(ctx context.Context, p *domain.Project, r *serverState) error {
 	if p.Status != domain.StatusRunning && p.Status != domain.StatusUnhealthy {
 		return nil
 	}
@@ -240,7 +324,10 @@ func (s *Service) unanswered(ctx context.Context, p *domain.Project, r *runtime)
 	}
 	r.checkedAt = s.now()
 	p.Status = domain.StatusUnhealthy
-	p.LastError = fmt.Sprintf("the tracking server (pid %d) stopped answering /health; it is running again once it answers", p.Pid)
-	s.log.Warn("tracking server unhealthy", "project", p.ID, "pid", p.Pid)
+	p.LastError = "the tracking server stopped answering /health; it is running again once it answers"
+	if p.Pid != 0 {
+		p.LastError = fmt.Sprintf("the tracking server (pid %d) stopped answering /health; it is running again once it answers", p.Pid)
+	}
+	s.log.Warn("tracking server unhealthy", "project", p.ID, "pid", p.Pid, "address", p.InternalURL)
 	return s.rec.Save(ctx, p, "unhealthy")
 }

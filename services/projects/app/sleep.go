@@ -9,7 +9,6 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/platform/activity"
 	"github.com/mlpanel/mlpanel/pkg/platform/errs"
-	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -69,15 +68,16 @@ func (s *Service) sleepIfIdle(ctx context.Context, p *domain.Project) (reconcile
 
 // sleep stops the server of a project that stays wanted. The caller
 // holds the project's lock.
-func (s *Service) sleep(ctx context.Context, p *domain.Project, r *runtime, reason string) error {
-	if r.proc != nil {
-		if err := r.proc.Stop(s.cfg.StopGrace); err != nil {
+func (s *Service) sleep(ctx context.Context, p *domain.Project, r *serverState, reason string) error {
+	if r.srv != nil {
+		if err := r.srv.Stop(ctx); err != nil {
 			return fmt.Errorf("putting tracking server of %s to sleep: %w", p.ID, err)
 		}
-		r.proc = nil
+		r.srv = nil
 	}
 	r.idle.slept(s.now())
-	p.Status, p.Pid, p.PidStart, p.SleepReason = domain.StatusSleeping, 0, 0, reason
+	p.Status, p.SleepReason = domain.StatusSleeping, reason
+	setRef(p, Ref{})
 	s.log.Info("project sleeping", "project", p.ID, "reason", reason)
 	return s.rec.Save(ctx, p, "sleeping")
 }
@@ -132,10 +132,10 @@ func (s *Service) Wake(ctx context.Context, ref string) (domain.Project, error) 
 				if err := s.startAs(ctx, p, r, "waking"); err != nil {
 					return err
 				}
-			case p.Status == domain.StatusStarting && r.proc == nil && p.LastError != "":
+			case p.Status == domain.StatusStarting && r.srv == nil && p.LastError != "":
 				// It crashed while starting and backs off: the caller
 				// gets the reason now instead of a hang.
-				tail, _ := proc.Tail(s.servers.LogFile(*p), 20)
+				tail, _ := s.runtime.Logs(ctx, *p, 20)
 				return errs.Unavailablef("project %s did not start: %s; last log lines:\n%s",
 					p.Name, p.LastError, strings.TrimSpace(tail))
 			}
@@ -146,7 +146,7 @@ func (s *Service) Wake(ctx context.Context, ref string) (domain.Project, error) 
 		}
 		select {
 		case <-ctx.Done():
-			tail, _ := proc.Tail(s.servers.LogFile(p), 20)
+			tail, _ := s.runtime.Logs(context.WithoutCancel(ctx), p, 20)
 			return domain.Project{}, errs.Unavailablef("project %s did not answer within %s; last log lines:\n%s", p.Name, s.cfg.StartTimeout, strings.TrimSpace(tail))
 		case <-time.After(wakePoll):
 		}
@@ -166,8 +166,8 @@ func (s *Service) makeRoom(ctx context.Context, waker domain.Project) error {
 		last time.Time
 	}
 	var all []awake
-	s.rt.Each(func(id string, r *runtime) {
-		if id != waker.ID && r.proc != nil && r.proc.Alive() {
+	s.rt.Each(func(id string, r *serverState) {
+		if id != waker.ID && r.srv != nil && r.srv.Observe(ctx).Alive {
 			all = append(all, awake{id, r.idle.Last()})
 		}
 	})

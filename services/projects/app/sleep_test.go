@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -19,17 +18,17 @@ import (
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
-func newIdleService(t *testing.T, idle time.Duration, maxAwake int) (*Service, *sleepServers, *eventstest.Publisher) {
+func newIdleService(t *testing.T, idle time.Duration, maxAwake int) (*Service, *fakeRuntime, *eventstest.Publisher) {
 	t.Helper()
 	home := t.TempDir()
-	srv := &sleepServers{dir: home}
+	srv := newFakeRuntime()
 	srv.healthy.Store(true)
 	pub := &eventstest.Publisher{}
 	s := New(Config{
 		Home: home, Ports: proc.Range{Lo: 47200, Hi: 47299}, Host: "127.0.0.1",
 		AdvertiseURL: func(p domain.Project) string { return "http://mlflow/" + p.Name },
 		InternalURL:  func(p domain.Project) string { return "http://internal/" + p.ID },
-		Interval:     10 * time.Millisecond, StopGrace: time.Second, StopOnExit: true,
+		Interval:     10 * time.Millisecond, StopOnExit: true,
 		StartTimeout: 5 * time.Second, IdleTimeout: idle, MaxAwake: maxAwake,
 	}, newMemStore(), srv, pub, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx, cancel := context.WithCancel(context.Background())
@@ -74,8 +73,8 @@ func TestIdleProjectSleepsAndWakesOnce(t *testing.T) {
 		t.Fatalf("a project in use went %s", got.Status)
 	}
 	asleep := waitStatus(t, s, p.ID, domain.StatusSleeping)
-	if asleep.DesiredState != domain.DesiredRunning || asleep.Pid != 0 || alive(p.Pid) || !strings.Contains(asleep.SleepReason, "idle") {
-		t.Fatalf("asleep: %+v (server alive %v)", asleep, alive(p.Pid))
+	if asleep.DesiredState != domain.DesiredRunning || asleep.Pid != 0 || srv.ended(p.Pid) != "stopped" || !strings.Contains(asleep.SleepReason, "idle") {
+		t.Fatalf("asleep: %+v (server alive %v)", asleep, srv.ended(p.Pid) != "stopped")
 	}
 	starts := srv.starts.Load()
 
@@ -124,7 +123,7 @@ func TestWakeThatFailsAnswers503WithTheLog(t *testing.T) {
 }
 
 func TestMaxAwakePutsTheLeastRecentlyUsedToSleep(t *testing.T) {
-	s, _, pub := newIdleService(t, time.Hour, 1)
+	s, srv, pub := newIdleService(t, time.Hour, 1)
 	ctx := context.Background()
 	a := runProject(t, s, "alpha")
 	b, err := s.Create(ctx, CreateInput{Name: "beta"})
@@ -145,7 +144,7 @@ func TestMaxAwakePutsTheLeastRecentlyUsedToSleep(t *testing.T) {
 		t.Fatalf("wake beta: %+v, %v", woke, err)
 	}
 	got, _ := s.store.Get(ctx, a.ID)
-	if got.Status != domain.StatusSleeping || !strings.Contains(got.SleepReason, "MLPANEL_MAX_AWAKE") || alive(a.Pid) {
+	if got.Status != domain.StatusSleeping || !strings.Contains(got.SleepReason, "MLPANEL_MAX_AWAKE") || srv.ended(a.Pid) != "stopped" {
 		t.Fatalf("alpha after waking beta with MAX_AWAKE=1: %s %q", got.Status, got.SleepReason)
 	}
 	if !strings.Contains(pub.Changes(), "sleeping") {
@@ -232,15 +231,13 @@ func TestServerKilledWhileWakingRecovers(t *testing.T) {
 	for waking.Pid == 0 {
 		waking, _ = s.store.Get(ctx, p.ID)
 	}
-	if err := syscall.Kill(-waking.Pid, syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
+	srv.crash(t, waking.Pid, "")
 	if err := <-errc; events.StatusOf(err) != http.StatusServiceUnavailable || !strings.Contains(err.Error(), "exited unexpectedly") {
 		t.Fatalf("wake of a killed server: %v, want 503 saying it exited", err)
 	}
 	srv.healthy.Store(true)
 	back := waitStatus(t, s, p.ID, domain.StatusRunning)
-	if back.Pid == waking.Pid || !alive(back.Pid) {
+	if back.Pid == waking.Pid || !srv.alive(back.Pid) {
 		t.Fatalf("not recovered with a new server: %+v", back)
 	}
 }

@@ -2,6 +2,7 @@ package app
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sort"
 	"time"
@@ -46,7 +47,7 @@ func (s *Service) Stats(ctx context.Context, ref string) (Stats, error) {
 	if err != nil {
 		return Stats{}, err
 	}
-	return s.statsOf(p)
+	return s.statsOf(ctx, p)
 }
 
 // AllStats reports every project's cost, ordered by id.
@@ -58,11 +59,11 @@ func (s *Service) AllStats(ctx context.Context) (StatsList, error) {
 	sort.Slice(all, func(i, j int) bool { return all[i].Seq < all[j].Seq })
 	out := StatsList{Projects: make([]Stats, 0, len(all))}
 	for _, p := range all {
-		st, err := s.statsOf(p)
+		st, err := s.statsOf(ctx, p)
 		if err != nil {
 			return StatsList{}, err
 		}
-		if st.Processes > 0 {
+		if awake(p.Status) {
 			out.Awake++
 		}
 		out.TotalPSSBytes += st.PSSBytes
@@ -85,14 +86,23 @@ func (s *Service) AllStats(ctx context.Context) (StatsList, error) {
 	return out, nil
 }
 
-func (s *Service) statsOf(p domain.Project) (Stats, error) {
+// awake reports whether a project's server runs or is meant to be
+// coming up, which is when it costs anything.
+func awake(st domain.Status) bool {
+	return st == domain.StatusRunning || st == domain.StatusStarting || st == domain.StatusUnhealthy
+}
+
+func (s *Service) statsOf(ctx context.Context, p domain.Project) (Stats, error) {
 	st := Stats{ID: p.ID, Name: p.Name, Status: p.Status}
-	if p.Pid != 0 && (p.Status == domain.StatusRunning || p.Status == domain.StatusStarting) {
-		u, err := proc.GroupUsage(p.Pid)
-		if err != nil {
+	if awake(p.Status) {
+		u, err := s.runtime.Usage(ctx, p)
+		switch {
+		case errors.Is(err, ErrNoUsage): // the runtime cannot say: zeros
+		case err != nil:
 			return Stats{}, fmt.Errorf("measuring project %s: %w", p.ID, err)
+		default:
+			st.Processes, st.PSSBytes, st.RSSBytes, st.CPUSeconds = u.Processes, u.PSSBytes, u.RSSBytes, u.CPUSeconds
 		}
-		st.Processes, st.PSSBytes, st.RSSBytes, st.CPUSeconds = u.Processes, u.PSSBytes, u.RSSBytes, u.CPUSeconds
 	}
 	i := &s.rt.Get(p.ID).idle
 	if t := i.Last(); !t.IsZero() {

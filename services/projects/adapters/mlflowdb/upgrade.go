@@ -13,7 +13,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
-	"github.com/mlpanel/mlpanel/services/projects/app"
+	"github.com/mlpanel/mlpanel/services/projects/adapters"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
@@ -26,7 +26,7 @@ const UpgradeTimeout = 10 * time.Minute
 // an old schema, and a migration that fails halfway must not leave a
 // database neither version can open.
 type Upgrading struct {
-	app.Servers
+	adapters.Servers
 	Tool *Tool
 	Log  *slog.Logger
 	// TemplateDir, when set, holds an empty database MLflow made once per

@@ -1,0 +1,65 @@
+package projects
+
+import (
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/services/projects/adapters"
+	"github.com/mlpanel/mlpanel/services/projects/adapters/mlflowdb"
+	"github.com/mlpanel/mlpanel/services/projects/app"
+)
+
+// stopGrace is how long a local server has between SIGTERM and SIGKILL.
+const stopGrace = 10 * time.Second
+
+// builtRuntime is the runtime MLPANEL_RUNTIME names, with what the
+// service needs to know of it beyond app.Runtime.
+type builtRuntime struct {
+	app.Runtime
+	// stopOnExit: its servers die with this service unless stopped, so
+	// MLPANEL_STOP_ON_EXIT applies. A cluster's servers are left to the
+	// engine when the panel exits and adopted by the next start.
+	stopOnExit bool
+	sharedPid  func() int // the warm MLflow the servers fork from (stats); nil: none
+	close      func()     // runs after the service stopped
+}
+
+// runtime builds the runtime MLPANEL_RUNTIME names: one case per
+// runtime. A cluster runtime is wired by replacing its NotWired line with
+// its adapter (its settings are its own struct embedded in Config).
+func (c Config) runtime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntime, error) {
+	switch c.Runtime {
+	case conf.RuntimeLocal:
+		return c.localRuntime(tool, log), nil
+	case conf.RuntimeNomad:
+		return builtRuntime{}, conf.NotWired("projects", c.Runtime)
+	case conf.RuntimeKubernetes:
+		return builtRuntime{}, conf.NotWired("projects", c.Runtime)
+	}
+	return builtRuntime{}, fmt.Errorf("MLPANEL_RUNTIME=%q: use local, nomad or kubernetes", c.Runtime)
+}
+
+// localRuntime runs each tracking server as a process group of this
+// service: a fresh `mlflow server`, or a fork of the warm MLflow
+// (MLPANEL_MLFLOW_PRELOAD). Starting a project whose database an older
+// MLflow made migrates it first, behind a backup (mlflowdb.Upgrading).
+func (c Config) localRuntime(tool *mlflowdb.Tool, log *slog.Logger) builtRuntime {
+	launcher := c.servers()
+	rt := builtRuntime{stopOnExit: true, close: func() {}}
+	if c.Preload {
+		launcher.Zygote = adapters.NewZygote(c.Mlflow, filepath.Join(c.Home, "mlflow-zygote.log"), c.StartTimeout)
+		rt.close = launcher.Zygote.Close
+		rt.sharedPid = launcher.Zygote.Pid
+		go func() {
+			if err := launcher.Zygote.Warm(); err != nil {
+				log.Warn("the MLflow zygote did not start; projects will say why when they start", "err", err)
+			}
+		}()
+	}
+	servers := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(c.Home, "templates")}
+	rt.Runtime = &adapters.Local{Servers: servers, Host: c.Host, StopGrace: stopGrace}
+	return rt
+}
