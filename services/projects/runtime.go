@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
 	"github.com/mlpanel/mlpanel/services/projects/adapters"
 	"github.com/mlpanel/mlpanel/services/projects/adapters/mlflowdb"
 	"github.com/mlpanel/mlpanel/services/projects/app"
@@ -35,7 +36,7 @@ func (c Config) runtime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntime, er
 	case conf.RuntimeLocal:
 		return c.localRuntime(tool, log), nil
 	case conf.RuntimeNomad:
-		return builtRuntime{}, conf.NotWired("projects", c.Runtime)
+		return c.nomadRuntime()
 	case conf.RuntimeKubernetes:
 		return builtRuntime{}, conf.NotWired("projects", c.Runtime)
 	}
@@ -62,4 +63,15 @@ func (c Config) localRuntime(tool *mlflowdb.Tool, log *slog.Logger) builtRuntime
 	servers := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(c.Home, "templates")}
 	rt.Runtime = &adapters.Local{Servers: servers, Host: c.Host, StopGrace: stopGrace}
 	return rt
+}
+
+// nomadRuntime runs each tracking server as the Nomad job
+// mlpanel-project-<id> (MLPANEL_NOMAD_*). The jobs outlive the panel:
+// its next start adopts them.
+func (c Config) nomadRuntime() (builtRuntime, error) {
+	rt, err := nomadrt.New(c.Nomad)
+	if err != nil {
+		return builtRuntime{}, fmt.Errorf("MLPANEL_RUNTIME=nomad: %w", err)
+	}
+	return builtRuntime{Runtime: &adapters.Nomad{RT: rt, Server: c.servers()}, close: func() {}}, nil
 }

@@ -19,6 +19,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
@@ -43,6 +44,9 @@ type Config struct {
 	// RuntimeChoice is MLPANEL_RUNTIME: what runs the tracking servers
 	// (runtime.go).
 	conf.RuntimeChoice
+	// Nomad is where MLPANEL_RUNTIME=nomad runs the tracking servers
+	// (MLPANEL_NOMAD_*).
+	Nomad nomadrt.Config
 	// Ports are the ports tracking servers take, lo-hi.
 	Ports proc.Range `env:"MLPANEL_PORT_RANGE" envDefault:"5000-5099"`
 	// Host is where tracking servers bind.

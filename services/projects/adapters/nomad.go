@@ -32,6 +32,8 @@ type Nomad struct {
 	seen map[string]string // project id -> internalUrl last observed, so Healthy never probes a stale address
 }
 
+var _ app.Runtime = (*Nomad)(nil)
+
 // JobPrefix starts the name of every project's job.
 const JobPrefix = "mlpanel-project-"
 
