@@ -200,6 +200,8 @@ func TestNomadRuntime(t *testing.T) {
 		_, _, err := nc.Jobs().Info("mlpanel-project-"+b, nil)
 		return err != nil && strings.Contains(err.Error(), "404")
 	})
+	expect(t, at(t, s.URL, http.MethodPut, "/projects/"+a+"/terminate", nil), http.StatusOK)
+	waitSleepy(t, s.URL, a, "terminated", time.Minute)
 	expect(t, at(t, s.URL, http.MethodDelete, "/projects/"+a, nil), http.StatusOK)
 	eventuallyNomad(t, "the deleted project's job to be purged", func() bool {
 		_, _, err := nc.Jobs().Info("mlpanel-project-"+a, nil)
