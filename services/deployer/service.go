@@ -31,6 +31,9 @@ type Config struct {
 	// Runner is the data home (deployments' logs; the projects' artifacts
 	// models are served from) and the mlflow executable.
 	conf.Runner
+	// RuntimeChoice is MLPANEL_RUNTIME: what runs the model servers of
+	// local deployments (runtime.go).
+	conf.RuntimeChoice
 	// Ports are the ports local model servers take, lo-hi.
 	Ports proc.Range `env:"MLPANEL_DEPLOY_PORT_RANGE" envDefault:"6000-6099"`
 	// Host is where local model servers bind.
@@ -90,21 +93,21 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	if err := cfg.Check(); err != nil {
 		return err
 	}
-	js, err := events.OpenStream(ctx, nc)
+	local, closeLocal, err := cfg.localBackend()
 	if err != nil {
 		return err
-	}
-	local := &adapters.Local{
-		Mlflow: cfg.Mlflow, Home: cfg.Home, Host: cfg.Host, Advert: cfg.AdvertHost,
-		Ports: cfg.Ports, Workers: cfg.Workers,
 	}
 	// Deferred first, so it runs last: after the reconciler has stopped
 	// (or left) the model servers that fetched their models through it.
 	defer func() {
-		if err := local.Close(); err != nil {
-			log.Warn("closing the socket relay", "err", err)
+		if err := closeLocal(); err != nil {
+			log.Warn("closing the local runtime", "err", err)
 		}
 	}()
+	js, err := events.OpenStream(ctx, nc)
+	if err != nil {
+		return err
+	}
 	backends := map[domain.Type]app.Backend{domain.TypeLocal: local}
 	if cfg.GCP.Project != "" {
 		gcp, err := adapters.NewGCP(ctx, cfg.GCP, cfg.Home, log)
@@ -130,7 +133,7 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	defer sub.Unsubscribe()
 
 	register := func() (reconcile.Endpoints, error) { return ports.Register(nc, svc, Version, events.WithLog(log)) }
-	return reconcile.Serve(ctx, svc, register, log, "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
+	return reconcile.Serve(ctx, svc, register, log, "runtime", cfg.Runtime, "ports", cfg.Ports.String(), "gcp", cfg.GCP.Project != "")
 }
 
 func (c Config) aliasResync() time.Duration {

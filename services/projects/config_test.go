@@ -1,6 +1,9 @@
 package projects
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -54,5 +57,29 @@ func TestMlflowURIIsTheGatewayWithAuthOff(t *testing.T) {
 	}
 	if got := tcp.advertiseURL(p); !strings.HasPrefix(got, "http://127.0.0.1:8080/") {
 		t.Errorf("with MLPANEL_TRACKING_TCP, mlflowUri %q, want the gateway", got)
+	}
+}
+
+// MLPANEL_RUNTIME is local unless set; a cluster runtime whose adapter
+// this build does not wire stops the service at start with a message
+// that names the way out, before it touches NATS or the database; a
+// value that is no runtime is refused naming the choices.
+func TestRuntimeSetting(t *testing.T) {
+	t.Setenv(conf.Prefix+"RUNTIME", "")
+	c := configFor(t, map[string]string{"HOME": t.TempDir()})
+	if c.Runtime != conf.RuntimeLocal {
+		t.Fatalf("default runtime %q, want local", c.Runtime)
+	}
+	for _, name := range []string{"nomad", "kubernetes"} {
+		t.Setenv(conf.Prefix+"RUNTIME", name)
+		c := configFor(t, map[string]string{"HOME": t.TempDir()})
+		err := Run(context.Background(), c, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil || !strings.Contains(err.Error(), "MLPANEL_RUNTIME="+name) || !strings.Contains(err.Error(), "MLPANEL_RUNTIME=local") {
+			t.Errorf("start with MLPANEL_RUNTIME=%s: %v, want an error naming it and local", name, err)
+		}
+	}
+	t.Setenv(conf.Prefix+"RUNTIME", "docker")
+	if _, err := ConfigFromEnv(); err == nil || !strings.Contains(err.Error(), "MLPANEL_RUNTIME") || !strings.Contains(err.Error(), "kubernetes") {
+		t.Errorf("MLPANEL_RUNTIME=docker: %v, want an error naming the setting and the runtimes", err)
 	}
 }

@@ -1,0 +1,30 @@
+package deployer
+
+import (
+	"fmt"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/services/deployer/adapters"
+	"github.com/mlpanel/mlpanel/services/deployer/app"
+)
+
+// localBackend builds the backend of deployments of type local on the
+// runtime MLPANEL_RUNTIME names: one case per runtime. A cluster runtime
+// is wired by replacing its NotWired line with its app.Backend (whose
+// servers answer Local() false, so they outlive the deployer and are
+// adopted). close runs after the service stopped.
+func (c Config) localBackend() (backend app.Backend, close func() error, err error) {
+	switch c.Runtime {
+	case conf.RuntimeLocal:
+		local := &adapters.Local{
+			Mlflow: c.Mlflow, Home: c.Home, Host: c.Host, Advert: c.AdvertHost,
+			Ports: c.Ports, Workers: c.Workers,
+		}
+		return local, local.Close, nil
+	case conf.RuntimeNomad:
+		return nil, nil, conf.NotWired("deployer", c.Runtime)
+	case conf.RuntimeKubernetes:
+		return nil, nil, conf.NotWired("deployer", c.Runtime)
+	}
+	return nil, nil, fmt.Errorf("MLPANEL_RUNTIME=%q: use local, nomad or kubernetes", c.Runtime)
+}
