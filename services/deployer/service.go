@@ -14,6 +14,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/deployer/adapters"
@@ -34,6 +35,9 @@ type Config struct {
 	// RuntimeChoice is MLPANEL_RUNTIME: what runs the model servers of
 	// local deployments (runtime.go).
 	conf.RuntimeChoice
+	// Nomad is where MLPANEL_RUNTIME=nomad runs the local deployments'
+	// model servers (MLPANEL_NOMAD_*).
+	Nomad nomadrt.Config
 	// Ports are the ports local model servers take, lo-hi.
 	Ports proc.Range `env:"MLPANEL_DEPLOY_PORT_RANGE" envDefault:"6000-6099"`
 	// Host is where local model servers bind.

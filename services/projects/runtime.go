@@ -71,7 +71,7 @@ func (c Config) localRuntime(tool *mlflowdb.Tool, log *slog.Logger) builtRuntime
 func (c Config) nomadRuntime() (builtRuntime, error) {
 	rt, err := nomadrt.New(c.Nomad)
 	if err != nil {
-		return builtRuntime{}, fmt.Errorf("MLPANEL_RUNTIME=nomad: %w", err)
+		return builtRuntime{}, fmt.Errorf("the projects service with MLPANEL_RUNTIME=nomad: %w (or run the servers on this machine with MLPANEL_RUNTIME=local)", err)
 	}
 	return builtRuntime{Runtime: &adapters.Nomad{RT: rt, Server: c.servers()}, close: func() {}}, nil
 }
