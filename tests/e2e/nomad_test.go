@@ -27,6 +27,7 @@ func nomadPanel(t *testing.T, c *nomadtest.Cluster, home string) *stack.Stack {
 	cfg.Projects.IdleTimeout = 0
 	nc := nomadrt.Config{Addr: c.Addr, Driver: nomadrt.RawExec, Datacenters: []string{c.Datacenter}}
 	cfg.Projects.Runtime, cfg.Projects.Nomad = conf.RuntimeNomad, nc
+	cfg.Deployer.Runtime, cfg.Deployer.Nomad = conf.RuntimeNomad, nc
 	s, err := stack.Start(context.Background(), cfg, boot.Logger("warn"))
 	if err != nil {
 		t.Fatal(err)
@@ -66,7 +67,8 @@ print("RUN=" + run.info.run_id)
 
 // TestNomadRuntime: with MLPANEL_RUNTIME=nomad, on a real Nomad server
 // and two client nodes running real MLflow servers, three projects run as
-// Nomad jobs; the stock client logs through the gateway; killing the node
+// Nomad jobs, and a model of one of them is served by a Nomad job too;
+// the stock client logs through the gateway; killing the node
 // of a project makes Nomad place it on the other node, the panel shows
 // starting then running and the same gateway URL keeps working with the
 // runs logged before; sleep stops the job and a request wakes it; the
@@ -119,6 +121,25 @@ func TestNomadRuntime(t *testing.T) {
 	a := ids["nomad-a"]
 	before := logRun(t, s.URL, "nomad-a", "before-the-node-died")
 
+	// A model of nomad-b, served by a Nomad job too.
+	pb := getAt(t, s.URL, ids["nomad-b"])
+	pb.MlflowURI = s.URL + "/projects/nomad-b/mlflow"
+	version := depLine(t, depTrain(t, pb, "iris-nomad"), "version=")
+	r := at(t, s.URL, http.MethodPost, "/deployments", map[string]any{"project_id": pb.ID, "model_id": "iris-nomad", "version": version})
+	expect(t, r, http.StatusAccepted)
+	var d deployment
+	r.JSON(t, &d)
+	d = waitDeploymentAt(t, s.URL, d.ID, "running", 3*time.Minute)
+	modelJob := "mlpanel-deployment-" + d.ID + "-v" + version
+	mj, _, err := nc.Jobs().Info(modelJob, nil)
+	if err != nil || mj.Meta["mlpanel_deployment_id"] != d.ID {
+		t.Fatalf("deployment %s runs but Nomad has no job %s naming it: %v", d.ID, modelJob, err)
+	}
+	if d.Pid != 0 || !strings.HasPrefix(d.URL, "http://127.0.0.1:") {
+		t.Errorf("deployment on Nomad: pid %d, url %q; want no pid and the allocation's address", d.Pid, d.URL)
+	}
+	predictAt(t, s.URL, d.ID, time.Second)
+
 	// Kill the node that runs nomad-a: Nomad places it on the other one.
 	seen := projectEvents(t, s.NC, a)
 	first := jobAllocs(t, c, a)[0]
@@ -143,6 +164,8 @@ func TestNomadRuntime(t *testing.T) {
 	for _, name := range names { // whatever else ran there came back too
 		waitSleepy(t, s.URL, ids[name], "running", 3*time.Minute)
 	}
+	// The model server, wherever it ran, answers through the same URL.
+	predictAt(t, s.URL, d.ID, 3*time.Minute)
 	c.Restart(first.NodeName)
 
 	// Sleep stops the job; the next request through the gateway runs it.
@@ -153,7 +176,7 @@ func TestNomadRuntime(t *testing.T) {
 	if err != nil || job.Stop == nil || !*job.Stop {
 		t.Fatalf("a sleeping project's job is not stopped (kept for the wake): %v %v", job, err)
 	}
-	r := at(t, s.URL, http.MethodGet, "/projects/nomad-c/mlflow/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default", nil)
+	r = at(t, s.URL, http.MethodGet, "/projects/nomad-c/mlflow/api/2.0/mlflow/experiments/get-by-name?experiment_name=Default", nil)
 	expect(t, r, http.StatusOK)
 	if len(jobAllocs(t, c, cID)) != 1 {
 		t.Fatal("the woken project has no running allocation")
@@ -187,6 +210,14 @@ func TestNomadRuntime(t *testing.T) {
 		}
 	}
 	logRun(t, s.URL, "nomad-b", "after-the-panel-restarted")
+	predictAt(t, s.URL, d.ID, time.Minute)
+
+	// Deleting the deployment purges its job.
+	expect(t, at(t, s.URL, http.MethodDelete, "/deployments/"+d.ID, nil), http.StatusOK)
+	eventuallyNomad(t, "the deleted deployment's job to be purged", func() bool {
+		_, _, err := nc.Jobs().Info(modelJob, nil)
+		return err != nil && strings.Contains(err.Error(), "404")
+	})
 	jobs, _, err := nc.Jobs().List(&api.QueryOptions{Prefix: "mlpanel-project-"})
 	if err != nil || len(jobs) != 3 {
 		t.Fatalf("Nomad has %d project jobs after the restart, want 3 (%v)", len(jobs), err)
@@ -208,6 +239,48 @@ func TestNomadRuntime(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "404")
 	})
 	assertSpec(t, s)
+}
+
+func waitDeploymentAt(t *testing.T, base, id, status string, timeout time.Duration) deployment {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var d deployment
+	for {
+		r := at(t, base, http.MethodGet, "/deployments/"+id, nil)
+		expect(t, r, http.StatusOK)
+		d = deployment{}
+		r.JSON(t, &d)
+		if d.Status == status {
+			return d
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("deployment %s is %s after %s, want %s (error %q)", id, d.Status, timeout, status, d.Error)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// predictAt posts the iris rows to the deployment through the gateway
+// until it answers three predictions, for at most within.
+func predictAt(t *testing.T, base, id string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		r := at(t, base, http.MethodPost, "/deployments/"+id+"/predict", map[string]any{"data": irisRows})
+		var out struct {
+			Predictions []any `json:"predictions"`
+		}
+		if r.Status == http.StatusOK {
+			r.JSON(t, &out)
+			if len(out.Predictions) == 3 {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("predict through the gateway: %d %s", r.Status, r.Body)
+		}
+		time.Sleep(time.Second)
+	}
 }
 
 func getAt(t *testing.T, base, id string) project {
