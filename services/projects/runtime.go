@@ -36,7 +36,7 @@ func (c Config) runtime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntime, er
 	case conf.RuntimeLocal:
 		return c.localRuntime(tool, log), nil
 	case conf.RuntimeNomad:
-		return c.nomadRuntime()
+		return c.nomadRuntime(tool, log)
 	case conf.RuntimeKubernetes:
 		return builtRuntime{}, conf.NotWired("projects", c.Runtime)
 	}
@@ -66,12 +66,15 @@ func (c Config) localRuntime(tool *mlflowdb.Tool, log *slog.Logger) builtRuntime
 }
 
 // nomadRuntime runs each tracking server as the Nomad job
-// mlpanel-project-<id> (MLPANEL_NOMAD_*). The jobs outlive the panel:
-// its next start adopts them.
-func (c Config) nomadRuntime() (builtRuntime, error) {
+// mlpanel-project-<id> (MLPANEL_NOMAD_*), on the databases the local
+// runtime would have migrated. The jobs outlive the panel: its next
+// start adopts them.
+func (c Config) nomadRuntime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntime, error) {
 	rt, err := nomadrt.New(c.Nomad)
 	if err != nil {
 		return builtRuntime{}, fmt.Errorf("the projects service with MLPANEL_RUNTIME=nomad: %w (or run the servers on this machine with MLPANEL_RUNTIME=local)", err)
 	}
-	return builtRuntime{Runtime: &adapters.Nomad{RT: rt, Server: c.servers()}, close: func() {}}, nil
+	launcher := c.servers()
+	db := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(c.Home, "templates")}
+	return builtRuntime{Runtime: &adapters.Nomad{RT: rt, Server: launcher, Prepare: db.Prepare}, close: func() {}}, nil
 }

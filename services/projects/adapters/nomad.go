@@ -27,6 +27,9 @@ import (
 type Nomad struct {
 	RT     *nomadrt.Runtime
 	Server *MLflowServers // the mlflow executable, workers and backend settings, as the local runtime uses them
+	// Prepare, when set, readies the project's database before each
+	// start (mlflowdb.Upgrading.Prepare: template copy, migration).
+	Prepare func(p domain.Project) error
 
 	mu   sync.Mutex
 	seen map[string]string // project id -> internalUrl last observed, so Healthy never probes a stale address
@@ -44,6 +47,11 @@ func JobName(p domain.Project) string { return JobPrefix + p.ID }
 // that died mid-start, or stopped by a sleep) is updated and run, never
 // doubled, since the job's name is the project's.
 func (n *Nomad) Start(ctx context.Context, p domain.Project) (app.Server, error) {
+	if n.Prepare != nil {
+		if err := n.Prepare(p); err != nil {
+			return nil, err
+		}
+	}
 	spec, err := n.spec(p)
 	if err != nil {
 		return nil, err
