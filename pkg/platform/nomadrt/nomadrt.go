@@ -18,6 +18,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/nomad/api"
@@ -97,6 +98,7 @@ type Runtime struct {
 	cfg    Config
 	c      *api.Client
 	client *http.Client
+	addrs  sync.Map // allocation id -> host:port
 }
 
 // New connects to the cluster (lazily: the first call reaches it).
@@ -249,19 +251,11 @@ func (r *Runtime) Observe(ctx context.Context, name string) (Status, error) {
 		if a.DesiredStatus != api.AllocDesiredStatusRun || a.ClientStatus != api.AllocClientStatusRunning {
 			continue
 		}
-		full, _, err := r.c.Allocations().Info(a.ID, r.query(ctx))
+		addr, err := r.address(ctx, a.ID)
 		if err != nil {
 			return Status{}, fmt.Errorf("reading allocation %s of Nomad job %s: %w", a.ID, name, err)
 		}
-		st := Status{Phase: Running, Node: a.NodeName, Alloc: a.ID}
-		if full.AllocatedResources != nil {
-			for _, p := range full.AllocatedResources.Shared.Ports {
-				if p.Label == PortLabel {
-					st.Address = net.JoinHostPort(p.HostIP, strconv.Itoa(p.Value))
-				}
-			}
-		}
-		return st, nil
+		return Status{Phase: Running, Node: a.NodeName, Alloc: a.ID, Address: addr}, nil
 	}
 	if len(allocs) == 0 {
 		return Status{Phase: Pending}, nil
@@ -281,6 +275,30 @@ func (r *Runtime) Observe(ctx context.Context, name string) (Status, error) {
 		st.Phase = Pending
 	}
 	return st, nil
+}
+
+// address is host:port of an allocation's port. An allocation keeps its
+// ports for life, so each is read from Nomad once.
+func (r *Runtime) address(ctx context.Context, alloc string) (string, error) {
+	if v, ok := r.addrs.Load(alloc); ok {
+		return v.(string), nil
+	}
+	full, _, err := r.c.Allocations().Info(alloc, r.query(ctx))
+	if err != nil {
+		return "", err
+	}
+	addr := ""
+	if full.AllocatedResources != nil {
+		for _, p := range full.AllocatedResources.Shared.Ports {
+			if p.Label == PortLabel {
+				addr = net.JoinHostPort(p.HostIP, strconv.Itoa(p.Value))
+			}
+		}
+	}
+	if addr != "" {
+		r.addrs.Store(alloc, addr)
+	}
+	return addr, nil
 }
 
 // Healthy reports whether the server at address answers path with 200.
