@@ -339,8 +339,30 @@ func (c *Cluster) stop() {
 			c.t.Logf("nomad agent %s log tail:\n%s", name, c.LogTail(name))
 		}
 	}
-	// Task folders may hold mounts of the alloc dir; remove what can be.
-	_ = os.RemoveAll(c.dir)
+	// A client running as root mounts a tmpfs on each task's secrets and
+	// private folders: unmount them, or the folders cannot be removed.
+	unmountUnder(c.dir)
+	if err := os.RemoveAll(c.dir); err != nil {
+		c.t.Errorf("removing the Nomad test folder: %v", err)
+	}
+}
+
+// unmountUnder detaches every mount below dir, deepest first.
+func unmountUnder(dir string) {
+	b, err := os.ReadFile("/proc/self/mounts")
+	if err != nil {
+		return
+	}
+	var points []string
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 1 && strings.HasPrefix(f[1], dir+"/") {
+			points = append(points, f[1])
+		}
+	}
+	for i := len(points) - 1; i >= 0; i-- {
+		_ = syscall.Unmount(points[i], syscall.MNT_DETACH)
+	}
 }
 
 func (c *Cluster) eventually(within time.Duration, msg string, ok func() bool) {
