@@ -161,7 +161,8 @@ func (n *Nomad) Purge(ctx context.Context, p domain.Project) error {
 }
 
 func (n *Nomad) server(p domain.Project) *nomadServer {
-	return &nomadServer{n: n, id: p.ID, job: JobName(p), prefix: PathPrefix(p)}
+	// Until Nomad first answers, the server is taken to be on its way.
+	return &nomadServer{n: n, id: p.ID, job: JobName(p), prefix: PathPrefix(p), last: app.Observation{Alive: true}}
 }
 
 func (n *Nomad) record(id, addr string) {
