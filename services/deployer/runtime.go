@@ -4,6 +4,7 @@ import (
 	"fmt"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
 	"github.com/mlpanel/mlpanel/services/deployer/adapters"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
 )
@@ -22,7 +23,14 @@ func (c Config) localBackend() (backend app.Backend, close func() error, err err
 		}
 		return local, local.Close, nil
 	case conf.RuntimeNomad:
-		return nil, nil, conf.NotWired("deployer", c.Runtime)
+		rt, err := nomadrt.New(c.Nomad)
+		if err != nil {
+			return nil, nil, fmt.Errorf("the deployer service with MLPANEL_RUNTIME=nomad: %w (or run the servers on this machine with MLPANEL_RUNTIME=local)", err)
+		}
+		// Local lends the data home, workers and the relay to projects on
+		// Unix sockets; it runs no server itself.
+		local := &adapters.Local{Mlflow: c.Mlflow, Home: c.Home, Workers: c.Workers}
+		return &adapters.Nomad{RT: rt, Local: local, Wait: c.StartTimeout}, local.Close, nil
 	case conf.RuntimeKubernetes:
 		k, err := adapters.NewKube(c.Kube, c.Home, c.Workers)
 		if err != nil {

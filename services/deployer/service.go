@@ -15,6 +15,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/kube"
+	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/services/deployer/adapters"
@@ -37,6 +38,9 @@ type Config struct {
 	conf.RuntimeChoice
 	// Kube is where MLPANEL_RUNTIME=kubernetes runs the model servers.
 	Kube kube.Config
+	// Nomad is where MLPANEL_RUNTIME=nomad runs the local deployments'
+	// model servers (MLPANEL_NOMAD_*).
+	Nomad nomadrt.Config
 	// Ports are the ports local model servers take, lo-hi.
 	Ports proc.Range `env:"MLPANEL_DEPLOY_PORT_RANGE" envDefault:"6000-6099"`
 	// Host is where local model servers bind.

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
 	"github.com/mlpanel/mlpanel/services/projects/adapters"
 	"github.com/mlpanel/mlpanel/services/projects/adapters/mlflowdb"
 	"github.com/mlpanel/mlpanel/services/projects/app"
@@ -35,7 +36,7 @@ func (c Config) runtime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntime, er
 	case conf.RuntimeLocal:
 		return c.localRuntime(tool, log), nil
 	case conf.RuntimeNomad:
-		return builtRuntime{}, conf.NotWired("projects", c.Runtime)
+		return c.nomadRuntime(tool, log)
 	case conf.RuntimeKubernetes:
 		return c.kubeRuntime()
 	}
@@ -73,4 +74,18 @@ func (c Config) kubeRuntime() (builtRuntime, error) {
 		return builtRuntime{}, err
 	}
 	return builtRuntime{Runtime: k, close: func() {}}, nil
+}
+
+// nomadRuntime runs each tracking server as the Nomad job
+// mlpanel-project-<id> (MLPANEL_NOMAD_*), on the databases the local
+// runtime would have migrated. The jobs outlive the panel: its next
+// start adopts them.
+func (c Config) nomadRuntime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntime, error) {
+	rt, err := nomadrt.New(c.Nomad)
+	if err != nil {
+		return builtRuntime{}, fmt.Errorf("the projects service with MLPANEL_RUNTIME=nomad: %w (or run the servers on this machine with MLPANEL_RUNTIME=local)", err)
+	}
+	launcher := c.servers()
+	db := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(c.Home, "templates")}
+	return builtRuntime{Runtime: &adapters.Nomad{RT: rt, Server: launcher, Prepare: db.Prepare}, close: func() {}}, nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/boot"
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
 	"github.com/mlpanel/mlpanel/pkg/platform/mysqlurl"
+	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
 	"github.com/mlpanel/mlpanel/pkg/platform/sockhttp"
@@ -47,6 +48,9 @@ type Config struct {
 	conf.RuntimeChoice
 	// Kube is where and how MLPANEL_RUNTIME=kubernetes runs the servers.
 	Kube adapters.KubeConfig
+	// Nomad is where MLPANEL_RUNTIME=nomad runs the tracking servers
+	// (MLPANEL_NOMAD_*).
+	Nomad nomadrt.Config
 	// Ports are the ports tracking servers take, lo-hi.
 	Ports proc.Range `env:"MLPANEL_PORT_RANGE" envDefault:"5000-5099"`
 	// Host is where tracking servers bind.

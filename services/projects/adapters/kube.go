@@ -195,8 +195,8 @@ func (k *Kube) server(p domain.Project, name string) *kubeServer {
 // Service names resolve only inside the cluster).
 var healthClient = &http.Client{Transport: &http.Transport{Proxy: nil}}
 
-// observeEvery bounds the API reads of Observe, which runs every tick.
-const observeEvery = 2 * time.Second
+// kubeObserveEvery bounds the API reads of Observe, which runs every tick.
+const kubeObserveEvery = 2 * time.Second
 
 type kubeServer struct {
 	k    *Kube
@@ -213,12 +213,12 @@ type kubeServer struct {
 }
 
 // Observe reads the Deployment and its pods (at most every
-// observeEvery): a pod that is not ready has no address, a pod replaced
+// kubeObserveEvery): a pod that is not ready has no address, a pod replaced
 // or a container restarted counts as a restart.
 func (s *kubeServer) Observe(ctx context.Context) app.Observation {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if !s.at.IsZero() && time.Since(s.at) < observeEvery {
+	if !s.at.IsZero() && time.Since(s.at) < kubeObserveEvery {
 		return s.last
 	}
 	st, err := s.k.Cluster.Observe(ctx, s.name)

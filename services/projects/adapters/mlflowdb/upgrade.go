@@ -42,6 +42,17 @@ type Upgrading struct {
 // restores the backup and is returned with MLflow's log, so the project
 // shows it as its last error.
 func (u *Upgrading) Start(p domain.Project) (*proc.Process, error) {
+	if err := u.Prepare(p); err != nil {
+		return nil, err
+	}
+	return u.Servers.Start(p)
+}
+
+// Prepare brings the database of p where a server of the pinned MLflow
+// can open it: a copy of the template for a new project, a migration
+// for an old one. A runtime that starts servers elsewhere (Nomad) runs
+// it before each start, as Start does.
+func (u *Upgrading) Prepare(p domain.Project) error {
 	ctx, cancel := context.WithTimeout(context.Background(), UpgradeTimeout)
 	defer cancel()
 	db := filepath.Join(p.Path, "mlflow.db")
@@ -49,13 +60,10 @@ func (u *Upgrading) Start(p domain.Project) (*proc.Process, error) {
 		// Never for a project that ran before: its missing database is a
 		// loss that Servers.Start reports, not an empty project.
 		if err := u.fromTemplate(ctx, db); err != nil {
-			return nil, err
+			return err
 		}
 	}
-	if err := u.migrate(ctx, db); err != nil {
-		return nil, err
-	}
-	return u.Servers.Start(p)
+	return u.migrate(ctx, db)
 }
 
 // fromTemplate puts an empty database at the pinned schema head at db.

@@ -1,0 +1,270 @@
+package adapters
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
+	"github.com/mlpanel/mlpanel/pkg/platform/reconcile"
+	"github.com/mlpanel/mlpanel/services/projects/app"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
+)
+
+// Nomad runs each project's tracking server as the Nomad service job
+// mlpanel-project-<id> (MLPANEL_RUNTIME=nomad). With the raw_exec driver
+// the job runs the mlflow of the panel's virtualenv on whichever node
+// Nomad picks, on the project's files under the data home: every node
+// must see the virtualenv and the data home at the same paths (one host,
+// or a shared file system), or the project uses backend postgresql and
+// keeps only its artifacts there.
+type Nomad struct {
+	RT     *nomadrt.Runtime
+	Server *MLflowServers // the mlflow executable, workers and backend settings, as the local runtime uses them
+	// Prepare, when set, readies the project's database before each
+	// start (mlflowdb.Upgrading.Prepare: template copy, migration).
+	Prepare func(p domain.Project) error
+
+	mu   sync.Mutex
+	seen map[string]string // project id -> internalUrl last observed, so Healthy never probes a stale address
+}
+
+var _ app.Runtime = (*Nomad)(nil)
+
+// JobPrefix starts the name of every project's job.
+const JobPrefix = "mlpanel-project-"
+
+// JobName is the Nomad job of project p.
+func JobName(p domain.Project) string { return JobPrefix + p.ID }
+
+// Start registers the project's job; an existing one (left by a panel
+// that died mid-start, or stopped by a sleep) is updated and run, never
+// doubled, since the job's name is the project's.
+func (n *Nomad) Start(ctx context.Context, p domain.Project) (app.Server, error) {
+	if n.Prepare != nil {
+		if err := n.Prepare(p); err != nil {
+			return nil, err
+		}
+	}
+	spec, err := n.spec(p)
+	if err != nil {
+		return nil, err
+	}
+	if err := n.RT.Run(ctx, spec); err != nil {
+		return nil, err
+	}
+	return n.server(p), nil
+}
+
+// spec is the job of p: mlflow server on the address and port Nomad
+// gives it, with the same store, artifacts and prefix as a local server.
+func (n *Nomad) spec(p domain.Project) (nomadrt.Spec, error) {
+	m := n.Server
+	store, env, err := m.backendStore(p)
+	if err != nil {
+		return nomadrt.Spec{}, err
+	}
+	artifacts := filepath.Join(p.Path, "artifacts")
+	if err := os.MkdirAll(artifacts, 0o755); err != nil {
+		return nomadrt.Spec{}, reconcile.Terminal(fmt.Errorf("creating the artifact folder of project %s: %w", p.Name, err))
+	}
+	args := append([]string{"server"}, store...)
+	args = append(args,
+		"--serve-artifacts",
+		"--artifacts-destination", artifacts,
+		"--host", nomadrt.Bind,
+		"--port", nomadrt.Port,
+		"--workers", strconv.Itoa(max(m.Workers, 1)),
+		"--static-prefix", PathPrefix(p),
+	)
+	if m.AllowedHosts != "" {
+		args = append(args, "--allowed-hosts", m.AllowedHosts)
+	}
+	vars := map[string]string{
+		"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": strconv.FormatBool(m.Jobs),
+		// mlflow server runs gunicorn/uvicorn found beside it.
+		"PATH": filepath.Dir(m.Mlflow) + string(os.PathListSeparator) + "/usr/local/bin:/usr/bin:/bin",
+	}
+	for _, kv := range env {
+		k, v, _ := strings.Cut(kv, "=")
+		vars[k] = v
+	}
+	return nomadrt.Spec{
+		Name:  JobName(p),
+		Group: "tracking",
+		Meta:  map[string]string{"mlpanel_kind": "project", "mlpanel_project_id": p.ID, "mlpanel_project_name": p.Name},
+		// The job runs from the task's folder on the node: the
+		// executable is named by its absolute path.
+		Command: m.Mlflow, Args: args, Env: vars,
+		CheckPath: PathPrefix(p) + "/health",
+		MemoryMB:  1024,
+	}, nil
+}
+
+// Adopt finds the project's job by name. A job Nomad keeps running is
+// adopted; a stopped or missing one is none.
+func (n *Nomad) Adopt(ctx context.Context, p domain.Project) (app.Server, error) {
+	st, err := n.RT.Observe(ctx, JobName(p))
+	if err != nil {
+		return nil, fmt.Errorf("looking for the Nomad job of project %s: %w", p.ID, err)
+	}
+	if st.Phase == nomadrt.Absent {
+		return nil, nil
+	}
+	s := n.server(p)
+	s.alloc = st.Alloc // what runs now is no restart
+	return s, nil
+}
+
+// Healthy probes /health at the address the project's job was last
+// seen at; before Nomad reported one, nothing answers for it.
+func (n *Nomad) Healthy(ctx context.Context, p domain.Project) bool {
+	n.mu.Lock()
+	addr := n.seen[p.ID]
+	n.mu.Unlock()
+	if addr == "" || addr != p.InternalURL {
+		return false
+	}
+	u, err := url.Parse(addr)
+	if err != nil {
+		return false
+	}
+	return n.RT.Healthy(ctx, u.Host, u.Path+"/health")
+}
+
+// Logs is the end of the server's output in its latest allocation.
+func (n *Nomad) Logs(ctx context.Context, p domain.Project, lines int) (string, error) {
+	out := n.RT.LogTail(ctx, JobName(p), int64(lines)*300)
+	parts := strings.Split(strings.TrimRight(out, "\n"), "\n")
+	if len(parts) > lines {
+		parts = parts[len(parts)-lines:]
+	}
+	return strings.Join(parts, "\n"), nil
+}
+
+// Usage: Nomad measures allocations, not the panel; the stats show
+// zeros for projects on Nomad.
+func (n *Nomad) Usage(context.Context, domain.Project) (app.Usage, error) {
+	return app.Usage{}, app.ErrNoUsage
+}
+
+// Purge removes the job from Nomad's state, stopped or not.
+func (n *Nomad) Purge(ctx context.Context, p domain.Project) error {
+	n.forget(p.ID)
+	return n.RT.Stop(ctx, JobName(p), true)
+}
+
+func (n *Nomad) server(p domain.Project) *nomadServer {
+	// Until Nomad first answers, the server is taken to be on its way.
+	return &nomadServer{n: n, id: p.ID, job: JobName(p), prefix: PathPrefix(p), last: app.Observation{Alive: true}}
+}
+
+func (n *Nomad) record(id, addr string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.seen == nil {
+		n.seen = map[string]string{}
+	}
+	n.seen[id] = addr
+}
+
+func (n *Nomad) forget(id string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	delete(n.seen, id)
+}
+
+// nomadObserveEvery bounds the Nomad API reads of one server: the reconciler
+// observes every second, and a job's placement changes rarely.
+const nomadObserveEvery = time.Second
+
+// nomadServer is one project's job.
+type nomadServer struct {
+	n      *Nomad
+	id     string
+	job    string
+	prefix string
+
+	mu       sync.Mutex
+	at       time.Time
+	last     app.Observation
+	alloc    string // the allocation seen running last
+	node     string
+	restarts int
+}
+
+// Observe reads the job's running allocation. The job being gone (purged
+// or stopped behind the panel) is a dead server; an allocation other than
+// the one seen before means Nomad restarted or moved the server, which
+// counts as a restart; no running allocation means no address yet.
+func (s *nomadServer) Observe(ctx context.Context) app.Observation {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.at.IsZero() && time.Since(s.at) < nomadObserveEvery {
+		return s.last
+	}
+	st, err := s.n.RT.Observe(ctx, s.job)
+	if err != nil {
+		// Nomad unreachable: the server may well run; keep what was known.
+		s.last.Reason = err.Error()
+		return s.last
+	}
+	s.at = time.Now()
+	obs := app.Observation{Alive: st.Phase != nomadrt.Absent, Restarts: s.restarts}
+	switch st.Phase {
+	case nomadrt.Absent:
+		obs.Reason = "the Nomad job " + s.job + " was stopped or removed outside the panel"
+	case nomadrt.Running:
+		if s.alloc != "" && st.Alloc != s.alloc {
+			s.restarts++
+			obs.Restarts = s.restarts
+			obs.Reason = fmt.Sprintf("Nomad placed the server anew on node %s (allocation %s on node %s ended)", st.Node, short(s.alloc), s.node)
+		}
+		s.alloc, s.node = st.Alloc, st.Node
+		if st.Address != "" {
+			obs.Address = "http://" + st.Address + s.prefix
+		}
+	default:
+		obs.Reason = st.Reason
+	}
+	if obs.Reason == "" {
+		obs.Reason = s.last.Reason
+	}
+	s.n.record(s.id, obs.Address)
+	s.last = obs
+	return obs
+}
+
+// Stop stops the job (sleep); its definition stays for the next Start.
+func (s *nomadServer) Stop(ctx context.Context) error {
+	s.reset()
+	return s.n.RT.Stop(ctx, s.job, false)
+}
+
+// Remove stops and purges the job.
+func (s *nomadServer) Remove(ctx context.Context) error {
+	s.reset()
+	return s.n.RT.Stop(ctx, s.job, true)
+}
+
+func (s *nomadServer) reset() {
+	s.mu.Lock()
+	s.at = time.Time{}
+	s.mu.Unlock()
+	s.n.forget(s.id)
+}
+
+func (s *nomadServer) Ref() app.Ref { return app.Ref{Name: s.job} }
+
+func short(id string) string {
+	if len(id) > 8 {
+		return id[:8]
+	}
+	return id
+}
