@@ -20,16 +20,15 @@ func TestRuntimeSetting(t *testing.T) {
 	if err != nil || c.Runtime != conf.RuntimeLocal {
 		t.Fatalf("default runtime %q (%v), want local", c.Runtime, err)
 	}
-	for _, name := range []string{"nomad"} {
-		t.Setenv(conf.Prefix+"RUNTIME", name)
-		c, err := ConfigFromEnv()
-		if err != nil {
-			t.Fatal(err)
-		}
-		err = Run(context.Background(), c, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
-		if err == nil || !strings.Contains(err.Error(), "MLPANEL_RUNTIME="+name) || !strings.Contains(err.Error(), "deployer") {
-			t.Errorf("start with MLPANEL_RUNTIME=%s: %v, want an error naming it", name, err)
-		}
+	// Nomad without its address: the start says what to set.
+	t.Setenv(conf.Prefix+"RUNTIME", "nomad")
+	t.Setenv(conf.Prefix+"NOMAD_ADDR", "")
+	nc, err := ConfigFromEnv()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Run(context.Background(), nc, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil))); err == nil || !strings.Contains(err.Error(), "MLPANEL_NOMAD_ADDR") {
+		t.Errorf("start with MLPANEL_RUNTIME=nomad and no MLPANEL_NOMAD_ADDR: %v, want an error naming MLPANEL_NOMAD_ADDR", err)
 	}
 	// Kubernetes outside a cluster and without a kubeconfig: the start
 	// fails saying which setting points the service at one.

@@ -10,10 +10,9 @@ import (
 )
 
 // localBackend builds the backend of deployments of type local on the
-// runtime MLPANEL_RUNTIME names: one case per runtime. A cluster runtime
-// is wired by replacing its NotWired line with its app.Backend (whose
-// servers answer Local() false, so they outlive the deployer and are
-// adopted). close runs after the service stopped.
+// runtime MLPANEL_RUNTIME names: one case per runtime. A cluster
+// runtime's servers answer Local() false, so they outlive the deployer
+// and are adopted. close runs after the service stopped.
 func (c Config) localBackend() (backend app.Backend, close func() error, err error) {
 	switch c.Runtime {
 	case conf.RuntimeLocal:

@@ -29,8 +29,7 @@ type builtRuntime struct {
 }
 
 // runtime builds the runtime MLPANEL_RUNTIME names: one case per
-// runtime. A cluster runtime is wired by replacing its NotWired line with
-// its adapter (its settings are its own struct embedded in Config).
+// runtime, whose settings are its own struct embedded in Config.
 func (c Config) runtime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntime, error) {
 	switch c.Runtime {
 	case conf.RuntimeLocal:

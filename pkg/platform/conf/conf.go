@@ -253,12 +253,6 @@ type RuntimeChoice struct {
 	Runtime Runtime `env:"MLPANEL_RUNTIME" envDefault:"local"`
 }
 
-// NotWired is the start-up error of a runtime this build has no adapter
-// for yet.
-func NotWired(service string, r Runtime) error {
-	return fmt.Errorf("MLPANEL_RUNTIME=%s: the %s service cannot run its servers on %s in this build yet; use MLPANEL_RUNTIME=local", r, service, r)
-}
-
 // Resolve fills what Load leaves to the code: an absolute Home and the
 // default mlflow.
 func (r *Runner) Resolve() error {
