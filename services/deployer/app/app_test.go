@@ -84,6 +84,7 @@ type fakeServer struct {
 	stopped      atomic.Bool
 	predictErr   error
 	version      string
+	remote       bool // runs on a cluster, not as this machine's process
 }
 
 func (f *fakeServer) Alive(context.Context) bool { return f.alive.Load() && !f.stopped.Load() }
@@ -94,7 +95,7 @@ func (f *fakeServer) Stop(context.Context) error { f.stopped.Store(true); return
 func (f *fakeServer) Apply(d *domain.Deployment) {
 	d.URL, d.Host, d.Port = "http://127.0.0.1:1", "127.0.0.1", 1
 }
-func (f *fakeServer) Local() bool { return true }
+func (f *fakeServer) Local() bool { return !f.remote }
 func (f *fakeServer) Predict(context.Context, []byte) error {
 	if f.predictErr != nil {
 		return f.predictErr
@@ -108,6 +109,7 @@ type fakeBackend struct {
 	startFn func() error // nil starts a server that is ready at once
 	// adoptable are servers an earlier run left, by pid.
 	adoptable map[int]*fakeServer
+	remote    bool // its servers run on a cluster (Local() false)
 }
 
 func (b *fakeBackend) Start(_ context.Context, t Target, _ func(domain.Stage)) (Server, error) {
@@ -116,7 +118,7 @@ func (b *fakeBackend) Start(_ context.Context, t Target, _ func(domain.Stage)) (
 			return nil, err
 		}
 	}
-	s := &fakeServer{version: t.Deployment.Version}
+	s := &fakeServer{version: t.Deployment.Version, remote: b.remote}
 	s.alive.Store(true)
 	s.ready.Store(true)
 	b.mu.Lock()

@@ -39,7 +39,10 @@ func (s *Service) Touch(rep activity.Report) {
 // The caller holds the lock.
 func (s *Service) sleepIfIdle(ctx context.Context, d *domain.Deployment, r *runtime) (bool, error) {
 	timeout := d.Idle()
-	if timeout <= 0 || d.Status != domain.StatusRunning || r.srv == nil || !r.srv.Local() {
+	// Deployments of type local sleep whatever runtime runs their server
+	// (a process here, a Nomad job, a Kubernetes Deployment); a cloud
+	// instance does not: its start takes minutes.
+	if timeout <= 0 || d.Status != domain.StatusRunning || r.srv == nil || d.Type != domain.TypeLocal {
 		return false, nil
 	}
 	if wait := r.idle.Due(timeout).Sub(s.now()); wait > 0 {

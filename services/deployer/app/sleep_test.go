@@ -77,3 +77,23 @@ func TestDeploymentSleepAndWake(t *testing.T) {
 		t.Fatalf("events %s, want %s", got, want)
 	}
 }
+
+// On a cluster runtime a local deployment's model server is a Nomad job
+// or a Kubernetes Deployment (Local() false): it sleeps and wakes the same.
+func TestDeploymentOnAClusterRuntimeSleepsToo(t *testing.T) {
+	s, b, _, _ := newTestServiceWith(t, 5, &fakeBackend{remote: true}, nil)
+	ctx := context.Background()
+	d, err := s.Create(ctx, CreateInput{ProjectID: "1", ModelID: "m", IdleTimeout: "1s"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, s, d.ID, domain.StatusRunning)
+	waitStatus(t, s, d.ID, domain.StatusSleeping)
+	s.bg.Wait()
+	if !b.last().stopped.Load() {
+		t.Fatal("the sleeping deployment's server was not stopped")
+	}
+	if got, err := s.Wake(ctx, d.ID); err != nil || got.Status != domain.StatusRunning || b.count() != 2 {
+		t.Fatalf("wake: %s, %v, %d starts; want running after a second start", got.Status, err, b.count())
+	}
+}
