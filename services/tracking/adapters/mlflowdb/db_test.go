@@ -55,9 +55,10 @@ func TestOtherRevisionFallsBackWithOneWarning(t *testing.T) {
 	}
 }
 
-// TestOtherBackendsFallBackWithOneWarning: a MySQL project, or a
-// PostgreSQL one while the tracking service lacks MLPANEL_PROJECT_DB_URL,
-// is answered through REST; the log says why once per database.
+// TestOtherBackendsFallBackWithOneWarning: a MySQL or PostgreSQL project
+// while the tracking service lacks the setting of its database server
+// (MLPANEL_PROJECT_MYSQL_URL, MLPANEL_PROJECT_DB_URL) is answered through
+// REST; the log says why once per database.
 func TestOtherBackendsFallBackWithOneWarning(t *testing.T) {
 	var logs bytes.Buffer
 	rd := New(slog.New(slog.NewTextHandler(&logs, nil)))
@@ -72,7 +73,7 @@ func TestOtherBackendsFallBackWithOneWarning(t *testing.T) {
 			}
 		}
 	}
-	if n := strings.Count(logs.String(), "level=WARN"); n != 2 || !strings.Contains(logs.String(), "no mysql database") || !strings.Contains(logs.String(), "MLPANEL_PROJECT_DB_URL") {
+	if n := strings.Count(logs.String(), "level=WARN"); n != 2 || !strings.Contains(logs.String(), "MLPANEL_PROJECT_MYSQL_URL") || !strings.Contains(logs.String(), "MLPANEL_PROJECT_DB_URL") {
 		t.Errorf("want one warning per database saying why, got %d:\n%s", n, logs.String())
 	}
 }
