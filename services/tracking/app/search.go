@@ -414,7 +414,7 @@ func (s *Search) SearchRuns(ctx context.Context, caller events.Request, q Search
 	// grammar, and a refused filter is refused whether or not any project
 	// has a database yet (and no sleeping project is woken to refuse it).
 	if err := s.checkGrammar(q.Filter); err != nil {
-		return events.List[SearchRun]{}, errs.Invalidf("filter %q: %v", q.Filter, err)
+		return events.List[SearchRun]{}, s.refusedFilter(ctx, caller, q, err)
 	}
 	if lp.Sort != "" {
 		return events.List[SearchRun]{}, errs.Invalidf("_sort is not taken here: order with order_by in MLflow's syntax, e.g. order_by=metrics.accuracy DESC")
@@ -556,6 +556,27 @@ func checkOrderBy(clauses []string) error {
 	}
 	return nil
 }
+
+// refusedFilter is the 400 of a filter MLflow's grammar refuses, naming
+// the projects whose grammar that is (the caller's, at most a few).
+func (s *Search) refusedFilter(ctx context.Context, caller events.Request, q SearchQuery, refusal error) error {
+	where := "every project speaks MLflow's one grammar"
+	if ps, err := s.projectsOf(ctx, caller, q.Projects); err == nil && len(ps) > 0 {
+		names := make([]string, 0, refusedNames)
+		for _, p := range ps[:min(len(ps), refusedNames)] {
+			names = append(names, p.Name)
+		}
+		more := ""
+		if len(ps) > refusedNames {
+			more = fmt.Sprintf(" and %d more", len(ps)-refusedNames)
+		}
+		where = fmt.Sprintf("refused by the grammar of projects %s%s: every project speaks MLflow's one grammar", strings.Join(names, ", "), more)
+	}
+	return errs.Invalidf("filter %q: %v (%s)", q.Filter, refusal, where)
+}
+
+// refusedNames is how many projects a refused filter's message names.
+const refusedNames = 5
 
 // checkGrammar is MLflow's refusal of a filter, from the reader's parser
 // (none without a reader: the servers judge every filter then).
