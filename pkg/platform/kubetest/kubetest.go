@@ -299,6 +299,19 @@ func (c *Cluster) waitFor(t testing.TB, ctx context.Context, what string, ok fun
 	}
 }
 
+// Eventually waits up to two minutes for ok, the time kwok may take to
+// mark a pod Ready, and fails the test naming what did not happen.
+func Eventually(t testing.TB, what string, ok func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf("not within 2m: %s", what)
+		}
+		time.Sleep(300 * time.Millisecond)
+	}
+}
+
 // Log is the log of a component ("kube-apiserver", "kwok", ...), for a
 // failing test to show.
 func (c *Cluster) Log(component string) string { return tail(c.logs[component]) }

@@ -18,17 +18,6 @@ import (
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
 
-func waitUntil(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 2m: %s", what)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-}
-
 // TestKubeModelServers runs a deployment's model servers on a real API
 // server (pods made Running by kwok) through the deployer's Backend: the
 // server of a version is a Deployment + Service labelled with its project
@@ -57,7 +46,7 @@ func TestKubeModelServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "version 1 ready", func() bool { return v1.Ready(ctx) })
+	kubetest.Eventually(t, "version 1 ready", func() bool { return v1.Ready(ctx) })
 	if !v1.Alive(ctx) || v1.Local() {
 		t.Errorf("alive %v, local %v: want alive and not local (it outlives the deployer)", v1.Alive(ctx), v1.Local())
 	}
@@ -91,7 +80,7 @@ func TestKubeModelServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "version 2 ready", func() bool { return v2.Ready(ctx) })
+	kubetest.Eventually(t, "version 2 ready", func() bool { return v2.Ready(ctx) })
 	if !v1.Ready(ctx) {
 		t.Error("version 1 stopped serving when version 2 started")
 	}
@@ -140,7 +129,7 @@ func TestKubeModelServers(t *testing.T) {
 	if err := admin.DeleteProject(ctx, "12"); err != nil {
 		t.Fatal(err)
 	}
-	waitUntil(t, "version 2 collected with its project", func() bool { return !v2.Alive(ctx) })
+	kubetest.Eventually(t, "version 2 collected with its project", func() bool { return !v2.Alive(ctx) })
 }
 
 // TestKubeModelServerRBAC: without the right to create Deployments the

@@ -35,17 +35,6 @@ func kubeRuntime(t *testing.T, kc *kubetest.Cluster, kubeconfig string) *adapter
 	return k
 }
 
-func eventually(t *testing.T, what string, ok func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for !ok() {
-		if time.Now().After(deadline) {
-			t.Fatalf("not within 2m: %s", what)
-		}
-		time.Sleep(300 * time.Millisecond)
-	}
-}
-
 // TestKubeRuntimeLifecycle runs a project's tracking server through the
 // runtime seam on a real API server (pods made Running by kwok): started,
 // reported running at its Service's address, started again without a
@@ -73,7 +62,7 @@ func TestKubeRuntimeLifecycle(t *testing.T) {
 		t.Errorf("Ref = %+v, want the Deployment %s/%s", ref, ns, name)
 	}
 	var o app.Observation
-	eventually(t, "the server is reported running at its Service", func() bool {
+	kubetest.Eventually(t, "the server is reported running at its Service", func() bool {
 		o = srv.Observe(ctx)
 		return o.Alive && o.Address != ""
 	})
@@ -133,7 +122,7 @@ func TestKubeRuntimeLifecycle(t *testing.T) {
 	if *dep.Spec.Replicas != 0 {
 		t.Fatalf("asleep with %d replicas", *dep.Spec.Replicas)
 	}
-	eventually(t, "the pod goes", func() bool {
+	kubetest.Eventually(t, "the pod goes", func() bool {
 		l, _ := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "mlpanel.io/project=12"})
 		return l != nil && len(l.Items) == 0
 	})
@@ -144,7 +133,7 @@ func TestKubeRuntimeLifecycle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the woken server runs", func() bool { o := srv.Observe(ctx); return o.Alive && o.Address == want })
+	kubetest.Eventually(t, "the woken server runs", func() bool { o := srv.Observe(ctx); return o.Alive && o.Address == want })
 
 	// A restarted panel adopts the running server, starting nothing.
 	fresh := kubeRuntime(t, kc, kubeconfig)
@@ -155,7 +144,7 @@ func TestKubeRuntimeLifecycle(t *testing.T) {
 	if adopted.Ref() != srv.Ref() {
 		t.Errorf("adopted %+v, started %+v", adopted.Ref(), srv.Ref())
 	}
-	eventually(t, "the adopted server is observed running", func() bool { o := adopted.Observe(ctx); return o.Alive && o.Address == want })
+	kubetest.Eventually(t, "the adopted server is observed running", func() bool { o := adopted.Observe(ctx); return o.Alive && o.Address == want })
 	if n := countDeployments(); n != 1 {
 		t.Fatalf("%d Deployments after adoption, want 1", n)
 	}
@@ -169,7 +158,7 @@ func TestKubeRuntimeLifecycle(t *testing.T) {
 	if err := cs.CoreV1().Pods(ns).Delete(ctx, pods.Items[0].Name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the replaced pod counts as one restart", func() bool { o = adopted.Observe(ctx); return o.Restarts == 1 })
+	kubetest.Eventually(t, "the replaced pod counts as one restart", func() bool { o = adopted.Observe(ctx); return o.Restarts == 1 })
 	if !o.Alive {
 		t.Errorf("a server whose pod was replaced is reported gone: %+v", o)
 	}
@@ -178,7 +167,7 @@ func TestKubeRuntimeLifecycle(t *testing.T) {
 	if err := cs.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the lost server is reported gone", func() bool { o = adopted.Observe(ctx); return !o.Alive })
+	kubetest.Eventually(t, "the lost server is reported gone", func() bool { o = adopted.Observe(ctx); return !o.Alive })
 	if !strings.Contains(o.Reason, "deleted outside the panel") {
 		t.Errorf("reason %q", o.Reason)
 	}
@@ -194,7 +183,7 @@ func TestKubeRuntimeLifecycle(t *testing.T) {
 	if err := k.Purge(ctx, p); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "the project's volume is collected with it", func() bool {
+	kubetest.Eventually(t, "the project's volume is collected with it", func() bool {
 		_, err := cs.CoreV1().PersistentVolumeClaims(ns).Get(ctx, name, metav1.GetOptions{})
 		return apierrors.IsNotFound(err)
 	})
@@ -216,7 +205,7 @@ func TestKubeRuntimePostgreSQLProject(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, "running", func() bool { return srv.Observe(ctx).Address != "" })
+	kubetest.Eventually(t, "running", func() bool { return srv.Observe(ctx).Address != "" })
 	name := adapters.TrackingName(p)
 	dep, err := kc.Client.AppsV1().Deployments(kc.Namespace).Get(ctx, name, metav1.GetOptions{})
 	if err != nil {
