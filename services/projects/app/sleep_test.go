@@ -125,20 +125,11 @@ func TestWakeThatFailsAnswers503WithTheLog(t *testing.T) {
 func TestMaxAwakePutsTheLeastRecentlyUsedToSleep(t *testing.T) {
 	s, srv, pub := newIdleService(t, time.Hour, 1)
 	ctx := context.Background()
-	a := runProject(t, s, "alpha")
-	b, err := s.Create(ctx, CreateInput{Name: "beta"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Update(ctx, b.ID, UpdateInput{IdleTimeout: ptr("1s")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Run(ctx, b.ID); err != nil {
-		t.Fatal(err)
-	}
-	waitStatus(t, s, b.ID, domain.StatusSleeping)
-	ia := &s.rt.Get(a.ID).idle
-	ia.Reset(time.Now().Add(-time.Minute)) // alpha is idle
+	// Beta sleeps first and alpha runs after it: were beta run while
+	// alpha had just started, the run would rightly be refused (alpha
+	// counts as in use for idleGrace after it starts).
+	a, b := sleepingAndAwake(t, s)
+	s.rt.Get(a.ID).idle.Reset(time.Now().Add(-time.Minute)) // alpha is idle
 	woke, err := s.Wake(ctx, b.ID)
 	if err != nil || woke.Status != domain.StatusRunning {
 		t.Fatalf("wake beta: %+v, %v", woke, err)
