@@ -33,6 +33,7 @@ type Zygote struct {
 	Python  string        // the virtualenv's python
 	LogFile string        // the zygote's own output (import errors)
 	Ready   time.Duration // how long the imports may take
+	Env     []string      // added to the panel's environment (zygoteEnv)
 
 	mu     sync.Mutex
 	cmd    *exec.Cmd
@@ -47,7 +48,19 @@ func NewZygote(mlflow, logFile string, ready time.Duration) *Zygote {
 	if p, err := exec.LookPath(mlflow); err == nil {
 		mlflow = p
 	}
-	return &Zygote{Python: filepath.Join(filepath.Dir(mlflow), "python"), LogFile: logFile, Ready: ready}
+	return &Zygote{Python: filepath.Join(filepath.Dir(mlflow), "python"), LogFile: logFile, Ready: ready, Env: zygoteEnv}
+}
+
+// zygoteEnv keeps MLflow's imports from starting threads, so that the
+// zygote is one thread when it forks (zygote.py: check_single_threaded):
+// numpy's BLAS starts a worker pool at import, pyarrow's jemalloc a
+// background purger. A tracking server uses neither for its work, and the
+// servers it forks inherit these settings.
+var zygoteEnv = []string{
+	"OPENBLAS_NUM_THREADS=1",
+	"OMP_NUM_THREADS=1",
+	"MKL_NUM_THREADS=1",
+	"JE_ARROW_MALLOC_CONF=background_thread:false",
 }
 
 type zygoteReply struct {
@@ -81,6 +94,7 @@ func (z *Zygote) ensure() error {
 	defer logf.Close()
 	fmt.Fprintf(logf, "\n==> %s started the MLflow zygote (%s)\n", time.Now().UTC().Format(time.RFC3339), z.Python)
 	cmd := exec.Command(z.Python, "-c", zygoteScript)
+	cmd.Env = append(os.Environ(), z.Env...)
 	cmd.Stderr = logf
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	in, err := cmd.StdinPipe()

@@ -61,6 +61,33 @@ def check_mlflow():
     forget_server_modules()
 
 
+def os_threads():
+    """The names of this process's OS threads, Python's and native ones."""
+    names = []
+    for tid in sorted(os.listdir("/proc/self/task")):
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as f:
+                names.append(f.read().strip())
+        except OSError:
+            pass  # the thread ended meanwhile
+    return names
+
+
+def check_single_threaded():
+    """fork() copies only the calling thread: a lock another thread held at
+    that moment (in malloc, a native pool, the import machinery) stays
+    held in the child forever, and the server hangs or dies later, at
+    whatever first needs that lock. The panel starts the zygote with the
+    thread pools of numpy's BLAS and pyarrow's jemalloc switched off
+    (adapters/zygote.go: zygoteEnv); this fails loudly if an import starts
+    another thread anyway, instead of forking servers that may break."""
+    names = os_threads()
+    if len(names) > 1:
+        raise RuntimeError(
+            f"the warm MLflow runs {len(names)} threads after its imports ({', '.join(names)}), and forking it is unsafe: "
+            "find the import that starts them, or set MLPANEL_MLFLOW_PRELOAD=false")
+
+
 def _run_in_process(cmd, extra_env=None, **_kwargs):
     """Stands in for the subprocess `mlflow server` starts: the same
     uvicorn command line, run by uvicorn's own CLI in this process."""
@@ -128,6 +155,7 @@ def main():
     # Objects made so far are never scanned by the collector again, so
     # children do not copy the pages it would touch.
     gc.freeze()
+    check_single_threaded()
     reply({"ready": True, "pid": os.getpid()})
     for line in sys.stdin:
         line = line.strip()
@@ -135,6 +163,7 @@ def main():
             continue
         try:
             req = json.loads(line)
+            check_single_threaded()
             sys.stdout.flush()
             sys.stderr.flush()
             pid = os.fork()

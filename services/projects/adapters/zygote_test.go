@@ -198,3 +198,30 @@ func lastLines(s string, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// fork() copies one thread: the zygote must be that one thread when it
+// forks, or a lock held elsewhere (malloc, a native pool) stays held in
+// every server. MLflow's imports start two more (numpy's BLAS pool,
+// pyarrow's jemalloc purger) unless the zygote's environment turns them
+// off; without it the zygote refuses to serve, naming them.
+func TestZygoteForksFromOneThread(t *testing.T) {
+	home := t.TempDir()
+	mlflow := conf.DefaultMlflow()
+	z := NewZygote(mlflow, filepath.Join(home, "zygote.log"), 3*time.Minute)
+	defer z.Close()
+	if err := z.Warm(); err != nil {
+		t.Fatal(err)
+	}
+	tasks, err := os.ReadDir("/proc/" + strconv.Itoa(z.Pid()) + "/task")
+	if err != nil || len(tasks) != 1 {
+		t.Fatalf("the warm MLflow runs %d threads (%v), want 1", len(tasks), err)
+	}
+
+	bare := NewZygote(mlflow, filepath.Join(home, "bare.log"), 3*time.Minute)
+	bare.Env = nil
+	defer bare.Close()
+	err = bare.Warm()
+	if err == nil || !strings.Contains(err.Error(), "threads") || !strings.Contains(err.Error(), "MLPANEL_MLFLOW_PRELOAD=false") {
+		t.Fatalf("a zygote whose imports start threads: %v, want a refusal naming them and the setting", err)
+	}
+}
