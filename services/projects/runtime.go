@@ -86,5 +86,5 @@ func (c Config) nomadRuntime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntim
 	}
 	launcher := c.servers()
 	db := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(c.Home, "templates")}
-	return builtRuntime{Runtime: &adapters.Nomad{RT: rt, Server: launcher, Prepare: db.Prepare}, close: func() {}}, nil
+	return builtRuntime{Runtime: &adapters.Nomad{RT: rt, Server: launcher, Prepare: db.Prepare, Artifacts: c.NomadArtifacts}, close: func() {}}, nil
 }

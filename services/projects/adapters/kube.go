@@ -104,8 +104,8 @@ func (k *Kube) Workload(p domain.Project) (kube.Workload, error) {
 			return w, err
 		}
 		w.Secret = map[string]string{"MLFLOW_BACKEND_STORE_URI": uri}
-		if d := k.Config.ArtifactsDestination; d != "" {
-			artifacts, volume = strings.TrimRight(d, "/")+"/"+p.ID, nil
+		if d, ok := ArtifactsDestination(k.Config.ArtifactsDestination, p); ok {
+			artifacts, volume = d, nil
 		}
 	} else {
 		args = append(args, "--backend-store-uri", "sqlite:///"+dataDir+"/mlflow.db")

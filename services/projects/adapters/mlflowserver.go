@@ -121,6 +121,19 @@ func ServerStoreURI(p domain.Project, pgURL, mysqlURL string) (string, error) {
 	return uri, nil
 }
 
+// ArtifactsDestination is where a cluster runtime's server of p keeps its
+// artifacts when root (MLPANEL_KUBE_ARTIFACTS_DESTINATION,
+// MLPANEL_NOMAD_ARTIFACTS_DESTINATION: any URI MLflow's
+// --artifacts-destination takes) is set: <root>/<project id>. It applies
+// to projects whose runs live on a database server only; a SQLite project
+// keeps its artifacts beside its database (ok false).
+func ArtifactsDestination(root string, p domain.Project) (dest string, ok bool) {
+	if root == "" || !p.OnServer() {
+		return "", false
+	}
+	return strings.TrimRight(root, "/") + "/" + p.ID, true
+}
+
 // backendStore is how the server of p finds its database: arguments
 // for SQLite, the environment for a database server, whose address may
 // hold a password that command lines show to every user of the host.
