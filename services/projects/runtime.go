@@ -81,6 +81,9 @@ func (c Config) kubeRuntime() (builtRuntime, error) {
 // start adopts them.
 func (c Config) nomadRuntime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntime, error) {
 	rt, err := nomadrt.New(c.Nomad)
+	if err == nil {
+		err = adapters.CheckArtifactsDestination("MLPANEL_NOMAD_ARTIFACTS_DESTINATION", c.NomadArtifacts)
+	}
 	if err != nil {
 		return builtRuntime{}, fmt.Errorf("the projects service with MLPANEL_RUNTIME=nomad: %w (or run the servers on this machine with MLPANEL_RUNTIME=local)", err)
 	}

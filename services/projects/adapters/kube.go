@@ -62,6 +62,9 @@ func NewKube(cfg KubeConfig, workers int, jobs bool, projectDBURL, projectMySQLU
 	if _, err := resource.ParseQuantity(cfg.VolumeSize); err != nil {
 		return nil, fmt.Errorf("MLPANEL_KUBE_VOLUME_SIZE=%q: %w: use a quantity such as 10Gi", cfg.VolumeSize, err)
 	}
+	if err := CheckArtifactsDestination("MLPANEL_KUBE_ARTIFACTS_DESTINATION", cfg.ArtifactsDestination); err != nil {
+		return nil, err
+	}
 	c, err := kube.Connect(cfg.Config)
 	if err != nil {
 		return nil, err

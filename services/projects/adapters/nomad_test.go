@@ -75,3 +75,22 @@ func argAfter(args []string, flag string) string {
 	}
 	return args[i+1]
 }
+
+// A relative artifacts destination would land wherever the server starts
+// on its node: both cluster runtimes refuse it, naming their setting.
+func TestArtifactsDestinationMustBeShared(t *testing.T) {
+	_, err := adapters.NewKube(adapters.KubeConfig{VolumeSize: "1Gi", ArtifactsDestination: "artifacts"}, 1, false, "", "")
+	if err == nil || !strings.Contains(err.Error(), "MLPANEL_KUBE_ARTIFACTS_DESTINATION") {
+		t.Errorf("kube with a relative destination: %v, want an error naming MLPANEL_KUBE_ARTIFACTS_DESTINATION", err)
+	}
+	for _, ok := range []string{"", "/srv/artifacts", "s3://bucket/mlpanel", "gs://b", "file:///srv/a"} {
+		if err := adapters.CheckArtifactsDestination("X", ok); err != nil {
+			t.Errorf("%q refused: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"artifacts", "./a", "c:a"} {
+		if err := adapters.CheckArtifactsDestination("X", bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}
