@@ -22,6 +22,7 @@ func TestNomadRuntimeSettings(t *testing.T) {
 		{map[string]string{"HOME": t.TempDir()}, "MLPANEL_NOMAD_ADDR"},
 		{map[string]string{"HOME": t.TempDir(), "NOMAD_ADDR": "http://127.0.0.1:4646", "NOMAD_DRIVER": "exec"}, "MLPANEL_NOMAD_DRIVER"},
 		{map[string]string{"HOME": t.TempDir(), "NOMAD_ADDR": "http://127.0.0.1:4646", "NOMAD_DRIVER": "docker"}, "MLPANEL_NOMAD_IMAGE"},
+		{map[string]string{"HOME": t.TempDir(), "NOMAD_ADDR": "http://127.0.0.1:4646", "NOMAD_ARTIFACTS_DESTINATION": "shared/artifacts"}, "MLPANEL_NOMAD_ARTIFACTS_DESTINATION"},
 	} {
 		c := nomadConfig(t, tc.env)
 		err := Run(context.Background(), c, nil, nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
@@ -33,11 +34,20 @@ func TestNomadRuntimeSettings(t *testing.T) {
 	if got := strings.Join(c.Nomad.Datacenters, " "); got != "dc1 dc2" || c.Nomad.Driver != "raw_exec" {
 		t.Errorf("MLPANEL_NOMAD_DATACENTERS=dc1,dc2: datacenters %q, driver %q; want dc1 dc2 and the raw_exec default", got, c.Nomad.Driver)
 	}
+	for _, dest := range []string{"/mnt/shared/artifacts", "s3://bucket/mlpanel", "gs://bucket"} {
+		c = nomadConfig(t, map[string]string{"HOME": t.TempDir(), "NOMAD_ADDR": "http://127.0.0.1:4646", "NOMAD_ARTIFACTS_DESTINATION": dest})
+		if c.NomadArtifacts != dest {
+			t.Errorf("MLPANEL_NOMAD_ARTIFACTS_DESTINATION=%s read as %q", dest, c.NomadArtifacts)
+		}
+		if _, err := c.nomadRuntime(nil, slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+			t.Errorf("MLPANEL_NOMAD_ARTIFACTS_DESTINATION=%s refused: %v", dest, err)
+		}
+	}
 }
 
 func nomadConfig(t *testing.T, env map[string]string) Config {
 	t.Helper()
-	for _, k := range []string{"NOMAD_ADDR", "NOMAD_DRIVER", "NOMAD_IMAGE", "NOMAD_DATACENTERS"} {
+	for _, k := range []string{"NOMAD_ADDR", "NOMAD_DRIVER", "NOMAD_IMAGE", "NOMAD_DATACENTERS", "NOMAD_ARTIFACTS_DESTINATION"} {
 		if v, ok := env[k]; ok {
 			t.Setenv(conf.Prefix+k, v)
 		} else {

@@ -81,10 +81,13 @@ func (c Config) kubeRuntime() (builtRuntime, error) {
 // start adopts them.
 func (c Config) nomadRuntime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntime, error) {
 	rt, err := nomadrt.New(c.Nomad)
+	if err == nil {
+		err = adapters.CheckArtifactsDestination("MLPANEL_NOMAD_ARTIFACTS_DESTINATION", c.NomadArtifacts)
+	}
 	if err != nil {
 		return builtRuntime{}, fmt.Errorf("the projects service with MLPANEL_RUNTIME=nomad: %w (or run the servers on this machine with MLPANEL_RUNTIME=local)", err)
 	}
 	launcher := c.servers()
 	db := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(c.Home, "templates")}
-	return builtRuntime{Runtime: &adapters.Nomad{RT: rt, Server: launcher, Prepare: db.Prepare}, close: func() {}}, nil
+	return builtRuntime{Runtime: &adapters.Nomad{RT: rt, Server: launcher, Prepare: db.Prepare, Artifacts: c.NomadArtifacts}, close: func() {}}, nil
 }

@@ -51,6 +51,11 @@ type Config struct {
 	// Nomad is where MLPANEL_RUNTIME=nomad runs the tracking servers
 	// (MLPANEL_NOMAD_*).
 	Nomad nomadrt.Config
+	// NomadArtifacts is where projects on Nomad whose runs live on a
+	// database server keep their artifacts (MLflow's
+	// --artifacts-destination, the project's id appended), so they need
+	// no file on the node. Empty: the project's folder.
+	NomadArtifacts string `env:"MLPANEL_NOMAD_ARTIFACTS_DESTINATION"`
 	// Ports are the ports tracking servers take, lo-hi.
 	Ports proc.Range `env:"MLPANEL_PORT_RANGE" envDefault:"5000-5099"`
 	// Host is where tracking servers bind.

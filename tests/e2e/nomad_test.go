@@ -18,8 +18,9 @@ import (
 )
 
 // nomadPanel starts a panel whose projects and model servers run on the
-// Nomad cluster c, with its data home at home.
-func nomadPanel(t *testing.T, c *nomadtest.Cluster, home string) *stack.Stack {
+// Nomad cluster c, with its data home at home; each option changes the
+// settings further.
+func nomadPanel(t *testing.T, c *nomadtest.Cluster, home string, options ...func(*stack.Config)) *stack.Stack {
 	t.Helper()
 	cfg := panelCfg
 	cfg.Home, cfg.Projects.Home = home, home
@@ -28,6 +29,9 @@ func nomadPanel(t *testing.T, c *nomadtest.Cluster, home string) *stack.Stack {
 	nc := nomadrt.Config{Addr: c.Addr, Driver: nomadrt.RawExec, Datacenters: []string{c.Datacenter}}
 	cfg.Projects.Runtime, cfg.Projects.Nomad = conf.RuntimeNomad, nc
 	cfg.Deployer.Runtime, cfg.Deployer.Nomad = conf.RuntimeNomad, nc
+	for _, o := range options {
+		o(&cfg)
+	}
 	s, err := stack.Start(context.Background(), cfg, boot.Logger("warn"))
 	if err != nil {
 		t.Fatal(err)
@@ -141,23 +145,7 @@ func TestNomadRuntime(t *testing.T) {
 	predictAt(t, s.URL, d.ID, time.Second)
 
 	// Kill the node that runs nomad-a: Nomad places it on the other one.
-	seen := projectEvents(t, s.NC, a)
-	first := jobAllocs(t, c, a)[0]
-	oldURL := getAt(t, s.URL, a).InternalURL
-	c.Kill(first.NodeName)
-	p := waitSleepy(t, s.URL, a, "starting", 2*time.Minute)
-	p = waitSleepy(t, s.URL, a, "running", 3*time.Minute)
-	now := jobAllocs(t, c, a)
-	if len(now) != 1 || now[0].NodeName == first.NodeName {
-		t.Fatalf("after node %s died nomad-a runs on %v, want one allocation on the other node", first.NodeName, nodeNames(now))
-	}
-	if p.InternalURL == oldURL {
-		t.Errorf("internalUrl stayed %s after the move", oldURL)
-	}
-	ev := seen()
-	if i := slices.Index(ev, "starting"); i < 0 || !slices.Contains(ev[i:], "running") {
-		t.Errorf("events of nomad-a after the node died: %v, want starting then running", ev)
-	}
+	killed := killNodeOf(t, s, c, a)
 	// Same URL, same runs: the database lives on the shared data home.
 	expect(t, at(t, s.URL, http.MethodGet, "/runs/"+before+"?project_id="+a, nil), http.StatusOK)
 	logRun(t, s.URL, "nomad-a", "after-the-node-died")
@@ -166,7 +154,7 @@ func TestNomadRuntime(t *testing.T) {
 	}
 	// The model server, wherever it ran, answers through the same URL.
 	predictAt(t, s.URL, d.ID, 3*time.Minute)
-	c.Restart(first.NodeName)
+	c.Restart(killed)
 
 	// Sleep stops the job; the next request through the gateway runs it.
 	cID := ids["nomad-c"]
@@ -239,6 +227,36 @@ func TestNomadRuntime(t *testing.T) {
 		return err != nil && strings.Contains(err.Error(), "404")
 	})
 	assertSpec(t, s)
+}
+
+// killNodeOf kills the Nomad node that runs project id's job, the way a
+// machine is lost, and waits for what a user sees: the project starting,
+// then running in one allocation on another node at a new internalUrl,
+// with the events saying so. It returns the killed node's name.
+func killNodeOf(t *testing.T, s *stack.Stack, c *nomadtest.Cluster, id string) string {
+	t.Helper()
+	seen := projectEvents(t, s.NC, id)
+	allocs := jobAllocs(t, c, id)
+	if len(allocs) != 1 {
+		t.Fatalf("project %s runs in %d allocations before its node dies, want 1", id, len(allocs))
+	}
+	first := allocs[0]
+	oldURL := getAt(t, s.URL, id).InternalURL
+	c.Kill(first.NodeName)
+	waitSleepy(t, s.URL, id, "starting", 2*time.Minute)
+	p := waitSleepy(t, s.URL, id, "running", 3*time.Minute)
+	now := jobAllocs(t, c, id)
+	if len(now) != 1 || now[0].NodeName == first.NodeName {
+		t.Fatalf("after node %s died project %s runs on %v, want one allocation on the other node", first.NodeName, id, nodeNames(now))
+	}
+	if p.InternalURL == oldURL {
+		t.Errorf("project %s: internalUrl stayed %s after the move", id, oldURL)
+	}
+	ev := seen()
+	if i := slices.Index(ev, "starting"); i < 0 || !slices.Contains(ev[i:], "running") {
+		t.Errorf("events of project %s after the node died: %v, want starting then running", id, ev)
+	}
+	return first.NodeName
 }
 
 func waitDeploymentAt(t *testing.T, base, id, status string, timeout time.Duration) deployment {

@@ -81,6 +81,11 @@ type Spec struct {
 	Command string
 	Args    []string
 	Env     map[string]string
+	// Secret is environment that must not be readable from the job (a
+	// database password): it is kept in the Nomad Variable SecretPath(Name),
+	// which the job's own tasks read through their workload identity, and
+	// reaches the task through a template, never the job's env.
+	Secret map[string]string
 	// CheckPath is the HTTP health check Nomad runs; the deployment of
 	// the job is healthy once it answers.
 	CheckPath string
@@ -131,6 +136,9 @@ func (r *Runtime) Job(s Spec) *api.Job {
 		// A stop gives the server time to finish its requests.
 		KillTimeout: ptr(10 * time.Second),
 		LogConfig:   &api.LogConfig{MaxFiles: ptr(2), MaxFileSizeMB: ptr(10)},
+	}
+	if len(s.Secret) > 0 {
+		task.Templates = []*api.Template{secretTemplate(s.Name)}
 	}
 	if r.cfg.Driver == Docker {
 		// Inside a container the port is mapped; the server listens on
@@ -186,10 +194,36 @@ func (r *Runtime) Job(s Spec) *api.Job {
 	return job
 }
 
+// SecretPath is the Nomad Variable that holds the secret environment of
+// job name: the job's own path, which its tasks may read by default.
+func SecretPath(name string) string { return "nomad/jobs/" + name }
+
+// secretTemplate renders the job's variable into the task's environment.
+// The file lives in the task's secrets folder; the job spec names only
+// the variable. A changed variable restarts the task with the new values;
+// a missing one keeps the task waiting for it.
+func secretTemplate(name string) *api.Template {
+	tmpl := `{{ with nomadVar "` + SecretPath(name) + `" }}{{ range .Tuples }}{{ .K }}={{ .V | toJSON }}
+{{ end }}{{ end }}`
+	return &api.Template{
+		EmbeddedTmpl: ptr(tmpl),
+		DestPath:     ptr("secrets/mlpanel.env"),
+		Envvars:      ptr(true),
+		ChangeMode:   ptr("restart"),
+	}
+}
+
 // Run registers the job of s: it creates it, starts a stopped one, or
 // updates a running one in place (Nomad replaces the allocation only
-// when the spec changed). Running it twice is harmless.
+// when the spec changed). Running it twice is harmless. Its Secret is
+// written first, so the task finds it when it starts.
 func (r *Runtime) Run(ctx context.Context, s Spec) error {
+	if len(s.Secret) > 0 {
+		v := &api.Variable{Namespace: r.cfg.Namespace, Path: SecretPath(s.Name), Items: api.VariableItems(s.Secret)}
+		if _, _, err := r.c.Variables().Update(v, r.write(ctx)); err != nil {
+			return fmt.Errorf("writing the Nomad variable %s of job %s: %w", v.Path, s.Name, err)
+		}
+	}
 	if _, _, err := r.c.Jobs().Register(r.Job(s), r.write(ctx)); err != nil {
 		return fmt.Errorf("registering Nomad job %s: %w", s.Name, err)
 	}
@@ -197,11 +231,33 @@ func (r *Runtime) Run(ctx context.Context, s Spec) error {
 }
 
 // Stop stops the job (its allocations end); purge also removes the job
-// from Nomad's state. A job that does not exist is stopped already.
+// from Nomad's state, and then its secret variable. A job that does not
+// exist is stopped already.
 func (r *Runtime) Stop(ctx context.Context, name string, purge bool) error {
 	_, _, err := r.c.Jobs().Deregister(name, purge, r.write(ctx))
 	if err != nil && !notFound(err) {
 		return fmt.Errorf("stopping Nomad job %s: %w", name, err)
+	}
+	if purge {
+		return r.deleteSecret(ctx, name)
+	}
+	return nil
+}
+
+// deleteSecret removes the variable of job name. Peek first: a job that
+// never had one (a model server) needs no variable rights of the token,
+// and Nomad answers a path the token may not read as if it were absent.
+func (r *Runtime) deleteSecret(ctx context.Context, name string) error {
+	path := SecretPath(name)
+	v, _, err := r.c.Variables().Peek(path, r.query(ctx))
+	if err != nil {
+		return fmt.Errorf("reading the Nomad variable %s of job %s: %w", path, name, err)
+	}
+	if v == nil {
+		return nil
+	}
+	if _, err := r.c.Variables().Delete(path, r.write(ctx)); err != nil && !notFound(err) {
+		return fmt.Errorf("deleting the Nomad variable %s of job %s: %w", path, name, err)
 	}
 	return nil
 }

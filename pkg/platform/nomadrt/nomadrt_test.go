@@ -2,6 +2,9 @@ package nomadrt_test
 
 import (
 	"context"
+	"encoding/json"
+	"io"
+	"net/http"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,11 +15,18 @@ import (
 )
 
 // server is a real HTTP server process that answers /health, on the
-// address and port Nomad gives it.
+// address and port Nomad gives it, and /env/NAME with the value of its
+// environment variable NAME.
 const server = `
-import http.server, sys
+import http.server, os, sys
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
+        if self.path.startswith("/env/"):
+            v = os.environ.get(self.path[5:])
+            self.send_response(404 if v is None else 200)
+            self.end_headers()
+            self.wfile.write((v or "").encode())
+            return
         self.send_response(200 if self.path == "/health" else 404)
         self.end_headers()
         self.wfile.write(b"OK")
@@ -133,6 +143,105 @@ func TestRunMoveStopPurge(t *testing.T) {
 	if err := rt.Stop(ctx, name, true); err != nil {
 		t.Fatalf("stopping a purged job: %v", err)
 	}
+}
+
+// A job's Secret never appears in what Nomad shows of the job (anyone
+// with read-job sees its env); the running task has it in its
+// environment, gets a changed value when the job is run again, and the
+// variable goes when the job is purged.
+func TestSecretStaysOutOfTheJob(t *testing.T) {
+	c := nomadtest.Start(t, 1)
+	rt, err := nomadrt.New(nomadrt.Config{Addr: c.Addr, Driver: nomadrt.RawExec, Datacenters: []string{c.Datacenter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const name = "mlpanel-test-secret"
+	// Quotes, a backslash, a dollar, HTML characters and a newline: the
+	// template must hand every byte over as it is.
+	password := "postgresql://mlflow:s3cr\"et$HOME<&>\\x\nend@db:5432/p1"
+	s := spec(t, name)
+	s.Env = map[string]string{"PLAIN": "visible"}
+	s.Secret = map[string]string{"MLFLOW_BACKEND_STORE_URI": password}
+	if err := rt.Run(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	st := waitRunning(t, rt, name, "")
+	if got := envOf(t, st.Address, "MLFLOW_BACKEND_STORE_URI"); got != password {
+		t.Fatalf("the task sees MLFLOW_BACKEND_STORE_URI=%q, want %q", got, password)
+	}
+	if got := envOf(t, st.Address, "PLAIN"); got != "visible" {
+		t.Fatalf("the task sees PLAIN=%q, want the job's plain env", got)
+	}
+
+	// What a read-job token sees: the job, its versions, its allocation.
+	nc := c.Client()
+	job, _, err := nc.Jobs().Info(name, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	versions, _, _, err := nc.Jobs().Versions(name, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	alloc, _, err := nc.Allocations().Info(st.Alloc, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for what, v := range map[string]any{"job": job, "job versions": versions, "allocation": alloc} {
+		raw, _ := json.Marshal(v)
+		if strings.Contains(string(raw), "s3cr") {
+			t.Errorf("the %s as Nomad shows it holds the secret: %s", what, raw)
+		}
+	}
+	if job.TaskGroups[0].Tasks[0].Env["MLFLOW_BACKEND_STORE_URI"] != "" {
+		t.Errorf("the secret is in the task's env")
+	}
+
+	// A new password (a restart after the server's changed) reaches the
+	// running task without a new job version.
+	s.Secret = map[string]string{"MLFLOW_BACKEND_STORE_URI": "postgresql://mlflow:rotated@db/p1"}
+	if err := rt.Run(ctx, s); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the task to see the new secret", func() bool {
+		st, err := rt.Observe(ctx, name)
+		return err == nil && st.Phase == nomadrt.Running && envOf(t, st.Address, "MLFLOW_BACKEND_STORE_URI") == "postgresql://mlflow:rotated@db/p1"
+	})
+
+	// Sleep keeps the variable for the wake; purge removes it.
+	if err := rt.Stop(ctx, name, false); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := nc.Variables().Peek(nomadrt.SecretPath(name), nil); err != nil || v == nil {
+		t.Fatalf("a stopped job's variable is gone (%v): the wake would wait for it forever", err)
+	}
+	if err := rt.Stop(ctx, name, true); err != nil {
+		t.Fatal(err)
+	}
+	if v, _, err := nc.Variables().Peek(nomadrt.SecretPath(name), nil); err != nil || v != nil {
+		t.Fatalf("the purged job's variable %s is still there (%v)", nomadrt.SecretPath(name), err)
+	}
+	// Purging again, and purging a job that never had a secret, is fine.
+	if err := rt.Stop(ctx, name, true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// envOf asks the test server for one variable of its environment; ""
+// when it does not answer.
+func envOf(t *testing.T, address, name string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + address + "/env/" + name)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != http.StatusOK {
+		return ""
+	}
+	return string(b)
 }
 
 func TestConfigSaysWhatToSet(t *testing.T) {

@@ -62,6 +62,9 @@ func NewKube(cfg KubeConfig, workers int, jobs bool, projectDBURL, projectMySQLU
 	if _, err := resource.ParseQuantity(cfg.VolumeSize); err != nil {
 		return nil, fmt.Errorf("MLPANEL_KUBE_VOLUME_SIZE=%q: %w: use a quantity such as 10Gi", cfg.VolumeSize, err)
 	}
+	if err := CheckArtifactsDestination("MLPANEL_KUBE_ARTIFACTS_DESTINATION", cfg.ArtifactsDestination); err != nil {
+		return nil, err
+	}
 	c, err := kube.Connect(cfg.Config)
 	if err != nil {
 		return nil, err
@@ -104,8 +107,8 @@ func (k *Kube) Workload(p domain.Project) (kube.Workload, error) {
 			return w, err
 		}
 		w.Secret = map[string]string{"MLFLOW_BACKEND_STORE_URI": uri}
-		if d := k.Config.ArtifactsDestination; d != "" {
-			artifacts, volume = strings.TrimRight(d, "/")+"/"+p.ID, nil
+		if d, ok := ArtifactsDestination(k.Config.ArtifactsDestination, p); ok {
+			artifacts, volume = d, nil
 		}
 	} else {
 		args = append(args, "--backend-store-uri", "sqlite:///"+dataDir+"/mlflow.db")

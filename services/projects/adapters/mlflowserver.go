@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"net"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -119,6 +120,32 @@ func ServerStoreURI(p domain.Project, pgURL, mysqlURL string) (string, error) {
 		return "", reconcile.Terminal(err)
 	}
 	return uri, nil
+}
+
+// ArtifactsDestination is where a cluster runtime's server of p keeps its
+// artifacts when root (MLPANEL_KUBE_ARTIFACTS_DESTINATION,
+// MLPANEL_NOMAD_ARTIFACTS_DESTINATION: any URI MLflow's
+// --artifacts-destination takes) is set: <root>/<project id>. It applies
+// to projects whose runs live on a database server only; a SQLite project
+// keeps its artifacts beside its database (ok false).
+func ArtifactsDestination(root string, p domain.Project) (dest string, ok bool) {
+	if root == "" || !p.OnServer() {
+		return "", false
+	}
+	return strings.TrimRight(root, "/") + "/" + p.ID, true
+}
+
+// CheckArtifactsDestination says what to fix in a runtime's artifacts
+// destination setting: a relative path would land in whatever folder the
+// server happens to start in on its node.
+func CheckArtifactsDestination(setting, root string) error {
+	if root == "" || filepath.IsAbs(root) {
+		return nil
+	}
+	if u, err := url.Parse(root); err == nil && u.Scheme != "" && len(u.Scheme) > 1 {
+		return nil
+	}
+	return fmt.Errorf("%s=%q: use an absolute path that every node mounts, or a URI MLflow's --artifacts-destination takes, such as s3://bucket/mlpanel", setting, root)
 }
 
 // backendStore is how the server of p finds its database: arguments

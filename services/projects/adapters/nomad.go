@@ -30,6 +30,10 @@ type Nomad struct {
 	// Prepare, when set, readies the project's database before each
 	// start (mlflowdb.Upgrading.Prepare: template copy, migration).
 	Prepare func(p domain.Project) error
+	// Artifacts is MLPANEL_NOMAD_ARTIFACTS_DESTINATION: the root under
+	// which projects with a database server keep their artifacts, so
+	// they need no file on the node (ArtifactsDestination).
+	Artifacts string
 
 	mu   sync.Mutex
 	seen map[string]string // project id -> internalUrl last observed, so Healthy never probes a stale address
@@ -52,7 +56,7 @@ func (n *Nomad) Start(ctx context.Context, p domain.Project) (app.Server, error)
 			return nil, err
 		}
 	}
-	spec, err := n.spec(p)
+	spec, err := n.Spec(p)
 	if err != nil {
 		return nil, err
 	}
@@ -62,17 +66,23 @@ func (n *Nomad) Start(ctx context.Context, p domain.Project) (app.Server, error)
 	return n.server(p), nil
 }
 
-// spec is the job of p: mlflow server on the address and port Nomad
-// gives it, with the same store, artifacts and prefix as a local server.
-func (n *Nomad) spec(p domain.Project) (nomadrt.Spec, error) {
+// Spec is the job of p: mlflow server on the address and port Nomad
+// gives it, with the same store and prefix as a local server. The
+// database address (with its password) goes into the job's secret, not
+// its env; the artifacts go to MLPANEL_NOMAD_ARTIFACTS_DESTINATION when
+// that applies, else to the project's folder.
+func (n *Nomad) Spec(p domain.Project) (nomadrt.Spec, error) {
 	m := n.Server
 	store, env, err := m.backendStore(p)
 	if err != nil {
 		return nomadrt.Spec{}, err
 	}
-	artifacts := filepath.Join(p.Path, "artifacts")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		return nomadrt.Spec{}, reconcile.Terminal(fmt.Errorf("creating the artifact folder of project %s: %w", p.Name, err))
+	artifacts, ok := ArtifactsDestination(n.Artifacts, p)
+	if !ok {
+		artifacts = filepath.Join(p.Path, "artifacts")
+		if err := os.MkdirAll(artifacts, 0o755); err != nil {
+			return nomadrt.Spec{}, reconcile.Terminal(fmt.Errorf("creating the artifact folder of project %s: %w", p.Name, err))
+		}
 	}
 	args := append([]string{"server"}, store...)
 	args = append(args,
@@ -91,9 +101,14 @@ func (n *Nomad) spec(p domain.Project) (nomadrt.Spec, error) {
 		// mlflow server runs gunicorn/uvicorn found beside it.
 		"PATH": filepath.Dir(m.Mlflow) + string(os.PathListSeparator) + "/usr/local/bin:/usr/bin:/bin",
 	}
+	// backendStore's env is the database address: a secret.
+	var secret map[string]string
 	for _, kv := range env {
 		k, v, _ := strings.Cut(kv, "=")
-		vars[k] = v
+		if secret == nil {
+			secret = map[string]string{}
+		}
+		secret[k] = v
 	}
 	return nomadrt.Spec{
 		Name:  JobName(p),
@@ -101,7 +116,7 @@ func (n *Nomad) spec(p domain.Project) (nomadrt.Spec, error) {
 		Meta:  map[string]string{"mlpanel_kind": "project", "mlpanel_project_id": p.ID, "mlpanel_project_name": p.Name},
 		// The job runs from the task's folder on the node: the
 		// executable is named by its absolute path.
-		Command: m.Mlflow, Args: args, Env: vars,
+		Command: m.Mlflow, Args: args, Env: vars, Secret: secret,
 		CheckPath: PathPrefix(p) + "/health",
 		MemoryMB:  1024,
 	}, nil
