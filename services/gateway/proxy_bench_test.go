@@ -54,31 +54,14 @@ func benchProxiedCall(b *testing.B, method string, auth, specCheck bool) {
 	p := w.project(admin, "bench")
 	w.must(w.do(admin, "PUT", "/projects/bench/members/bencher", map[string]string{"role": "editor"}), 200)
 
-	sock := filepath.Join(b.TempDir(), "mlflow.sock")
-	ln, err := net.Listen("unix", sock)
-	if err != nil {
-		b.Fatal(err)
-	}
 	body := []byte(`{"experiments": [{"experiment_id": "0", "name": "Default"}]}`)
 	if method == http.MethodPost {
 		body = []byte(`{}`) // as MLflow answers runs/log-metric
 	}
-	up := &http.Server{Handler: http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+	sock := w.runningUpstream(p, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		rw.Header().Set("Content-Type", "application/json")
 		_, _ = rw.Write(body)
-	})}
-	go func() { _ = up.Serve(ln) }()
-	b.Cleanup(func() { _ = up.Close() })
-	w.mu.Lock()
-	for i := range w.projects {
-		if w.projects[i].ID == p.ID {
-			w.projects[i].Status = "running"
-			w.projects[i].InternalURL = sockhttp.URL(sock, "")
-			p = w.projects[i]
-		}
-	}
-	w.mu.Unlock()
-	w.g.projects.Apply(p.ID, p, true) // as the project's running event does
+	}))
 
 	gw := httptest.NewServer(w.e)
 	b.Cleanup(gw.Close)
@@ -140,6 +123,31 @@ func benchProxiedCall(b *testing.B, method string, auth, specCheck bool) {
 	slices.Sort(added)
 	b.ReportMetric(float64(sumProxied)/float64(sumDirect), "proxied/direct")
 	b.ReportMetric(float64(added[len(added)/2].Microseconds()), "p50-added-µs")
+}
+
+// runningUpstream serves h on a Unix socket as project p's tracking
+// server and marks p running there, as its running event would.
+func (w *authWorld) runningUpstream(p projectInfo, h http.Handler) (sock string) {
+	w.t.Helper()
+	sock = filepath.Join(w.t.TempDir(), "mlflow.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		w.t.Fatal(err)
+	}
+	up := &http.Server{Handler: h}
+	go func() { _ = up.Serve(ln) }()
+	w.t.Cleanup(func() { _ = up.Close() })
+	w.mu.Lock()
+	for i := range w.projects {
+		if w.projects[i].ID == p.ID {
+			w.projects[i].Status = "running"
+			w.projects[i].InternalURL = sockhttp.URL(sock, "")
+			p = w.projects[i]
+		}
+	}
+	w.mu.Unlock()
+	w.g.projects.Apply(p.ID, p, true)
+	return sock
 }
 
 // discardLogger formats lines at info level, as a server does, and drops them.

@@ -1,12 +1,17 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 )
 
 func TestRedirectsHideTheTrackingServer(t *testing.T) {
@@ -55,4 +60,62 @@ func TestRedirectsHideTheTrackingServer(t *testing.T) {
 	if err := hideRedirect(resp, internal, prefix); !errors.As(err, &fe) {
 		t.Errorf("a redirect to another host: %v, want it refused", err)
 	}
+}
+
+// blockingLog holds the access log line of each proxied MLflow call
+// until released, as a slow log sink would.
+type blockingLog struct {
+	slog.Handler
+	release chan struct{}
+}
+
+func (h blockingLog) Handle(ctx context.Context, r slog.Record) error {
+	proxied := false
+	r.Attrs(func(a slog.Attr) bool {
+		proxied = proxied || (a.Key == "route" && a.Value.String() == mlflowRoute)
+		return !proxied
+	})
+	if r.Message == "http request" && proxied {
+		<-h.release
+	}
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h blockingLog) WithAttrs(as []slog.Attr) slog.Handler {
+	return blockingLog{h.Handler.WithAttrs(as), h.release}
+}
+
+// A proxied MLflow answer reaches the client as soon as MLflow gave it,
+// not once the gateway has also written its access log, metrics and
+// audit: those cost every call of the stock client time for nothing.
+func TestProxiedAnswerDoesNotWaitForTheAccessLog(t *testing.T) {
+	w := newAuthWorld(t)
+	release := make(chan struct{})
+	var once sync.Once
+	w.g.log = slog.New(blockingLog{slog.NewJSONHandler(io.Discard, nil), release})
+	w.e = w.g.handler(w.g.routes())
+	p := w.project(w.admin, "quick")
+	w.runningUpstream(p, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = rw.Write([]byte(`{"experiment": {"experiment_id": "0"}}`)) // with a Content-Length, as MLflow's answers
+	}))
+	gw := httptest.NewServer(w.e)
+	t.Cleanup(gw.Close)
+	// Cleanups run last first: the held line goes before the server
+	// waits for its handlers.
+	t.Cleanup(func() { once.Do(func() { close(release) }) })
+
+	req, _ := http.NewRequest(http.MethodGet, gw.URL+"/projects/quick/mlflow/api/2.0/mlflow/experiments/get?experiment_id=0", nil)
+	req.Header.Set("Authorization", "Bearer "+w.admin)
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("the proxied answer waited for the access log: %v", err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK || !strings.Contains(string(body), `"experiment_id": "0"`) {
+		t.Fatalf("proxied answer %d %q (%v) while the access log is held", resp.StatusCode, body, err)
+	}
+	once.Do(func() { close(release) })
 }
