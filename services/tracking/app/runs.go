@@ -32,6 +32,9 @@ func (s *Service) ListRuns(ctx context.Context, q RunQuery, lp events.ListParams
 	if err := checkFilter(q.Filter); err != nil {
 		return events.List[domain.Run]{}, err
 	}
+	if err := s.checkGrammar(q.Filter); err != nil {
+		return events.List[domain.Run]{}, err
+	}
 	var less func(a, b domain.Run) bool
 	if lp.Sort != "" {
 		var ok bool
