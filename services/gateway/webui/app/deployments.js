@@ -70,7 +70,8 @@ export function DeploymentPage({ id }) {
       <table class="kv card"><tbody>
         <tr><td>Project</td><td><${ProjectName} id=${d.project_id}/></td></tr>
         <tr><td>Model</td><td>${d.model_id} version ${d.version}${servedAs(d)} <span class="mono small">${d.model_uri}</span></td></tr>
-        ${d.follow_alias && html`<tr data-testid="follows"><td>Follows</td><td><code>@${d.follow_alias}</code> of ${d.model_id}: serves the version the alias points to, now <b data-testid="served-version">${d.version}</b>; when the alias moves, the new version starts beside it and takes the predict traffic once it answers.
+        ${d.follow_alias && html`<tr data-testid="follows"><td>Follows</td><td class="wrap"><code>@${d.follow_alias}</code>, serving version <b data-testid="served-version">${d.version}</b>
+          <div class="small muted">When the alias moves, that version starts beside this one and takes the predict traffic once it answers.</div>
           ${d.alias_error ? html`<div class="error" data-testid="alias-error">${d.alias_error}</div>` : ''}
           ${d.rollover_error ? html`<div class="error" data-testid="rollover-error">${d.rollover_error}</div>` : ''}</td></tr>`}
         <tr><td>Type</td><td>${d.type}${d.instance_name ? ` (${d.instance_name})` : ''}</td></tr>
