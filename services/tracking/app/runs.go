@@ -35,6 +35,9 @@ func (s *Service) ListRuns(ctx context.Context, q RunQuery, lp events.ListParams
 	if err := s.checkGrammar(q.Filter); err != nil {
 		return events.List[domain.Run]{}, err
 	}
+	if err := checkOrderBy(splitClauses(q.OrderBy)); err != nil {
+		return events.List[domain.Run]{}, err
+	}
 	var less func(a, b domain.Run) bool
 	if lp.Sort != "" {
 		var ok bool

@@ -72,8 +72,14 @@ func TestRefusedRunFilterLeavesTheProjectAsleep(t *testing.T) {
 			}
 		}
 	}
+	// A field named twice in order_by: MLflow's server answers 500 to
+	// it; refused up front with a 400 that says what to do.
+	_, err := svc.ListRuns(ctx, app.RunQuery{Project: "napping", OrderBy: "metrics.accuracy DESC, metrics.`accuracy`"}, events.ListParams{End: 10})
+	if events.StatusOf(err) != http.StatusBadRequest || !strings.Contains(err.Error(), "give each field once") {
+		t.Errorf("order_by naming a field twice: %v (status %d), want a 400 saying to give each field once", err, events.StatusOf(err))
+	}
 	if len(cat.woken) > 0 {
-		t.Errorf("refused filters woke the sleeping project %d times (%v); it must stay asleep", len(cat.woken), cat.woken)
+		t.Errorf("refused filters and orders woke the sleeping project %d times (%v); it must stay asleep", len(cat.woken), cat.woken)
 	}
 
 	// A filter MLflow accepts needs the project: it is woken and answers.
