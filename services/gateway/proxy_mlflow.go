@@ -110,8 +110,13 @@ func (g *Gateway) mlflowProxy() gin.HandlerFunc {
 			return
 		}
 		// A search refused for its filter is refused before the wake: a
-		// sleeping project is not started only to hear the 400.
-		if err := checkProxiedFilter(c.Request, c.Param("path")); err != nil {
+		// sleeping project is not started only to hear the 400 (a running
+		// one's MLflow judges the grammar itself).
+		filter, err := checkProxiedFilter(c.Request, c.Param("path"))
+		if err == nil && p.Status != "running" && filter != "" && isRunSearch(c.Param("path")) {
+			err = g.checkRunGrammar(c.Request.Context(), filter)
+		}
+		if err != nil {
 			writeError(c, err)
 			return
 		}

@@ -73,6 +73,18 @@ func (s *Service) ListRuns(ctx context.Context, q RunQuery, lp events.ListParams
 	return events.Page(items, lp, less), nil
 }
 
+// CheckRunFilter refuses a run filter MLflow would refuse, as ListRuns
+// does, without a project: over the bounds, or refused by MLflow's
+// grammar (MLflow's message). nil when it passes or only MLflow's server
+// can tell. The gateway asks it before it wakes a project for a search
+// through the MLflow proxy.
+func (s *Service) CheckRunFilter(filter string) error {
+	if err := checkFilter(filter); err != nil {
+		return err
+	}
+	return s.checkGrammar(filter)
+}
+
 // experimentIDs are the experiments a run list searches: the ones asked
 // for (each must exist and be active), or every active one.
 func (t target) experimentIDs(ctx context.Context, param string) ([]string, error) {
