@@ -109,6 +109,17 @@ func (g *Gateway) mlflowProxy() gin.HandlerFunc {
 			writeError(c, err)
 			return
 		}
+		// A search refused for its filter is refused before the wake: a
+		// sleeping project is not started only to hear the 400 (a running
+		// one's MLflow judges the grammar itself).
+		filter, err := checkProxiedFilter(c.Request, c.Param("path"))
+		if err == nil && p.Status != "running" && filter != "" && isRunSearch(c.Param("path")) {
+			err = g.checkRunGrammar(c.Request.Context(), filter)
+		}
+		if err != nil {
+			writeError(c, err)
+			return
+		}
 		if p, err = g.awake(c.Request.Context(), p); err != nil { // wake.go: a sleeping project wakes
 			writeError(c, err)
 			return
@@ -117,10 +128,6 @@ func (g *Gateway) mlflowProxy() gin.HandlerFunc {
 		base, err := url.Parse(sockhttp.Target(p.InternalURL))
 		if err != nil || base.Host == "" {
 			writeError(c, events.Errorf(http.StatusBadGateway, "project %s has no usable tracking server address %q", p.Name, p.InternalURL))
-			return
-		}
-		if err := checkProxiedFilter(c.Request, c.Param("path")); err != nil {
-			writeError(c, err)
 			return
 		}
 		ctx := context.WithValue(c.Request.Context(), proxyCallKey{}, &proxyCall{

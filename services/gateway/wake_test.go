@@ -134,3 +134,25 @@ func TestFailedWakeAnswers503WithTheLogTail(t *testing.T) {
 		t.Fatalf("failed wake: %d %s, want 503 with the log tail", code, body)
 	}
 }
+
+// A search through the proxy that the gateway refuses for its filter is
+// refused without waking the sleeping project it names.
+func TestRefusedSearchLeavesASleepingProjectAsleep(t *testing.T) {
+	nc := startNATS(t)
+	f := &sleepyProjects{status: "sleeping", addr: closedAddr(t), live: mlflowEcho(t)}
+	startSleepyProjects(t, nc, f)
+	_, h, _ := testGateway(t, Config{}, nc, nil)
+	heavy := strings.TrimSuffix(strings.Repeat("metrics.m > 0 AND ", 1000), " AND ")
+	code, body := through(t, h, http.MethodPost, "/projects/churn/mlflow/api/2.0/mlflow/runs/search", `{"experiment_ids":["1"],"filter":"`+heavy+`"}`)
+	if code != http.StatusBadRequest || !strings.Contains(body, "1000 clauses") || !strings.Contains(body, "INVALID_PARAMETER_VALUE") {
+		t.Fatalf("a search over the filter bounds: %d %s, want MLflow's 400 stating the bounds", code, body)
+	}
+	if n := f.wakes.Load(); n != 0 {
+		t.Fatalf("the refused search woke the project %d times", n)
+	}
+	// One within the bounds needs the server: it wakes it.
+	code, _ = through(t, h, http.MethodPost, "/projects/churn/mlflow/api/2.0/mlflow/runs/search", `{"experiment_ids":["1"],"filter":"metrics.m > 0"}`)
+	if code != http.StatusOK || f.wakes.Load() != 1 {
+		t.Fatalf("a search within the bounds: %d after %d wakes, want 200 after one", code, f.wakes.Load())
+	}
+}

@@ -10,6 +10,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -300,6 +302,21 @@ func TestPanelInABrowser(t *testing.T) {
 	if legends != 3 { // the step column and two runs
 		t.Fatalf("test_accuracy chart has %d legend entries, want step + 2 runs", legends)
 	}
+	// accuracy is logged at step 0 only: its step axis is whole steps
+	// centred on 0 (the points in the middle), not uPlot's 0–100 with
+	// them at the left edge.
+	var oneStep string
+	b.run("reading a one-step axis", 10*time.Second, chromedp.Evaluate(
+		`[...document.querySelectorAll('[data-testid=chart]')].find(c => c.querySelector('h3').textContent === 'accuracy').querySelector('[data-xticks]').dataset.xticks`, &oneStep))
+	if ticks := strings.Fields(oneStep); len(ticks) < 2 || len(ticks) > 5 || ticks[0] != "-"+ticks[len(ticks)-1] || !slices.Contains(ticks, "0") {
+		t.Errorf("the step axis of a metric logged at step 0 only is labelled %q; want a few whole steps centred on 0, such as -1 0 1", oneStep)
+	} else {
+		for _, tick := range ticks {
+			if _, err := strconv.Atoi(tick); err != nil {
+				t.Errorf("the one-step axis is labelled %q: %q is not a whole step", oneStep, tick)
+			}
+		}
+	}
 	if !strings.Contains(b.text(`[data-testid=params]`), "learning_rate") {
 		t.Fatal("params table lacks learning_rate")
 	}
@@ -331,13 +348,21 @@ func TestPanelInABrowser(t *testing.T) {
 		chromedp.Click(`tr[data-version="1"] [data-testid=set-alias]`, chromedp.ByQuery),
 		waitJS(`document.querySelector('tr[data-version="1"]')?.textContent.includes('@champion')`),
 	)
-	b.run("deploying version 1", time.Minute,
-		chromedp.Click(`tr[data-version="1"] [data-testid=deploy]`, chromedp.ByQuery),
+	// A deployment that follows @champion: the page says which alias it
+	// follows and the version it serves, and has no rollover yet.
+	b.run("deploying @champion", time.Minute,
+		chromedp.Click(`tr[data-version="1"] [data-testid=deploy-alias][data-alias=champion]`, chromedp.ByQuery),
 		chromedp.Click(`[data-testid=confirm-ok]`, chromedp.ByQuery),
 		waitJS(`location.hash.startsWith('#/deployments/')`),
 	)
 	b.run("waiting for the deployment to run", 5*time.Minute,
 		waitJS(`(document.querySelector('h1 [data-testid=status]')||{}).textContent === 'running'`))
+	if got := b.text(`[data-testid=follows]`); !strings.Contains(got, "@champion") || b.text(`[data-testid=served-version]`) != "1" {
+		t.Errorf("the deployment page says %q (serving %q); want it to follow @champion, serving version 1", got, b.text(`[data-testid=served-version]`))
+	}
+	if got := b.text(`[data-testid=rollovers]`); !strings.Contains(got, "None yet: version 1") {
+		t.Errorf("the rollover history of a new deployment reads %q, want none yet", got)
+	}
 	// One row of typed inputs from the signature, prefilled from the
 	// model's input example.
 	var sch struct {
@@ -382,6 +407,18 @@ func TestPanelInABrowser(t *testing.T) {
 	if ans := b.text(`[data-testid=answer]`); !strings.Contains(ans, "predictions") {
 		t.Fatalf("predict answer %q", ans)
 	}
+	// @champion moves to version 2: the open page shows the rollover as
+	// it goes (from /events, no reload) and then serves version 2.
+	b.run("marking the page", 5*time.Second, chromedp.Evaluate(`window.__beforeRollover = 1`, nil))
+	expect(t, as(t, alice, "PUT", "/model-versions/2/aliases/champion?project_id="+p.ID+"&model_id=iris-web", nil), 200)
+	b.run("watching the rollover to version 2", 5*time.Minute,
+		waitJS(`document.querySelector('[data-testid=rollovers] tr[data-rollover="1-2"] [data-testid=rollover-result]')?.textContent === 'succeeded'`),
+		waitJS(`document.querySelector('[data-testid=served-version]')?.textContent === '2'`))
+	var marker2 int
+	b.run("checking no reload happened", 5*time.Second, chromedp.Evaluate(`window.__beforeRollover || 0`, &marker2))
+	if row := b.text(`[data-testid=rollovers] tr[data-rollover="1-2"]`); marker2 != 1 || !strings.Contains(row, "v1 → v2") {
+		t.Errorf("the rollover row reads %q (reload marker %d); want v1 → v2 shown live", row, marker2)
+	}
 	b.screenshot("deployment")
 
 	// The viewer: sees the project and deployment, but no button that would 403.
@@ -398,7 +435,7 @@ func TestPanelInABrowser(t *testing.T) {
 	v.run("viewer's model page", 30*time.Second,
 		hash("#/projects/"+p.ID+"/models/iris-web"),
 		chromedp.WaitVisible(`tr[data-version="1"]`, chromedp.ByQuery))
-	if n := v.count(`[data-testid=deploy], [data-testid=alias-input]`); n != 0 {
+	if n := v.count(`[data-testid=deploy], [data-testid=deploy-alias], [data-testid=alias-input]`); n != 0 {
 		t.Errorf("the viewer sees %d deploy/alias controls", n)
 	}
 	v.run("viewer's deployment page", 30*time.Second,

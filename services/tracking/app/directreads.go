@@ -53,10 +53,28 @@ type DirectReads interface {
 	Experiments(ctx context.Context, projectPath, view string) ([]mc.Experiment, error)
 	// ExperimentTags returns the tags of the experiments.
 	ExperimentTags(ctx context.Context, projectPath string, experimentIDs []string) (map[string][]mc.Tag, error)
+	// CheckFilter returns MLflow's message for a run filter its grammar
+	// refuses (the same for every project); nil when it accepts it or
+	// only MLflow's server can tell.
+	CheckFilter(filter string) error
 }
 
 // UseDirectReads turns the direct database reads on.
 func (s *Service) UseDirectReads(d DirectReads) { s.direct = d }
+
+// checkGrammar refuses a run filter MLflow's grammar refuses with the
+// 400 and message its server would answer, without asking it: a project
+// that sleeps is not woken only to refuse it. Without direct reads the
+// server judges every filter.
+func (s *Service) checkGrammar(filter string) error {
+	if s.direct == nil || strings.TrimSpace(filter) == "" {
+		return nil
+	}
+	if err := s.direct.CheckFilter(filter); err != nil {
+		return errs.Invalidf("%s", err)
+	}
+	return nil
+}
 
 // directRuns answers ListRuns from the database; ok is false when the REST
 // path must answer. _sort (mlpanel's in-memory sort) goes to the REST

@@ -32,6 +32,12 @@ func (s *Service) ListRuns(ctx context.Context, q RunQuery, lp events.ListParams
 	if err := checkFilter(q.Filter); err != nil {
 		return events.List[domain.Run]{}, err
 	}
+	if err := s.checkGrammar(q.Filter); err != nil {
+		return events.List[domain.Run]{}, err
+	}
+	if err := checkOrderBy(splitClauses(q.OrderBy)); err != nil {
+		return events.List[domain.Run]{}, err
+	}
 	var less func(a, b domain.Run) bool
 	if lp.Sort != "" {
 		var ok bool
@@ -65,6 +71,18 @@ func (s *Service) ListRuns(ctx context.Context, q RunQuery, lp events.ListParams
 		sort.SliceStable(items, func(i, j int) bool { return items[i].Info.StartTime > items[j].Info.StartTime })
 	}
 	return events.Page(items, lp, less), nil
+}
+
+// CheckRunFilter refuses a run filter MLflow would refuse, as ListRuns
+// does, without a project: over the bounds, or refused by MLflow's
+// grammar (MLflow's message). nil when it passes or only MLflow's server
+// can tell. The gateway asks it before it wakes a project for a search
+// through the MLflow proxy.
+func (s *Service) CheckRunFilter(filter string) error {
+	if err := checkFilter(filter); err != nil {
+		return err
+	}
+	return s.checkGrammar(filter)
 }
 
 // experimentIDs are the experiments a run list searches: the ones asked

@@ -36,3 +36,12 @@ func (c Client) LocateArtifact(ctx context.Context, req events.Request) (Artifac
 	err := events.Call(ctx, c.nc, Subject("artifacts.locate"), req, &loc)
 	return loc, err
 }
+
+// CheckRunFilter tells whether MLflow would refuse a run filter for its
+// bounds or its grammar, without asking (or waking) a project: an error
+// of status 400 with MLflow's message when it would, nil when it passes
+// or only MLflow's server can tell.
+func (c Client) CheckRunFilter(ctx context.Context, filter string) error {
+	var ok struct{}
+	return events.Call(ctx, c.nc, Subject("runs.check-filter"), events.Request{Query: map[string]string{"filter": filter}}, &ok)
+}

@@ -42,6 +42,12 @@ func Operations(svc *app.Service) map[string]events.Operation {
 				Filter: r.Query["filter"], OrderBy: r.Query["order_by"], View: r.Query["view"],
 			}, r.List)
 		},
+		"runs.check-filter": func(_ context.Context, r events.Request) (any, error) {
+			if err := svc.CheckRunFilter(r.Query["filter"]); err != nil {
+				return nil, err
+			}
+			return struct{}{}, nil
+		},
 		"runs.get":     byID(svc.GetRun),
 		"runs.delete":  byID(svc.DeleteRun),
 		"runs.restore": byID(svc.RestoreRun),

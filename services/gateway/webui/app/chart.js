@@ -54,6 +54,17 @@ export function downsample(points, max = MAX_POINTS) {
 // axis 0, 0.2, 0.4, ...).
 export const STEP_INCRS = Array.from({ length: 16 }, (_, e) => [1, 2, 5].map((m) => m * 10 ** e)).flat();
 
+// stepRange is the step axis' range: the data's, except for a metric
+// logged at one step only, which gets the steps either side of it (its
+// points in the middle). uPlot pads a one-value x axis itself before it
+// asks (0 becomes 0–100, the points at the left edge), so the step is
+// read from the data, not from the min and max it passes.
+export function stepRange(u, min, max) {
+  const xs = u.data[0];
+  if (xs && xs.length > 0 && xs[0] === xs[xs.length - 1]) return [xs[0] - 1, xs[0] + 1];
+  return [min, max];
+}
+
 const COLORS = ['#1f5fbf', '#d9480f', '#2b8a3e', '#862e9c', '#e67700', '#0b7285', '#c2255c', '#495057'];
 
 // align merges series ([[step, value]...] each) onto one x axis for uPlot.
@@ -76,8 +87,7 @@ export function Chart({ title, series }) {
     const width = Math.max(280, box.current.clientWidth);
     const opts = {
       width, height: 240,
-      // A metric logged at one step only would get uPlot's default 0–100 axis.
-      scales: { x: { time: false, range: (u, min, max) => (min === max ? [min - 1, max + 1] : [min, max]) } },
+      scales: { x: { time: false, range: stepRange } },
       axes: [{
         label: 'step', incrs: STEP_INCRS,
         // The labels drawn (on the canvas) are kept on the figure too, so

@@ -17,6 +17,13 @@ function useLive(setRows, reload) {
   }), [reload]);
 }
 
+// servedAs says how a deployment chose its version: following an alias
+// (the version moves with it) or once through one.
+function servedAs(d) {
+  if (d.follow_alias) return ` (follows @${d.follow_alias})`;
+  return d.alias ? ` (@${d.alias})` : '';
+}
+
 export function DeploymentsPage() {
   const [start, setStart] = useState(0);
   const [state, reload] = useLoad(() => api.list('/deployments', { _start: start, _end: start + PAGE, _sort: 'id', _order: 'DESC' }), [start]);
@@ -29,7 +36,7 @@ export function DeploymentsPage() {
       <th>Id</th><th>Project</th><th>Model</th><th>Status</th><th class="hide-sm">Type</th><th class="hide-sm">Updated</th></tr></thead><tbody>
       ${(rows || []).filter((d) => d.status !== 'deleted').map((d) => html`<tr key=${d.id}>
         <td><a href=${href('deployments', d.id)}>${d.id}</a></td><td><${ProjectName} id=${d.project_id}/></td>
-        <td>${d.model_id} v${d.version}${d.alias ? ` (@${d.alias})` : ''}</td><td><${Status} value=${d.status}/>${d.stage ? html` <span class="small muted">${d.stage}</span>` : ''}</td>
+        <td>${d.model_id} v${d.version}${servedAs(d)}</td><td><${Status} value=${d.status}/>${d.stage ? html` <span class="small muted">${d.stage}</span>` : ''}</td>
         <td class="hide-sm">${d.type}</td><td class="hide-sm">${when(d.updated_at)}</td></tr>`)}
       ${rows && rows.length === 0 && html`<tr><td colspan="6" class="muted">No deployments.</td></tr>`}
     </tbody></table></div><${Pager} start=${start} size=${PAGE} total=${state.data.total} setStart=${setStart}/>`}<//>`;
@@ -62,16 +69,38 @@ export function DeploymentPage({ id }) {
       ${d.error ? html`<div class="error">${d.error}</div>` : ''}
       <table class="kv card"><tbody>
         <tr><td>Project</td><td><${ProjectName} id=${d.project_id}/></td></tr>
-        <tr><td>Model</td><td>${d.model_id} version ${d.version}${d.alias ? ` (@${d.alias})` : ''} <span class="mono small">${d.model_uri}</span></td></tr>
+        <tr><td>Model</td><td>${d.model_id} version ${d.version}${servedAs(d)} <span class="mono small">${d.model_uri}</span></td></tr>
+        ${d.follow_alias && html`<tr data-testid="follows"><td>Follows</td><td class="wrap"><code>@${d.follow_alias}</code>, serving version <b data-testid="served-version">${d.version}</b>
+          <div class="small muted">When the alias moves, that version starts beside this one and takes the predict traffic once it answers.</div>
+          ${d.alias_error ? html`<div class="error" data-testid="alias-error">${d.alias_error}</div>` : ''}
+          ${d.rollover_error ? html`<div class="error" data-testid="rollover-error">${d.rollover_error}</div>` : ''}</td></tr>`}
         <tr><td>Type</td><td>${d.type}${d.instance_name ? ` (${d.instance_name})` : ''}</td></tr>
         <tr><td>Sleep</td><td>${d.idle_timeout ? `after ${d.idle_timeout} without a prediction (min_awake 0)` : 'never (min_awake 1)'}${d.sleep_reason && d.status === 'sleeping' ? html` <span class="small">${d.sleep_reason}; the next prediction wakes it</span>` : ''}</td></tr>
         <tr><td>Predict</td><td class="mono small wrap">POST ${location.origin}/deployments/${d.id}/predict</td></tr>
       </tbody></table>
+      ${(d.follow_alias || (d.rollovers || []).length > 0) && html`<${Rollovers} d=${d}/>`}
       <div class="grid2">
         <div><h2>Try it</h2><${TryIt} d=${d}/></div>
         <div><h2>Log</h2><${LogTail} path=${`/deployments/${enc(id)}/logs`}/></div>
       </div>`;
   }}<//>`;
+}
+
+// Rollovers is the history of a deployment that follows an alias: each
+// switch from one version to the next, newest first, with how it ended
+// and how the new version was proven (or why it failed; the old one kept
+// serving then).
+function Rollovers({ d }) {
+  const rs = [...(d.rollovers || [])].reverse();
+  return html`<h2>Rollovers</h2>
+    <div class="tablewrap"><table data-testid="rollovers"><thead><tr>
+      <th>Version</th><th>Started</th><th>Finished</th><th>Result</th><th>Check or error</th></tr></thead><tbody>
+      ${rs.map((r, i) => html`<tr key=${i} data-rollover=${r.from + '-' + r.to}>
+        <td>v${r.from} → v${r.to}</td><td>${when(r.started)}</td><td>${when(r.finished)}</td>
+        <td><span class=${'status ' + r.result} data-testid="rollover-result">${r.result.replace('_', ' ')}</span></td>
+        <td class="small wrap">${r.error ? html`<span class="fail-text">${r.error}</span>` : r.check || ''}</td></tr>`)}
+      ${rs.length === 0 && html`<tr><td colspan="5" class="muted">None yet: version ${d.version} has served since ${when(d.created_at)}.</td></tr>`}
+    </tbody></table></div>`;
 }
 
 // typed turns pasted CSV cells into numbers or booleans where they are

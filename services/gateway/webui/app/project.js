@@ -262,11 +262,22 @@ function VersionRow({ p, v, edit, reload }) {
     toast(`Deployment ${d.id} created`);
     go(href('deployments', d.id));
   };
+  // A deployment that follows an alias serves whatever version it points
+  // to, and rolls over (without a failed prediction) when it moves.
+  const follow = async (a) => {
+    if (!(await confirm(`Deploy ${v.model_id}@${a}?`, `A local model server starts for the version @${a} points to (now ${v.version}); when @${a} moves to another version, that version starts beside it and takes the predict traffic once it answers.`, { action: `Deploy @${a}`, danger: false }))) return;
+    try {
+      const d = await api.post('/deployments', { project_id: p.id, model_id: v.model_id, follow_alias: a });
+      toast(`Deployment ${d.id} follows @${a}`);
+      go(href('deployments', d.id));
+    } catch (err) { fail(err); }
+  };
   return html`<tr data-version=${v.version}>
     <td>${v.version}</td><td>${v.status}</td>
     <td>${v.run_id ? html`<a href=${href('projects', p.id, 'runs', v.run_id)}>${v.run_id.slice(0, 8)}</a>` : '—'}</td>
     <td>${(v.aliases || []).map((a) => html`<span class="row" style="display:inline-flex;gap:.2rem"><code>@${a}</code>${edit && html`<button class="link" aria-label=${'remove alias ' + a}
-      onClick=${async () => { try { await api.del(`/model-versions/${enc(v.version)}/aliases/${enc(a)}`, q); toast(`@${a} removed`); reload(); } catch (e) { fail(e); } }}>×</button>`} </span>`)}</td>
+      onClick=${async () => { try { await api.del(`/model-versions/${enc(v.version)}/aliases/${enc(a)}`, q); toast(`@${a} removed`); reload(); } catch (e) { fail(e); } }}>×</button>
+      <button class="link" data-testid="deploy-alias" data-alias=${a} aria-label=${'deploy following @' + a} onClick=${() => follow(a)}>deploy @${a}</button>`} </span>`)}</td>
     <td>${when(v.creation_timestamp)}</td>
     ${edit && html`<td><div class="actions">
       <form class="inline" onSubmit=${setA}><input required size="8" placeholder="alias" value=${alias} onInput=${(e) => setAlias(e.target.value)} aria-label=${'alias for version ' + v.version} data-testid="alias-input"/><button type="submit" data-testid="set-alias">Set alias</button></form>

@@ -182,7 +182,7 @@ func parseFilter(s string) ([]clause, error) {
 			}
 		}
 		if kind == "dataset" && key != "name" && key != "digest" && key != "context" {
-			return nil, refused("Invalid dataset key '%s' specified. Valid keys are 'name', 'digest' and 'context'", key)
+			return nil, refused("Invalid dataset key '%s' specified. Valid keys are '{'name', 'digest', 'context'}' (datasets.name, datasets.digest or datasets.context)", key)
 		}
 		var badOp error
 		if !comparators[group][op] {
@@ -191,7 +191,7 @@ func parseFilter(s string) ([]clause, error) {
 			}
 			// MLflow reads the value before it judges the comparator: a
 			// wrong value is what its message names first.
-			badOp = refused("Invalid comparator '%s' for %s.%s: %s takes %s", op, kind, key, groupNames[group], comparatorList(group))
+			badOp = refused("%s (%s.%s: %s takes %s)", mlflowComparatorRefusal(group, op), kind, key, groupNames[group], comparatorList(group))
 		}
 		switch {
 		case op == "IS NULL" || op == "IS NOT NULL":
@@ -333,13 +333,37 @@ func wrongComparator(group, op string) bool {
 }
 
 func comparatorList(group string) string {
+	return strings.Join(comparatorsOf(group), ", ")
+}
+
+func comparatorsOf(group string) []string {
 	var ops []string
 	for _, op := range []string{"=", "!=", "<", "<=", ">", ">=", "LIKE", "ILIKE", "IN", "NOT IN", "IS NULL", "IS NOT NULL"} {
 		if comparators[group][op] {
 			ops = append(ops, op)
 		}
 	}
-	return strings.Join(ops, ", ")
+	return ops
+}
+
+// mlflowComparatorRefusal is SearchUtils' message for a comparator the
+// group does not take, quirks kept (some groups leave the quote open;
+// numeric attributes list the string attributes' set), so the up-front
+// refusal reads as MLflow's server's does. Python prints the set in an
+// order that changes with every MLflow process; this one is fixed.
+func mlflowComparatorRefusal(group, op string) string {
+	shown, closing := group, "'"
+	switch group {
+	case "metric", "tag", "dataset":
+		closing = ""
+	case "numeric":
+		shown, closing = "string", ""
+	}
+	set := comparatorsOf(shown)
+	for i, o := range set {
+		set[i] = "'" + o + "'"
+	}
+	return fmt.Sprintf("Invalid comparator '%s' not one of '{%s}%s", op, strings.Join(set, ", "), closing)
 }
 
 // orderClause is one parsed order_by clause.
