@@ -2,6 +2,7 @@ package nomadrt_test
 
 import (
 	"context"
+	"errors"
 	"os/exec"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
 	"github.com/mlpanel/mlpanel/pkg/platform/nomadtest"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 )
 
 // server is a real HTTP server process that answers /health, on the
@@ -159,5 +161,48 @@ func eventually(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("waited 60s for %s", what)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// The stats of a running server come from the Nomad client that runs
+// it: resident memory and CPU use, marked as Nomad's measure; a stopped
+// job has none to give.
+func TestUsageOfARunningServer(t *testing.T) {
+	c := nomadtest.Start(t, 1)
+	rt, err := nomadrt.New(nomadrt.Config{Addr: c.Addr, Driver: nomadrt.RawExec, Datacenters: []string{c.Datacenter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const name = "mlpanel-test-usage"
+	if _, err := rt.Usage(ctx, name); !errors.Is(err, nomadrt.ErrNotRunning) {
+		t.Fatalf("usage of a job that does not exist: %v, want ErrNotRunning", err)
+	}
+	if err := rt.Run(ctx, spec(t, name)); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, rt, name, "")
+	var u proc.Usage
+	// The client samples its tasks every second; the first read may
+	// come before the first sample.
+	eventually(t, "non-zero memory in the allocation's stats", func() bool {
+		u, err = rt.Usage(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.RSSBytes > 0
+	})
+	// A Python interpreter with an HTTP server holds megabytes, not bytes.
+	if u.RSSBytes < 1<<20 || u.RSSBytes > 1<<30 {
+		t.Fatalf("RSS %d bytes: not the resident memory of a small Python server", u.RSSBytes)
+	}
+	if u.MeasuredBy != nomadrt.MeasuredByNomad || u.PSSBytes != 0 || u.Processes < 1 {
+		t.Fatalf("usage %+v: want Nomad's measure, no PSS, at least one process", u)
+	}
+	if err := rt.Stop(ctx, name, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Usage(ctx, name); !errors.Is(err, nomadrt.ErrNotRunning) {
+		t.Fatalf("usage of a stopped job: %v, want ErrNotRunning", err)
 	}
 }

@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
@@ -148,10 +149,16 @@ func (n *Nomad) Logs(ctx context.Context, p domain.Project, lines int) (string, 
 	return strings.Join(parts, "\n"), nil
 }
 
-// Usage: Nomad measures allocations, not the panel; the stats show
-// zeros for projects on Nomad.
-func (n *Nomad) Usage(context.Context, domain.Project) (app.Usage, error) {
-	return app.Usage{}, app.ErrNoUsage
+// Usage is what the Nomad client running the project's allocation
+// measures: resident memory of the task and CPU use now (Nomad keeps no
+// PSS and no CPU seconds). No running allocation, or a client that keeps
+// no allocation stats, is ErrNoUsage: zeros, as for a sleeping project.
+func (n *Nomad) Usage(ctx context.Context, p domain.Project) (app.Usage, error) {
+	u, err := n.RT.Usage(ctx, JobName(p))
+	if errors.Is(err, nomadrt.ErrNotRunning) || errors.Is(err, nomadrt.ErrNoStats) {
+		return app.Usage{}, fmt.Errorf("%w: %w", app.ErrNoUsage, err)
+	}
+	return u, err
 }
 
 // Purge removes the job from Nomad's state, stopped or not.
