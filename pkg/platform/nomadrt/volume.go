@@ -53,6 +53,12 @@ type Volume struct {
 	State    string
 }
 
+// VolumeKind is the configured MLPANEL_NOMAD_VOLUME.
+func (r *Runtime) VolumeKind() string { return r.cfg.Volume }
+
+// Driver is the configured MLPANEL_NOMAD_DRIVER.
+func (r *Runtime) Driver() string { return r.cfg.Driver }
+
 func (c Config) validateVolume() error {
 	switch c.Volume {
 	case VolumeNone:

@@ -1,11 +1,13 @@
 package adapters
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -32,8 +34,9 @@ type Nomad struct {
 	// start (mlflowdb.Upgrading.Prepare: template copy, migration).
 	Prepare func(p domain.Project) error
 
-	mu   sync.Mutex
-	seen map[string]string // project id -> internalUrl last observed, so Healthy never probes a stale address
+	mu      sync.Mutex
+	seen    map[string]string         // project id -> internalUrl last observed, so Healthy never probes a stale address
+	volumes map[string]nomadrt.Volume // project id -> its volume, once found or made
 }
 
 var _ app.Runtime = (*Nomad)(nil)
@@ -48,12 +51,14 @@ func JobName(p domain.Project) string { return JobPrefix + p.ID }
 // that died mid-start, or stopped by a sleep) is updated and run, never
 // doubled, since the job's name is the project's.
 func (n *Nomad) Start(ctx context.Context, p domain.Project) (app.Server, error) {
-	if n.Prepare != nil {
+	if n.Prepare != nil && n.RT.VolumeKind() == nomadrt.VolumeNone {
+		// On a volume the database is the node's: MLflow makes it on
+		// the first start.
 		if err := n.Prepare(p); err != nil {
 			return nil, err
 		}
 	}
-	spec, err := n.spec(p)
+	spec, err := n.spec(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -65,15 +70,47 @@ func (n *Nomad) Start(ctx context.Context, p domain.Project) (app.Server, error)
 
 // spec is the job of p: mlflow server on the address and port Nomad
 // gives it, with the same store, artifacts and prefix as a local server.
-func (n *Nomad) spec(p domain.Project) (nomadrt.Spec, error) {
+func (n *Nomad) spec(ctx context.Context, p domain.Project) (nomadrt.Spec, error) {
 	m := n.Server
-	store, env, err := m.backendStore(p)
-	if err != nil {
-		return nomadrt.Spec{}, err
-	}
-	artifacts := filepath.Join(p.Path, "artifacts")
-	if err := os.MkdirAll(artifacts, 0o755); err != nil {
-		return nomadrt.Spec{}, reconcile.Terminal(fmt.Errorf("creating the artifact folder of project %s: %w", p.Name, err))
+	var (
+		store, env []string
+		artifacts  string
+		volume     string
+		err        error
+	)
+	if n.RT.VolumeKind() == nomadrt.VolumeNone {
+		store, env, err = m.backendStore(p)
+		if err != nil {
+			return nomadrt.Spec{}, err
+		}
+		artifacts = filepath.Join(p.Path, "artifacts")
+		if err := os.MkdirAll(artifacts, 0o755); err != nil {
+			return nomadrt.Spec{}, reconcile.Terminal(fmt.Errorf("creating the artifact folder of project %s: %w", p.Name, err))
+		}
+	} else {
+		v, err := n.volume(ctx, p)
+		if err != nil {
+			return nomadrt.Spec{}, err
+		}
+		volume = cmp.Or(v.Name, v.ID)
+		if v.Kind == nomadrt.VolumeCSI {
+			volume = v.ID
+		}
+		dir := nomadrt.DataDir // where the docker driver mounts it
+		if n.RT.Driver() == nomadrt.RawExec {
+			// raw_exec mounts nothing: the server uses the folder on
+			// the node the job is pinned to.
+			dir = v.HostPath
+		}
+		if p.OnServer() {
+			_, env, err = m.backendStore(p)
+			if err != nil {
+				return nomadrt.Spec{}, err
+			}
+		} else {
+			store = []string{"--backend-store-uri", "sqlite:///" + path.Join(dir, "mlflow.db")}
+		}
+		artifacts = path.Join(dir, "artifacts")
 	}
 	args := append([]string{"server"}, store...)
 	args = append(args,
@@ -105,7 +142,65 @@ func (n *Nomad) spec(p domain.Project) (nomadrt.Spec, error) {
 		Command: m.Mlflow, Args: args, Env: vars,
 		CheckPath: PathPrefix(p) + "/health",
 		MemoryMB:  1024,
+		Volume:    volume,
 	}, nil
+}
+
+// volume is the project's Nomad volume, made on its first start. A
+// project that ran before and whose volume is gone is not started on
+// an empty new one: that would show it without its runs.
+func (n *Nomad) volume(ctx context.Context, p domain.Project) (nomadrt.Volume, error) {
+	name := JobName(p)
+	v, ok, err := n.RT.FindVolume(ctx, name)
+	if err != nil {
+		return nomadrt.Volume{}, err
+	}
+	if !ok {
+		if p.RanBefore {
+			return nomadrt.Volume{}, reconcile.Terminal(fmt.Errorf(
+				"the Nomad %s volume %s of project %s is gone, though the project has run before: starting it on a new volume would show it empty. "+
+					"Restore the volume under that name, or delete the project", n.RT.VolumeKind(), name, p.Name))
+		}
+		if v, err = n.RT.CreateVolume(ctx, name); err != nil {
+			return nomadrt.Volume{}, err
+		}
+	}
+	n.mu.Lock()
+	if n.volumes == nil {
+		n.volumes = map[string]nomadrt.Volume{}
+	}
+	n.volumes[p.ID] = v
+	n.mu.Unlock()
+	return v, nil
+}
+
+// waitingFor says why a host volume project has no running allocation
+// when the node holding its volume is down; "" otherwise.
+func (n *Nomad) waitingFor(ctx context.Context, id, job string) string {
+	if n.RT.VolumeKind() != nomadrt.VolumeHost {
+		return ""
+	}
+	n.mu.Lock()
+	v, ok := n.volumes[id]
+	n.mu.Unlock()
+	if !ok { // adopted: look it up once
+		found, exists, err := n.RT.FindVolume(ctx, job)
+		if err != nil || !exists {
+			return ""
+		}
+		v = found
+		n.mu.Lock()
+		if n.volumes == nil {
+			n.volumes = map[string]nomadrt.Volume{}
+		}
+		n.volumes[id] = v
+		n.mu.Unlock()
+	}
+	down := n.RT.NodeDown(ctx, v)
+	if down == "" {
+		return ""
+	}
+	return fmt.Sprintf("waiting for node %s, which holds the project's host volume %s: the project starts there, with its data, when the node is back", down, v.Name)
 }
 
 // Adopt finds the project's job by name. A job Nomad keeps running is
@@ -161,10 +256,21 @@ func (n *Nomad) Usage(ctx context.Context, p domain.Project) (app.Usage, error) 
 	return u, err
 }
 
-// Purge removes the job from Nomad's state, stopped or not.
+// Purge removes the job from Nomad's state, stopped or not, then the
+// project's volume and its data.
 func (n *Nomad) Purge(ctx context.Context, p domain.Project) error {
 	n.forget(p.ID)
-	return n.RT.Stop(ctx, JobName(p), true)
+	n.mu.Lock()
+	delete(n.volumes, p.ID)
+	n.mu.Unlock()
+	if err := n.RT.Stop(ctx, JobName(p), true); err != nil {
+		return err
+	}
+	if n.RT.VolumeKind() == nomadrt.VolumeNone {
+		return nil
+	}
+	// The stopping allocation holds its claim a few seconds more.
+	return n.RT.DeleteVolume(ctx, JobName(p), time.Minute)
 }
 
 func (n *Nomad) server(p domain.Project) *nomadServer {
@@ -239,6 +345,9 @@ func (s *nomadServer) Observe(ctx context.Context) app.Observation {
 		}
 	default:
 		obs.Reason = st.Reason
+		if why := s.n.waitingFor(ctx, s.id, s.job); why != "" {
+			obs.Reason, obs.Waiting = why, true
+		}
 	}
 	if obs.Reason == "" {
 		obs.Reason = s.last.Reason
