@@ -1,7 +1,6 @@
 package adapters
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -92,7 +91,7 @@ func (n *Nomad) spec(ctx context.Context, p domain.Project) (nomadrt.Spec, error
 		if err != nil {
 			return nomadrt.Spec{}, err
 		}
-		volume = cmp.Or(v.Name, v.ID)
+		volume = v.Name // a host volume is claimed by name, a CSI one by id
 		if v.Kind == nomadrt.VolumeCSI {
 			volume = v.ID
 		}
@@ -100,6 +99,9 @@ func (n *Nomad) spec(ctx context.Context, p domain.Project) (nomadrt.Spec, error
 		if n.RT.Driver() == nomadrt.RawExec {
 			// raw_exec mounts nothing: the server uses the folder on
 			// the node the job is pinned to.
+			if v.HostPath == "" {
+				return nomadrt.Spec{}, fmt.Errorf("the Nomad host volume %s of project %s has no folder on its node yet (state %s)", v.Name, p.Name, v.State)
+			}
 			dir = v.HostPath
 		}
 		if p.OnServer() {
