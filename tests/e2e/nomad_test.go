@@ -159,6 +159,17 @@ func TestNomadRuntime(t *testing.T) {
 	if d.Pid != 0 || !strings.HasPrefix(d.URL, "http://127.0.0.1:") {
 		t.Errorf("deployment on Nomad: pid %d, url %q; want no pid and the allocation's address", d.Pid, d.URL)
 	}
+	// Its stats too are the allocation's, from the Nomad client.
+	var ds struct {
+		RSSBytes   int64  `json:"rssBytes"`
+		MeasuredBy string `json:"measuredBy"`
+	}
+	r = at(t, s.URL, http.MethodGet, "/deployments/"+d.ID+"/stats", nil)
+	expect(t, r, http.StatusOK)
+	r.JSON(t, &ds)
+	if ds.MeasuredBy != "nomad" || ds.RSSBytes < 20<<20 {
+		t.Errorf("stats of a deployment on Nomad: %+v; want the allocation's RSS measured by Nomad", ds)
+	}
 	predictAt(t, s.URL, d.ID, time.Second)
 
 	// Kill the node that runs nomad-a: Nomad places it on the other one.
