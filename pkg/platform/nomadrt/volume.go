@@ -236,8 +236,11 @@ func (r *Runtime) NodeDown(ctx context.Context, v Volume) string {
 	if err != nil {
 		return ""
 	}
-	if n.Status != api.NodeStatusReady || n.SchedulingEligibility != api.NodeSchedulingEligible {
+	if n.Status != api.NodeStatusReady {
 		return fmt.Sprintf("%s (%s)", n.Name, cmp.Or(n.Status, "unknown"))
+	}
+	if n.SchedulingEligibility != api.NodeSchedulingEligible {
+		return n.Name + " (ineligible for scheduling: drained or marked so)"
 	}
 	return ""
 }

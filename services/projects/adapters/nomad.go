@@ -161,7 +161,8 @@ func (n *Nomad) volume(ctx context.Context, p domain.Project) (nomadrt.Volume, e
 		if p.RanBefore {
 			return nomadrt.Volume{}, reconcile.Terminal(fmt.Errorf(
 				"the Nomad %s volume %s of project %s is gone, though the project has run before: starting it on a new volume would show it empty. "+
-					"Restore the volume under that name, or delete the project", n.RT.VolumeKind(), name, p.Name))
+					"Restore the volume under that name, or delete the project. If the project ran before MLPANEL_NOMAD_VOLUME was set, its files are in %s: "+
+					"create the volume (nomad volume create) and copy mlflow.db and artifacts/ into it, or run it without MLPANEL_NOMAD_VOLUME", n.RT.VolumeKind(), name, p.Name, p.Path))
 		}
 		if v, err = n.RT.CreateVolume(ctx, name); err != nil {
 			return nomadrt.Volume{}, err
