@@ -158,6 +158,7 @@ func (g *Gateway) routes() []endpoint {
 		call(put, "/deployments/:id/run", projWrite, deployer.Subject("run"), ok, item),
 		call(put, "/deployments/:id/stop", projWrite, deployer.Subject("stop"), ok, item),
 		call(get, "/deployments/:id/ping", projRead, deployer.Subject("ping"), ok, item),
+		call(get, "/deployments/:id/stats", projRead, deployer.Subject("stats"), ok, item),
 		call(get, "/deployments/:id/logs", projRead, deployer.Subject("logs"), ok, item),
 		call(get, "/deployments/:id/schema", projRead, deployer.Subject("schema"), ok, item),
 		stream(post, "/deployments/:id/predict", projRead, predict.handle), // a prediction changes nothing

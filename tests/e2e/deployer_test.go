@@ -256,6 +256,10 @@ func TestDeployLocal(t *testing.T) {
 		t.Fatalf("running deployment %+v: want a port in 15200-15219, its url and a pid", d)
 	}
 	expect(t, call(t, http.MethodGet, "/deployments/"+d.ID+"/ping", nil), http.StatusOK)
+	// What it costs: its process group, measured from /proc.
+	if st := deploymentStats(t, d.ID); st.MeasuredBy != "proc" || st.Processes < 1 || st.PSSBytes < 10<<20 || st.RSSBytes < st.PSSBytes || st.CPUSeconds <= 0 {
+		t.Fatalf("stats of a running local model server: %+v; want its process group's PSS, RSS and CPU seconds", st)
+	}
 
 	want := pythonPredictions(t, p, f.model, f.version)
 	cols := d.InputColumns
@@ -359,6 +363,9 @@ func TestDeployLocal(t *testing.T) {
 	r = call(t, http.MethodPost, "/deployments/"+d.ID+"/predict", map[string]any{"data": irisRows})
 	expect(t, r, http.StatusConflict)
 	expect(t, call(t, http.MethodGet, "/deployments/"+d.ID+"/ping", nil), http.StatusBadRequest)
+	if st := deploymentStats(t, d.ID); st.MeasuredBy != "none" || st.RSSBytes != 0 || st.Processes != 0 {
+		t.Fatalf("stats of a stopped deployment: %+v; want nothing measured", st)
+	}
 
 	expect(t, call(t, http.MethodPut, "/deployments/"+d.ID+"/run", nil), http.StatusOK)
 	expect(t, call(t, http.MethodPut, "/deployments/"+d.ID+"/run", nil), http.StatusConflict)
@@ -473,6 +480,7 @@ func TestDeployBadInput(t *testing.T) {
 		{http.MethodDelete, "/deployments/999999"},
 		{http.MethodGet, "/deployments/999999/ping"},
 		{http.MethodGet, "/deployments/999999/logs"},
+		{http.MethodGet, "/deployments/999999/stats"},
 		{http.MethodPost, "/deployments/999999/predict"},
 	} {
 		expect(t, call(t, c.method, c.path, map[string]any{"data": irisRows}), http.StatusNotFound)
@@ -494,4 +502,22 @@ func TestDeployBadInput(t *testing.T) {
 	expect(t, call(t, http.MethodDelete, "/deployments/"+d.ID, nil), http.StatusOK)
 	expect(t, call(t, http.MethodPut, "/deployments/"+d.ID+"/run", nil), http.StatusNotFound)
 	expect(t, call(t, http.MethodDelete, "/deployments/"+d.ID, nil), http.StatusNotFound)
+}
+
+// modelStats is GET /deployments/{id}/stats.
+type modelStats struct {
+	Processes  int     `json:"processes"`
+	PSSBytes   int64   `json:"pssBytes"`
+	RSSBytes   int64   `json:"rssBytes"`
+	CPUSeconds float64 `json:"cpuSeconds"`
+	MeasuredBy string  `json:"measuredBy"`
+}
+
+func deploymentStats(t *testing.T, id string) modelStats {
+	t.Helper()
+	r := call(t, http.MethodGet, "/deployments/"+id+"/stats", nil)
+	expect(t, r, http.StatusOK)
+	var st modelStats
+	r.JSON(t, &st)
+	return st
 }

@@ -67,7 +67,7 @@ with mlflow.start_run() as run:
 	r.JSON(t, &d)
 	defer tp.as(t, tp.admin, "DELETE", "/deployments/"+d.ID, nil)
 	for _, c := range []struct{ method, suffix string }{
-		{"GET", ""}, {"GET", "/ping"}, {"GET", "/logs"}, {"POST", "/predict"},
+		{"GET", ""}, {"GET", "/ping"}, {"GET", "/logs"}, {"GET", "/stats"}, {"POST", "/predict"},
 		{"PUT", "/stop"}, {"PUT", "/run"}, {"DELETE", ""},
 	} {
 		var body any

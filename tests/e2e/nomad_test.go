@@ -125,6 +125,27 @@ func TestNomadRuntime(t *testing.T) {
 	a := ids["nomad-a"]
 	before := logRun(t, s.URL, "nomad-a", "before-the-node-died")
 
+	// Its stats are the allocation's, from the Nomad client.
+	var st struct {
+		RSSBytes   int64  `json:"rssBytes"`
+		PSSBytes   int64  `json:"pssBytes"`
+		MeasuredBy string `json:"measuredBy"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := at(t, s.URL, http.MethodGet, "/projects/"+a+"/stats", nil)
+		expect(t, r, http.StatusOK)
+		r.JSON(t, &st)
+		if st.MeasuredBy == "nomad" && st.RSSBytes > 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(time.Second)
+	}
+	// An MLflow server holds tens of megabytes at least.
+	if st.MeasuredBy != "nomad" || st.RSSBytes < 20<<20 || st.PSSBytes != 0 {
+		t.Errorf("stats of a project on Nomad: %+v; want the allocation's RSS measured by Nomad (no PSS)", st)
+	}
+
 	// A model of nomad-b, served by a Nomad job too.
 	pb := getAt(t, s.URL, ids["nomad-b"])
 	pb.MlflowURI = s.URL + "/projects/nomad-b/mlflow"
@@ -141,6 +162,17 @@ func TestNomadRuntime(t *testing.T) {
 	}
 	if d.Pid != 0 || !strings.HasPrefix(d.URL, "http://127.0.0.1:") {
 		t.Errorf("deployment on Nomad: pid %d, url %q; want no pid and the allocation's address", d.Pid, d.URL)
+	}
+	// Its stats too are the allocation's, from the Nomad client.
+	var ds struct {
+		RSSBytes   int64  `json:"rssBytes"`
+		MeasuredBy string `json:"measuredBy"`
+	}
+	r = at(t, s.URL, http.MethodGet, "/deployments/"+d.ID+"/stats", nil)
+	expect(t, r, http.StatusOK)
+	r.JSON(t, &ds)
+	if ds.MeasuredBy != "nomad" || ds.RSSBytes < 20<<20 {
+		t.Errorf("stats of a deployment on Nomad: %+v; want the allocation's RSS measured by Nomad", ds)
 	}
 	predictAt(t, s.URL, d.ID, time.Second)
 

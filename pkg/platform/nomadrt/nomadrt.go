@@ -42,6 +42,15 @@ type Config struct {
 	Driver string `env:"MLPANEL_NOMAD_DRIVER" envDefault:"raw_exec"`
 	// Image is the docker driver's image, with mlflow on its PATH.
 	Image string `env:"MLPANEL_NOMAD_IMAGE"`
+	// Volume is where a project's files live (volume.go): VolumeNone,
+	// VolumeHost or VolumeCSI, one Nomad volume per project.
+	Volume string `env:"MLPANEL_NOMAD_VOLUME"`
+	// VolumePlugin creates the volumes: a host volume plugin (default
+	// mkdir) or the CSI plugin's id (required for csi).
+	VolumePlugin string `env:"MLPANEL_NOMAD_VOLUME_PLUGIN"`
+	// VolumeSize is the capacity asked of a new volume, e.g. 10GiB;
+	// empty: the plugin's default.
+	VolumeSize string `env:"MLPANEL_NOMAD_VOLUME_SIZE"`
 }
 
 // Drivers Nomad may run the servers with.
@@ -68,7 +77,7 @@ func (c Config) Validate() error {
 	default:
 		return fmt.Errorf("MLPANEL_NOMAD_DRIVER=%q: use raw_exec (the panel's virtualenv on every node) or docker (with MLPANEL_NOMAD_IMAGE)", c.Driver)
 	}
-	return nil
+	return c.validateVolume()
 }
 
 // Spec is one server to run.
@@ -90,6 +99,9 @@ type Spec struct {
 	// the job is healthy once it answers.
 	CheckPath string
 	MemoryMB  int
+	// Volume names the server's volume (its name for a host volume, its
+	// id for CSI) when Config.Volume is set: the job claims it.
+	Volume string
 }
 
 // Placeholders in Spec.Args.
@@ -184,6 +196,7 @@ func (r *Runtime) Job(s Spec) *api.Job {
 		},
 		Tasks: []*api.Task{task},
 	}
+	r.attachVolume(group, task, s)
 	job := api.NewServiceJob(s.Name, s.Name, "global", 50)
 	job.Datacenters = dcs
 	if r.cfg.Namespace != "" {

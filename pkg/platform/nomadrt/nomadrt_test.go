@@ -3,8 +3,11 @@ package nomadrt_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -12,6 +15,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
 	"github.com/mlpanel/mlpanel/pkg/platform/nomadtest"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 )
 
 // server is a real HTTP server process that answers /health, on the
@@ -268,5 +272,239 @@ func eventually(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("waited 60s for %s", what)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// The stats of a running server come from the Nomad client that runs
+// it: resident memory and CPU use, marked as Nomad's measure; a stopped
+// job has none to give.
+func TestUsageOfARunningServer(t *testing.T) {
+	c := nomadtest.Start(t, 1)
+	rt, err := nomadrt.New(nomadrt.Config{Addr: c.Addr, Driver: nomadrt.RawExec, Datacenters: []string{c.Datacenter}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const name = "mlpanel-test-usage"
+	if _, err := rt.Usage(ctx, name); !errors.Is(err, nomadrt.ErrNotRunning) {
+		t.Fatalf("usage of a job that does not exist: %v, want ErrNotRunning", err)
+	}
+	if err := rt.Run(ctx, spec(t, name)); err != nil {
+		t.Fatal(err)
+	}
+	waitRunning(t, rt, name, "")
+	var u proc.Usage
+	// The client samples its tasks every second; the first read may
+	// come before the first sample.
+	eventually(t, "non-zero memory in the allocation's stats", func() bool {
+		u, err = rt.Usage(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return u.RSSBytes > 0
+	})
+	// A Python interpreter with an HTTP server holds megabytes, not bytes.
+	if u.RSSBytes < 1<<20 || u.RSSBytes > 1<<30 {
+		t.Fatalf("RSS %d bytes: not the resident memory of a small Python server", u.RSSBytes)
+	}
+	if u.MeasuredBy != nomadrt.MeasuredByNomad || u.PSSBytes != 0 || u.Processes < 1 {
+		t.Fatalf("usage %+v: want Nomad's measure, no PSS, at least one process", u)
+	}
+	if err := rt.Stop(ctx, name, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := rt.Usage(ctx, name); !errors.Is(err, nomadrt.ErrNotRunning) {
+		t.Fatalf("usage of a stopped job: %v, want ErrNotRunning", err)
+	}
+}
+
+// volumeServer answers /health and, on /starts, how many times it has
+// started on the folder it is given: what a server keeps on its volume.
+const volumeServer = `
+import http.server, os, sys
+path = os.path.join(sys.argv[3], "starts")
+with open(path, "a") as f:
+    f.write("start\n")
+class H(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):
+        if self.path == "/starts":
+            body = str(len(open(path).read().splitlines())).encode()
+        else:
+            body = b"OK"
+        self.send_response(200 if self.path in ("/health", "/starts") else 404)
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *a):
+        pass
+http.server.ThreadingHTTPServer((sys.argv[1], int(sys.argv[2])), H).serve_forever()
+`
+
+func starts(t *testing.T, address string) string {
+	t.Helper()
+	resp, err := http.Get("http://" + address + "/starts")
+	if err != nil {
+		t.Fatalf("asking the server at %s how often it started: %v", address, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// A dynamic host volume (the built-in mkdir plugin) holds a server's
+// files on one node: the job is placed on that node, keeps its files
+// across a stop and a start, waits while the node is down (never placed
+// empty on the other node) and comes back there with its files when the
+// node returns; deleting the volume removes its folder.
+func TestHostVolumePinsTheServerToItsNode(t *testing.T) {
+	c := nomadtest.Start(t, 2)
+	rt, err := nomadrt.New(nomadrt.Config{Addr: c.Addr, Driver: nomadrt.RawExec, Datacenters: []string{c.Datacenter}, Volume: nomadrt.VolumeHost})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	const name = "mlpanel-test-vol"
+	if _, ok, err := rt.FindVolume(ctx, name); err != nil || ok {
+		t.Fatalf("a volume before any was made: %v %v", ok, err)
+	}
+	v, err := rt.CreateVolume(ctx, name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v.NodeName == "" || v.HostPath == "" || v.State != "ready" {
+		t.Fatalf("new host volume %+v: want its node, its folder and ready", v)
+	}
+	if again, ok, err := rt.FindVolume(ctx, name); err != nil || !ok || again.ID != v.ID || again.HostPath != v.HostPath {
+		t.Fatalf("finding the volume by name: %+v %v %v, want %+v", again, ok, err, v)
+	}
+
+	sp := spec(t, name)
+	sp.Args = []string{"-c", volumeServer, nomadrt.Bind, nomadrt.Port, v.HostPath}
+	sp.Volume = name
+	if err := rt.Run(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	first := waitRunning(t, rt, name, "")
+	if first.Node != v.NodeName {
+		t.Fatalf("the job runs on %s, its volume is on %s", first.Node, v.NodeName)
+	}
+
+	// Sleep and wake: the files stay.
+	if err := rt.Stop(ctx, name, false); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, "the stopped server to end", func() bool { return !rt.Healthy(ctx, first.Address, "/health") })
+	if err := rt.Run(ctx, sp); err != nil {
+		t.Fatal(err)
+	}
+	woken := waitRunning(t, rt, name, "")
+	if got := starts(t, woken.Address); woken.Node != v.NodeName || got != "2" {
+		t.Fatalf("after a stop and a start: node %s, %s starts on the volume; want %s and 2", woken.Node, got, v.NodeName)
+	}
+
+	// The volume's node dies: the server waits for it.
+	c.Kill(v.NodeName)
+	c.WaitNode(v.NodeName, false)
+	if down := rt.NodeDown(ctx, v); !strings.HasPrefix(down, v.NodeName) {
+		t.Fatalf("NodeDown %q while %s is down", down, v.NodeName)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		st, err := rt.Observe(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Phase == nomadrt.Running {
+			t.Fatalf("the job runs on %s while the node %s holding its volume is down", st.Node, v.NodeName)
+		}
+		time.Sleep(time.Second)
+	}
+
+	// The node comes back: so does the server, with its files.
+	c.Restart(v.NodeName)
+	back := waitRunning(t, rt, name, "")
+	if got := starts(t, back.Address); back.Node != v.NodeName || got != "3" {
+		t.Fatalf("after the node came back: node %s, %s starts on the volume; want %s and 3", back.Node, got, v.NodeName)
+	}
+
+	// Delete: the job goes, then the volume and its folder.
+	if err := rt.Stop(ctx, name, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.DeleteVolume(ctx, name, time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok, err := rt.FindVolume(ctx, name); err != nil || ok {
+		t.Fatalf("the deleted volume is still known: %v %v", ok, err)
+	}
+	if _, err := os.Stat(v.HostPath); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("the deleted volume's folder %s: %v, want it gone", v.HostPath, err)
+	}
+	if err := rt.DeleteVolume(ctx, name, time.Minute); err != nil {
+		t.Fatalf("deleting a deleted volume: %v", err)
+	}
+}
+
+// The job's group claims the server's volume so Nomad places it where
+// the volume is; the docker driver mounts it at DataDir, raw_exec (which
+// mounts nothing) gets no volume_mount. Rendering only: no Docker daemon
+// or CSI plugin runs here.
+func TestJobClaimsTheVolume(t *testing.T) {
+	for _, tc := range []struct {
+		cfg   nomadrt.Config
+		kind  string
+		mount bool
+	}{
+		{nomadrt.Config{Addr: "http://x:4646", Driver: nomadrt.RawExec, Volume: nomadrt.VolumeHost}, "host", false},
+		{nomadrt.Config{Addr: "http://x:4646", Driver: nomadrt.Docker, Image: "mlflow", Volume: nomadrt.VolumeHost}, "host", true},
+		{nomadrt.Config{Addr: "http://x:4646", Driver: nomadrt.Docker, Image: "mlflow", Volume: nomadrt.VolumeCSI, VolumePlugin: "ebs"}, "csi", true},
+	} {
+		rt, err := nomadrt.New(tc.cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		job := rt.Job(nomadrt.Spec{Name: "mlpanel-project-7", Command: "mlflow", Volume: "mlpanel-project-7"})
+		g := job.TaskGroups[0]
+		req := g.Volumes["data"]
+		if len(g.Volumes) != 1 || req == nil || req.Type != tc.kind || req.Source != "mlpanel-project-7" || req.ReadOnly ||
+			req.AccessMode != "single-node-writer" || req.AttachmentMode != "file-system" {
+			t.Fatalf("%s/%s: group volumes %+v, want one writable %s volume from mlpanel-project-7", tc.cfg.Driver, tc.kind, req, tc.kind)
+		}
+		mounts := g.Tasks[0].VolumeMounts
+		if !tc.mount {
+			if len(mounts) != 0 {
+				t.Fatalf("raw_exec cannot mount a volume, got volume_mount %+v", mounts)
+			}
+			continue
+		}
+		if len(mounts) != 1 || *mounts[0].Volume != "data" || *mounts[0].Destination != nomadrt.DataDir {
+			t.Fatalf("%s/%s: volume_mount %+v, want data at %s", tc.cfg.Driver, tc.kind, mounts, nomadrt.DataDir)
+		}
+	}
+	// Without a volume setting, or for a server without one, no claim.
+	rt, _ := nomadrt.New(nomadrt.Config{Addr: "http://x:4646", Driver: nomadrt.RawExec})
+	if g := rt.Job(nomadrt.Spec{Name: "a", Volume: "a"}).TaskGroups[0]; len(g.Volumes) != 0 {
+		t.Fatalf("no MLPANEL_NOMAD_VOLUME, yet the job claims %+v", g.Volumes)
+	}
+}
+
+func TestVolumeSettingsSayWhatToSet(t *testing.T) {
+	for _, tc := range []struct {
+		cfg  nomadrt.Config
+		want string
+	}{
+		{nomadrt.Config{Addr: "http://x:4646", Driver: nomadrt.RawExec, Volume: "nfs"}, "MLPANEL_NOMAD_VOLUME="},
+		{nomadrt.Config{Addr: "http://x:4646", Driver: nomadrt.RawExec, Volume: nomadrt.VolumeCSI, VolumePlugin: "ebs"}, "MLPANEL_NOMAD_DRIVER=docker"},
+		{nomadrt.Config{Addr: "http://x:4646", Driver: nomadrt.Docker, Image: "i", Volume: nomadrt.VolumeCSI}, "MLPANEL_NOMAD_VOLUME_PLUGIN"},
+		{nomadrt.Config{Addr: "http://x:4646", Driver: nomadrt.RawExec, Volume: nomadrt.VolumeHost, VolumeSize: "ten gigs"}, "MLPANEL_NOMAD_VOLUME_SIZE"},
+	} {
+		err := tc.cfg.Validate()
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%+v: error %v, want one naming %s", tc.cfg, err, tc.want)
+		}
+	}
+	for _, ok := range []string{"", "1073741824", "10GiB", "512Mi", "1T"} {
+		if err := (nomadrt.Config{Addr: "http://x:4646", Driver: nomadrt.RawExec, Volume: nomadrt.VolumeHost, VolumeSize: ok}).Validate(); err != nil {
+			t.Errorf("MLPANEL_NOMAD_VOLUME_SIZE=%q refused: %v", ok, err)
+		}
 	}
 }

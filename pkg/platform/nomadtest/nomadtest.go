@@ -128,6 +128,12 @@ ports { http = %d
 plugin "raw_exec" {
   config { enabled = true }
 }
+# Allocation stats (the panel's figures of a server's memory and CPU)
+# exist only where the client publishes them.
+telemetry {
+  publish_allocation_metrics = true
+  collection_interval        = "1s"
+}
 `, rpc, lo, lo+49, freePort(t), freePort(t), freePort(t)))
 		c.nodes = append(c.nodes, a)
 		c.launch(a)

@@ -19,7 +19,18 @@ type Usage struct {
 	// CPUSeconds is user plus system time of the group's live processes
 	// and of the children they have reaped.
 	CPUSeconds float64
+	// CPUPercent is CPU use now, in percent of one core, where the
+	// measure is a rate rather than a total (a cluster engine's stats);
+	// 0 from /proc.
+	CPUPercent float64
+	// MeasuredBy names what took the figures (MeasuredByProc for
+	// GroupUsage), so a reader knows which of them mean anything.
+	MeasuredBy string
 }
+
+// MeasuredByProc: PSS, RSS and CPU seconds summed over a process group
+// from /proc.
+const MeasuredByProc = "proc"
 
 // clockTicks is USER_HZ, which Linux fixes at 100 for /proc times on
 // every architecture it runs on.
@@ -29,7 +40,7 @@ const clockTicks = 100
 // over every process in process group pgid. A process that exits while
 // it is read is skipped.
 func GroupUsage(pgid int) (Usage, error) {
-	var u Usage
+	u := Usage{MeasuredBy: MeasuredByProc}
 	if pgid <= 0 {
 		return u, nil
 	}

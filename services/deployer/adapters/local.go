@@ -175,7 +175,10 @@ type localServer struct {
 }
 
 func (s *localServer) Alive(context.Context) bool { return s.p.Alive() }
-func (s *localServer) Local() bool                { return true }
+
+// Usage sums the server's process group (its workers included) from /proc.
+func (s *localServer) Usage(context.Context) (proc.Usage, error) { return proc.GroupUsage(s.p.Pid) }
+func (s *localServer) Local() bool                               { return true }
 
 func (s *localServer) Ready(ctx context.Context) bool { return ping(ctx, s.client, s.url) }
 

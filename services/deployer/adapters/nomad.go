@@ -2,6 +2,7 @@ package adapters
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/deployer/app"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
@@ -175,6 +177,18 @@ func (s *nomadModel) Alive(ctx context.Context) bool {
 }
 
 func (s *nomadModel) Ready(ctx context.Context) bool { return ping(ctx, s.client, s.url) }
+
+// Usage is what the Nomad client running the job measures: resident
+// memory and CPU percent of the task (no PSS, no CPU seconds). No
+// running allocation, or a client that keeps no allocation stats, is
+// app.ErrNoUsage.
+func (s *nomadModel) Usage(ctx context.Context) (proc.Usage, error) {
+	u, err := s.n.RT.Usage(ctx, s.job)
+	if errors.Is(err, nomadrt.ErrNotRunning) || errors.Is(err, nomadrt.ErrNoStats) {
+		return proc.Usage{}, fmt.Errorf("%w: %w", app.ErrNoUsage, err)
+	}
+	return u, err
+}
 
 func (s *nomadModel) Predict(ctx context.Context, body []byte) error {
 	return invoke(ctx, s.url, body)

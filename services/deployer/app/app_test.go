@@ -15,6 +15,7 @@ import (
 
 	"github.com/mlpanel/mlpanel/pkg/events"
 	"github.com/mlpanel/mlpanel/pkg/events/eventstest"
+	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/pkg/platform/reconcile/recordstest"
 	"github.com/mlpanel/mlpanel/services/deployer/domain"
 )
@@ -96,6 +97,15 @@ func (f *fakeServer) Apply(d *domain.Deployment) {
 	d.URL, d.Host, d.Port = "http://127.0.0.1:1", "127.0.0.1", 1
 }
 func (f *fakeServer) Local() bool { return !f.remote }
+
+// Usage is what a measured runtime (a process group, an allocation)
+// reports of a running server.
+func (f *fakeServer) Usage(context.Context) (proc.Usage, error) {
+	if !f.Alive(context.Background()) {
+		return proc.Usage{}, ErrNoUsage
+	}
+	return proc.Usage{Processes: 2, PSSBytes: 40 << 20, RSSBytes: 90 << 20, CPUSeconds: 2.5, MeasuredBy: proc.MeasuredByProc}, nil
+}
 func (f *fakeServer) Predict(context.Context, []byte) error {
 	if f.predictErr != nil {
 		return f.predictErr

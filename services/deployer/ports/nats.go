@@ -75,6 +75,7 @@ func Register(nc *nats.Conn, svc *app.Service, version string, opts ...events.Se
 		"run":    events.ByID(svc.Run),
 		"stop":   events.ByID(svc.Stop),
 		"ping":   events.ByID(svc.Ping),
+		"stats":  events.ByID(svc.Stats),
 		"schema": events.ByID(svc.Schema),
 		"logs":   events.LogsOp(proc.MaxLogLines, svc.Logs),
 	}

@@ -2,9 +2,11 @@ package adapters
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/url"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -35,8 +37,9 @@ type Nomad struct {
 	// they need no file on the node (ArtifactsDestination).
 	Artifacts string
 
-	mu   sync.Mutex
-	seen map[string]string // project id -> internalUrl last observed, so Healthy never probes a stale address
+	mu      sync.Mutex
+	seen    map[string]string         // project id -> internalUrl last observed, so Healthy never probes a stale address
+	volumes map[string]nomadrt.Volume // project id -> its volume, once found or made
 }
 
 var _ app.Runtime = (*Nomad)(nil)
@@ -51,12 +54,14 @@ func JobName(p domain.Project) string { return JobPrefix + p.ID }
 // that died mid-start, or stopped by a sleep) is updated and run, never
 // doubled, since the job's name is the project's.
 func (n *Nomad) Start(ctx context.Context, p domain.Project) (app.Server, error) {
-	if n.Prepare != nil {
+	if n.Prepare != nil && n.RT.VolumeKind() == nomadrt.VolumeNone {
+		// On a volume the database is the node's: MLflow makes it on
+		// the first start.
 		if err := n.Prepare(p); err != nil {
 			return nil, err
 		}
 	}
-	spec, err := n.Spec(p)
+	spec, err := n.Spec(ctx, p)
 	if err != nil {
 		return nil, err
 	}
@@ -67,22 +72,61 @@ func (n *Nomad) Start(ctx context.Context, p domain.Project) (app.Server, error)
 }
 
 // Spec is the job of p: mlflow server on the address and port Nomad
-// gives it, with the same store and prefix as a local server. The
-// database address (with its password) goes into the job's secret, not
-// its env; the artifacts go to MLPANEL_NOMAD_ARTIFACTS_DESTINATION when
-// that applies, else to the project's folder.
-func (n *Nomad) Spec(p domain.Project) (nomadrt.Spec, error) {
+// gives it, with the same store and prefix as a local server. Its files
+// are the project's folder, or its Nomad volume (MLPANEL_NOMAD_VOLUME).
+// The database address of a project on a database server (with its
+// password) goes into the job's secret, not its env, and its artifacts to
+// MLPANEL_NOMAD_ARTIFACTS_DESTINATION when that is set.
+func (n *Nomad) Spec(ctx context.Context, p domain.Project) (nomadrt.Spec, error) {
 	m := n.Server
-	store, env, err := m.backendStore(p)
-	if err != nil {
-		return nomadrt.Spec{}, err
-	}
-	artifacts, ok := ArtifactsDestination(n.Artifacts, p)
-	if !ok {
-		artifacts = filepath.Join(p.Path, "artifacts")
-		if err := os.MkdirAll(artifacts, 0o755); err != nil {
-			return nomadrt.Spec{}, reconcile.Terminal(fmt.Errorf("creating the artifact folder of project %s: %w", p.Name, err))
+	var (
+		store, env []string
+		artifacts  string
+		volume     string
+		err        error
+	)
+	dest, shared := ArtifactsDestination(n.Artifacts, p)
+	if n.RT.VolumeKind() == nomadrt.VolumeNone {
+		store, env, err = m.backendStore(p)
+		if err != nil {
+			return nomadrt.Spec{}, err
 		}
+		artifacts = filepath.Join(p.Path, "artifacts")
+		if !shared {
+			if err := os.MkdirAll(artifacts, 0o755); err != nil {
+				return nomadrt.Spec{}, reconcile.Terminal(fmt.Errorf("creating the artifact folder of project %s: %w", p.Name, err))
+			}
+		}
+	} else {
+		v, err := n.volume(ctx, p)
+		if err != nil {
+			return nomadrt.Spec{}, err
+		}
+		volume = v.Name // a host volume is claimed by name, a CSI one by id
+		if v.Kind == nomadrt.VolumeCSI {
+			volume = v.ID
+		}
+		dir := nomadrt.DataDir // where the docker driver mounts it
+		if n.RT.Driver() == nomadrt.RawExec {
+			// raw_exec mounts nothing: the server uses the folder on
+			// the node the job is pinned to.
+			if v.HostPath == "" {
+				return nomadrt.Spec{}, fmt.Errorf("the Nomad host volume %s of project %s has no folder on its node yet (state %s)", v.Name, p.Name, v.State)
+			}
+			dir = v.HostPath
+		}
+		if p.OnServer() {
+			_, env, err = m.backendStore(p)
+			if err != nil {
+				return nomadrt.Spec{}, err
+			}
+		} else {
+			store = []string{"--backend-store-uri", "sqlite:///" + path.Join(dir, "mlflow.db")}
+		}
+		artifacts = path.Join(dir, "artifacts")
+	}
+	if shared {
+		artifacts = dest
 	}
 	args := append([]string{"server"}, store...)
 	args = append(args,
@@ -119,7 +163,66 @@ func (n *Nomad) Spec(p domain.Project) (nomadrt.Spec, error) {
 		Command: m.Mlflow, Args: args, Env: vars, Secret: secret,
 		CheckPath: PathPrefix(p) + "/health",
 		MemoryMB:  1024,
+		Volume:    volume,
 	}, nil
+}
+
+// volume is the project's Nomad volume, made on its first start. A
+// project that ran before and whose volume is gone is not started on
+// an empty new one: that would show it without its runs.
+func (n *Nomad) volume(ctx context.Context, p domain.Project) (nomadrt.Volume, error) {
+	name := JobName(p)
+	v, ok, err := n.RT.FindVolume(ctx, name)
+	if err != nil {
+		return nomadrt.Volume{}, err
+	}
+	if !ok {
+		if p.RanBefore {
+			return nomadrt.Volume{}, reconcile.Terminal(fmt.Errorf(
+				"the Nomad %s volume %s of project %s is gone, though the project has run before: starting it on a new volume would show it empty. "+
+					"Restore the volume under that name, or delete the project. If the project ran before MLPANEL_NOMAD_VOLUME was set, its files are in %s: "+
+					"create the volume (nomad volume create) and copy mlflow.db and artifacts/ into it, or run it without MLPANEL_NOMAD_VOLUME", n.RT.VolumeKind(), name, p.Name, p.Path))
+		}
+		if v, err = n.RT.CreateVolume(ctx, name); err != nil {
+			return nomadrt.Volume{}, err
+		}
+	}
+	n.mu.Lock()
+	if n.volumes == nil {
+		n.volumes = map[string]nomadrt.Volume{}
+	}
+	n.volumes[p.ID] = v
+	n.mu.Unlock()
+	return v, nil
+}
+
+// waitingFor says why a host volume project has no running allocation
+// when the node holding its volume is down; "" otherwise.
+func (n *Nomad) waitingFor(ctx context.Context, id, job string) string {
+	if n.RT.VolumeKind() != nomadrt.VolumeHost {
+		return ""
+	}
+	n.mu.Lock()
+	v, ok := n.volumes[id]
+	n.mu.Unlock()
+	if !ok { // adopted: look it up once
+		found, exists, err := n.RT.FindVolume(ctx, job)
+		if err != nil || !exists {
+			return ""
+		}
+		v = found
+		n.mu.Lock()
+		if n.volumes == nil {
+			n.volumes = map[string]nomadrt.Volume{}
+		}
+		n.volumes[id] = v
+		n.mu.Unlock()
+	}
+	down := n.RT.NodeDown(ctx, v)
+	if down == "" {
+		return ""
+	}
+	return fmt.Sprintf("waiting for node %s, which holds the project's host volume %s: the project starts there, with its data, when the node is back", down, v.Name)
 }
 
 // Adopt finds the project's job by name. A job Nomad keeps running is
@@ -163,16 +266,33 @@ func (n *Nomad) Logs(ctx context.Context, p domain.Project, lines int) (string, 
 	return strings.Join(parts, "\n"), nil
 }
 
-// Usage: Nomad measures allocations, not the panel; the stats show
-// zeros for projects on Nomad.
-func (n *Nomad) Usage(context.Context, domain.Project) (app.Usage, error) {
-	return app.Usage{}, app.ErrNoUsage
+// Usage is what the Nomad client running the project's allocation
+// measures: resident memory of the task and CPU use now (Nomad keeps no
+// PSS and no CPU seconds). No running allocation, or a client that keeps
+// no allocation stats, is ErrNoUsage: zeros, as for a sleeping project.
+func (n *Nomad) Usage(ctx context.Context, p domain.Project) (app.Usage, error) {
+	u, err := n.RT.Usage(ctx, JobName(p))
+	if errors.Is(err, nomadrt.ErrNotRunning) || errors.Is(err, nomadrt.ErrNoStats) {
+		return app.Usage{}, fmt.Errorf("%w: %w", app.ErrNoUsage, err)
+	}
+	return u, err
 }
 
-// Purge removes the job from Nomad's state, stopped or not.
+// Purge removes the job from Nomad's state, stopped or not, then the
+// project's volume and its data.
 func (n *Nomad) Purge(ctx context.Context, p domain.Project) error {
 	n.forget(p.ID)
-	return n.RT.Stop(ctx, JobName(p), true)
+	n.mu.Lock()
+	delete(n.volumes, p.ID)
+	n.mu.Unlock()
+	if err := n.RT.Stop(ctx, JobName(p), true); err != nil {
+		return err
+	}
+	if n.RT.VolumeKind() == nomadrt.VolumeNone {
+		return nil
+	}
+	// The stopping allocation holds its claim a few seconds more.
+	return n.RT.DeleteVolume(ctx, JobName(p), time.Minute)
 }
 
 func (n *Nomad) server(p domain.Project) *nomadServer {
@@ -247,6 +367,9 @@ func (s *nomadServer) Observe(ctx context.Context) app.Observation {
 		}
 	default:
 		obs.Reason = st.Reason
+		if why := s.n.waitingFor(ctx, s.id, s.job); why != "" {
+			obs.Reason, obs.Waiting = why, true
+		}
 	}
 	if obs.Reason == "" {
 		obs.Reason = s.last.Reason

@@ -25,7 +25,7 @@ func TestNomadProjectJob(t *testing.T) {
 	dir := t.TempDir()
 
 	pg := domain.Project{ID: "7", Name: "churn", Backend: domain.BackendPostgreSQL, Database: "mlpanel_7", Path: dir + "/churn"}
-	s, err := n.Spec(pg)
+	s, err := n.Spec(t.Context(), pg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,7 +46,7 @@ func TestNomadProjectJob(t *testing.T) {
 
 	// SQLite keeps its artifacts beside its database, whatever the setting.
 	lite := domain.Project{ID: "8", Name: "lite", Backend: domain.BackendSQLite, Path: dir + "/lite"}
-	s, err = n.Spec(lite)
+	s, err = n.Spec(t.Context(), lite)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestNomadProjectJob(t *testing.T) {
 
 	// Unset: the project's folder, as before.
 	n.Artifacts = ""
-	s, err = n.Spec(pg)
+	s, err = n.Spec(t.Context(), pg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -76,6 +76,7 @@ type fakeServer struct {
 	addr     string
 	restarts int
 	reason   string
+	waiting  bool
 	ended    string // "stopped" or "removed"
 }
 
@@ -159,7 +160,7 @@ func (f *fakeRuntime) Purge(context.Context, domain.Project) error {
 func (s *fakeServer) Observe(context.Context) Observation {
 	s.f.mu.Lock()
 	defer s.f.mu.Unlock()
-	return Observation{Alive: s.alive, Address: s.addr, Restarts: s.restarts, Reason: s.reason}
+	return Observation{Alive: s.alive, Address: s.addr, Restarts: s.restarts, Reason: s.reason, Waiting: s.waiting}
 }
 
 func (s *fakeServer) end(how string) error {

@@ -149,7 +149,7 @@ func (s *Service) converge(ctx context.Context, p *domain.Project) error {
 			}
 			return nil
 		}
-		if p.Status == domain.StatusStarting && s.now().Sub(r.startedAt) > s.cfg.StartTimeout {
+		if p.Status == domain.StatusStarting && !seen.Waiting && s.now().Sub(r.startedAt) > s.cfg.StartTimeout {
 			_ = r.srv.Remove(ctx)
 			r.srv = nil
 			return s.crashed(ctx, p, r, fmt.Sprintf("the tracking server did not answer /health within %s", s.cfg.StartTimeout))
@@ -190,6 +190,16 @@ func (s *Service) observed(ctx context.Context, p *domain.Project, r *serverStat
 			p.Status = domain.StatusStarting
 			p.LastError = cmp.Or(seen.Reason, "the runtime is moving the tracking server; it has no address yet")
 			return true, s.rec.Save(ctx, p, "starting")
+		}
+		if seen.Waiting {
+			// Held back (its volume's node is down): say why, and wait
+			// with the start timeout pushed on.
+			r.startedAt = s.now()
+			if seen.Reason != "" && p.LastError != seen.Reason {
+				p.LastError = seen.Reason
+				return true, s.rec.Save(ctx, p, "updated")
+			}
+			return true, nil
 		}
 		return false, nil // starting: the start timeout applies
 	}

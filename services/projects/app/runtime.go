@@ -97,6 +97,13 @@ type Observation struct {
 	// Reason says why the server is gone or restarted last ("exit status
 	// 1", "OOMKilled", "node lost"); it becomes the project's lastError.
 	Reason string
+	// Waiting: the server has no address because the runtime holds it
+	// back for something outside it that will come back (the node that
+	// holds its volume is down), not because it fails to start. The
+	// project stays starting with Reason for as long as that lasts: the
+	// start timeout does not apply, since starting it anew elsewhere
+	// would start it without its data.
+	Waiting bool
 }
 
 // Ref is what a project's record keeps of its server.

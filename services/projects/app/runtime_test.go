@@ -270,3 +270,49 @@ func TestRestartedServiceAdoptsThroughTheRuntime(t *testing.T) {
 		t.Fatalf("delete purged %d times, want once", rt.purged.Load())
 	}
 }
+
+// A server the runtime holds back (the node with its volume is down)
+// waits as long as that lasts: the project stays starting with the
+// runtime's reason, past the start timeout, with no crash counted and
+// no new server started elsewhere; when the node is back it runs again.
+func TestServerWaitingForItsNodeOutlastsTheStartTimeout(t *testing.T) {
+	rt := newFakeRuntime()
+	rt.healthy.Store(true)
+	s := New(Config{
+		Home: t.TempDir(), Ports: proc.Range{Lo: 47300, Hi: 47399}, Host: "127.0.0.1",
+		AdvertiseURL: func(p domain.Project) string { return "http://mlflow/" + p.Name },
+		InternalURL:  func(p domain.Project) string { return "http://node-a:5000/projects/" + p.ID + "/mlflow" },
+		Interval:     10 * time.Millisecond, MaxFailures: 2, StartTimeout: 300 * time.Millisecond,
+	}, newMemStore(), rt, &projectEvents{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = s.Supervise(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
+	p, err := s.Create(ctx, CreateInput{Name: "pinned"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Run(ctx, p.ID); err != nil {
+		t.Fatal(err)
+	}
+	running := waitStatus(t, s, p.ID, domain.StatusRunning)
+
+	const why = "waiting for node node-1 (down), which holds the project's volume"
+	rt.set(t, running.Pid, func(srv *fakeServer) { srv.addr, srv.restarts, srv.reason, srv.waiting = "", 1, why, true })
+	waitStatus(t, s, p.ID, domain.StatusStarting)
+	time.Sleep(5 * 300 * time.Millisecond) // five start timeouts
+	held, _ := s.Find(ctx, p.ID)
+	if held.Status != domain.StatusStarting || held.LastError != why || held.RestartCount != 1 || rt.starts.Load() != 1 {
+		t.Fatalf("held back past the start timeout: status %s, last error %q, %d restarts, %d starts; want starting with the reason, the one restart, no new start",
+			held.Status, held.LastError, held.RestartCount, rt.starts.Load())
+	}
+	if !rt.alive(running.Pid) {
+		t.Fatal("the waiting server was removed")
+	}
+
+	back := "http://node-a:5001/projects/" + p.ID + "/mlflow"
+	rt.set(t, running.Pid, func(srv *fakeServer) { srv.addr, srv.waiting = back, false })
+	waitFor(t, s, p.ID, "running again on its node", func(p domain.Project) bool {
+		return p.Status == domain.StatusRunning && p.InternalURL == back && p.LastError == ""
+	})
+}

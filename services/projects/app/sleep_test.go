@@ -234,10 +234,13 @@ func TestStatsCountWakesTimeAsleepAndTheServersMemory(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Status != domain.StatusRunning || st.Processes != 1 || st.PSSBytes <= 0 || st.PSSBytes > st.RSSBytes || st.LastRequestAt == nil {
+	if st.Status != domain.StatusRunning || st.Processes != 1 || st.PSSBytes <= 0 || st.PSSBytes > st.RSSBytes || st.LastRequestAt == nil || st.MeasuredBy != "proc" {
 		t.Fatalf("running: %+v", st)
 	}
 	waitStatus(t, s, p.ID, domain.StatusSleeping)
+	if asleep, err := s.Stats(ctx, p.Name); err != nil || asleep.MeasuredBy != MeasuredByNone || asleep.RSSBytes != 0 {
+		t.Fatalf("sleeping: %+v %v, want no measurement", asleep, err)
+	}
 	time.Sleep(200 * time.Millisecond)
 	if _, err := s.Wake(ctx, p.ID); err != nil {
 		t.Fatal(err)

@@ -1,6 +1,7 @@
 package app
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -22,6 +23,15 @@ type Stats struct {
 	PSSBytes   int64   `json:"pssBytes"`
 	RSSBytes   int64   `json:"rssBytes"`
 	CPUSeconds float64 `json:"cpuSeconds"`
+	// CPUPercent is CPU use now, in percent of one core, where the
+	// runtime measures a rate (Nomad) instead of CPU seconds.
+	CPUPercent float64 `json:"cpuPercent,omitempty"`
+	// MeasuredBy says what took the figures above: "proc" (PSS, RSS and
+	// CPU seconds of the local process group), "nomad" (RSS and CPU
+	// percent of the allocation, from the Nomad client: no PSS, no CPU
+	// seconds), "none" (the runtime does not measure, or the server does
+	// not run now).
+	MeasuredBy string `json:"measuredBy"`
 	// LastRequestAt is the last use the panel saw since the service
 	// started (absent if none).
 	LastRequestAt *time.Time `json:"lastRequestAt,omitempty"`
@@ -86,6 +96,9 @@ func (s *Service) AllStats(ctx context.Context) (StatsList, error) {
 	return out, nil
 }
 
+// MeasuredByNone: the stats hold no measurement (zeros).
+const MeasuredByNone = "none"
+
 // awake reports whether a project's server runs or is meant to be
 // coming up, which is when it costs anything.
 func awake(st domain.Status) bool {
@@ -93,7 +106,7 @@ func awake(st domain.Status) bool {
 }
 
 func (s *Service) statsOf(ctx context.Context, p domain.Project) (Stats, error) {
-	st := Stats{ID: p.ID, Name: p.Name, Status: p.Status}
+	st := Stats{ID: p.ID, Name: p.Name, Status: p.Status, MeasuredBy: MeasuredByNone}
 	if awake(p.Status) {
 		u, err := s.runtime.Usage(ctx, p)
 		switch {
@@ -102,6 +115,7 @@ func (s *Service) statsOf(ctx context.Context, p domain.Project) (Stats, error) 
 			return Stats{}, fmt.Errorf("measuring project %s: %w", p.ID, err)
 		default:
 			st.Processes, st.PSSBytes, st.RSSBytes, st.CPUSeconds = u.Processes, u.PSSBytes, u.RSSBytes, u.CPUSeconds
+			st.CPUPercent, st.MeasuredBy = u.CPUPercent, cmp.Or(u.MeasuredBy, proc.MeasuredByProc)
 		}
 	}
 	i := &s.rt.Get(p.ID).idle
