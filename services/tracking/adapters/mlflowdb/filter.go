@@ -229,7 +229,7 @@ func parseFilter(s string) ([]clause, error) {
 			switch group {
 			case "metric":
 				if v.t == "string" {
-					return nil, refused("Expected numeric value type for metric. Found '%s' (metrics.%s compares with a number, unquoted)", v.v, key)
+					return nil, refused("Expected numeric value type for metric. Found '%s'", v.v)
 				}
 				if v.t != "number" {
 					return nil, errUntranslatable
