@@ -25,6 +25,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlpanel/mlpanel/pkg/platform/servertest"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
@@ -88,7 +90,7 @@ func Start(t testing.TB) *Cluster {
 	tokens := filepath.Join(dir, "tokens.csv")
 	write(t, tokens, token+",admin,admin-uid,system:masters\n")
 
-	etcdPort, peerPort := freePort(t), freePort(t)
+	etcdPort, peerPort := servertest.FreePort(t), servertest.FreePort(t)
 	etcdURL := "http://127.0.0.1:" + strconv.Itoa(etcdPort)
 	c.run(t, "etcd", etcd,
 		"--name", "mlpanel-test", "--data-dir", filepath.Join(dir, "etcd"),
@@ -99,7 +101,7 @@ func Start(t testing.TB) *Cluster {
 		"--unsafe-no-fsync")
 	c.waitHTTP(t, "etcd", etcdURL+"/health", nil, time.Minute)
 
-	apiPort := freePort(t)
+	apiPort := servertest.FreePort(t)
 	c.run(t, "kube-apiserver", filepath.Join(bin, "kube-apiserver"),
 		"--etcd-servers", etcdURL,
 		"--bind-address", "0.0.0.0",
@@ -137,18 +139,18 @@ func Start(t testing.TB) *Cluster {
 		// Tokens come from the TokenRequest API; the legacy secret-based
 		// token controller would need the CA and signing key.
 		"--controllers", "*,-serviceaccount-token",
-		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(freePort(t)),
+		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(servertest.FreePort(t)),
 		"--profiling=false")
 	c.run(t, "kube-scheduler", filepath.Join(bin, "kube-scheduler"),
 		"--kubeconfig", admin, "--leader-elect=false",
-		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(freePort(t)),
+		"--bind-address", "127.0.0.1", "--secure-port", strconv.Itoa(servertest.FreePort(t)),
 		"--profiling=false")
 	c.run(t, "kwok", filepath.Join(bin, "kwok"),
 		"--kubeconfig", admin,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector", "kwok.x-k8s.io/node=fake",
 		"--node-ip", ip,
-		"--server-address", "127.0.0.1:"+strconv.Itoa(freePort(t)))
+		"--server-address", "127.0.0.1:"+strconv.Itoa(servertest.FreePort(t)))
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
@@ -353,16 +355,6 @@ func hostIP(t testing.TB) string {
 	}
 	t.Fatal("kube-apiserver needs a non-loopback IPv4 address to advertise; this machine has none")
 	return ""
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func randomHex(t testing.TB) string {

@@ -8,15 +8,15 @@ package mysqltest
 import (
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/servertest"
 )
 
 // Install is how to get what Start needs.
@@ -56,24 +56,11 @@ func Start(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "mlpanel-mysql-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	// mariadbd refuses to run as root: as root, it runs as the mysql
 	// user the package creates (it switches itself with --user).
+	dir, cred := servertest.Dir(t, "mlpanel-mysql-", "mysql", Install)
 	runAs := []string{}
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("mysql")
-		if err != nil {
-			t.Fatalf("running as root, the server needs the mysql user of Debian's package (%v): %s", err, Install)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
+	if cred != nil {
 		runAs = []string{"--user=mysql"}
 	}
 	data := filepath.Join(dir, "data")
@@ -90,12 +77,7 @@ func Start(t testing.TB) string {
 	if err := os.WriteFile(initSQL, []byte(stmt), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := servertest.FreePort(t)
 	logFile := filepath.Join(dir, "server.log")
 	// Durability off (no fsync, no doublewrite, no binary log): a test
 	// server's data need not survive a crash. utf8mb4 with its default

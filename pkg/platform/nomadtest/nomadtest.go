@@ -12,7 +12,6 @@ package nomadtest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -22,6 +21,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/servertest"
 
 	"github.com/hashicorp/nomad/api"
 )
@@ -88,7 +89,7 @@ func Start(t testing.TB, n int) *Cluster {
 	c := &Cluster{t: t, bin: bin, dir: dir, Datacenter: "dc1"}
 	t.Cleanup(c.stop)
 
-	http, rpc, serf := freePort(t), freePort(t), freePort(t)
+	http, rpc, serf := servertest.FreePort(t), servertest.FreePort(t), servertest.FreePort(t)
 	c.rpc = rpc
 	c.Addr = "http://127.0.0.1:" + strconv.Itoa(http)
 	// Short heartbeats so a killed node is declared down in seconds, not
@@ -134,7 +135,7 @@ telemetry {
   publish_allocation_metrics = true
   collection_interval        = "1s"
 }
-`, rpc, lo, lo+49, freePort(t), freePort(t), freePort(t)))
+`, rpc, lo, lo+49, servertest.FreePort(t), servertest.FreePort(t), servertest.FreePort(t)))
 		c.nodes = append(c.nodes, a)
 		c.launch(a)
 	}
@@ -419,16 +420,6 @@ func descendants(pid int) []int {
 	}
 	walk(pid)
 	return out
-}
-
-func freePort(t testing.TB) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 func withoutEnv(env []string, name string) []string {

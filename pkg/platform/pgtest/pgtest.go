@@ -7,15 +7,15 @@ package pgtest
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
-	"os/user"
 	"path/filepath"
 	"sort"
 	"strconv"
 	"syscall"
 	"testing"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/servertest"
 )
 
 // Install is how to get what Start needs.
@@ -50,26 +50,9 @@ func Start(t testing.TB) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir, err := os.MkdirTemp("", "mlpanel-pg-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
 	// PostgreSQL refuses to run as root: as root, run it as the postgres
 	// user the package creates.
-	var cred *syscall.Credential
-	if os.Geteuid() == 0 {
-		u, err := user.Lookup("postgres")
-		if err != nil {
-			t.Fatalf("running as root, the server needs the postgres user of Debian's package (%v): %s", err, Install)
-		}
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		if err := os.Chown(dir, uid, gid); err != nil {
-			t.Fatal(err)
-		}
-		cred = &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
-	}
+	dir, cred := servertest.Dir(t, "mlpanel-pg-", "postgres", Install)
 	run := func(name string, args ...string) {
 		t.Helper()
 		cmd := exec.Command(filepath.Join(bin, name), args...)
@@ -81,12 +64,7 @@ func Start(t testing.TB) string {
 	}
 	data := filepath.Join(dir, "data")
 	run("initdb", "-D", data, "-U", "mlpanel", "--auth=trust", "-E", "UTF8", "--no-locale", "--no-sync")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := l.Addr().(*net.TCPAddr).Port
-	l.Close()
+	port := servertest.FreePort(t)
 	// fsync off: a test server's data need not survive a crash.
 	opts := fmt.Sprintf("-p %d -k %s -c listen_addresses=127.0.0.1 -c fsync=off -c synchronous_commit=off -c full_page_writes=off", port, dir)
 	run("pg_ctl", "-D", data, "-o", opts, "-l", filepath.Join(dir, "server.log"), "-w", "-t", "60", "start")

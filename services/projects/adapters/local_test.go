@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mlpanel/mlpanel/pkg/platform/servertest"
+
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -34,7 +36,7 @@ func TestLocalRuntimeRunsProcessGroups(t *testing.T) {
 	dir := t.TempDir()
 	l := &Local{Servers: shellServers{dir}, Host: "127.0.0.1", StopGrace: time.Second}
 	ctx := context.Background()
-	p := domain.Project{ID: "7", Port: freePort(t), InternalURL: "http://127.0.0.1:1/projects/7/mlflow"}
+	p := domain.Project{ID: "7", Port: servertest.FreePort(t), InternalURL: "http://127.0.0.1:1/projects/7/mlflow"}
 
 	srv, err := l.Start(ctx, p)
 	if err != nil {
@@ -108,14 +110,4 @@ func TestLocalRuntimeRunsProcessGroups(t *testing.T) {
 		}
 		t.Fatalf("start on a taken port: %v, want an error that says so", err)
 	}
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
