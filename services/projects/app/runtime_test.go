@@ -97,34 +97,27 @@ func TestServerMovedByTheRuntimeIsFollowed(t *testing.T) {
 	pub := &projectEvents{}
 	s, _ := seamService(t, newMemStore(), rt, pub, 5)
 	ctx := context.Background()
-	p, err := s.Create(ctx, CreateInput{Name: "alpha"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Run(ctx, p.ID); err != nil {
-		t.Fatal(err)
-	}
-	running := waitStatus(t, s, p.ID, domain.StatusRunning)
+	running := runProject(t, s, "alpha")
 	first := running.InternalURL
 
 	// The node is lost: the engine reschedules, no address for now.
 	rt.set(t, running.Pid, func(srv *fakeServer) { srv.addr, srv.restarts, srv.reason = "", 1, "node lost" })
-	moving := waitStatus(t, s, p.ID, domain.StatusStarting)
+	moving := waitStatus(t, s, running.ID, domain.StatusStarting)
 	if moving.RestartCount != 1 || moving.LastError != "node lost" {
 		t.Fatalf("while rescheduled: restart count %d, last error %q; want 1 and the runtime's reason", moving.RestartCount, moving.LastError)
 	}
-	second := "http://node-b:5000/projects/" + p.ID + "/mlflow"
+	second := "http://node-b:5000/projects/" + running.ID + "/mlflow"
 	rt.set(t, running.Pid, func(srv *fakeServer) { srv.addr = second })
-	back := waitFor(t, s, p.ID, "running at the new address", func(p domain.Project) bool {
+	back := waitFor(t, s, running.ID, "running at the new address", func(p domain.Project) bool {
 		return p.Status == domain.StatusRunning && p.InternalURL == second
 	})
 	if back.LastError != "" || back.RestartCount != 1 {
 		t.Fatalf("back on node b: %+v", back)
 	}
 	// Moved again at once, no gap: the address still follows.
-	third := "http://node-c:5000/projects/" + p.ID + "/mlflow"
+	third := "http://node-c:5000/projects/" + running.ID + "/mlflow"
 	rt.set(t, running.Pid, func(srv *fakeServer) { srv.addr = third })
-	waitFor(t, s, p.ID, "at the third address", func(p domain.Project) bool {
+	waitFor(t, s, running.ID, "at the third address", func(p domain.Project) bool {
 		return p.Status == domain.StatusRunning && p.InternalURL == third
 	})
 	// What the gateway's resolver receives, in order of the moves.
@@ -136,7 +129,7 @@ func TestServerMovedByTheRuntimeIsFollowed(t *testing.T) {
 			t.Errorf("no event %q: %s", want, pub)
 		}
 	}
-	if got, _ := s.Find(ctx, p.ID); got.InternalURL != third || rt.starts.Load() != 1 {
+	if got, _ := s.Find(ctx, running.ID); got.InternalURL != third || rt.starts.Load() != 1 {
 		t.Fatalf("after two moves: %s, %d starts; want the runtime's address and no start of ours", got.InternalURL, rt.starts.Load())
 	}
 }
@@ -148,22 +141,14 @@ func TestRestartsByTheRuntimeCountAsCrashes(t *testing.T) {
 	rt := newFakeRuntime()
 	rt.healthy.Store(true)
 	s, _ := seamService(t, newMemStore(), rt, &projectEvents{}, 3)
-	ctx := context.Background()
-	p, err := s.Create(ctx, CreateInput{Name: "alpha"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Run(ctx, p.ID); err != nil {
-		t.Fatal(err)
-	}
-	running := waitStatus(t, s, p.ID, domain.StatusRunning)
+	running := runProject(t, s, "alpha")
 	for i := 1; i <= 3; i++ {
 		rt.set(t, running.Pid, func(srv *fakeServer) { srv.restarts, srv.reason = i, "OOMKilled" })
 		if i < 3 {
-			waitFor(t, s, p.ID, fmt.Sprintf("restarted %d times", i), func(p domain.Project) bool { return p.RestartCount == i })
+			waitFor(t, s, running.ID, fmt.Sprintf("restarted %d times", i), func(p domain.Project) bool { return p.RestartCount == i })
 		}
 	}
-	failed := waitStatus(t, s, p.ID, domain.StatusFailed)
+	failed := waitStatus(t, s, running.ID, domain.StatusFailed)
 	if failed.RestartCount != 3 || !strings.Contains(failed.LastError, "OOMKilled (3 times in a row)") || !strings.Contains(failed.LastError, "==> start 1") {
 		t.Fatalf("failed: restart count %d, last error %q; want 3 and the reason with the log tail", failed.RestartCount, failed.LastError)
 	}
@@ -182,22 +167,15 @@ func TestServerGoneIsRemovedAndStartedAgain(t *testing.T) {
 	rt.healthy.Store(true)
 	s, _ := seamService(t, newMemStore(), rt, &projectEvents{}, 5)
 	ctx := context.Background()
-	p, err := s.Create(ctx, CreateInput{Name: "alpha"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := s.Run(ctx, p.ID); err != nil {
-		t.Fatal(err)
-	}
-	running := waitStatus(t, s, p.ID, domain.StatusRunning)
+	running := runProject(t, s, "alpha")
 	rt.crash(t, running.Pid, "allocation failed: exit code 137")
-	again := waitFor(t, s, p.ID, "running on a new server", func(q domain.Project) bool {
+	again := waitFor(t, s, running.ID, "running on a new server", func(q domain.Project) bool {
 		return q.Status == domain.StatusRunning && q.Pid != running.Pid && q.Pid != 0
 	})
 	if again.RestartCount != 1 || rt.starts.Load() != 2 {
 		t.Fatalf("after the server was lost: restart count %d, %d starts", again.RestartCount, rt.starts.Load())
 	}
-	logs, _ := s.Logs(ctx, p.ID, 10)
+	logs, _ := s.Logs(ctx, running.ID, 10)
 	if !strings.Contains(logs.Log, "==> start 2") {
 		t.Fatalf("logs %q: want the runtime's log of both starts", logs.Log)
 	}
