@@ -125,24 +125,9 @@ func TestNomadRuntime(t *testing.T) {
 	a := ids["nomad-a"]
 	before := logRun(t, s.URL, "nomad-a", "before-the-node-died")
 
-	// Its stats are the allocation's, from the Nomad client.
-	var st struct {
-		RSSBytes   int64  `json:"rssBytes"`
-		PSSBytes   int64  `json:"pssBytes"`
-		MeasuredBy string `json:"measuredBy"`
-	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		r := at(t, s.URL, http.MethodGet, "/projects/"+a+"/stats", nil)
-		expect(t, r, http.StatusOK)
-		r.JSON(t, &st)
-		if st.MeasuredBy == "nomad" && st.RSSBytes > 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(time.Second)
-	}
-	// An MLflow server holds tens of megabytes at least.
-	if st.MeasuredBy != "nomad" || st.RSSBytes < 20<<20 || st.PSSBytes != 0 {
+	// Its stats are the allocation's, from the Nomad client. An MLflow
+	// server holds tens of megabytes at least.
+	if st := waitNomadStats(t, s.URL, "/projects/"+a+"/stats"); st.MeasuredBy != "nomad" || st.RSSBytes < 20<<20 || st.PSSBytes != 0 {
 		t.Errorf("stats of a project on Nomad: %+v; want the allocation's RSS measured by Nomad (no PSS)", st)
 	}
 
@@ -164,14 +149,7 @@ func TestNomadRuntime(t *testing.T) {
 		t.Errorf("deployment on Nomad: pid %d, url %q; want no pid and the allocation's address", d.Pid, d.URL)
 	}
 	// Its stats too are the allocation's, from the Nomad client.
-	var ds struct {
-		RSSBytes   int64  `json:"rssBytes"`
-		MeasuredBy string `json:"measuredBy"`
-	}
-	r = at(t, s.URL, http.MethodGet, "/deployments/"+d.ID+"/stats", nil)
-	expect(t, r, http.StatusOK)
-	r.JSON(t, &ds)
-	if ds.MeasuredBy != "nomad" || ds.RSSBytes < 20<<20 {
+	if ds := waitNomadStats(t, s.URL, "/deployments/"+d.ID+"/stats"); ds.MeasuredBy != "nomad" || ds.RSSBytes < 20<<20 {
 		t.Errorf("stats of a deployment on Nomad: %+v; want the allocation's RSS measured by Nomad", ds)
 	}
 	predictAt(t, s.URL, d.ID, time.Second)
@@ -358,5 +336,32 @@ func eventuallyNomad(t *testing.T, what string, ok func() bool) {
 			t.Fatalf("waited a minute for %s", what)
 		}
 		time.Sleep(300 * time.Millisecond)
+	}
+}
+
+// nomadStats is the part of a project's or deployment's stats that the Nomad
+// runtime fills.
+type nomadStats struct {
+	RSSBytes   int64  `json:"rssBytes"`
+	PSSBytes   int64  `json:"pssBytes"`
+	MeasuredBy string `json:"measuredBy"`
+}
+
+// waitNomadStats reads stats until they hold a server's worth of memory, or
+// for 30 s. Nomad's raw_exec executor finds a task's child processes by
+// scanning every few seconds, so the first samples after a start can count
+// only the launcher (a few megabytes) before the Python server under it.
+func waitNomadStats(t *testing.T, base, path string) nomadStats {
+	t.Helper()
+	var st nomadStats
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		r := at(t, base, http.MethodGet, path, nil)
+		expect(t, r, http.StatusOK)
+		r.JSON(t, &st)
+		if st.MeasuredBy == "nomad" && st.RSSBytes >= 20<<20 || time.Now().After(deadline) {
+			return st
+		}
+		time.Sleep(time.Second)
 	}
 }
