@@ -348,9 +348,10 @@ type nomadStats struct {
 }
 
 // waitNomadStats reads stats until they hold a server's worth of memory, or
-// for 30 s. Nomad's raw_exec executor finds a task's child processes by
-// scanning every few seconds, so the first samples after a start can count
-// only the launcher (a few megabytes) before the Python server under it.
+// for 30 s. Nomad's executor finds a task's child processes by scanning
+// the process tree every 5 s (pidScanInterval), so the samples of the
+// first seconds can count only the launcher (CI saw 7.7 MB) and not the
+// Python server under it.
 func waitNomadStats(t *testing.T, base, path string) nomadStats {
 	t.Helper()
 	var st nomadStats
