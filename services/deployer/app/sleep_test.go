@@ -40,10 +40,7 @@ func TestDeploymentSleepAndWake(t *testing.T) {
 	if asleep.DesiredState != domain.DesiredRunning || asleep.URL != "" || asleep.SleepReason == "" {
 		t.Fatalf("asleep: %+v", asleep)
 	}
-	s.bg.Wait()
-	if !b.last().stopped.Load() {
-		t.Fatal("the sleeping deployment's server was not stopped")
-	}
+	waitSleepStopped(t, s, b)
 
 	var wg sync.WaitGroup
 	errs := make([]error, 3)
@@ -89,11 +86,25 @@ func TestDeploymentOnAClusterRuntimeSleepsToo(t *testing.T) {
 	}
 	waitStatus(t, s, d.ID, domain.StatusRunning)
 	waitStatus(t, s, d.ID, domain.StatusSleeping)
-	s.bg.Wait()
-	if !b.last().stopped.Load() {
-		t.Fatal("the sleeping deployment's server was not stopped")
-	}
+	waitSleepStopped(t, s, b)
 	if got, err := s.Wake(ctx, d.ID); err != nil || got.Status != domain.StatusRunning || b.count() != 2 {
 		t.Fatalf("wake: %s, %v, %d starts; want running after a second start", got.Status, err, b.count())
 	}
+}
+
+// waitSleepStopped waits until the sleep has stopped the deployment's
+// server and finished. The sleep saves the sleeping state before it
+// starts the stop in the background, so a bare s.bg.Wait() right after
+// the state shows could run before the stop was even counted (and the
+// race detector rightly flags a WaitGroup.Add racing its Wait).
+func waitSleepStopped(t *testing.T, s *Service, b *fakeBackend) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !b.last().stopped.Load() {
+		if time.Now().After(deadline) {
+			t.Fatal("the sleeping deployment's server was not stopped")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.bg.Wait() // the stop is counted by now: wait for its bookkeeping
 }
