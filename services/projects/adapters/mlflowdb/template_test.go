@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/pkg/platform/proc"
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
@@ -45,6 +46,9 @@ func TestNewProjectsStartFromMLflowsEmptyDatabase(t *testing.T) {
 		rev, err := Revision(ctx, filepath.Join(p.Path, "mlflow.db"))
 		if !rec.hadDB[id] || err != nil || rev != pinned.Head {
 			t.Fatalf("project %s: database before start %v, revision %q (%v), want MLflow's head %s", id, rec.hadDB[id], rev, err, pinned.Head)
+		}
+		if ix := panelIndexes(t, filepath.Join(p.Path, "mlflow.db")); len(ix) != len(mlflowschema.Indexes) {
+			t.Fatalf("project %s starts with the indexes %v, want every one of mlflowschema.Indexes", id, ix)
 		}
 	}
 	if tpls, _ := filepath.Glob(filepath.Join(dir, "templates", "*.db")); len(tpls) != 1 {

@@ -63,7 +63,15 @@ func (u *Upgrading) Prepare(p domain.Project) error {
 			return err
 		}
 	}
-	return u.migrate(ctx, db)
+	if err := u.migrate(ctx, db); err != nil {
+		return err
+	}
+	// The indexes only make reads faster: a database that cannot take
+	// them (a full disk) still starts, and searches stay right.
+	if err := EnsureIndexes(ctx, db); err != nil {
+		u.Log.Warn("the project's database starts without the panel's indexes: its searches stay correct but sort every run", "project", p.ID, "err", err)
+	}
+	return nil
 }
 
 // fromTemplate puts an empty database at the pinned schema head at db.
@@ -139,6 +147,9 @@ func (u *Upgrading) migrate(ctx context.Context, db string) error {
 	}
 	if err := Snapshot(ctx, db, backup); err != nil {
 		return fmt.Errorf("backing up the database before migrating it: %w", err)
+	}
+	if err := dropIndexes(ctx, db); err != nil {
+		return fmt.Errorf("preparing the database for MLflow's migration: %w", err)
 	}
 	u.Log.Info("migrating MLflow database", "db", db, "from", rev, "to", pinned.Head, "backup", backup)
 	out, err := Upgrade(ctx, u.Tool.Mlflow, db)

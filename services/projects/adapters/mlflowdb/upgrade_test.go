@@ -12,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/mlpanel/mlpanel/pkg/platform/conf"
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
 // legacyPython is MLflow 2's python from the virtualenv the e2e suite
@@ -65,9 +67,13 @@ func TestUpgradeRestoresWhenMLflowFails(t *testing.T) {
 			}
 			h.Close()
 		}
+		// An older panel indexed it: MLflow's migration must still run.
+		if err := EnsureIndexes(ctx, db); err != nil {
+			t.Fatal(err)
+		}
 		old, _ := Revision(ctx, db)
 
-		err := u.migrate(ctx, db)
+		err := u.Prepare(domain.Project{ID: c.name, Path: filepath.Dir(db), RanBefore: true})
 		rev, _ := Revision(ctx, db)
 		backups, _ := filepath.Glob(db + ".before-*")
 		switch {
@@ -77,6 +83,9 @@ func TestUpgradeRestoresWhenMLflowFails(t *testing.T) {
 			t.Errorf("%s: revision %s after the restore, want %s", c.name, rev, old)
 		case !c.fails && (err != nil || rev != pinned.Head):
 			t.Errorf("%s: err %v, revision %s, want %s", c.name, err, rev, pinned.Head)
+		}
+		if ix := panelIndexes(t, db); len(ix) != len(mlflowschema.Indexes) {
+			t.Errorf("%s: indexes %v after the migration, want every one of mlflowschema.Indexes", c.name, ix)
 		}
 		if len(backups) != 1 {
 			t.Errorf("%s: backups %v, want one", c.name, backups)
@@ -93,4 +102,22 @@ func TestUpgradeRestoresWhenMLflowFails(t *testing.T) {
 			}
 		}
 	}
+}
+
+// panelIndexes are the panel's indexes the database at path has.
+func panelIndexes(t *testing.T, path string) []string {
+	t.Helper()
+	h, err := sql.Open("sqlite", "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	var names []string
+	for _, ix := range mlflowschema.Indexes {
+		var n string
+		if err := h.QueryRow("SELECT name FROM sqlite_master WHERE type = 'index' AND name = ? AND tbl_name = ?", ix.Name, ix.Table).Scan(&n); err == nil {
+			names = append(names, n)
+		}
+	}
+	return names
 }

@@ -28,6 +28,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/pgtest"
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
+	"github.com/mlpanel/mlpanel/services/tracking/internal/benchdata"
 	mc "github.com/mlpanel/mlpanel/services/tracking/mlflowclient"
 )
 
@@ -62,6 +63,7 @@ type fixture struct {
 func newFixture(t testing.TB, runs int, seed int) fixture {
 	dir := fixtureDir(t)
 	fill(t, DBPath(dir), runs, seed)
+	benchdata.Index(t, DBPath(dir))
 	url, _ := startMLflow(t, venvBin(t), dir)
 	return fixture{dir: dir, store: dir, url: url}
 }

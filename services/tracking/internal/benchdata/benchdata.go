@@ -20,6 +20,8 @@ import (
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // the admin connection, "pgx"
 	_ "modernc.org/sqlite"             // the writer, "sqlite"
+
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 )
 
 // Base is the start time (ms) of the first run a builder writes.
@@ -49,8 +51,23 @@ func createExperiments(tb testing.TB, venv, storeURI string, empty int) {
 // NewSQLite creates the SQLite database at path (a project's
 // mlflow.db) with MLflow's own code: experiment "big" (id 1) and empty
 // more experiments without runs. venv is the virtualenv's bin folder.
+// It carries the panel's indexes, as every project's database does once
+// the projects service has started it (Index).
 func NewSQLite(tb testing.TB, venv, path string, empty int) {
 	createExperiments(tb, venv, "sqlite:///"+path, empty)
+	Index(tb, path)
+}
+
+// Index adds the indexes the projects service adds to a SQLite project's
+// database before each start (mlflowschema.Indexes), so that tests and
+// benchmarks read what a panel-run project holds.
+func Index(tb testing.TB, path string) {
+	tb.Helper()
+	db := openWriter(tb, path)
+	defer db.Close()
+	if err := mlflowschema.EnsureIndexes(context.Background(), db, mlflowschema.SQLite); err != nil {
+		tb.Fatal(err)
+	}
 }
 
 // openWriter opens the SQLite database at path for a bulk write.

@@ -1,0 +1,114 @@
+package mlflowschema
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+)
+
+// Index is one index mlpanel adds to MLflow's schema. MLflow indexes
+// `runs` by its primary key only, so its default order (start_time DESC,
+// run_uuid) sorts every run of a search: a first page that grows with the
+// project. The projects service, which owns the writes to a project's
+// database, adds these before each start, and drops them before MLflow
+// migrates the database, so that MLflow's migrations only ever see
+// MLflow's own schema. The tracking service reads through them and
+// stays read-only: on a database without them its answers are the same,
+// only slower.
+type Index struct {
+	Name    string
+	Table   string
+	Columns string
+}
+
+// Indexes are the indexes the panel keeps on every project's database.
+var Indexes = []Index{
+	// The order of MLflow's default search, carrying the columns of its
+	// WHERE: the run ids of a page and the count of a search without a
+	// filter are read from the index alone (SQLite: "SCAN runs USING
+	// COVERING INDEX"), so the first page costs ten index entries and
+	// a deep one the entries it skips, never a sort of the project.
+	{Name: "mlpanel_runs_by_start_time", Table: "runs", Columns: "start_time DESC, run_uuid, experiment_id, lifecycle_stage"},
+}
+
+// Dialect names a database's SQL flavour: "sqlite", "postgres", "mysql".
+type Dialect string
+
+// The dialects the panel's indexes are written for.
+const (
+	SQLite   Dialect = "sqlite"
+	Postgres Dialect = "postgres"
+	MySQL    Dialect = "mysql"
+)
+
+// Execer is an open database that takes statements (*sql.DB, *sql.Conn).
+type Execer interface {
+	Querier
+	ExecContext(ctx context.Context, query string, args ...any) (sql.Result, error)
+}
+
+// EnsureIndexes creates the panel's indexes that db lacks. It returns
+// nil without a change on a database MLflow never initialised: the
+// indexes come with the next start, after MLflow made its tables.
+func EnsureIndexes(ctx context.Context, db Execer, d Dialect) error {
+	rev, err := Read(ctx, db)
+	if err != nil || rev == "" {
+		return err
+	}
+	for _, ix := range Indexes {
+		has, err := hasIndex(ctx, db, d, ix)
+		if err != nil {
+			return err
+		}
+		if has {
+			continue
+		}
+		if _, err := db.ExecContext(ctx, fmt.Sprintf("CREATE INDEX %s ON %s (%s)", ix.Name, ix.Table, ix.Columns)); err != nil {
+			return fmt.Errorf("creating the index %s on %s: %w", ix.Name, ix.Table, err)
+		}
+	}
+	return nil
+}
+
+// DropIndexes removes the panel's indexes from db, for MLflow's
+// migrations; EnsureIndexes puts them back afterwards.
+func DropIndexes(ctx context.Context, db Execer, d Dialect) error {
+	for _, ix := range Indexes {
+		has, err := hasIndex(ctx, db, d, ix)
+		if err != nil || !has {
+			if err != nil {
+				return err
+			}
+			continue
+		}
+		stmt := "DROP INDEX " + ix.Name
+		if d == MySQL {
+			stmt += " ON " + ix.Table
+		}
+		if _, err := db.ExecContext(ctx, stmt); err != nil {
+			return fmt.Errorf("dropping the index %s: %w", ix.Name, err)
+		}
+	}
+	return nil
+}
+
+// hasIndex asks the catalogue, since MySQL has no CREATE INDEX IF NOT
+// EXISTS and the three dialects keep their catalogues apart.
+func hasIndex(ctx context.Context, db Querier, d Dialect, ix Index) (bool, error) {
+	var q string
+	switch d {
+	case SQLite:
+		q = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?"
+	case Postgres:
+		q = "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1"
+	case MySQL:
+		q = "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND index_name = ?"
+	default:
+		return false, fmt.Errorf("mlflowschema: no indexes for dialect %q", d)
+	}
+	var n int
+	if err := db.QueryRowContext(ctx, q, ix.Name).Scan(&n); err != nil {
+		return false, fmt.Errorf("looking up the index %s: %w", ix.Name, err)
+	}
+	return n > 0, nil
+}
