@@ -65,6 +65,7 @@ type Reader struct {
 	warmAt map[string]*list.Element // database key -> its element in warm
 	warned map[string]string        // path -> reason already logged
 	times  timesCache
+	totals totals
 	// drivers: chooseDriver's answers (cross.go).
 	drivers drivers
 }

@@ -134,6 +134,63 @@ func TestRunTimesSeeEveryCommit(t *testing.T) {
 	want(1, 200)
 }
 
+// TestRunTotalsSeeEveryCommit: a search's total is cached per database
+// state like the run times, so a commit is counted on the next page, in
+// each view and for each experiment list.
+func TestRunTotalsSeeEveryCommit(t *testing.T) {
+	dir := t.TempDir()
+	w, err := sql.Open("sqlite", "file:"+DBPath(dir))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	for _, q := range []string{"CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)", "INSERT INTO alembic_version VALUES ('" + mlflowschema.Head + "')",
+		"CREATE TABLE experiments (experiment_id INTEGER PRIMARY KEY, lifecycle_stage TEXT)",
+		"INSERT INTO experiments VALUES (1, 'active'), (2, 'active')",
+		"CREATE TABLE runs (run_uuid TEXT PRIMARY KEY, experiment_id INTEGER, lifecycle_stage TEXT, status TEXT, start_time BIGINT, end_time BIGINT)",
+		"INSERT INTO runs VALUES ('a', 1, 'active', 'FINISHED', 100, 200), ('b', 2, 'active', 'FINISHED', 100, 200)"} {
+		if _, err := w.Exec(q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rd := New(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	defer rd.Close()
+	want := func(exps []string, view string, total int) {
+		t.Helper()
+		page, err := rd.SearchRuns(context.Background(), dir, app.DirectRunSearch{ExperimentIDs: exps, View: view, Limit: -1})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if page.Total != total {
+			t.Errorf("experiments %v, view %q: total %d, want %d", exps, view, page.Total, total)
+		}
+	}
+	check := func(one, all, deleted int) {
+		t.Helper()
+		for range 2 { // the second from the cache
+			want([]string{"1"}, "", one)
+			want(nil, "", all)
+			want([]string{"1"}, "DELETED_ONLY", deleted)
+		}
+	}
+	check(1, 2, 0)
+	if n := len(rd.totals.by); n != 3 {
+		t.Fatalf("%d totals remembered, want the 3 searches", n)
+	}
+	if _, err := w.Exec("INSERT INTO runs VALUES ('c', 1, 'active', 'RUNNING', 300, NULL)"); err != nil {
+		t.Fatal(err)
+	}
+	check(2, 3, 0)
+	if _, err := w.Exec("UPDATE runs SET lifecycle_stage = 'deleted' WHERE run_uuid = 'c'"); err != nil {
+		t.Fatal(err)
+	}
+	check(1, 2, 1)
+	if _, err := w.Exec("UPDATE experiments SET lifecycle_stage = 'deleted' WHERE experiment_id = 2"); err != nil {
+		t.Fatal(err)
+	}
+	check(1, 1, 1)
+}
+
 // TestRunTimesSeeEveryCommitOnPostgreSQL: on PostgreSQL the counts are
 // cached per transaction snapshot, and a run committed by MLflow (here, by
 // another session) is counted on the next request.

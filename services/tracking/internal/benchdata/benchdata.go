@@ -80,6 +80,21 @@ func openWriter(tb testing.TB, path string) *sql.DB {
 	return db
 }
 
+// Touch commits one write to the SQLite database at path, as a training
+// run logging a metric does: it moves the file change counter, so
+// whatever a reader remembers about the database is read again.
+func Touch(tb testing.TB, path string) {
+	tb.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer db.Close()
+	if _, err := db.Exec("UPDATE latest_metrics SET timestamp = timestamp + 1 WHERE rowid = (SELECT MIN(rowid) FROM latest_metrics)"); err != nil {
+		tb.Fatal(err)
+	}
+}
+
 // AddRuns writes runs finished runs to experiment 1 of the SQLite
 // database at path, in one transaction: run i starts at start+i s, has
 // metrics accuracy and loss (latest and history, values drawn from
