@@ -10,6 +10,7 @@ import (
 	"github.com/mlpanel/mlpanel/pkg/platform/nomadrt"
 	"github.com/mlpanel/mlpanel/services/projects/adapters"
 	"github.com/mlpanel/mlpanel/services/projects/adapters/mlflowdb"
+	"github.com/mlpanel/mlpanel/services/projects/domain"
 	"github.com/mlpanel/mlpanel/services/projects/app"
 )
 
@@ -59,9 +60,21 @@ func (c Config) localRuntime(tool *mlflowdb.Tool, log *slog.Logger) builtRuntime
 			}
 		}()
 	}
-	servers := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(c.Home, "templates")}
+	servers := c.upgrading(launcher, tool, log)
 	rt.Runtime = &adapters.Local{Servers: servers, Host: c.Host, StopGrace: stopGrace}
 	return rt
+}
+
+// upgrading readies each project's database before its server starts:
+// the empty database, MLflow's migrations, the panel's indexes.
+func (c Config) upgrading(launcher *adapters.MLflowServers, tool *mlflowdb.Tool, log *slog.Logger) *mlflowdb.Upgrading {
+	ix := map[domain.Backend]mlflowdb.Indexer{}
+	for b, dbs := range c.databases() {
+		if i, ok := dbs.(mlflowdb.Indexer); ok {
+			ix[b] = i
+		}
+	}
+	return &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(c.Home, "templates"), Indexers: ix}
 }
 
 // kubeRuntime runs each tracking server as a Deployment on the cluster of
@@ -88,6 +101,6 @@ func (c Config) nomadRuntime(tool *mlflowdb.Tool, log *slog.Logger) (builtRuntim
 		return builtRuntime{}, fmt.Errorf("the projects service with MLPANEL_RUNTIME=nomad: %w (or run the servers on this machine with MLPANEL_RUNTIME=local)", err)
 	}
 	launcher := c.servers()
-	db := &mlflowdb.Upgrading{Servers: launcher, Tool: tool, Log: log, TemplateDir: filepath.Join(c.Home, "templates")}
+	db := c.upgrading(launcher, tool, log)
 	return builtRuntime{Runtime: &adapters.Nomad{RT: rt, Server: launcher, Prepare: db.Prepare, Artifacts: c.NomadArtifacts}, close: func() {}}, nil
 }

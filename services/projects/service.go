@@ -210,6 +210,10 @@ func Run(ctx context.Context, cfg Config, nc *nats.Conn, db *mongo.Database, log
 	return reconcile.Serve(ctx, svc, register, log, "runtime", cfg.Runtime, "ports", cfg.Ports.String(), "mlflow", cfg.Mlflow)
 }
 
+// Both database servers index their project databases before a start
+// (upgrading); a server type without Index would silently go without.
+var _, _ mlflowdb.Indexer = pgdb.Databases{}, mysqldb.Databases{}
+
 // databases are the database servers configured: a create asking for a
 // backend whose server is not set is a 400 that names the setting.
 func (c Config) databases() map[domain.Backend]app.Databases {

@@ -48,15 +48,15 @@ type Execer interface {
 }
 
 // EnsureIndexes creates the panel's indexes that db lacks. It returns
-// nil without a change on a database MLflow never initialised: the
-// indexes come with the next start, after MLflow made its tables.
+// nil without a change on a database where MLflow has not made its
+// tables yet: the indexes come with the next start.
 func EnsureIndexes(ctx context.Context, db Execer, d Dialect) error {
-	rev, err := Read(ctx, db)
-	if err != nil || rev == "" {
-		return err
-	}
 	for _, ix := range Indexes {
-		has, err := hasIndex(ctx, db, d, ix)
+		made, err := catalogHas(ctx, db, d, "table", ix.Table)
+		if err != nil || !made {
+			return err
+		}
+		has, err := catalogHas(ctx, db, d, "index", ix.Name)
 		if err != nil {
 			return err
 		}
@@ -74,7 +74,7 @@ func EnsureIndexes(ctx context.Context, db Execer, d Dialect) error {
 // migrations; EnsureIndexes puts them back afterwards.
 func DropIndexes(ctx context.Context, db Execer, d Dialect) error {
 	for _, ix := range Indexes {
-		has, err := hasIndex(ctx, db, d, ix)
+		has, err := catalogHas(ctx, db, d, "index", ix.Name)
 		if err != nil || !has {
 			if err != nil {
 				return err
@@ -92,23 +92,31 @@ func DropIndexes(ctx context.Context, db Execer, d Dialect) error {
 	return nil
 }
 
-// hasIndex asks the catalogue, since MySQL has no CREATE INDEX IF NOT
-// EXISTS and the three dialects keep their catalogues apart.
-func hasIndex(ctx context.Context, db Querier, d Dialect, ix Index) (bool, error) {
-	var q string
-	switch d {
-	case SQLite:
-		q = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?"
-	case Postgres:
-		q = "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1"
-	case MySQL:
-		q = "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND index_name = ?"
-	default:
-		return false, fmt.Errorf("mlflowschema: no indexes for dialect %q", d)
+// catalogHas asks the catalogue whether db has the table or index
+// named name, since MySQL has no CREATE INDEX IF NOT EXISTS and the
+// three dialects keep their catalogues apart.
+func catalogHas(ctx context.Context, db Querier, d Dialect, kind, name string) (bool, error) {
+	queries := map[Dialect]map[string]string{
+		SQLite: {
+			"table": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+			"index": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
+		},
+		Postgres: {
+			"table": "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+			"index": "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
+		},
+		MySQL: {
+			"table": "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+			"index": "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND index_name = ?",
+		},
+	}
+	q, ok := queries[d][kind]
+	if !ok {
+		return false, fmt.Errorf("mlflowschema: no catalogue query for a %s in dialect %q", kind, d)
 	}
 	var n int
-	if err := db.QueryRowContext(ctx, q, ix.Name).Scan(&n); err != nil {
-		return false, fmt.Errorf("looking up the index %s: %w", ix.Name, err)
+	if err := db.QueryRowContext(ctx, q, name).Scan(&n); err != nil {
+		return false, fmt.Errorf("looking up the %s %s: %w", kind, name, err)
 	}
 	return n > 0, nil
 }

@@ -34,8 +34,17 @@ type Upgrading struct {
 	// its first start). A new project starts from a copy, which saves
 	// MLflow's seconds of creating every table on each first start.
 	TemplateDir string
+	// Indexers add the panel's indexes to the databases of projects on a
+	// database server, by backend (pgdb.Databases, mysqldb.Databases).
+	Indexers map[domain.Backend]Indexer
 
 	templateMu sync.Mutex
+}
+
+// Indexer adds the panel's indexes (mlflowschema.Indexes) to a project
+// database on a database server, once MLflow has made its tables there.
+type Indexer interface {
+	Index(ctx context.Context, database string) error
 }
 
 // Start migrates when needed, then starts the server. A failed migration
@@ -55,6 +64,17 @@ func (u *Upgrading) Start(p domain.Project) (*proc.Process, error) {
 func (u *Upgrading) Prepare(p domain.Project) error {
 	ctx, cancel := context.WithTimeout(context.Background(), UpgradeTimeout)
 	defer cancel()
+	if p.OnServer() {
+		// MLflow's server makes and migrates these itself; the indexes
+		// come from the second start on (a wake counts), once its tables
+		// exist.
+		if ix := u.Indexers[p.Backend]; ix != nil {
+			if err := ix.Index(ctx, p.Database); err != nil {
+				u.Log.Warn("the project's database starts without the panel's indexes: its searches stay correct but sort every run", "project", p.ID, "err", err)
+			}
+		}
+		return nil
+	}
 	db := filepath.Join(p.Path, "mlflow.db")
 	if _, err := os.Stat(db); errors.Is(err, os.ErrNotExist) && !p.RanBefore && u.TemplateDir != "" {
 		// Never for a project that ran before: its missing database is a

@@ -11,6 +11,7 @@ import (
 
 	_ "github.com/go-sql-driver/mysql" // registers "mysql" with database/sql
 
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 	"github.com/mlpanel/mlpanel/pkg/platform/mysqlurl"
 )
 
@@ -57,6 +58,28 @@ func (d Databases) Create(ctx context.Context, name string) error {
 func (d Databases) Drop(ctx context.Context, name string) error {
 	if err := d.exec(ctx, "DROP DATABASE IF EXISTS %s", name); err != nil {
 		return fmt.Errorf("DROP DATABASE %s on MLPANEL_PROJECT_MYSQL_URL's server: %w", name, err)
+	}
+	return nil
+}
+
+// Index adds the panel's indexes (mlflowschema.Indexes) to the project
+// database name before its server starts; nothing while MLflow has not
+// made its tables there (before the first start).
+func (d Databases) Index(ctx context.Context, name string) error {
+	if !names.MatchString(name) {
+		return fmt.Errorf("database name %q is not one the panel makes", name)
+	}
+	dsn, err := mysqlurl.DSN(d.URL, name)
+	if err != nil {
+		return err
+	}
+	db, err := sql.Open("mysql", dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := mlflowschema.EnsureIndexes(ctx, db, mlflowschema.MySQL); err != nil {
+		return fmt.Errorf("database %s: %w", name, err)
 	}
 	return nil
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	_ "github.com/jackc/pgx/v5/stdlib" // registers "pgx" with database/sql
+
+	"github.com/mlpanel/mlpanel/pkg/platform/mlflowschema"
 )
 
 // Databases creates and drops project databases on one server.
@@ -63,6 +65,26 @@ func (d Databases) Create(ctx context.Context, name string) error {
 func (d Databases) Drop(ctx context.Context, name string) error {
 	if err := d.exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("DROP DATABASE %s on MLPANEL_PROJECT_DB_URL's server: %w", name, err)
+	}
+	return nil
+}
+
+// Index adds the panel's indexes (mlflowschema.Indexes) to the project
+// database name before its server starts; nothing while MLflow has not
+// made its tables there (before the first start).
+func (d Databases) Index(ctx context.Context, name string) error {
+	u, err := url.Parse(d.URL)
+	if err != nil {
+		return fmt.Errorf("MLPANEL_PROJECT_DB_URL: %w", err)
+	}
+	u.Path = "/" + name
+	db, err := sql.Open("pgx", u.String())
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := mlflowschema.EnsureIndexes(ctx, db, mlflowschema.Postgres); err != nil {
+		return fmt.Errorf("database %s: %w", name, err)
 	}
 	return nil
 }
