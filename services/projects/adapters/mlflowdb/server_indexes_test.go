@@ -20,6 +20,12 @@ import (
 	"github.com/mlpanel/mlpanel/services/projects/domain"
 )
 
+// serverDatabases makes and indexes project databases on one server.
+type serverDatabases interface {
+	Indexer
+	Create(ctx context.Context, name string) error
+}
+
 // A project database on a PostgreSQL or MariaDB server gets the panel's
 // indexes before a start once MLflow has made its tables there, once
 // however often it starts; before that (the first start) nothing is
@@ -35,18 +41,12 @@ func TestIndexesOnDatabaseServers(t *testing.T) {
 	for _, c := range []struct {
 		backend domain.Backend
 		start   func(testing.TB) string
-		dbs     func(server string) interface {
-			Indexer
-			Create(context.Context, string) error
-		}
-		open func(server, name string) (*sql.DB, string) // the database and MLflow's URI of it
-		d    mlflowschema.Dialect
+		dbs     func(server string) serverDatabases
+		open    func(server, name string) (*sql.DB, string) // the database and MLflow's URI of it
+		d       mlflowschema.Dialect
 	}{
 		{domain.BackendPostgreSQL, func(t testing.TB) string { return pgtest.Start(t) },
-			func(s string) interface {
-				Indexer
-				Create(context.Context, string) error
-			} {
+			func(s string) serverDatabases {
 				return pgdb.Databases{URL: s}
 			},
 			func(server, name string) (*sql.DB, string) {
@@ -60,10 +60,7 @@ func TestIndexesOnDatabaseServers(t *testing.T) {
 				return db, uri
 			}, mlflowschema.Postgres},
 		{domain.BackendMySQL, func(t testing.TB) string { return mysqltest.Start(t) },
-			func(s string) interface {
-				Indexer
-				Create(context.Context, string) error
-			} {
+			func(s string) serverDatabases {
 				return mysqldb.Databases{URL: s}
 			},
 			func(server, name string) (*sql.DB, string) {
