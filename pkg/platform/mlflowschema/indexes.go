@@ -75,10 +75,10 @@ func EnsureIndexes(ctx context.Context, db Execer, d Dialect) error {
 func DropIndexes(ctx context.Context, db Execer, d Dialect) error {
 	for _, ix := range Indexes {
 		has, err := catalogHas(ctx, db, d, "index", ix.Name)
-		if err != nil || !has {
-			if err != nil {
-				return err
-			}
+		if err != nil {
+			return err
+		}
+		if !has {
 			continue
 		}
 		stmt := "DROP INDEX " + ix.Name
