@@ -92,25 +92,27 @@ func DropIndexes(ctx context.Context, db Execer, d Dialect) error {
 	return nil
 }
 
-// catalogHas asks the catalogue whether db has the table or index
-// named name, since MySQL has no CREATE INDEX IF NOT EXISTS and the
-// three dialects keep their catalogues apart.
+// catalogue is, per dialect, how to ask whether a table or an index
+// exists: MySQL has no CREATE INDEX IF NOT EXISTS, and the three
+// dialects keep their catalogues apart.
+var catalogue = map[Dialect]map[string]string{
+	SQLite: {
+		"table": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
+		"index": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
+	},
+	Postgres: {
+		"table": "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+		"index": "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
+	},
+	MySQL: {
+		"table": "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+		"index": "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND index_name = ?",
+	},
+}
+
+// catalogHas tells whether db has the table or index named name.
 func catalogHas(ctx context.Context, db Querier, d Dialect, kind, name string) (bool, error) {
-	queries := map[Dialect]map[string]string{
-		SQLite: {
-			"table": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?",
-			"index": "SELECT COUNT(*) FROM sqlite_master WHERE type = 'index' AND name = ?",
-		},
-		Postgres: {
-			"table": "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
-			"index": "SELECT COUNT(*) FROM pg_indexes WHERE schemaname = current_schema() AND indexname = $1",
-		},
-		MySQL: {
-			"table": "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
-			"index": "SELECT COUNT(*) FROM information_schema.statistics WHERE table_schema = DATABASE() AND index_name = ?",
-		},
-	}
-	q, ok := queries[d][kind]
+	q, ok := catalogue[d][kind]
 	if !ok {
 		return false, fmt.Errorf("mlflowschema: no catalogue query for a %s in dialect %q", kind, d)
 	}
@@ -119,4 +121,15 @@ func catalogHas(ctx context.Context, db Querier, d Dialect, kind, name string) (
 		return false, fmt.Errorf("looking up the %s %s: %w", kind, name, err)
 	}
 	return n > 0, nil
+}
+
+// EnsureIndexesAt is EnsureIndexes on the database a database/sql
+// driver (registered by the caller) opens at dsn.
+func EnsureIndexesAt(ctx context.Context, driver, dsn string, d Dialect) error {
+	db, err := sql.Open(driver, dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	return EnsureIndexes(ctx, db, d)
 }

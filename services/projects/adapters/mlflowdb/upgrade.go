@@ -69,9 +69,7 @@ func (u *Upgrading) Prepare(p domain.Project) error {
 		// come from the second start on (a wake counts), once its tables
 		// exist.
 		if ix := u.Indexers[p.Backend]; ix != nil {
-			if err := ix.Index(ctx, p.Database); err != nil {
-				u.Log.Warn("the project's database starts without the panel's indexes: its searches stay correct but sort every run", "project", p.ID, "err", err)
-			}
+			u.indexed(p, ix.Index(ctx, p.Database))
 		}
 		return nil
 	}
@@ -86,12 +84,17 @@ func (u *Upgrading) Prepare(p domain.Project) error {
 	if err := u.migrate(ctx, db); err != nil {
 		return err
 	}
-	// The indexes only make reads faster: a database that cannot take
-	// them (a full disk) still starts, and searches stay right.
-	if err := EnsureIndexes(ctx, db); err != nil {
+	u.indexed(p, EnsureIndexes(ctx, db))
+	return nil
+}
+
+// indexed reports a failure to add the panel's indexes. They only make
+// reads faster: a database that cannot take them (a full disk) still
+// starts, and its searches stay right.
+func (u *Upgrading) indexed(p domain.Project, err error) {
+	if err != nil {
 		u.Log.Warn("the project's database starts without the panel's indexes: its searches stay correct but sort every run", "project", p.ID, "err", err)
 	}
-	return nil
 }
 
 // fromTemplate puts an empty database at the pinned schema head at db.

@@ -24,21 +24,15 @@ type Databases struct {
 // than quoted, so no name can break out of the statement.
 var names = regexp.MustCompile(`^[A-Za-z0-9_]{1,64}$`)
 
-// connect opens the server, with database name selected ("": none),
-// after checking that name is one the panel makes.
-func (d Databases) connect(name, selected string) (*sql.DB, error) {
-	if !names.MatchString(name) {
-		return nil, fmt.Errorf("database name %q is not one the panel makes", name)
-	}
-	dsn, err := mysqlurl.DSN(d.URL, selected)
-	if err != nil {
-		return nil, err
-	}
-	return sql.Open("mysql", dsn)
-}
-
 func (d Databases) exec(ctx context.Context, stmt, name string) error {
-	db, err := d.connect(name, "")
+	if !names.MatchString(name) {
+		return fmt.Errorf("database name %q is not one the panel makes", name)
+	}
+	dsn, err := mysqlurl.DSN(d.URL, "")
+	if err != nil {
+		return err
+	}
+	db, err := sql.Open("mysql", dsn)
 	if err != nil {
 		return err
 	}
@@ -72,12 +66,14 @@ func (d Databases) Drop(ctx context.Context, name string) error {
 // database name before its server starts; nothing while MLflow has not
 // made its tables there (before the first start).
 func (d Databases) Index(ctx context.Context, name string) error {
-	db, err := d.connect(name, name)
+	if !names.MatchString(name) {
+		return fmt.Errorf("database name %q is not one the panel makes", name)
+	}
+	dsn, err := mysqlurl.DSN(d.URL, name)
 	if err != nil {
 		return err
 	}
-	defer db.Close()
-	if err := mlflowschema.EnsureIndexes(ctx, db, mlflowschema.MySQL); err != nil {
+	if err := mlflowschema.EnsureIndexesAt(ctx, "mysql", dsn, mlflowschema.MySQL); err != nil {
 		return fmt.Errorf("database %s: %w", name, err)
 	}
 	return nil

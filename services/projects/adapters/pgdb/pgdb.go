@@ -78,12 +78,7 @@ func (d Databases) Index(ctx context.Context, name string) error {
 		return fmt.Errorf("MLPANEL_PROJECT_DB_URL: %w", err)
 	}
 	u.Path = "/" + name
-	db, err := sql.Open("pgx", u.String())
-	if err != nil {
-		return err
-	}
-	defer db.Close()
-	if err := mlflowschema.EnsureIndexes(ctx, db, mlflowschema.Postgres); err != nil {
+	if err := mlflowschema.EnsureIndexesAt(ctx, "pgx", u.String(), mlflowschema.Postgres); err != nil {
 		return fmt.Errorf("database %s: %w", name, err)
 	}
 	return nil

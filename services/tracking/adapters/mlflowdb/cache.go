@@ -91,32 +91,29 @@ func (c *timesCache) store(path, counter string, ids []string, times map[string]
 	}
 }
 
-// totals remembers the true total of a search per database state and
-// query, as the run times are: a list a browser polls costs one count per
-// change of the database, not one per request. The page itself is an
-// index lookup (mlflowschema.Indexes), but the count reads every entry
-// that matches, about 10 ms at 100,000 runs where the page reads ten.
-type totals struct {
-	mu sync.Mutex
-	by map[string]int
+// memo is a bounded map of answers keyed by database state and query
+// (the key carries both, so a commit makes every old key unreachable).
+// When full it forgets everything, which costs one query per key again.
+// The reader keeps two: the true totals of searches, and chooseDriver's
+// answers (cross.go).
+type memo struct {
+	mu  sync.Mutex
+	by  map[string]int
+	max int
 }
 
-// maxTotals bounds the remembered totals (a query's text each); when
-// full they are all forgotten, which costs one count per search again.
-const maxTotals = 1024
-
-func (t *totals) get(key string) (int, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	n, ok := t.by[key]
+func (m *memo) get(key string) (int, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n, ok := m.by[key]
 	return n, ok
 }
 
-func (t *totals) put(key string, n int) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if t.by == nil || len(t.by) >= maxTotals {
-		t.by = map[string]int{}
+func (m *memo) put(key string, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.by == nil || len(m.by) >= m.max {
+		m.by = map[string]int{}
 	}
-	t.by[key] = n
+	m.by[key] = n
 }

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 
 	"github.com/mlpanel/mlpanel/services/tracking/app"
 	"github.com/mlpanel/mlpanel/services/tracking/domain"
@@ -553,19 +552,12 @@ func (r *Reader) MetricHistories(ctx context.Context, projectPath, runID string,
 	return out, r.queryErr(ctx, path, "reading metric histories", rows.Err())
 }
 
-// drivers remembers chooseDriver's answer per database state and filter:
-// a sleeping or archived project's database does not change, and
-// sampling its tables on every search of it cost about as much as the
-// search itself. A stale answer could only make a search slower, never
-// different; the database's change counter keys it all the same.
-type drivers struct {
-	mu sync.Mutex
-	by map[string]int
-}
-
-// maxDrivers bounds the remembered answers (a few bytes each).
-const maxDrivers = 4096
-
+// driver is chooseDriver's answer, remembered per database state and
+// filter (r.drivers): a sleeping or archived project's database does not
+// change, and sampling its tables on every search of it cost about as
+// much as the search itself. A stale answer could only make a search
+// slower, never different; the database's change counter keys it all
+// the same.
 func (r *Reader) driver(ctx context.Context, p crossPlan) (int, error) {
 	if p.db.planned || len(p.filters) == 0 {
 		return -1, nil
@@ -580,21 +572,13 @@ func (r *Reader) driver(ctx context.Context, p crossPlan) (int, error) {
 		fmt.Fprintf(&k, "\x00%s\x00%s\x00%s", c.kind, c.key, c.op)
 	}
 	key := k.String()
-	r.drivers.mu.Lock()
-	d, hit := r.drivers.by[key]
-	r.drivers.mu.Unlock()
-	if hit {
+	if d, hit := r.drivers.get(key); hit {
 		return d, nil
 	}
 	d, err := chooseDriver(ctx, p.db, p.filters)
 	if err != nil {
 		return -1, err
 	}
-	r.drivers.mu.Lock()
-	if r.drivers.by == nil || len(r.drivers.by) >= maxDrivers {
-		r.drivers.by = map[string]int{}
-	}
-	r.drivers.by[key] = d
-	r.drivers.mu.Unlock()
+	r.drivers.put(key, d)
 	return d, nil
 }

@@ -65,15 +65,28 @@ type Reader struct {
 	warmAt map[string]*list.Element // database key -> its element in warm
 	warned map[string]string        // path -> reason already logged
 	times  timesCache
-	totals totals
+	// totals: the true total of a search, remembered per database state
+	// as the run times are, so a list a browser polls costs one count per
+	// change of the database, not one per request. The page itself is an
+	// index lookup (mlflowschema.Indexes), but the count reads every
+	// entry that matches, about 10 ms at 100,000 runs.
+	totals memo
 	// drivers: chooseDriver's answers (cross.go).
-	drivers drivers
+	drivers memo
 }
 
 // New returns a Reader.
 func New(log *slog.Logger) *Reader {
-	return &Reader{log: log, dbs: map[string]*conn{}, warned: map[string]string{}, warm: list.New(), warmAt: map[string]*list.Element{}}
+	return &Reader{log: log, dbs: map[string]*conn{}, warned: map[string]string{}, warm: list.New(), warmAt: map[string]*list.Element{},
+		totals: memo{max: maxTotals}, drivers: memo{max: maxDrivers}}
 }
+
+// maxTotals and maxDrivers bound the reader's memos (a query's text per
+// total, a few bytes per driver).
+const (
+	maxTotals  = 1024
+	maxDrivers = 4096
+)
 
 const (
 	defaultMaxWarm     = 64

@@ -92,15 +92,17 @@ func (r *Reader) SearchRuns(ctx context.Context, projectPath string, s app.Direc
 	cnt.where(ids, st, filters)
 	counted := make(chan error, 1) // buffered: an early return leaks nothing
 	var n int
-	state, cacheable := r.state(ctx, path)
-	key := fmt.Sprintf("%s\x00%s\x00%s\x00%#v", path, state, cnt.sql.String(), cnt.args)
-	if cached, hit := r.totals.get(key); cacheable && hit {
+	key := ""
+	if state, ok := r.state(ctx, path); ok {
+		key = fmt.Sprintf("%s\x00%s\x00%s\x00%#v", path, state, cnt.sql.String(), cnt.args)
+	}
+	if cached, hit := r.totals.get(key); key != "" && hit {
 		n = cached
 		counted <- nil
 	} else {
 		go func() {
 			err := db.QueryRowContext(ctx, cnt.sql.String(), cnt.args...).Scan(&n)
-			if err == nil && cacheable {
+			if err == nil && key != "" {
 				r.totals.put(key, n)
 			}
 			counted <- err

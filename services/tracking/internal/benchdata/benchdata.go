@@ -274,12 +274,7 @@ func NewPostgreSQL(tb testing.TB, venv, pg string, runs int) string {
 	}
 	// The panel's indexes, which the projects service adds before every
 	// start after the first (MLflow makes the tables on the first).
-	db, err := sql.Open("pgx", u.String())
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer db.Close()
-	if err := mlflowschema.EnsureIndexes(ctx, db, mlflowschema.Postgres); err != nil {
+	if err := mlflowschema.EnsureIndexesAt(ctx, "pgx", u.String(), mlflowschema.Postgres); err != nil {
 		tb.Fatal(err)
 	}
 	if _, err := conn.Exec(ctx, "ANALYZE"); err != nil {
