@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -237,11 +238,16 @@ func (f *fakeRuntime) ended(pid int) string {
 
 func newTestService(t *testing.T, maxFailures int) (*Service, *fakeRuntime, *eventstest.Publisher) {
 	t.Helper()
+	return newTestServiceOn(t, maxFailures, proc.Range{Lo: 47100, Hi: 47199})
+}
+
+func newTestServiceOn(t *testing.T, maxFailures int, ports proc.Range) (*Service, *fakeRuntime, *eventstest.Publisher) {
+	t.Helper()
 	home := t.TempDir()
 	srv := newFakeRuntime()
 	pub := &eventstest.Publisher{}
 	s := New(Config{
-		Home: home, Ports: proc.Range{Lo: 47100, Hi: 47199}, Host: "127.0.0.1",
+		Home: home, Ports: ports, Host: "127.0.0.1",
 		AdvertiseURL: func(p domain.Project) string { return "http://mlflow/" + p.Name },
 		InternalURL:  func(p domain.Project) string { return "http://internal/" + p.ID },
 		Interval:     10 * time.Millisecond, MaxFailures: maxFailures, StopOnExit: true,
@@ -264,6 +270,23 @@ func waitStatus(t *testing.T, s *Service, id string, want domain.Status) domain.
 		})
 }
 
+func TestCreatePassesOverAPortAnotherProcessHolds(t *testing.T) {
+	held, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer held.Close()
+	port := held.Addr().(*net.TCPAddr).Port
+	s, _, _ := newTestServiceOn(t, 5, proc.Range{Lo: port, Hi: port + 20})
+	p, err := s.Create(context.Background(), CreateInput{Name: "alpha"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Port == port || p.Port > port+20 {
+		t.Fatalf("got port %d; want one of %d-%d other than %d, which another process listens on", p.Port, port, port+20, port)
+	}
+}
+
 func TestCreateValidatesAndKeepsNamesUnique(t *testing.T) {
 	s, _, pub := newTestService(t, 5)
 	ctx := context.Background()
@@ -271,7 +294,11 @@ func TestCreateValidatesAndKeepsNamesUnique(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p.ID != "1" || p.Status != domain.StatusTerminated || p.Port != 47100 || p.MlflowURI != "http://mlflow/alpha" {
+	// The range lies in Linux's ephemeral ports, so another process's
+	// outgoing connection may hold any one of them: a project gets the lowest
+	// port that is free, not necessarily the first of the range.
+	inRange := func(port int) bool { return port >= 47100 && port <= 47199 }
+	if p.ID != "1" || p.Status != domain.StatusTerminated || !inRange(p.Port) || p.MlflowURI != "http://mlflow/alpha" {
 		t.Fatalf("created %+v", p)
 	}
 	if _, err := os.Stat(filepath.Join(p.Path, "artifacts")); err != nil {
@@ -284,8 +311,8 @@ func TestCreateValidatesAndKeepsNamesUnique(t *testing.T) {
 		t.Fatalf("bad name: %v, want 400", err)
 	}
 	q, err := s.Create(ctx, CreateInput{Name: "beta"})
-	if err != nil || q.Port != 47101 {
-		t.Fatalf("second project: port %d, %v; want the next port", q.Port, err)
+	if err != nil || !inRange(q.Port) || q.Port <= p.Port {
+		t.Fatalf("second project: port %d, %v; want a port of the range above %d", q.Port, err, p.Port)
 	}
 	if _, err := s.Update(ctx, "beta", UpdateInput{Name: &p.Name}); events.StatusOf(err) != http.StatusConflict {
 		t.Fatalf("rename onto a taken name: %v, want 409", err)
