@@ -408,7 +408,9 @@ func TestPanelInABrowser(t *testing.T) {
 		t.Fatalf("predict answer %q", ans)
 	}
 	// @champion moves to version 2: the open page shows the rollover as
-	// it goes (from /events, no reload) and then serves version 2.
+	// it goes (from /events, no reload) and then serves version 2. The
+	// form reads version 2's signature then, and keeps what the user typed.
+	b.run("typing a value", 10*time.Second, fill(first, "6.3"))
 	b.run("marking the page", 5*time.Second, chromedp.Evaluate(`window.__beforeRollover = 1`, nil))
 	expect(t, as(t, alice, "PUT", "/model-versions/2/aliases/champion?project_id="+p.ID+"&model_id=iris-web", nil), 200)
 	b.run("watching the rollover to version 2", 5*time.Minute,
@@ -416,6 +418,14 @@ func TestPanelInABrowser(t *testing.T) {
 		waitJS(`document.querySelector('[data-testid=served-version]')?.textContent === '2'`))
 	var marker2 int
 	b.run("checking no reload happened", 5*time.Second, chromedp.Evaluate(`window.__beforeRollover || 0`, &marker2))
+	var typed string
+	b.run("reading the typed value", 10*time.Second,
+		waitJS(`document.querySelector('[data-testid=tryit]')?.dataset.schemaVersion === '2'`), // version 2's signature has arrived
+		waitJS(`document.querySelectorAll('[data-col]').length > 0`),
+		chromedp.Value(first, &typed, chromedp.ByQuery))
+	if typed != "6.3" {
+		t.Errorf("after the rollover the first field reads %q; want 6.3, the value typed before it", typed)
+	}
 	if row := b.text(`[data-testid=rollovers] tr[data-rollover="1-2"]`); marker2 != 1 || !strings.Contains(row, "v1 → v2") {
 		t.Errorf("the rollover row reads %q (reload marker %d); want v1 → v2 shown live", row, marker2)
 	}

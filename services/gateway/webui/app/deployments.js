@@ -1,5 +1,5 @@
 // Deployments: model servers with live status, logs and a try-it form.
-import { useState, useEffect, useMemo } from '../vendor/preact-htm.js';
+import { useState, useEffect, useMemo, useRef } from '../vendor/preact-htm.js';
 import * as api from './api.js';
 import { html, useLoad, Loading, Status, Act, Pager, ErrorBox, ProjectName, confirm, toast, when, href, go, useRole, may } from './ui.js';
 import { LogTail } from './projects.js';
@@ -155,8 +155,9 @@ export function fieldValue(f, raw) {
 // typed inputs) or from pasted CSV (with a header) or JSON.
 function TryIt({ d }) {
   // The signature is read from the project's registry, so a stopped
-  // project answers 409: the form then falls back to the column names.
-  const [sch] = useLoad(() => api.get(`/deployments/${enc(d.id)}/schema`).catch(() => null), [d.id, d.status === 'running']);
+  // project answers 409: the form then falls back to the column names. A
+  // rollover serves another version, whose signature may differ.
+  const [sch] = useLoad(() => api.get(`/deployments/${enc(d.id)}/schema`).catch(() => null), [d.id, d.version, d.status === 'running']);
   const colsKey = (d.input_columns || []).join('\u0000'); // a new event brings a new array, not new columns
   const fields = useMemo(() => signatureFields(sch.data, d.input_columns), [sch.data, colsKey]);
   const [mode, setMode] = useState('');
@@ -165,8 +166,12 @@ function TryIt({ d }) {
   const [text, setText] = useState('');
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState(null);
+  // The schema is read again when the deployment's status changes (an
+  // event may come while the user types): a field the user has edited
+  // keeps its value; only untouched ones take the signature's example.
+  const touched = useRef(new Set());
   useEffect(() => {
-    setVals(Object.fromEntries(fields.map((f) => [f.name, f.value])));
+    setVals((old) => Object.fromEntries(fields.map((f) => [f.name, touched.current.has(f.name) ? old[f.name] : f.value])));
     if (!mode && !sch.loading) setMode(fields.length ? 'form' : 'json');
   }, [fields, sch.loading]);
   const example = sch.data && sch.data.input_example;
@@ -202,7 +207,7 @@ function TryIt({ d }) {
     } catch (err) { setError(err); }
   };
   const input = (f) => {
-    const set = (v) => { setVals({ ...vals, [f.name]: v }); if (bad[f.name]) setBad({ ...bad, [f.name]: undefined }); };
+    const set = (v) => { touched.current.add(f.name); setVals((old) => ({ ...old, [f.name]: v })); if (bad[f.name]) setBad({ ...bad, [f.name]: undefined }); };
     const id = 'f-' + f.name.replace(/\W+/g, '_');
     if (f.type === 'boolean') {
       return html`<label class="check"><input type="checkbox" checked=${!!vals[f.name]} onChange=${(e) => set(e.target.checked)} data-col=${f.name} data-type=${f.type}/>${f.name} <span class="type">boolean</span></label>`;
@@ -214,7 +219,7 @@ function TryIt({ d }) {
         data-col=${f.name} data-type=${f.type}/>
       ${bad[f.name] && html`<span class="field-error" id=${id} data-testid="field-error">${bad[f.name]}</span>`}</label>`;
   };
-  return html`<form class="card" onSubmit=${submit} noValidate aria-label="Try the model" data-testid="tryit">
+  return html`<form class="card" onSubmit=${submit} noValidate aria-label="Try the model" data-testid="tryit" data-schema-version=${sch.data ? sch.data.version : ''}>
     <div class="row" role="radiogroup" aria-label="Input">
       ${fields.length > 0 && html`<label class="row"><input type="radio" name="mode" checked=${mode === 'form'} onChange=${() => pick('form')}/>one row</label>`}
       <label class="row"><input type="radio" name="mode" checked=${mode === 'csv'} onChange=${() => pick('csv')}/>CSV</label>
