@@ -80,7 +80,7 @@ export function DeploymentPage({ id }) {
       </tbody></table>
       ${(d.follow_alias || (d.rollovers || []).length > 0) && html`<${Rollovers} d=${d}/>`}
       <div class="grid2">
-        <div><h2>Try it</h2><${TryIt} d=${d}/></div>
+        <div><h2>Try it</h2><${TryIt} key=${d.id} d=${d}/></div>
         <div><h2>Log</h2><${LogTail} path=${`/deployments/${enc(id)}/logs`}/></div>
       </div>`;
   }}<//>`;
@@ -166,9 +166,11 @@ function TryIt({ d }) {
   const [text, setText] = useState('');
   const [answer, setAnswer] = useState(null);
   const [error, setError] = useState(null);
-  // The schema is read again when the deployment's status changes (an
-  // event may come while the user types): a field the user has edited
-  // keeps its value; only untouched ones take the signature's example.
+  // The schema is read again when the deployment's status or version
+  // changes (an event may come while the user types): a field the user has
+  // edited keeps its value; only untouched ones take the signature's
+  // example. The form is keyed by deployment, so edits never carry over to
+  // another deployment's page.
   const touched = useRef(new Set());
   useEffect(() => {
     setVals((old) => Object.fromEntries(fields.map((f) => [f.name, touched.current.has(f.name) ? old[f.name] : f.value])));
