@@ -11,13 +11,27 @@ import (
 	"github.com/mlpanel/mlpanel/services/gateway/access"
 )
 
-// auditMutations records every mutating call after it is answered: who,
+// auditMutations records every mutating call once it is handled: who,
 // what, which project, when, and the result.
 func (g *Gateway) auditMutations(c *gin.Context) {
 	c.Next()
-	if g.access == nil || !mutating(c.Request.Method, c.FullPath()) {
+	g.auditCall(c)
+}
+
+// auditedKey marks a call whose entry is recorded.
+const auditedKey = "mlpanel.audited"
+
+// auditCall records a mutating call's entry, once, and returns when it is
+// durable. The answer must not be complete before that (a gateway killed
+// right after answering loses no entry): net/http sends the end of an
+// answer once the handler chain has returned, after auditMutations, and
+// the MLflow proxy, which sends its answers early (sendNow), calls this
+// first.
+func (g *Gateway) auditCall(c *gin.Context) {
+	if g.access == nil || !mutating(c.Request.Method, c.FullPath()) || c.GetBool(auditedKey) {
 		return
 	}
+	c.Set(auditedKey, true)
 	user := c.GetString(callerKey)
 	if user == "" {
 		user = "anonymous" // auth is off or the call was refused before we knew

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/gin-gonic/gin"
 
@@ -59,7 +60,7 @@ func (g *Gateway) mlflowProxy() gin.HandlerFunc {
 	rp := &httputil.ReverseProxy{
 		// Tracking servers listen on Unix sockets when auth is on; a
 		// request to a server that went to sleep wakes it (wake.go).
-		Transport:  wakingTransport{g: g, base: proxyTransport()},
+		Transport:  serverTiming{wakingTransport{g: g, base: proxyTransport()}},
 		BufferPool: proxyBuffers,
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			t := pr.In.Context().Value(proxyCallKey{}).(*proxyCall)
@@ -136,8 +137,29 @@ func (g *Gateway) mlflowProxy() gin.HandlerFunc {
 		})
 		ctx = context.WithValue(ctx, proxyProjectKey{}, p.ID)
 		g.serveMLflow(c, rp, c.Request.WithContext(ctx), p.ID, base) // registry_events.go
+		// A write's audit entry is durable before its answer leaves.
+		g.auditCall(c)
 		sendNow(c)
 	}
+}
+
+// serverTiming tells the caller how long the tracking server took to
+// answer, in a Server-Timing entry (browsers' developer tools show it):
+// the rest of a proxied call's time is the gateway's own, which a client
+// can tell apart from MLflow's time without a second, direct call
+// (tests/e2e BenchmarkProxyOverhead measures the proxy's cost that way
+// too). The time runs from sending the request to the answer's header,
+// a wake after a refused connection included.
+type serverTiming struct{ base http.RoundTripper }
+
+func (t serverTiming) RoundTrip(req *http.Request) (*http.Response, error) {
+	start := time.Now()
+	resp, err := t.base.RoundTrip(req)
+	if err == nil {
+		ms := float64(time.Since(start).Microseconds()) / 1000
+		resp.Header.Add("Server-Timing", `tracking;desc="tracking server";dur=`+strconv.FormatFloat(ms, 'f', 3, 64))
+	}
+	return resp, err
 }
 
 // sendNow puts a complete answer of declared length on the wire at once.
@@ -145,8 +167,10 @@ func (g *Gateway) mlflowProxy() gin.HandlerFunc {
 // chain has returned, so without it every proxied call would also wait
 // for what the middlewares do on the way out (the access log line and
 // its write, metrics, audit): tens of microseconds per call on a small
-// machine, for the stock client's hundreds of calls. An answer without a
-// Content-Length is left alone: flushing it early would make it chunked.
+// machine, for the stock client's hundreds of calls. A write's audit
+// entry is the exception: it is recorded before (auditCall). An answer
+// without a Content-Length is left alone: flushing it early would make it
+// chunked.
 func sendNow(c *gin.Context) {
 	if c.Writer.Written() && c.Writer.Header().Get("Content-Length") != "" {
 		c.Writer.Flush()

@@ -8,10 +8,14 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 func TestRedirectsHideTheTrackingServer(t *testing.T) {
@@ -118,4 +122,111 @@ func TestProxiedAnswerDoesNotWaitForTheAccessLog(t *testing.T) {
 		t.Fatalf("proxied answer %d %q (%v) while the access log is held", resp.StatusCode, body, err)
 	}
 	once.Do(func() { close(release) })
+}
+
+// A proxied answer says how long the tracking server took (Server-Timing),
+// so a client can tell the gateway's time from MLflow's: the entry covers
+// the server's own time and not what the client waited in total.
+func TestProxiedAnswerTellsTheTrackingServersTime(t *testing.T) {
+	w := newAuthWorld(t)
+	p := w.project(w.admin, "timed")
+	const serverTook = 30 * time.Millisecond
+	w.runningUpstream(p, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		time.Sleep(serverTook)
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = rw.Write([]byte(`{"experiments": []}`))
+	}))
+	gw := httptest.NewServer(w.e)
+	t.Cleanup(gw.Close)
+
+	req, _ := http.NewRequest(http.MethodGet, gw.URL+"/projects/timed/mlflow/api/2.0/mlflow/experiments/search", nil)
+	req.Header.Set("Authorization", "Bearer "+w.admin)
+	start := time.Now()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	total := time.Since(start)
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("proxied search: %d", resp.StatusCode)
+	}
+	timing := resp.Header.Get("Server-Timing")
+	name, dur, ok := strings.Cut(timing, ";dur=")
+	if !ok || name != `tracking;desc="tracking server"` {
+		t.Fatalf("Server-Timing %q: want the tracking server's entry with a duration", timing)
+	}
+	ms, err := strconv.ParseFloat(dur, 64)
+	if err != nil {
+		t.Fatalf("Server-Timing duration %q: %v", dur, err)
+	}
+	took := time.Duration(ms * float64(time.Millisecond))
+	if took < serverTook || took > total {
+		t.Fatalf("Server-Timing says the tracking server took %v; it slept %v and the whole call took %v", took, serverTook, total)
+	}
+}
+
+// heldPublish holds every JetStream publish until release is closed.
+type heldPublish struct {
+	jetstream.JetStream
+	release chan struct{}
+}
+
+func (h heldPublish) PublishMsg(ctx context.Context, m *nats.Msg, opts ...jetstream.PublishOpt) (*jetstream.PubAck, error) {
+	<-h.release
+	return h.JetStream.PublishMsg(ctx, m, opts...)
+}
+
+// A write through the MLflow proxy is answered only once its audit entry
+// is durable in the queue, as every other write is: the proxy sends its
+// answers early (sendNow), but not before the entry, so a gateway killed
+// right after answering loses none.
+func TestProxiedWriteIsAnsweredAfterItsAuditEntry(t *testing.T) {
+	w := newAuthWorld(t)
+	if w.g.audit == nil {
+		t.Fatal("the gateway has no audit queue")
+	}
+	p := w.project(w.admin, "audited")
+	w.runningUpstream(p, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = rw.Write([]byte(`{}`)) // as MLflow answers runs/log-metric
+	}))
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	w.g.audit.js = heldPublish{w.g.audit.js, release}
+	gw := httptest.NewServer(w.e)
+	t.Cleanup(gw.Close)
+	t.Cleanup(free) // before the server waits for its handlers
+
+	answered := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, gw.URL+"/projects/audited/mlflow/api/2.0/mlflow/runs/log-metric",
+			strings.NewReader(`{"run_id": "0123456789abcdef0123456789abcdef", "key": "m", "value": 1, "timestamp": 1700000000000}`))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("Authorization", "Bearer "+w.admin)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			answered <- -1
+			return
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	select {
+	case status := <-answered:
+		t.Fatalf("the proxied write was answered (%d) while its audit entry was not yet in the queue", status)
+	case <-time.After(500 * time.Millisecond):
+	}
+	free()
+	select {
+	case status := <-answered:
+		if status != http.StatusOK {
+			t.Fatalf("the proxied write answered %d once its entry was queued; want 200", status)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no answer after the audit entry was queued")
+	}
 }
