@@ -22,11 +22,11 @@ func (g *Gateway) auditMutations(c *gin.Context) {
 const auditedKey = "mlpanel.audited"
 
 // auditCall records a mutating call's entry, once, and returns when it is
-// durable. The answer must not be complete before that (a gateway killed
-// right after answering loses no entry): net/http sends the end of an
-// answer once the handler chain has returned, after auditMutations, and
-// the MLflow proxy, which sends its answers early (sendNow), calls this
-// first.
+// durable: in the journal, or acknowledged by the queue (keepAudit). The
+// answer must not be complete before that (a gateway killed right after
+// answering loses no entry): net/http sends the end of an answer once the
+// handler chain has returned, after auditMutations, and the MLflow proxy,
+// which sends its answers early (sendNow), calls this first.
 func (g *Gateway) auditCall(c *gin.Context) {
 	if g.access == nil || !mutating(c.Request.Method, c.FullPath()) || c.GetBool(auditedKey) {
 		return
@@ -45,7 +45,7 @@ func (g *Gateway) auditCall(c *gin.Context) {
 	// The caller has its answer; the record must not die with its context.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(c.Request.Context()), 5*time.Second)
 	defer cancel()
-	if err := g.recordAudit(ctx, e); err != nil {
+	if err := g.keepAudit(ctx, e); err != nil {
 		g.logFor(c).Error("recording audit entry", "err", err, "path", e.Path)
 	}
 }
@@ -78,12 +78,15 @@ func (g *Gateway) listAudit(c *gin.Context) (int, any, error) {
 			*dst = t
 		}
 	}
-	if g.audit != nil {
-		// Show the calls made before this one: wait for the queue.
-		dctx, cancel := context.WithTimeout(c, 5*time.Second)
-		g.audit.drain(dctx)
-		cancel()
+	// Show the calls made before this one: wait for the journal and the queue.
+	dctx, cancel := context.WithTimeout(c, 5*time.Second)
+	if g.journal != nil {
+		g.journal.wait(dctx)
 	}
+	if g.audit != nil {
+		g.audit.drain(dctx)
+	}
+	cancel()
 	entries, total, err := g.access.Audit(c, q)
 	if err != nil {
 		return 0, nil, err

@@ -17,7 +17,9 @@ import (
 // The audit log is written through a durable queue: a call's entry is
 // stored in JetStream (acknowledged, on disk) before the caller gets the
 // answer, which costs one local round trip instead of a database insert,
-// and a consumer moves entries to the audit collection. An entry not yet
+// or, with a journal (auditjournal.go), appended to a local file before
+// the answer and queued after it; a consumer moves entries to the audit
+// collection. An entry not yet
 // moved when a gateway dies is delivered again to the next one; inserts
 // are idempotent by entry id, so none is lost or doubled.
 const (
@@ -117,6 +119,15 @@ func (q *auditQueue) drain(ctx context.Context) {
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
+}
+
+// keepAudit makes one audit entry durable: in the journal when there is
+// one (the queue gets it after the answer), else in the queue.
+func (g *Gateway) keepAudit(ctx context.Context, e access.Entry) error {
+	if g.journal != nil {
+		return g.journal.Add(ctx, e)
+	}
+	return g.recordAudit(ctx, e)
 }
 
 // recordAudit keeps one audit entry: through the queue when there is one.

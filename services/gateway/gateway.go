@@ -58,6 +58,12 @@ type Config struct {
 	// WakeTimeout bounds how long a request to a sleeping project is held
 	// while it wakes: the projects service's start timeout.
 	WakeTimeout time.Duration `env:"MLPANEL_START_TIMEOUT" envDefault:"2m"`
+	// AuditJournal is a folder where each audited call's entry is appended
+	// before the call is answered, and moved to the audit queue after
+	// (auditjournal.go). Empty: the queue acknowledges each entry before
+	// the answer, a NATS round trip per write. The all-in-one panel uses
+	// <MLPANEL_HOME>/audit-journal.
+	AuditJournal string `env:"MLPANEL_AUDIT_JOURNAL"`
 	// DeployStartTimeout bounds how long a prediction to a sleeping
 	// deployment is held while it wakes: the deployer's start timeout.
 	DeployStartTimeout time.Duration `env:"MLPANEL_DEPLOY_START_TIMEOUT" envDefault:"3m"`
@@ -95,6 +101,7 @@ type Gateway struct {
 	// audit queues audit entries durably (auditqueue.go).
 	authCache *accessCache
 	audit     *auditQueue
+	journal   *auditJournal // nil without Config.AuditJournal
 	// projectsAPI calls the projects service; projects resolves projects
 	// from memory, following their events, for every call's
 	// authorisation and the proxies; owners finds a deployment's project
@@ -158,6 +165,11 @@ func (g *Gateway) prepare(ctx context.Context) error {
 			return fmt.Errorf("following access changes: %w", err)
 		}
 		if g.audit, err = newAuditQueue(ctx, g.nc, st, g.log); err != nil {
+			return err
+		}
+	}
+	if g.cfg.AuditJournal != "" {
+		if g.journal, err = openAuditJournal(ctx, g.cfg.AuditJournal, g.recordAudit, g.log); err != nil {
 			return err
 		}
 	}
@@ -271,6 +283,11 @@ func (g *Gateway) Serve(ctx context.Context, ln net.Listener) error {
 	defer g.projects.Stop()
 	defer g.authCache.stop()
 	defer func() {
+		if g.journal != nil {
+			jctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			g.journal.close(jctx)
+			cancel()
+		}
 		if g.audit != nil {
 			g.audit.stop()
 		}

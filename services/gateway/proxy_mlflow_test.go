@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -228,5 +230,80 @@ func TestProxiedWriteIsAnsweredAfterItsAuditEntry(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("no answer after the audit entry was queued")
+	}
+	// The entry recorded ahead of the answer gets the answer's status.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		var entries []struct {
+			Path   string
+			Status int
+		}
+		_ = json.Unmarshal([]byte(w.must(w.do(w.admin, "GET", "/audit?project_id=audited", nil), 200).body), &entries)
+		if len(entries) == 1 && strings.HasSuffix(entries[0].Path, "/runs/log-metric") && entries[0].Status == http.StatusOK {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("audit entries of the write: %+v; want one, with status 200", entries)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// With an audit journal, a proxied write waits for its entry's append to
+// the journal, not for the queue: the answer comes while the queue holds
+// every publish, the entry is in the journal by then, and it reaches the
+// audit log once the queue takes it.
+func TestProxiedWriteWithAJournalWaitsOnlyForTheJournal(t *testing.T) {
+	w := newAuthWorld(t)
+	p := w.project(w.admin, "journaled")
+	w.runningUpstream(p, http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		rw.Header().Set("Content-Type", "application/json")
+		_, _ = rw.Write([]byte(`{}`))
+	}))
+	dir := t.TempDir()
+	j, err := openAuditJournal(context.Background(), dir, w.g.recordAudit, discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.g.journal = j
+	t.Cleanup(func() { j.close(context.Background()) })
+	release := make(chan struct{})
+	var once sync.Once
+	free := func() { once.Do(func() { close(release) }) }
+	w.g.audit.js = heldPublish{w.g.audit.js, release}
+	t.Cleanup(free) // before the journal's close waits for its worker
+	gw := httptest.NewServer(w.e)
+	t.Cleanup(gw.Close)
+
+	req, _ := http.NewRequest(http.MethodPost, gw.URL+"/projects/journaled/mlflow/api/2.0/mlflow/runs/log-metric",
+		strings.NewReader(`{"run_id": "0123456789abcdef0123456789abcdef", "key": "m", "value": 1, "timestamp": 1700000000000}`))
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Authorization", "Bearer "+w.admin)
+	client := &http.Client{Timeout: 5 * time.Second}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("the write waited for the queue although its entry was journaled: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("proxied write: %d", resp.StatusCode)
+	}
+	var journaled string
+	for _, s := range segmentFiles(t, dir) {
+		b, _ := os.ReadFile(s)
+		journaled += string(b)
+	}
+	if !strings.Contains(journaled, `/projects/journaled/mlflow/api/2.0/mlflow/runs/log-metric`) || !strings.Contains(journaled, `"status":200`) {
+		t.Fatalf("the answered write is not in the journal: %q", journaled)
+	}
+	free()
+	var entries []struct {
+		Path   string
+		Status int
+	}
+	_ = json.Unmarshal([]byte(w.must(w.do(w.admin, "GET", "/audit?project_id=journaled", nil), 200).body), &entries)
+	if len(entries) != 1 || !strings.HasSuffix(entries[0].Path, "/runs/log-metric") || entries[0].Status != http.StatusOK {
+		t.Fatalf("audit entries of the write: %+v; want one, with status 200", entries)
 	}
 }

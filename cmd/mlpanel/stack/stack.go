@@ -143,6 +143,11 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (_ *Stack, err err
 		}
 	}
 	cfg.Gateway.Webhooks.Home = cfg.Home // a generated webhook secret key lives in the data home
+	if cfg.Gateway.AuditJournal == "" {
+		// One machine, one data home: a write's audit entry waits for an
+		// append to a local file, not a NATS round trip (services/gateway/auditjournal.go).
+		cfg.Gateway.AuditJournal = filepath.Join(cfg.Home, "audit-journal")
+	}
 	s.Gateway = gateway.New(cfg.Gateway, s.NC, s.Mongo.Database(boot.Database), log)
 	s.launch("gateway", func(ctx context.Context) error { return s.Gateway.Serve(ctx, s.ln) })
 	return s, nil
