@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -23,7 +24,8 @@ import (
 // Unix socket standing in for the tracking server. Each iteration calls
 // through the gateway and straight to the upstream, interleaved, and
 // reports the median difference: what the gateway itself adds. The POST
-// is audited (an entry queued durably before the answer). Profile it with
+// is audited, as in the all-in-one panel: its entry is appended to an
+// audit journal before the answer and queued after. Profile it with
 //
 //	go test -run '^$' -bench ProxiedCall -cpuprofile cpu.out ./services/gateway
 //
@@ -49,6 +51,12 @@ func benchProxiedCall(b *testing.B, method string, auth, specCheck bool) {
 	w.g.cfg.SpecCheck = specCheck
 	w.g.cfg.Auth = auth // the users and members are made with auth on; then the switch
 	w.e = w.g.handler(w.g.routes())
+	j, err := openAuditJournal(context.Background(), b.TempDir(), w.g.recordAudit, discardLogger())
+	if err != nil {
+		b.Fatal(err)
+	}
+	w.g.journal = j
+	b.Cleanup(func() { j.close(context.Background()) })
 	admin := w.admin
 	editor := w.user("bencher")
 	p := w.project(admin, "bench")
