@@ -40,13 +40,17 @@ const (
 	// it a call records its entry itself, so a slow queue slows writes
 	// instead of filling memory.
 	journalBacklog = 4096
+	// journalRetryMax caps the wait between tries of an entry the queue
+	// refused.
+	journalRetryMax = 30 * time.Second
 )
 
 type auditJournal struct {
 	dir          string
 	record       func(context.Context, access.Entry) error
 	log          *slog.Logger
-	segmentBytes int64 // journalSegmentBytes; tests make it small
+	segmentBytes int64         // journalSegmentBytes; tests make it small
+	retryMin     time.Duration // the first wait before an entry is tried again
 
 	mu      sync.Mutex
 	f       *os.File
@@ -56,6 +60,7 @@ type auditJournal struct {
 	closed  bool
 
 	work chan journaled
+	stop chan struct{} // closed when close gives up waiting for the worker
 	done chan struct{} // closed when the worker has returned
 	idle *sync.Cond    // signalled when an entry reaches the queue
 }
@@ -72,8 +77,8 @@ func openAuditJournal(ctx context.Context, dir string, record func(context.Conte
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("making the audit journal folder %s: %w", dir, err)
 	}
-	j := &auditJournal{dir: dir, record: record, log: log, segmentBytes: journalSegmentBytes, pending: map[int]int{},
-		work: make(chan journaled, journalBacklog), done: make(chan struct{})}
+	j := &auditJournal{dir: dir, record: record, log: log, segmentBytes: journalSegmentBytes, retryMin: time.Second,
+		pending: map[int]int{}, work: make(chan journaled, journalBacklog), stop: make(chan struct{}), done: make(chan struct{})}
 	j.idle = sync.NewCond(&j.mu)
 	segs, err := j.segments()
 	if err != nil {
@@ -236,19 +241,30 @@ func (j *auditJournal) forget(seg int) {
 	}
 }
 
-// run moves journaled entries to the queue. An entry the queue does not
-// take stays counted, so its segment stays for the next gateway.
+// run moves journaled entries to the queue, in order. An entry the queue
+// does not take is tried again, backing off, until it does or the journal
+// closes; it stays counted meanwhile, so its segment stays for the next
+// gateway if this one stops first.
 func (j *auditJournal) run() {
 	defer close(j.done)
 	for w := range j.work {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		err := j.record(ctx, w.e)
-		cancel()
-		if err != nil {
-			j.log.Error("moving a journaled audit entry to the queue; the next gateway records it", "id", w.e.ID, "err", err)
-			continue
+		for wait := j.retryMin; ; wait = min(2*wait, journalRetryMax) {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			err := j.record(ctx, w.e)
+			cancel()
+			if err == nil {
+				j.recorded(w.seg)
+				break
+			}
+			if wait == j.retryMin {
+				j.log.Error("moving a journaled audit entry to the queue; trying again", "id", w.e.ID, "err", err)
+			}
+			select {
+			case <-j.stop:
+				return // the rest stays journaled for the next gateway
+			case <-time.After(wait):
+			}
 		}
-		j.recorded(w.seg)
 	}
 }
 
@@ -290,6 +306,8 @@ func (j *auditJournal) close(ctx context.Context) {
 	select {
 	case <-j.done:
 	case <-ctx.Done():
+		close(j.stop)
+		<-j.done // a record in hand is bounded by its own timeout
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -107,11 +107,6 @@ func TestJournalReplaysWhatAKilledGatewayLeft(t *testing.T) {
 		}
 		want = append(want, e.ID)
 	}
-	// The worker tries each entry once; wait until it has.
-	deadline := time.Now().Add(5 * time.Second)
-	for len(j.work) > 0 && time.Now().Before(deadline) {
-		time.Sleep(10 * time.Millisecond)
-	}
 	// Killed: no close. A half-written line is what a kill mid-append leaves.
 	segs := segmentFiles(t, dir)
 	if len(segs) != 1 {
@@ -174,5 +169,33 @@ func TestJournalKeepsSegmentsTheQueueRefuses(t *testing.T) {
 	defer next.close(ctx)
 	if got := r.got(); !slices.Equal(got, []string{e.ID}) {
 		t.Fatalf("queued %v; want the entry the queue refused before", got)
+	}
+}
+
+// An entry the queue refuses for a while is tried again until the queue
+// takes it, without waiting for the next start.
+func TestJournalRetriesWhileTheQueueIsDown(t *testing.T) {
+	ctx := context.Background()
+	q := &queueStandIn{failing: true}
+	dir := t.TempDir()
+	j, err := openAuditJournal(ctx, dir, q.record, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.retryMin = 10 * time.Millisecond
+	defer j.close(ctx)
+	e := access.Entry{ID: access.NewID(), Time: time.Now(), User: "ed", Method: "PUT", Path: "/projects/p/run", Status: 200}
+	if err := j.Add(ctx, e); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(100 * time.Millisecond) // a few refused tries
+	q.mu.Lock()
+	q.failing = false
+	q.mu.Unlock()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	j.wait(wctx)
+	if got := q.got(); !slices.Equal(got, []string{e.ID}) {
+		t.Fatalf("queued %v once the queue was back; want the refused entry", got)
 	}
 }
