@@ -51,16 +51,23 @@ func segmentFiles(t *testing.T, dir string) []string {
 
 func quietLog() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)) }
 
+// openJournal opens the journal in dir, moving entries to q.
+func openJournal(t *testing.T, dir string, q *queueStandIn) *auditJournal {
+	t.Helper()
+	j, err := openAuditJournal(context.Background(), dir, q.record, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return j
+}
+
 // Every journaled entry reaches the queue, across segments, and a segment
 // whose entries all did is deleted.
 func TestJournalMovesEntriesToTheQueue(t *testing.T) {
 	dir := t.TempDir()
 	var r queueStandIn
 	ctx := context.Background()
-	j, err := openAuditJournal(ctx, dir, r.record, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := openJournal(t, dir, &r)
 	j.segmentBytes = 1 << 10 // a few entries per segment
 	var want []string
 	for i := range 50 {
@@ -95,10 +102,7 @@ func TestJournalReplaysWhatAKilledGatewayLeft(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	down := &queueStandIn{failing: true}
-	j, err := openAuditJournal(ctx, dir, down.record, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := openJournal(t, dir, down)
 	var want []string
 	for range 5 {
 		e := access.Entry{ID: access.NewID(), Time: time.Now(), User: "ed", Method: "DELETE", Path: "/projects/p", Status: 204}
@@ -120,10 +124,7 @@ func TestJournalReplaysWhatAKilledGatewayLeft(t *testing.T) {
 	f.Close()
 
 	var r queueStandIn
-	next, err := openAuditJournal(ctx, dir, r.record, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := openJournal(t, dir, &r)
 	defer next.close(ctx)
 	got := r.got()
 	if !slices.Equal(got, want) {
@@ -142,10 +143,7 @@ func TestJournalKeepsSegmentsTheQueueRefuses(t *testing.T) {
 	dir := t.TempDir()
 	ctx := context.Background()
 	down := &queueStandIn{failing: true}
-	j, err := openAuditJournal(ctx, dir, down.record, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := openJournal(t, dir, down)
 	e := access.Entry{ID: access.NewID(), Time: time.Now(), User: "ed", Method: "POST", Path: "/projects", Status: 201}
 	if err := j.Add(ctx, e); err != nil {
 		t.Fatal(err)
@@ -162,10 +160,7 @@ func TestJournalKeepsSegmentsTheQueueRefuses(t *testing.T) {
 		t.Fatalf("segments %v; want the refused one kept", segs)
 	}
 	var r queueStandIn
-	next, err := openAuditJournal(ctx, dir, r.record, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
+	next := openJournal(t, dir, &r)
 	defer next.close(ctx)
 	if got := r.got(); !slices.Equal(got, []string{e.ID}) {
 		t.Fatalf("queued %v; want the entry the queue refused before", got)
@@ -178,10 +173,7 @@ func TestJournalRetriesWhileTheQueueIsDown(t *testing.T) {
 	ctx := context.Background()
 	q := &queueStandIn{failing: true}
 	dir := t.TempDir()
-	j, err := openAuditJournal(ctx, dir, q.record, quietLog())
-	if err != nil {
-		t.Fatal(err)
-	}
+	j := openJournal(t, dir, q)
 	j.retryMin = 10 * time.Millisecond
 	defer j.close(ctx)
 	e := access.Entry{ID: access.NewID(), Time: time.Now(), User: "ed", Method: "PUT", Path: "/projects/p/run", Status: 200}
